@@ -1,0 +1,47 @@
+# ferry - the two commands a fresh machine needs:
+#   make demo    install dependencies, build, run the default demo
+#   make check   install dependencies, build, run every test
+BUILD ?= build
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps build demo check test lint fuzz-check fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	$(BUILD)/ferry run --ram 1G --vcpus 2 --workload stress:bytes=512M --duration 5
+
+# Unit and end-to-end tests, the decoder fuzzed for FUZZ_SECONDS, and the
+# style checks; ends with one "N passed, N failed" line.
+check: build
+	@scripts/check.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: build
+	meson test -C $(BUILD) --print-errorlogs
+
+lint: deps
+	@scripts/lint.sh
+
+$(FUZZ_BUILD)/build.ninja: | deps
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Dbuildtype=debugoptimized
+
+# A longer fuzzing session: make fuzz FUZZ_SECONDS=3600
+fuzz: build $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	scripts/fuzz.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	$(BUILD)/bench/dirty-sync
+
+clean:
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,223 @@
+/*
+ * ferry/stream.h - the migration stream: encoder and decoder.
+ *
+ * The format (docs/stream.md) is a header followed by framed records:
+ * configuration, RAM pages, device sections, end-of-iteration markers and
+ * the end of stream with its digest.  Every transport carries this same
+ * stream.  The encoder keeps a sticky error: once a write fails every later
+ * call returns the same code at once, so callers check once, at flush.
+ * The decoder trusts nothing it reads: every type, length, id and offset is
+ * checked before use, and a failure names the record and its byte offset.
+ */
+#ifndef FERRY_STREAM_H
+#define FERRY_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "ferry/error.h"
+#include "ferry/vm.h"
+
+#define FERRY_STREAM_MAGIC	    "FERRYMIG" /* 8 bytes, no NUL on the wire */
+#define FERRY_STREAM_VERSION	    1
+#define FERRY_STREAM_HEADER_LEN	    16
+#define FERRY_STREAM_RECORD_HDR_LEN 8
+#define FERRY_STREAM_PAGE_HDR_LEN   24 /* page record body before payload */
+#define FERRY_STREAM_DEVICE_HDR_LEN 16 /* device record body before name */
+#define FERRY_STREAM_MAX_BLOCKS	    1024
+#define FERRY_STREAM_MAX_PAGE_SIZE  (1u << 30)
+#define FERRY_STREAM_MIN_PAGE_SIZE  4096u
+#define FERRY_STREAM_MAX_BLOCK_LEN  (1ull << 48)
+#define FERRY_STREAM_MAX_SECTION    (16u << 20) /* device section bytes */
+
+/* Stream header flags.  A decoder refuses bits it does not know. */
+#define FERRY_STREAM_F_KNOWN 0u
+
+enum ferry_record_type {
+	FERRY_REC_CONFIG = 1,
+	FERRY_REC_PAGE = 2,
+	FERRY_REC_DEVICE = 3,
+	FERRY_REC_ITER_END = 4,
+	FERRY_REC_END = 5,
+};
+
+enum ferry_page_encoding {
+	FERRY_PAGE_RAW = 0,  /* payload: the page, page_size bytes */
+	FERRY_PAGE_ZERO = 1, /* payload: none; the page is all zeroes */
+};
+
+/* Where the encoder writes: all of iov, or a negative errno. */
+struct ferry_stream_sink {
+	int (*writev)(void *opaque, const struct iovec *iov, int iovcnt);
+	void *opaque;
+};
+
+/* Where the decoder reads: up to len bytes, fewer only at end of input,
+ * or a negative errno. */
+struct ferry_stream_source {
+	ssize_t (*read)(void *opaque, void *buf, size_t len);
+	void *opaque;
+};
+
+/* Ready-made sinks and sources. */
+struct ferry_stream_sink ferry_stream_sink_fd(int *fd);
+struct ferry_stream_sink ferry_stream_sink_buf(struct ferry_buf *buf);
+struct ferry_stream_source ferry_stream_source_fd(int *fd);
+
+struct ferry_stream_memsrc {
+	const uint8_t *data;
+	size_t len;
+	size_t pos;
+};
+struct ferry_stream_source
+ferry_stream_source_mem(struct ferry_stream_memsrc *m);
+
+/* ---- encoder ---------------------------------------------------------- */
+
+struct ferry_stream_encoder;
+
+int ferry_stream_encoder_new(struct ferry_stream_sink sink,
+			     struct ferry_stream_encoder **out);
+void ferry_stream_encoder_free(struct ferry_stream_encoder *e);
+
+int ferry_stream_put_header(struct ferry_stream_encoder *e, uint32_t flags);
+int ferry_stream_put_config(struct ferry_stream_encoder *e, uint32_t page_size,
+			    const struct ferry_ramblock *blocks, size_t n);
+/*
+ * A page record.  The payload is referenced, not copied: it must stay
+ * mapped until the next flush (guest RAM always is).  The bytes sent are
+ * those the payload holds when the record is flushed.
+ */
+int ferry_stream_put_page(struct ferry_stream_encoder *e, uint32_t block_id,
+			  uint64_t offset, enum ferry_page_encoding enc,
+			  const void *payload, uint32_t len);
+/* Device section; data is copied (or written out) before this returns. */
+int ferry_stream_put_device(struct ferry_stream_encoder *e, const char *name,
+			    uint32_t instance, uint32_t version,
+			    const void *data, uint32_t len);
+int ferry_stream_put_iter_end(struct ferry_stream_encoder *e,
+			      uint64_t iteration);
+/* End of stream; digest may be NULL when verification is off. */
+int ferry_stream_put_end(struct ferry_stream_encoder *e,
+			 const uint8_t digest[16]);
+int ferry_stream_flush(struct ferry_stream_encoder *e);
+/* The sticky error: 0 or the first negative errno a write returned. */
+int ferry_stream_encoder_error(const struct ferry_stream_encoder *e);
+/* Bytes handed to the sink so far, plus those still buffered. */
+uint64_t ferry_stream_encoder_bytes(const struct ferry_stream_encoder *e);
+
+/* ---- decoder ---------------------------------------------------------- */
+
+struct ferry_stream_block {
+	uint32_t id;
+	char name[FERRY_NAME_MAX + 1];
+	uint64_t length;
+};
+
+struct ferry_stream_config {
+	uint32_t page_size;
+	uint32_t nblocks;
+	struct ferry_stream_block *blocks;
+};
+
+struct ferry_stream_record {
+	enum ferry_record_type type;
+	uint64_t stream_offset; /* where the record header starts */
+	union {
+		const struct ferry_stream_config *config;
+		struct {
+			uint32_t block_id;
+			uint32_t block_index; /* into config->blocks */
+			uint64_t offset;
+			enum ferry_page_encoding encoding;
+			uint32_t len;
+			const uint8_t *data; /* valid until the next call */
+			bool placed;	     /* written into attached RAM */
+		} page;
+		struct {
+			char name[FERRY_NAME_MAX + 1];
+			uint32_t instance;
+			uint32_t version;
+			uint32_t len;
+			const uint8_t *data; /* valid until the next call */
+		} device;
+		struct {
+			uint64_t iteration;
+		} iter;
+		struct {
+			bool has_digest;
+			uint8_t digest[16];
+		} end;
+	} u;
+};
+
+struct ferry_stream_decoder;
+
+int ferry_stream_decoder_new(struct ferry_stream_source src,
+			     struct ferry_stream_decoder **out);
+void ferry_stream_decoder_free(struct ferry_stream_decoder *d);
+
+/*
+ * Attach the destination's RAM.  The configuration record must then match
+ * it (page size, and for each block one of the same name and length;
+ * ids may differ), and page records
+ * are placed straight into it: rec.u.page.placed is true.  Without RAM
+ * attached pages are only decoded (inspection, fuzzing).
+ */
+/* Must be called before the header is read; later calls are ignored. */
+void ferry_stream_decoder_attach_ram(struct ferry_stream_decoder *d,
+				     uint32_t page_size,
+				     const struct ferry_ramblock *blocks,
+				     size_t n);
+
+/* Read the stream header.  Must come first. */
+int ferry_stream_read_header(struct ferry_stream_decoder *d, uint32_t *flags,
+			     struct ferry_error *err);
+
+/*
+ * Read the next record.  Returns 0 with *rec filled, or a negative errno
+ * with err naming the record and byte offset:
+ *   -ENODATA          input ended inside the header or a record
+ *   -EILSEQ           bad magic
+ *   -EPROTONOSUPPORT  unsupported version or header flags
+ *   -EBADMSG          a malformed field (unknown type or encoding, reserved
+ *                     bits set, lengths that disagree, bad names)
+ *   -E2BIG            a length over the format's limits
+ *   -ERANGE           a page offset outside its block
+ *   -EPROTO           records out of order (page before configuration,
+ *                     configuration twice, anything after the end)
+ *   -ENXIO            a block id that the configuration did not declare,
+ *                     or a configuration that differs from attached RAM
+ */
+int ferry_stream_decoder_next(struct ferry_stream_decoder *d,
+			      struct ferry_stream_record *rec,
+			      struct ferry_error *err);
+
+/* The configuration once read, else NULL. */
+const struct ferry_stream_config *
+ferry_stream_decoder_config(const struct ferry_stream_decoder *d);
+
+/* Bytes consumed so far. */
+uint64_t ferry_stream_decoder_offset(const struct ferry_stream_decoder *d);
+
+const char *ferry_record_type_name(uint32_t type);
+
+/* ---- digest (docs/stream.md, "The digest") ---------------------------- */
+
+struct ferry_digest;
+
+int ferry_digest_new(struct ferry_digest **out);
+void ferry_digest_free(struct ferry_digest *g);
+void ferry_digest_block(struct ferry_digest *g, const char *name,
+			const void *data, uint64_t len);
+void ferry_digest_section(struct ferry_digest *g, const char *name,
+			  uint32_t instance, uint32_t version, const void *data,
+			  uint32_t len);
+void ferry_digest_final(struct ferry_digest *g, uint8_t out[16]);
+/* Lower-case hex of a digest into 33 bytes. */
+void ferry_digest_hex(const uint8_t digest[16], char out[33]);
+
+#endif

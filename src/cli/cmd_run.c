@@ -1,0 +1,256 @@
+/*
+ * cmd_run.c - `ferry run`: start a reference guest, watch it, stop it.
+ *
+ * The guest runs its workload while the dirty tracker is synced once per
+ * interval; each interval prints the page writes, the pages found dirty,
+ * the cost of the sync and the heartbeat's longest stall.  At the end every
+ * vCPU is stopped and the digest of RAM and device state is printed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ferry/dirty.h"
+#include "ferry/guest.h"
+#include "ferry/stream.h"
+#include "size.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry run [OPTIONS]\n"
+		"  --ram SIZE[,SIZE...]  RAM blocks (default 1G), e.g. 768M,256M\n"
+		"  --vcpus N             workload vCPUs (default 2)\n"
+		"  --fill KIND           random | zero | mixed:Z (Z%% zero pages;"
+		" default random)\n"
+		"  --workload SPEC       idle | stress:bytes=B,threads=N,keep=on|off\n"
+		"                        | zipf:theta=T,rate=R (default idle)\n"
+		"  --dirty BACKEND       uffd | explicit (default uffd)\n"
+		"  --memfd               back RAM with a memfd\n"
+		"  --seed N              content and workload seed (default 1)\n"
+		"  --duration SECONDS    stop after this long (default: until "
+		"Ctrl-C)\n"
+		"  --interval SECONDS    report interval (default 1)\n");
+}
+
+static int parse_ram(const char *arg, struct ferry_guest_config *cfg)
+{
+	char buf[256], *tok, *save = NULL;
+
+	if (strlen(arg) >= sizeof(buf))
+		return cli_fail("--ram: value too long");
+	strcpy(buf, arg);
+	cfg->nblocks = 0;
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		uint64_t v;
+		int rc;
+
+		if (cfg->nblocks == FERRY_GUEST_MAX_BLOCKS)
+			return cli_fail("--ram: at most %d blocks",
+					FERRY_GUEST_MAX_BLOCKS);
+		rc = ferry_parse_size(tok, &v);
+		if (rc)
+			return cli_fail("--ram: '%s' is not a size (expected a "
+					"number with an optional K, M, G or T "
+					"suffix, like 512M or 1.5G)",
+					tok);
+		if (v < 4096 || v % 4096)
+			return cli_fail(
+				"--ram: '%s' must be a positive multiple "
+				"of 4 KiB",
+				tok);
+		cfg->block_sizes[cfg->nblocks++] = v;
+	}
+	if (!cfg->nblocks)
+		return cli_fail("--ram: no size given");
+	return 0;
+}
+
+static int parse_seconds(const char *opt, const char *arg, double *out)
+{
+	char *end;
+
+	*out = strtod(arg, &end);
+	if (!*arg || *end || !(*out > 0) || *out > 1e7)
+		return cli_fail("%s: '%s' is not a positive number of seconds",
+				opt, arg);
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ram", required_argument, NULL, 'r' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "fill", required_argument, NULL, 'f' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "dirty", required_argument, NULL, 'd' },
+		{ "memfd", no_argument, NULL, 'm' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "duration", required_argument, NULL, 't' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct ferry_guest_config cfg = {
+		.block_sizes = { 1ull << 30 },
+		.nblocks = 1,
+		.vcpus = 2,
+		.fill = FERRY_FILL_RANDOM,
+		.seed = 1,
+		.workload = "idle",
+		.dirty = "uffd",
+	};
+	struct ferry_error err = { 0 };
+	struct ferry_dirty_set set = { 0 };
+	struct ferry_guest_stats st;
+	struct ferry_guest *g = NULL;
+	double duration = 0, interval = 1, t0, t, last, stop_ms;
+	uint64_t total = 0, last_writes = 0;
+	uint8_t digest[16];
+	char hex[33], sz[32], *end;
+	unsigned long v;
+	unsigned i;
+	int c, rc = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (parse_ram(optarg, &cfg))
+				return 1;
+			break;
+		case 'c':
+			v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < 1 ||
+			    v > FERRY_GUEST_MAX_VCPUS)
+				return cli_fail("--vcpus: '%s' is not a number "
+						"from 1 to %d",
+						optarg, FERRY_GUEST_MAX_VCPUS);
+			cfg.vcpus = (unsigned)v;
+			break;
+		case 'f':
+			if (ferry_fill_parse(optarg, &cfg.fill,
+					     &cfg.zero_percent, &err))
+				return cli_fail("--fill: %s",
+						ferry_error_msg(&err));
+			break;
+		case 'w':
+			cfg.workload = optarg;
+			break;
+		case 'd':
+			cfg.dirty = optarg;
+			break;
+		case 'm':
+			cfg.memfd = true;
+			break;
+		case 's':
+			cfg.seed = strtoull(optarg, &end, 0);
+			if (!*optarg || *end)
+				return cli_fail("--seed: '%s' is not a number",
+						optarg);
+			break;
+		case 't':
+			if (parse_seconds("--duration", optarg, &duration))
+				return 1;
+			break;
+		case 'i':
+			if (parse_seconds("--interval", optarg, &interval))
+				return 1;
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 0;
+		default:
+			run_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return cli_fail("run: unexpected argument '%s'", argv[optind]);
+
+	for (i = 0, total = 0; i < cfg.nblocks; i++)
+		total += cfg.block_sizes[i];
+	printf("ferry run: %s RAM in %u block%s, %u vCPU%s, workload %s, "
+	       "dirty tracker %s\n",
+	       ferry_format_size(total, sz, sizeof(sz)), cfg.nblocks,
+	       cfg.nblocks > 1 ? "s" : "", cfg.vcpus, cfg.vcpus > 1 ? "s" : "",
+	       cfg.workload, cfg.dirty);
+	t0 = cli_now();
+	if (ferry_guest_create(&cfg, &g, &err))
+		return cli_fail("run: %s", ferry_error_msg(&err));
+	printf("  RAM mapped and filled in %.2f s\n", cli_now() - t0);
+	if (ferry_dirty_start(ferry_guest_vm(g)->dirty, &err) ||
+	    ferry_guest_start(g, true, &err)) {
+		cli_fail("run: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	printf("  %7s %12s %12s %12s %9s %13s\n", "time", "writes/s",
+	       "dirty pages", "dirty MiB/s", "sync ms", "max stall ms");
+	t0 = last = cli_now();
+	while (!interrupted && (!duration || last - t0 < duration)) {
+		double s0, sync_ms, span;
+
+		usleep(20000);
+		t = cli_now();
+		if (t - last < interval && !(duration && t - t0 >= duration) &&
+		    !interrupted)
+			continue;
+		ferry_dirty_set_reset(&set);
+		s0 = cli_now();
+		if (ferry_dirty_sync(ferry_guest_vm(g)->dirty, &set, &err)) {
+			cli_fail("run: %s", ferry_error_msg(&err));
+			goto out;
+		}
+		sync_ms = (cli_now() - s0) * 1e3;
+		span = t - last;
+		ferry_guest_stats(g, &st);
+		ferry_guest_reset_stall_window(g);
+		printf("  %6.1fs %12.0f %12llu %12.1f %9.3f %13.3f\n", t - t0,
+		       (double)(st.writes - last_writes) / span,
+		       (unsigned long long)set.pages,
+		       (double)set.pages * 4096 / span / (1 << 20), sync_ms,
+		       (double)st.window_stall_us / 1e3);
+		fflush(stdout);
+		last_writes = st.writes;
+		last = t;
+	}
+
+	t = cli_now();
+	ferry_guest_stop(g);
+	stop_ms = (cli_now() - t) * 1e3;
+	if (ferry_vm_digest(ferry_guest_vm(g), digest, &err)) {
+		cli_fail("run: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	ferry_digest_hex(digest, hex);
+	ferry_guest_stats(g, &st);
+	printf("  stopped every vCPU in %.3f ms; %llu page writes, %llu "
+	       "heartbeat ticks, longest stall %.3f ms\n",
+	       stop_ms, (unsigned long long)st.writes,
+	       (unsigned long long)st.heartbeat_ticks,
+	       (double)st.max_stall_us / 1e3);
+	printf("  digest of RAM and device state: %s\n", hex);
+	rc = 0;
+out:
+	ferry_dirty_set_free(&set);
+	ferry_guest_destroy(g);
+	return rc;
+}

@@ -1,0 +1,685 @@
+/*
+ * decoder.c - reads the migration stream (docs/stream.md) and trusts
+ * nothing in it.
+ *
+ * Each record header is read, its type and length are checked against the
+ * format's limits and the decoder's state before any body byte is read,
+ * then every field of the body is checked before it is used.  With RAM
+ * attached, a raw page is read straight into guest memory, but only after
+ * its block and offset have been shown to lie inside that RAM.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/stream.h"
+#include "le.h"
+
+struct ferry_stream_decoder {
+	struct ferry_stream_source src;
+	uint64_t offset; /* bytes consumed */
+	bool header_read;
+	bool have_config;
+	bool ended;
+	bool have_iter;
+	uint64_t last_iter;
+	struct ferry_stream_config config;
+	uint32_t last_block; /* cache for block id lookups */
+
+	/* attached destination RAM (optional) */
+	const struct ferry_ramblock *ram;
+	size_t nram;
+	uint32_t ram_page_size;
+	uint32_t *ram_map; /* config block index -> ram index */
+
+	int error;     /* sticky: first failure of next() */
+	uint8_t *body; /* current record body */
+	size_t body_cap;
+};
+
+static const char *const type_names[] = {
+	[FERRY_REC_CONFIG] = "configuration",
+	[FERRY_REC_PAGE] = "page",
+	[FERRY_REC_DEVICE] = "device",
+	[FERRY_REC_ITER_END] = "end-of-iteration",
+	[FERRY_REC_END] = "end-of-stream",
+};
+
+const char *ferry_record_type_name(uint32_t type)
+{
+	if (type < sizeof(type_names) / sizeof(type_names[0]) &&
+	    type_names[type])
+		return type_names[type];
+	return "unknown";
+}
+
+int ferry_stream_decoder_new(struct ferry_stream_source src,
+			     struct ferry_stream_decoder **out)
+{
+	struct ferry_stream_decoder *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->src = src;
+	*out = d;
+	return 0;
+}
+
+void ferry_stream_decoder_free(struct ferry_stream_decoder *d)
+{
+	if (!d)
+		return;
+	free(d->config.blocks);
+	free(d->ram_map);
+	free(d->body);
+	free(d);
+}
+
+void ferry_stream_decoder_attach_ram(struct ferry_stream_decoder *d,
+				     uint32_t page_size,
+				     const struct ferry_ramblock *blocks,
+				     size_t n)
+{
+	if (d->have_config || d->header_read)
+		return; /* too late: pages may already have been decoded */
+	d->ram = blocks;
+	d->nram = n;
+	d->ram_page_size = page_size;
+}
+
+const struct ferry_stream_config *
+ferry_stream_decoder_config(const struct ferry_stream_decoder *d)
+{
+	return d->have_config ? &d->config : NULL;
+}
+
+uint64_t ferry_stream_decoder_offset(const struct ferry_stream_decoder *d)
+{
+	return d->offset;
+}
+
+/* Read exactly len bytes; running out of input is truncation. */
+static int read_exact(struct ferry_stream_decoder *d, void *buf, size_t len,
+		      const char *what, uint64_t start, struct ferry_error *err)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = d->src.read(d->src.opaque, p + got, len - got);
+
+		if (n < 0)
+			return ferry_error_set(err, (int)n,
+					       "stream offset %" PRIu64
+					       ": reading %s: %s",
+					       d->offset + got, what,
+					       strerror((int)-n));
+		if (n == 0)
+			return ferry_error_set(
+				err, -ENODATA,
+				"stream offset %" PRIu64 ": input ended inside "
+				"the %s that starts at offset %" PRIu64
+				" (%zu of %zu bytes read)",
+				d->offset + got, what, start, got, len);
+		got += (size_t)n;
+	}
+	d->offset += len;
+	return 0;
+}
+
+static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
+		       struct ferry_error *err)
+{
+	uint8_t h[FERRY_STREAM_HEADER_LEN];
+	uint16_t version, hlen;
+	uint32_t f;
+	int rc;
+
+	if (d->error)
+		return ferry_error_set(err, d->error,
+				       "the decoder already failed (%s)",
+				       strerror(-d->error));
+	if (d->header_read)
+		return ferry_error_set(err, -EPROTO,
+				       "stream header read twice");
+	rc = read_exact(d, h, sizeof(h), "stream header", 0, err);
+	if (rc)
+		return rc;
+	if (memcmp(h, FERRY_STREAM_MAGIC, 8) != 0)
+		return ferry_error_set(err, -EILSEQ,
+				       "stream offset 0: bad magic: this is "
+				       "not a ferry migration stream");
+	version = le16_load(h + 8);
+	hlen = le16_load(h + 10);
+	f = le32_load(h + 12);
+	if (version != FERRY_STREAM_VERSION)
+		return ferry_error_set(err, -EPROTONOSUPPORT,
+				       "stream offset 8: stream version %u is "
+				       "not supported (this ferry reads "
+				       "version %u)",
+				       version, FERRY_STREAM_VERSION);
+	if (hlen != FERRY_STREAM_HEADER_LEN)
+		return ferry_error_set(err, -EBADMSG,
+				       "stream offset 10: header length %u, "
+				       "expected %u",
+				       hlen, FERRY_STREAM_HEADER_LEN);
+	if (f & ~FERRY_STREAM_F_KNOWN)
+		return ferry_error_set(err, -EPROTONOSUPPORT,
+				       "stream offset 12: unsupported stream "
+				       "flags 0x%x",
+				       f & ~FERRY_STREAM_F_KNOWN);
+	d->header_read = true;
+	if (flags)
+		*flags = f;
+	return 0;
+}
+
+static int body_reserve(struct ferry_stream_decoder *d, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= d->body_cap)
+		return 0;
+	p = realloc(d->body, len);
+	if (!p)
+		return -ENOMEM;
+	d->body = p;
+	d->body_cap = len;
+	return 0;
+}
+
+/* Names on the wire: 1..255 printable ASCII bytes. */
+static bool name_ok(const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > FERRY_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static bool is_zero(const uint8_t *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+	uint64_t acc = 0;
+	size_t i;
+
+	for (i = 0; i < len / 8; i++)
+		acc |= w[i];
+	return acc == 0;
+}
+
+#define FAIL(code, ...) ferry_error_set(err, code, __VA_ARGS__)
+
+static int parse_config(struct ferry_stream_decoder *d, uint64_t at,
+			uint32_t len, struct ferry_error *err)
+{
+	const uint8_t *p = d->body, *end = d->body + len;
+	struct ferry_stream_config *c = &d->config;
+	uint32_t ps, n, i, j;
+
+	if (len < 8)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": configuration record "
+			    "of %u bytes is too short",
+			    at, len);
+	ps = le32_load(p);
+	n = le32_load(p + 4);
+	p += 8;
+	if (ps < FERRY_STREAM_MIN_PAGE_SIZE ||
+	    ps > FERRY_STREAM_MAX_PAGE_SIZE || (ps & (ps - 1)))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": configuration record: "
+			    "page size %u is not a power of two between %u "
+			    "and %u",
+			    at, ps, FERRY_STREAM_MIN_PAGE_SIZE,
+			    FERRY_STREAM_MAX_PAGE_SIZE);
+	if (n == 0 || n > FERRY_STREAM_MAX_BLOCKS)
+		return FAIL(n ? -E2BIG : -EBADMSG,
+			    "stream offset %" PRIu64 ": configuration record: "
+			    "%u RAM blocks (1 to %u allowed)",
+			    at, n, FERRY_STREAM_MAX_BLOCKS);
+	c->blocks = calloc(n, sizeof(*c->blocks));
+	if (!c->blocks)
+		return FAIL(-ENOMEM,
+			    "out of memory decoding the configuration");
+	c->page_size = ps;
+	for (i = 0; i < n; i++) {
+		struct ferry_stream_block *b = &c->blocks[i];
+		uint16_t nl;
+
+		if (end - p < 16)
+			return FAIL(-EBADMSG,
+				    "stream offset %" PRIu64 ": configuration "
+				    "record: block %u of %u runs past the "
+				    "record's %u bytes",
+				    at, i, n, len);
+		b->id = le32_load(p);
+		nl = le16_load(p + 4);
+		if (le16_load(p + 6) != 0)
+			return FAIL(-EBADMSG,
+				    "stream offset %" PRIu64 ": configuration "
+				    "record: block %u has reserved bits set",
+				    at, i);
+		b->length = le64_load(p + 8);
+		p += 16;
+		if (nl > end - p || !name_ok(p, nl))
+			return FAIL(-EBADMSG,
+				    "stream offset %" PRIu64 ": configuration "
+				    "record: block %u has a bad name (length "
+				    "%u; 1 to %u printable bytes allowed)",
+				    at, i, nl, FERRY_NAME_MAX);
+		memcpy(b->name, p, nl);
+		b->name[nl] = '\0';
+		p += nl;
+		if (b->length == 0 || b->length % ps ||
+		    b->length > FERRY_STREAM_MAX_BLOCK_LEN)
+			return FAIL(b->length > FERRY_STREAM_MAX_BLOCK_LEN
+					    ? -E2BIG
+					    : -EBADMSG,
+				    "stream offset %" PRIu64 ": configuration "
+				    "record: block '%s' has length %" PRIu64
+				    " (must be a non-zero multiple of the page "
+				    "size, at most 2^48)",
+				    at, b->name, b->length);
+		for (j = 0; j < i; j++)
+			if (c->blocks[j].id == b->id ||
+			    !strcmp(c->blocks[j].name, b->name))
+				return FAIL(-EBADMSG,
+					    "stream offset %" PRIu64
+					    ": configuration record: block "
+					    "'%s' (id %u) repeats the id or "
+					    "name of block '%s' (id %u)",
+					    at, b->name, b->id,
+					    c->blocks[j].name, c->blocks[j].id);
+	}
+	if (p != end)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": configuration record "
+			    "has %td bytes after its last block",
+			    at, end - p);
+	c->nblocks = n;
+	return 0;
+}
+
+/* The configuration must describe exactly the attached RAM. */
+static int match_ram(struct ferry_stream_decoder *d, uint64_t at,
+		     struct ferry_error *err)
+{
+	const struct ferry_stream_config *c = &d->config;
+	uint32_t i;
+	size_t j;
+
+	if (c->page_size != d->ram_page_size)
+		return FAIL(-ENXIO,
+			    "stream offset %" PRIu64 ": source page size %u "
+			    "differs from this guest's %u",
+			    at, c->page_size, d->ram_page_size);
+	if (c->nblocks != d->nram)
+		return FAIL(-ENXIO,
+			    "stream offset %" PRIu64 ": source has %u RAM "
+			    "blocks, this guest has %zu",
+			    at, c->nblocks, d->nram);
+	d->ram_map = calloc(c->nblocks, sizeof(*d->ram_map));
+	if (!d->ram_map)
+		return FAIL(-ENOMEM,
+			    "out of memory decoding the configuration");
+	for (i = 0; i < c->nblocks; i++) {
+		for (j = 0; j < d->nram; j++)
+			if (!strcmp(d->ram[j].name, c->blocks[i].name))
+				break;
+		if (j == d->nram)
+			return FAIL(-ENXIO,
+				    "stream offset %" PRIu64 ": source RAM "
+				    "block '%s' does not exist in this guest",
+				    at, c->blocks[i].name);
+		if (d->ram[j].length != c->blocks[i].length)
+			return FAIL(-ENXIO,
+				    "stream offset %" PRIu64 ": RAM block "
+				    "'%s' is %" PRIu64 " bytes on the source "
+				    "and %" PRIu64 " here",
+				    at, c->blocks[i].name, c->blocks[i].length,
+				    d->ram[j].length);
+		d->ram_map[i] = (uint32_t)j;
+	}
+	return 0;
+}
+
+static int find_block(struct ferry_stream_decoder *d, uint32_t id,
+		      uint32_t *index)
+{
+	uint32_t i;
+
+	if (d->last_block < d->config.nblocks &&
+	    d->config.blocks[d->last_block].id == id) {
+		*index = d->last_block;
+		return 0;
+	}
+	for (i = 0; i < d->config.nblocks; i++) {
+		if (d->config.blocks[i].id == id) {
+			d->last_block = i;
+			*index = i;
+			return 0;
+		}
+	}
+	return -ENXIO;
+}
+
+static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
+		     struct ferry_stream_record *rec, struct ferry_error *err)
+{
+	const uint32_t ps = d->config.page_size;
+	const struct ferry_stream_block *b;
+	uint8_t h[FERRY_STREAM_PAGE_HDR_LEN];
+	uint32_t idx, plen, enc;
+	uint64_t off;
+	uint8_t *dst = NULL;
+	int rc;
+
+	if (len < FERRY_STREAM_PAGE_HDR_LEN ||
+	    len - FERRY_STREAM_PAGE_HDR_LEN > ps)
+		return FAIL(len < FERRY_STREAM_PAGE_HDR_LEN ? -EBADMSG : -E2BIG,
+			    "stream offset %" PRIu64 ": page record of %u "
+			    "bytes (header %u, payload at most the page size "
+			    "%u)",
+			    at, len, FERRY_STREAM_PAGE_HDR_LEN, ps);
+	rc = read_exact(d, h, sizeof(h), "page record", at, err);
+	if (rc)
+		return rc;
+	enc = h[4];
+	off = le64_load(h + 8);
+	plen = le32_load(h + 16);
+	if (h[5] || h[6] || h[7] || le32_load(h + 20))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": page record "
+			    "has reserved bits set",
+			    at);
+	if (find_block(d, le32_load(h), &idx))
+		return FAIL(-ENXIO,
+			    "stream offset %" PRIu64 ": page record "
+			    "names RAM block id %u, which the configuration "
+			    "does not declare",
+			    at, le32_load(h));
+	b = &d->config.blocks[idx];
+	if (plen != len - FERRY_STREAM_PAGE_HDR_LEN)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": page record "
+			    "payload length %u disagrees with the record "
+			    "length %u",
+			    at, plen, len);
+	if (off % ps)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": page record "
+			    "offset 0x%" PRIx64 " in block '%s' is not "
+			    "page-aligned",
+			    at, off, b->name);
+	if (off >= b->length)
+		return FAIL(-ERANGE,
+			    "stream offset %" PRIu64 ": page record "
+			    "offset 0x%" PRIx64 " is past the end of block "
+			    "'%s' (%" PRIu64 " bytes)",
+			    at, off, b->name, b->length);
+	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": page record "
+			    "has unknown encoding %u",
+			    at, enc);
+	if ((enc == FERRY_PAGE_RAW && plen != ps) ||
+	    (enc == FERRY_PAGE_ZERO && plen != 0))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": %s page "
+			    "record carries %u payload bytes",
+			    at, enc == FERRY_PAGE_RAW ? "raw" : "zero", plen);
+
+	if (d->ram)
+		dst = d->ram[d->ram_map[idx]].host + off;
+	if (plen) {
+		uint8_t *into = dst;
+
+		if (!into) {
+			rc = body_reserve(d, plen);
+			if (rc)
+				return FAIL(rc, "out of memory");
+			into = d->body;
+		}
+		rc = read_exact(d, into, plen, "page record", at, err);
+		if (rc)
+			return rc;
+		rec->u.page.data = into;
+	} else {
+		rec->u.page.data = NULL;
+		if (dst && !is_zero(dst, ps))
+			memset(dst, 0, ps);
+	}
+	rec->u.page.block_id = b->id;
+	rec->u.page.block_index = idx;
+	rec->u.page.offset = off;
+	rec->u.page.encoding = (enum ferry_page_encoding)enc;
+	rec->u.page.len = plen;
+	rec->u.page.placed = dst != NULL;
+	return 0;
+}
+
+static int parse_device(struct ferry_stream_decoder *d, uint64_t at,
+			uint32_t len, struct ferry_stream_record *rec,
+			struct ferry_error *err)
+{
+	const uint8_t *p = d->body;
+	uint32_t nl, dl;
+
+	if (len < FERRY_STREAM_DEVICE_HDR_LEN)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": device "
+			    "record of %u bytes is too short",
+			    at, len);
+	nl = le16_load(p);
+	dl = le32_load(p + 12);
+	if (le16_load(p + 2))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": device "
+			    "record has reserved bits set",
+			    at);
+	if (dl > FERRY_STREAM_MAX_SECTION)
+		return FAIL(-E2BIG,
+			    "stream offset %" PRIu64 ": device "
+			    "section of %u bytes (at most %u)",
+			    at, dl, FERRY_STREAM_MAX_SECTION);
+	if ((uint64_t)FERRY_STREAM_DEVICE_HDR_LEN + nl + dl != len)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": device "
+			    "record: name length %u and data length %u "
+			    "disagree with the record length %u",
+			    at, nl, dl, len);
+	if (!name_ok(p + FERRY_STREAM_DEVICE_HDR_LEN, nl))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": device "
+			    "record has a bad name (1 to %u printable bytes)",
+			    at, FERRY_NAME_MAX);
+	memcpy(rec->u.device.name, p + FERRY_STREAM_DEVICE_HDR_LEN, nl);
+	rec->u.device.name[nl] = '\0';
+	rec->u.device.instance = le32_load(p + 4);
+	rec->u.device.version = le32_load(p + 8);
+	rec->u.device.len = dl;
+	rec->u.device.data = p + FERRY_STREAM_DEVICE_HDR_LEN + nl;
+	return 0;
+}
+
+static int parse_end(struct ferry_stream_decoder *d, uint64_t at,
+		     struct ferry_stream_record *rec, struct ferry_error *err)
+{
+	const uint8_t *p = d->body;
+	uint32_t flags = le32_load(p);
+
+	if (flags > 1 || le32_load(p + 4))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": end-of-stream "
+			    "record has unknown flags 0x%x",
+			    at, flags);
+	rec->u.end.has_digest = flags & 1;
+	memcpy(rec->u.end.digest, p + 8, 16);
+	if (!rec->u.end.has_digest && !is_zero(p + 8, 16))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": end-of-stream "
+			    "record carries digest bytes but no digest flag",
+			    at);
+	return 0;
+}
+
+/* Largest body each record type may have, before anything is read. */
+static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
+{
+	switch (type) {
+	case FERRY_REC_CONFIG:
+		return 8 + (uint64_t)FERRY_STREAM_MAX_BLOCKS *
+				   (16 + FERRY_NAME_MAX);
+	case FERRY_REC_PAGE:
+		return FERRY_STREAM_PAGE_HDR_LEN +
+		       (uint64_t)d->config.page_size;
+	case FERRY_REC_DEVICE:
+		return FERRY_STREAM_DEVICE_HDR_LEN + FERRY_NAME_MAX +
+		       (uint64_t)FERRY_STREAM_MAX_SECTION;
+	case FERRY_REC_ITER_END:
+		return 8;
+	case FERRY_REC_END:
+		return 24;
+	}
+	return 0;
+}
+
+static int next_record(struct ferry_stream_decoder *d,
+		       struct ferry_stream_record *rec, struct ferry_error *err)
+{
+	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN];
+	uint64_t at = d->offset;
+	const char *tn;
+	uint32_t type, len;
+	int rc;
+
+	if (!d->header_read)
+		return FAIL(-EPROTO, "stream header not read yet");
+	if (d->ended)
+		return FAIL(-EPROTO,
+			    "stream offset %" PRIu64 ": the stream "
+			    "already ended",
+			    at);
+	rc = read_exact(d, h, sizeof(h), "record header", at, err);
+	if (rc)
+		return rc;
+	type = h[0];
+	len = le32_load(h + 4);
+	tn = ferry_record_type_name(type);
+	memset(rec, 0, sizeof(*rec));
+	rec->type = (enum ferry_record_type)type;
+	rec->stream_offset = at;
+
+	if (type < FERRY_REC_CONFIG || type > FERRY_REC_END)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": unknown "
+			    "record type %u",
+			    at, type);
+	if (h[1] || le16_load(h + 2))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": %s record "
+			    "has reserved bits set",
+			    at, tn);
+	if (type == FERRY_REC_CONFIG && d->have_config)
+		return FAIL(-EPROTO,
+			    "stream offset %" PRIu64 ": a second "
+			    "configuration record",
+			    at);
+	if (type != FERRY_REC_CONFIG && !d->have_config)
+		return FAIL(-EPROTO,
+			    "stream offset %" PRIu64 ": %s record "
+			    "before the configuration record",
+			    at, tn);
+	if (len > max_body(d, type))
+		return FAIL(-E2BIG,
+			    "stream offset %" PRIu64 ": %s record "
+			    "length %u exceeds the limit of %" PRIu64,
+			    at, tn, len, max_body(d, type));
+	if ((type == FERRY_REC_ITER_END || type == FERRY_REC_END) &&
+	    len != max_body(d, type))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": %s record "
+			    "length %u, expected %" PRIu64,
+			    at, tn, len, max_body(d, type));
+
+	if (type == FERRY_REC_PAGE)
+		return read_page(d, at, len, rec, err);
+
+	if (body_reserve(d, len ? len : 1))
+		return FAIL(-ENOMEM, "out of memory for a %u-byte %s record",
+			    len, tn);
+	rc = read_exact(d, d->body, len, tn, at, err);
+	if (rc)
+		return rc;
+
+	switch (type) {
+	case FERRY_REC_CONFIG:
+		rc = parse_config(d, at, len, err);
+		if (!rc && d->ram)
+			rc = match_ram(d, at, err);
+		if (rc) {
+			free(d->config.blocks);
+			d->config.blocks = NULL;
+			d->config.nblocks = 0;
+			return rc;
+		}
+		d->have_config = true;
+		rec->u.config = &d->config;
+		return 0;
+	case FERRY_REC_DEVICE:
+		return parse_device(d, at, len, rec, err);
+	case FERRY_REC_ITER_END:
+		rec->u.iter.iteration = le64_load(d->body);
+		if (d->have_iter && rec->u.iter.iteration <= d->last_iter)
+			return FAIL(-EPROTO,
+				    "stream offset %" PRIu64
+				    ": iteration %" PRIu64 " ends after "
+				    "iteration %" PRIu64,
+				    at, rec->u.iter.iteration, d->last_iter);
+		d->have_iter = true;
+		d->last_iter = rec->u.iter.iteration;
+		return 0;
+	case FERRY_REC_END:
+		rc = parse_end(d, at, rec, err);
+		if (!rc)
+			d->ended = true;
+		return rc;
+	}
+	return FAIL(-EBADMSG,
+		    "stream offset %" PRIu64 ": unknown record type "
+		    "%u",
+		    at, type);
+}
+
+int ferry_stream_decoder_next(struct ferry_stream_decoder *d,
+			      struct ferry_stream_record *rec,
+			      struct ferry_error *err)
+{
+	int rc;
+
+	if (d->error)
+		return FAIL(d->error,
+			    "stream offset %" PRIu64 ": the decoder "
+			    "already failed (%s)",
+			    d->offset, strerror(-d->error));
+	rc = next_record(d, rec, err);
+	if (rc)
+		d->error = rc;
+	return rc;
+}
+
+int ferry_stream_read_header(struct ferry_stream_decoder *d, uint32_t *flags,
+			     struct ferry_error *err)
+{
+	int rc = read_header(d, flags, err);
+
+	if (rc && !d->error)
+		d->error = rc;
+	return rc;
+}

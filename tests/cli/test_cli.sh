@@ -1,0 +1,59 @@
+#!/bin/sh
+# test_cli.sh FERRY - the ferry command end to end, as a user types it.
+# Prints TAP.
+ferry=$1
+n=0 failed=0
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+
+# ok DESCRIPTION EXPECTED_STATUS GREP_STDOUT GREP_STDERR -- ARGS...
+check() {
+	desc=$1 want=$2 pat_out=$3 pat_err=$4
+	shift 5
+	n=$((n + 1))
+	"$ferry" "$@" >"$out" 2>"$err"
+	rc=$?
+	bad=""
+	if [ "$want" = 0 ] && [ $rc != 0 ]; then bad="exit $rc"; fi
+	if [ "$want" != 0 ] && [ $rc = 0 ]; then bad="exit 0, expected failure"; fi
+	if [ -n "$pat_out" ] && ! grep -qE -e "$pat_out" "$out"; then
+		bad="$bad; stdout lacks /$pat_out/"
+	fi
+	if [ -n "$pat_err" ] && ! grep -qE -e "$pat_err" "$err"; then
+		bad="$bad; stderr lacks /$pat_err/"
+	fi
+	# a user error is one line
+	if [ "$want" != 0 ] && [ "$(wc -l <"$err")" != 1 ]; then
+		bad="$bad; stderr has $(wc -l <"$err") lines"
+	fi
+	if [ -z "$bad" ]; then
+		echo "ok $n - $desc"
+	else
+		echo "not ok $n - $desc: $bad"
+		sed 's/^/# /' "$err"
+		failed=$((failed + 1))
+	fi
+}
+
+check "run a stress guest and print its digest" 0 \
+	"digest of RAM and device state: [0-9a-f]{32}" "" -- \
+	run --ram 64M,16M --vcpus 2 --workload stress:bytes=32M --duration 1
+check "run a zipf guest with the explicit tracker" 0 \
+	"dirty tracker explicit" "" -- \
+	run --ram 64M --workload zipf:rate=1000 --dirty explicit --duration 0.5
+check "bad --ram" 1 "" "--ram: '12X' is not a size" -- run --ram 12X
+check "unaligned --ram" 1 "" "multiple of 4 KiB" -- run --ram 5000
+check "bad --vcpus" 1 "" "--vcpus" -- run --vcpus 0
+check "bad --fill" 1 "" "--fill: fill 'text'" -- run --fill text
+check "unknown workload" 1 "" "unknown workload 'dance'" -- \
+	run --ram 8M --workload dance
+check "unknown dirty tracker" 1 "" "unknown dirty tracker 'x'" -- \
+	run --ram 8M --dirty x
+check "bad --duration" 1 "" "--duration" -- run --duration soon
+check "stray argument" 1 "" "unexpected argument" -- run extra
+check "unknown command" 2 "" "unknown command 'fly'" -- fly
+check "help" 0 "usage: ferry" "" -- help
+check "version" 0 "^ferry [0-9]" "" -- --version
+
+echo "1..$n"
+[ $failed = 0 ]

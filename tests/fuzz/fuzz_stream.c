@@ -1,0 +1,241 @@
+/*
+ * fuzz_stream.c - libFuzzer target for the stream decoder.
+ *
+ * The first input byte picks the mode: even decodes without RAM, odd
+ * attaches RAM with a fixed layout (4 KiB pages; "ram0", id 0, 64 KiB and
+ * "ram1", id 1, 16 KiB), malloc'ed so that ASan catches any write outside
+ * it.  The rest of the input is the stream, read to its first failure or
+ * its end.  Besides memory errors, the target aborts when the decoder
+ * breaks a promise of stream.h: an undocumented errno, a message without an
+ * offset, a failure that does not stick, a page outside its block.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/stream.h"
+
+#define PS	    4096u
+#define MAX_RECORDS 100000
+
+static const struct ferry_ramblock layout[2] = {
+	{ .id = 0, .name = "ram0", .length = 64u * 1024 },
+	{ .id = 1, .name = "ram1", .length = 16u * 1024 },
+};
+
+static void check(bool ok, const char *what)
+{
+	if (!ok) {
+		fprintf(stderr, "fuzz_stream: %s\n", what);
+		abort();
+	}
+}
+
+static bool documented(int rc)
+{
+	switch (rc) {
+	case -ENODATA:
+	case -EILSEQ:
+	case -EPROTONOSUPPORT:
+	case -EBADMSG:
+	case -E2BIG:
+	case -ERANGE:
+	case -EPROTO:
+	case -ENXIO:
+	case -ENOMEM:
+		return true;
+	}
+	return false;
+}
+
+static void check_failure(int rc, const struct ferry_error *err)
+{
+	check(documented(rc), "an errno stream.h does not document");
+	check(err->code == rc, "error code differs from the return value");
+	if (rc != -ENOMEM)
+		check(strstr(err->msg, "offset") != NULL,
+		      "error message names no offset");
+}
+
+static bool name_ok(const char *name)
+{
+	size_t i, n = strlen(name);
+
+	if (n == 0 || n > FERRY_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 ||
+		    (unsigned char)name[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static void check_config(const struct ferry_stream_config *c)
+{
+	uint32_t i;
+
+	check(c != NULL, "configuration record without a configuration");
+	check(c->page_size >= FERRY_STREAM_MIN_PAGE_SIZE &&
+		      c->page_size <= FERRY_STREAM_MAX_PAGE_SIZE &&
+		      !(c->page_size & (c->page_size - 1)),
+	      "bad page size accepted");
+	check(c->nblocks >= 1 && c->nblocks <= FERRY_STREAM_MAX_BLOCKS,
+	      "bad block count accepted");
+	for (i = 0; i < c->nblocks; i++) {
+		check(name_ok(c->blocks[i].name), "bad block name accepted");
+		check(c->blocks[i].length &&
+			      !(c->blocks[i].length % c->page_size),
+		      "bad block length accepted");
+	}
+}
+
+static void check_page(const struct ferry_stream_decoder *d,
+		       const struct ferry_stream_record *rec,
+		       const struct ferry_ramblock *ram, size_t nram)
+{
+	const struct ferry_stream_config *c = ferry_stream_decoder_config(d);
+	const struct ferry_stream_block *b;
+	const uint8_t *host = NULL;
+	size_t i, k;
+
+	check(c != NULL, "page record before the configuration");
+	check(rec->u.page.block_index < c->nblocks, "block index past config");
+	b = &c->blocks[rec->u.page.block_index];
+	check(b->id == rec->u.page.block_id, "block index and id disagree");
+	check(rec->u.page.offset % c->page_size == 0, "unaligned page");
+	check(rec->u.page.offset < b->length, "page outside its block");
+	if (rec->u.page.encoding == FERRY_PAGE_RAW)
+		check(rec->u.page.len == c->page_size && rec->u.page.data,
+		      "raw page without a page of data");
+	else
+		check(rec->u.page.encoding == FERRY_PAGE_ZERO &&
+			      rec->u.page.len == 0 && !rec->u.page.data,
+		      "zero page with data");
+	check(rec->u.page.placed == (ram != NULL), "placed without RAM");
+	if (!ram)
+		return;
+	for (i = 0; i < nram; i++)
+		if (!strcmp(ram[i].name, b->name))
+			host = ram[i].host + rec->u.page.offset;
+	check(host != NULL, "page placed in a block the guest lacks");
+	if (rec->u.page.encoding == FERRY_PAGE_RAW) {
+		check(rec->u.page.data == host, "raw page not placed in RAM");
+	} else {
+		for (k = 0; k < c->page_size; k++)
+			check(!host[k], "zero page left bytes behind");
+	}
+}
+
+static void check_record(const struct ferry_stream_decoder *d,
+			 const struct ferry_stream_record *rec,
+			 const struct ferry_ramblock *ram, size_t nram)
+{
+	switch (rec->type) {
+	case FERRY_REC_CONFIG:
+		check(rec->u.config == ferry_stream_decoder_config(d),
+		      "configuration not kept");
+		check_config(rec->u.config);
+		break;
+	case FERRY_REC_PAGE:
+		check_page(d, rec, ram, nram);
+		break;
+	case FERRY_REC_DEVICE:
+		check(name_ok(rec->u.device.name), "bad device name accepted");
+		check(rec->u.device.len <= FERRY_STREAM_MAX_SECTION,
+		      "oversized device section accepted");
+		break;
+	case FERRY_REC_ITER_END:
+		break;
+	case FERRY_REC_END:
+		break;
+	default:
+		check(false, "unknown record type returned");
+	}
+}
+
+/* Decode the stream; returns 0 at a clean end, else the failure. */
+static int decode(const uint8_t *data, size_t size,
+		  const struct ferry_ramblock *ram, size_t nram)
+{
+	struct ferry_stream_memsrc m = { .data = data, .len = size };
+	struct ferry_stream_decoder *d = NULL;
+	struct ferry_stream_record rec;
+	struct ferry_error err = { 0 };
+	uint64_t off;
+	int rc, n;
+
+	if (ferry_stream_decoder_new(ferry_stream_source_mem(&m), &d))
+		return -ENOMEM;
+	if (ram)
+		ferry_stream_decoder_attach_ram(d, PS, ram, nram);
+	rc = ferry_stream_read_header(d, NULL, &err);
+	if (rc) {
+		check_failure(rc, &err);
+		goto out;
+	}
+	for (n = 0; n < MAX_RECORDS; n++) {
+		ferry_error_clear(&err);
+		rc = ferry_stream_decoder_next(d, &rec, &err);
+		check(ferry_stream_decoder_offset(d) <= size,
+		      "offset past the input");
+		if (rc)
+			break;
+		check(rec.stream_offset < ferry_stream_decoder_offset(d),
+		      "record offset not before the decoder's");
+		check_record(d, &rec, ram, nram);
+		if (rec.type == FERRY_REC_END) {
+			/* nothing may follow */
+			ferry_error_clear(&err);
+			rc = ferry_stream_decoder_next(d, &rec, &err);
+			check(rc == -EPROTO, "a record after the end");
+			check_failure(rc, &err);
+			rc = 0;
+			goto out;
+		}
+	}
+	if (!rc)
+		goto out;
+	check_failure(rc, &err);
+	/* the failure sticks and reads nothing more */
+	off = ferry_stream_decoder_offset(d);
+	ferry_error_clear(&err);
+	check(ferry_stream_decoder_next(d, &rec, &err) == rc,
+	      "failure did not stick");
+	check_failure(rc, &err);
+	check(ferry_stream_decoder_offset(d) == off, "read after a failure");
+out:
+	ferry_stream_decoder_free(d);
+	return rc;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ferry_ramblock ram[2];
+	size_t i;
+
+	if (size < 1)
+		return 0;
+	if (!(data[0] & 1)) {
+		decode(data + 1, size - 1, NULL, 0);
+		return 0;
+	}
+	memcpy(ram, layout, sizeof(ram));
+	for (i = 0; i < 2; i++) {
+		/* exactly the block's size, so ASan sees one byte past it */
+		ram[i].host = malloc(ram[i].length);
+		if (!ram[i].host) {
+			free(ram[0].host);
+			return 0;
+		}
+		memset(ram[i].host, 0xa5, ram[i].length);
+	}
+	decode(data + 1, size - 1, ram, 2);
+	free(ram[0].host);
+	free(ram[1].host);
+	return 0;
+}
