@@ -19,7 +19,7 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 demo: build
-	$(BUILD)/ferry run --ram 1G --vcpus 2 --workload stress:bytes=512M --duration 5
+	$(BUILD)/ferry demo --ram 1G --vcpus 2 --workload stress:bytes=512M
 
 # Unit and end-to-end tests, the decoder fuzzed for FUZZ_SECONDS, and the
 # style checks; ends with one "N passed, N failed" line.

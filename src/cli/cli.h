@@ -6,6 +6,8 @@
 #include <time.h>
 
 int cmd_run(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 /* Print "ferry: <what>: <why>" to stderr; returns 1 (an exit status). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

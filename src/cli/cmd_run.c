@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@
 #include "cli.h"
 #include "ferry/dirty.h"
 #include "ferry/guest.h"
+#include "ferry/migration.h"
 #include "ferry/stream.h"
+#include "qmp.h"
 #include "size.h"
 
 static volatile sig_atomic_t interrupted;
@@ -43,7 +46,15 @@ static void run_usage(FILE *f)
 		"  --seed N              content and workload seed (default 1)\n"
 		"  --duration SECONDS    stop after this long (default: until "
 		"Ctrl-C)\n"
-		"  --interval SECONDS    report interval (default 1)\n");
+		"  --interval SECONDS    report interval (default 1)\n"
+		"  --qmp unix:PATH       open a QMP control socket; the guest "
+		"then\n"
+		"                        runs until 'quit' (no dirty report)\n"
+		"  --incoming URI|defer  be a migration destination: listen on "
+		"URI\n"
+		"                        (tcp:HOST:PORT, port 0 = any; "
+		"unix:PATH),\n"
+		"                        or wait for migrate-incoming\n");
 }
 
 static int parse_ram(const char *arg, struct ferry_guest_config *cfg)
@@ -91,6 +102,99 @@ static int parse_seconds(const char *opt, const char *arg, double *out)
 	return 0;
 }
 
+struct service {
+	struct qmp_server *qmp;
+	atomic_int last_state;
+};
+
+static void on_migration_event(void *opaque, enum ferry_mig_state st)
+{
+	struct service *sv = opaque;
+
+	atomic_store(&sv->last_state, (int)st);
+	qmp_server_event_migration(sv->qmp, st);
+	printf("migration: %s\n", ferry_mig_state_name(st));
+	fflush(stdout);
+}
+
+/*
+ * A guest driven from outside: over the QMP socket, and/or as the
+ * destination of an incoming migration.  A destination whose migration
+ * fails exits with status 1 and resumes nothing.
+ */
+static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
+		       const char *incoming, double duration)
+{
+	struct ferry_error err = { 0 };
+	struct qmp_backend backend = { 0 };
+	struct service sv = { 0 };
+	struct ferry_migration *mig = NULL;
+	struct ferry_mig_stats st;
+	struct ferry_guest *g = NULL;
+	bool reported = false;
+	double t0;
+	int rc = 1;
+
+	if (incoming)
+		cfg->fill = FERRY_FILL_ZERO; /* the source's RAM replaces it */
+	if (ferry_guest_create(cfg, &g, &err) ||
+	    ferry_guest_start(g, !incoming, &err) ||
+	    ferry_migration_new(ferry_guest_vm(g), &mig, &err)) {
+		cli_fail("run: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	ferry_migration_on_event(mig, on_migration_event, &sv);
+	backend.vm = ferry_guest_vm(g);
+	backend.mig = mig;
+	backend.incoming = incoming != NULL;
+	backend.incoming_defer = incoming && !strcmp(incoming, "defer");
+	if (qmp_uri && qmp_server_start(qmp_uri, &backend, &sv.qmp, &err)) {
+		cli_fail("--qmp: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	if (incoming && !backend.incoming_defer &&
+	    ferry_migration_incoming(mig, incoming, &err)) {
+		cli_fail("--incoming: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	ferry_migration_query(mig, &st);
+	printf("ferry run: %s%s%s%s\n",
+	       incoming ? "waiting for a migration on " : "guest running",
+	       incoming ? (backend.incoming_defer ? "(defer)" : st.uri) : "",
+	       qmp_uri ? ", QMP on " : "", qmp_uri ? qmp_uri : "");
+	fflush(stdout);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	t0 = cli_now();
+	rc = 0;
+	while (!interrupted && !atomic_load(&backend.quit) &&
+	       (!duration || cli_now() - t0 < duration)) {
+		usleep(20000);
+		if (!incoming || reported)
+			continue;
+		ferry_migration_query(mig, &st);
+		if (st.state == FERRY_MIG_FAILED ||
+		    st.state == FERRY_MIG_CANCELLED) {
+			rc = cli_fail("incoming migration %s: %s",
+				      ferry_mig_state_name(st.state), st.error);
+			break;
+		}
+		if (st.state == FERRY_MIG_COMPLETED) {
+			printf("ferry run: migration completed in %llu ms, %s; "
+			       "guest running\n",
+			       (unsigned long long)st.total_time_ms,
+			       st.verified > 0 ? "verified" : "not verified");
+			fflush(stdout);
+			reported = true;
+		}
+	}
+out:
+	qmp_server_stop(sv.qmp);
+	ferry_migration_free(mig);
+	ferry_guest_destroy(g);
+	return rc;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -103,6 +207,8 @@ int cmd_run(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' },
 		{ "duration", required_argument, NULL, 't' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "qmp", required_argument, NULL, 'q' },
+		{ "incoming", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -119,6 +225,7 @@ int cmd_run(int argc, char **argv)
 	struct ferry_dirty_set set = { 0 };
 	struct ferry_guest_stats st;
 	struct ferry_guest *g = NULL;
+	const char *qmp_uri = NULL, *incoming = NULL;
 	double duration = 0, interval = 1, t0, t, last, stop_ms;
 	uint64_t total = 0, last_writes = 0;
 	uint8_t digest[16];
@@ -172,6 +279,12 @@ int cmd_run(int argc, char **argv)
 			if (parse_seconds("--interval", optarg, &interval))
 				return 1;
 			break;
+		case 'q':
+			qmp_uri = optarg;
+			break;
+		case 'I':
+			incoming = optarg;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -182,6 +295,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_fail("run: unexpected argument '%s'", argv[optind]);
+	if (qmp_uri || incoming)
+		return run_service(&cfg, qmp_uri, incoming, duration);
 
 	for (i = 0, total = 0; i < cfg.nblocks; i++)
 		total += cfg.block_sizes[i];

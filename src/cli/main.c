@@ -1,4 +1,5 @@
 /* main.c - the `ferry` command: finds the subcommand and runs it. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,7 +11,10 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{ "run", cmd_run, "run a reference guest and report its dirty rate" },
+	{ "run", cmd_run, "run a reference guest (source or destination)" },
+	{ "migrate", cmd_migrate,
+	  "migrate a running guest over its QMP socket" },
+	{ "demo", cmd_demo, "migrate a guest between two processes here" },
 };
 
 int cli_fail(const char *fmt, ...)
@@ -39,6 +43,8 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	/* a vanished peer is an error to report, not a reason to die */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

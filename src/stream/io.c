@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ferry/stream.h"
@@ -15,10 +16,15 @@ static int fd_writev(void *opaque, const struct iovec *iov, int iovcnt)
 	if (iovcnt > IOV_MAX)
 		return -EINVAL;
 	memcpy(local, iov, (size_t)n * sizeof(*iov));
-	iov = local;
 	while (n > 0) {
-		ssize_t w = writev(fd, local, n);
+		struct msghdr mh = { .msg_iov = local,
+				     .msg_iovlen = (size_t)n };
+		/* sockets: a vanished peer is an error, not a SIGPIPE */
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		struct iovec *v = local;
+
+		if (w < 0 && errno == ENOTSOCK)
+			w = writev(fd, local, n);
 
 		if (w < 0) {
 			if (errno == EINTR)

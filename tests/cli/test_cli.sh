@@ -51,6 +51,21 @@ check "unknown dirty tracker" 1 "" "unknown dirty tracker 'x'" -- \
 	run --ram 8M --dirty x
 check "bad --duration" 1 "" "--duration" -- run --duration soon
 check "stray argument" 1 "" "unexpected argument" -- run extra
+check "migrate needs --qmp" 1 "" "--qmp unix:PATH is required" -- \
+	migrate tcp:127.0.0.1:1
+check "migrate to a missing socket" 1 "" "cannot connect to the QMP socket" -- \
+	migrate --qmp unix:/nonexistent/ferry.qmp tcp:127.0.0.1:1
+check "migrate --set without =" 1 "" "expected PARAM=VALUE" -- \
+	migrate --qmp unix:/x --set downtime-limit tcp:127.0.0.1:1
+check "migrate --cap bad state" 1 "" "NAME=on or NAME=off" -- \
+	migrate --qmp unix:/x --cap verify=maybe tcp:127.0.0.1:1
+check "demo with an unknown mode" 1 "" "only precopy" -- demo --mode teleport
+check "incoming on an unknown transport" 1 "" "unknown transport 'pigeon'" -- \
+	run --ram 16M --incoming pigeon:coop
+check "incoming on a malformed tcp URI" 1 "" "expected tcp:HOST:PORT" -- \
+	run --ram 16M --incoming tcp:nowhere
+check "qmp on tcp is refused" 1 "" "the control socket is unix:PATH" -- \
+	run --ram 16M --qmp tcp:127.0.0.1:4444
 check "unknown command" 2 "" "unknown command 'fly'" -- fly
 check "help" 0 "usage: ferry" "" -- help
 check "version" 0 "^ferry [0-9]" "" -- --version

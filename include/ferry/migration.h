@@ -1,0 +1,111 @@
+/*
+ * ferry/migration.h - the migration engine.
+ *
+ * A `struct ferry_migration` moves one `struct ferry_vm` out (source) or
+ * in (destination).  States, parameters, capabilities and statistics carry
+ * QEMU's names (docs/usage.md lists them).  Everything the engine does runs
+ * on its own thread; these calls only start, cancel and observe it, and
+ * are safe to make from any thread.
+ */
+#ifndef FERRY_MIGRATION_H
+#define FERRY_MIGRATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ferry/error.h"
+#include "ferry/vm.h"
+
+enum ferry_mig_state {
+	FERRY_MIG_NONE,
+	FERRY_MIG_SETUP,
+	FERRY_MIG_ACTIVE,
+	FERRY_MIG_DEVICE,
+	FERRY_MIG_COMPLETED,
+	FERRY_MIG_FAILED,
+	FERRY_MIG_CANCELLING,
+	FERRY_MIG_CANCELLED,
+};
+
+const char *ferry_mig_state_name(enum ferry_mig_state s);
+
+struct ferry_mig_params {
+	uint64_t downtime_limit_ms;	 /* downtime-limit, default 300 */
+	uint64_t max_bandwidth;		 /* max-bandwidth, bytes/s, 0 = none */
+	unsigned cpu_throttle_initial;	 /* percent, default 20 */
+	unsigned cpu_throttle_increment; /* percent, default 10 */
+	unsigned max_cpu_throttle;	 /* percent, default 99 */
+	bool verify;			 /* capability "verify", default on */
+	bool auto_converge;		 /* capability "auto-converge" */
+};
+
+void ferry_mig_params_default(struct ferry_mig_params *p);
+
+struct ferry_mig_stats {
+	enum ferry_mig_state state;
+	bool incoming;
+	char uri[256]; /* where it connects, or listens (bound) */
+	char error[FERRY_ERROR_MSG_MAX]; /* why it failed */
+	uint64_t total_time_ms;		 /* so far, or in all once finished */
+	uint64_t setup_time_ms;
+	uint64_t downtime_ms; /* stop on the source to resume on the
+				     destination (source: until the
+				     destination said it resumed) */
+	uint64_t expected_downtime_ms;
+	/* ram */
+	uint64_t transferred; /* stream bytes */
+	uint64_t remaining;   /* bytes known dirty, not yet sent */
+	uint64_t total;	      /* bytes of RAM */
+	uint64_t duplicate;   /* zero pages sent as a flag */
+	uint64_t normal;      /* pages sent whole */
+	uint64_t normal_bytes;
+	double mbps; /* last iteration, megabits per second */
+	uint64_t pages_per_second;
+	uint64_t dirty_pages_rate;
+	uint64_t dirty_sync_count;
+	uint64_t precopy_bytes;	 /* sent while vCPUs ran */
+	uint64_t downtime_bytes; /* sent while they were stopped */
+	uint64_t iterations;
+	unsigned throttle_percent;
+	/* the guest's own view (heartbeat) */
+	bool have_stall;
+	uint64_t setup_stall_us;
+	uint64_t max_stall_us;
+	/* verify: 0 absent, 1 digest matched, -1 mismatch */
+	int verified;
+};
+
+struct ferry_migration;
+
+typedef void (*ferry_mig_event_fn)(void *opaque, enum ferry_mig_state s);
+
+int ferry_migration_new(const struct ferry_vm *vm, struct ferry_migration **out,
+			struct ferry_error *err);
+/* Called, from the engine's thread, on every state change. */
+void ferry_migration_on_event(struct ferry_migration *m, ferry_mig_event_fn fn,
+			      void *opaque);
+
+/* Parameters take effect at once, also during a migration. */
+void ferry_migration_get_params(struct ferry_migration *m,
+				struct ferry_mig_params *p);
+void ferry_migration_set_params(struct ferry_migration *m,
+				const struct ferry_mig_params *p);
+
+/* Source: connect to uri and migrate the (running) guest. */
+int ferry_migration_start(struct ferry_migration *m, const char *uri,
+			  struct ferry_error *err);
+/* Destination: listen on uri (stats.uri gets the bound address, port 0
+ * picks a free one) and receive into the stopped guest. */
+int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
+			     struct ferry_error *err);
+
+/* Cancel, in any state; a finished migration ignores it. */
+void ferry_migration_cancel(struct ferry_migration *m);
+
+void ferry_migration_query(struct ferry_migration *m,
+			   struct ferry_mig_stats *st);
+
+/* Wait for the engine's thread to finish, then free. */
+void ferry_migration_free(struct ferry_migration *m);
+
+#endif

@@ -1,0 +1,394 @@
+/*
+ * cmd_demo.c - `ferry demo`: a destination and a source guest on this
+ * machine, a migration between them over loopback, and a report.
+ *
+ * Both guests are real `ferry run` processes driven over their QMP
+ * sockets, exactly as an operator's tool would drive them; the demo only
+ * adds the bookkeeping.  With --json it prints one JSON object: the
+ * source's final query-migrate, with "verified" taken from the
+ * destination and the guest's own stall on the destination added as
+ * guest.resume-stall-ms.  Unlike QEMU's default, the demo turns the
+ * auto-converge capability on (--cap auto-converge=off turns it off).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "drive.h"
+#include "size.h"
+
+#define MAX_ARGS 64
+
+struct child {
+	const char *name;
+	pid_t pid;
+	char log[300];
+	char sock[300];
+	struct qmpc qmp;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry demo [guest options of ferry run] [--mode precopy]\n"
+		"                  [--set PARAM=VALUE]... [--cap NAME=on|off]...\n"
+		"                  [--transport tcp|unix] [--warmup SECONDS] "
+		"[--json]\n"
+		"  guest options: --ram --vcpus --fill --workload --dirty --seed "
+		"--memfd\n"
+		"  --warmup      seconds the workload runs before migrating "
+		"(default 1)\n"
+		"  --json        print only the final result as one JSON object\n");
+}
+
+static int spawn(struct child *c, char *const argv[])
+{
+	int fd = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return cli_fail("demo: %s: %s", c->log, strerror(errno));
+	c->pid = fork();
+	if (c->pid < 0) {
+		close(fd);
+		return cli_fail("demo: fork: %s", strerror(errno));
+	}
+	if (c->pid == 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(fd);
+	return 0;
+}
+
+/* The last line a child wrote: its error, when it died. */
+static void last_line(const struct child *c, char *out, size_t len)
+{
+	char line[512] = "";
+	FILE *f = fopen(c->log, "r");
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '\n')
+			snprintf(out, len, "%s", line);
+	fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static int connect_child(struct child *c, char *err, size_t errlen)
+{
+	double deadline = cli_now() + 120;
+	int status;
+
+	/* the guest maps and fills its RAM before its socket appears */
+	while (qmpc_connect(&c->qmp, c->sock, 0.2, err, errlen)) {
+		char why[512];
+
+		if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+			c->pid = -1;
+			last_line(c, why, sizeof(why));
+			snprintf(err, errlen, "the %s guest exited: %s",
+				 c->name, why);
+			return -ECHILD;
+		}
+		if (cli_now() > deadline)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static void finish(struct child *c)
+{
+	char err[256];
+	json_t *r;
+	int i;
+
+	if (c->qmp.fd >= 0) {
+		r = qmpc_call(&c->qmp, "quit", NULL, err, sizeof(err));
+		json_decref(r);
+		qmpc_close(&c->qmp);
+	}
+	for (i = 0; c->pid > 0 && i < 300; i++) {
+		if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+			c->pid = -1;
+			break;
+		}
+		usleep(10000);
+	}
+	if (c->pid > 0) {
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+	}
+	unlink(c->log);
+}
+
+static double jnum(json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+static void report(json_t *r, const char *uri, char *const guest_args[])
+{
+	json_t *ram = json_object_get(r, "ram"),
+	       *g = json_object_get(r, "guest");
+	json_t *v = json_object_get(r, "verified");
+	const char *status = json_string_value(json_object_get(r, "status"));
+	char a[32], b[32], c[32];
+	int i;
+
+	printf("ferry demo: pre-copy over %s; guest:", uri);
+	for (i = 0; guest_args[i]; i++)
+		printf(" %s", guest_args[i]);
+	printf("\n  status       %s%s\n", status,
+	       !v		 ? ""
+	       : json_is_true(v) ? ", verified: the digest of RAM and device "
+				   "state matches on both sides"
+				 : ", DIGEST MISMATCH");
+	if (json_object_get(r, "error-desc"))
+		printf("  error        %s\n",
+		       json_string_value(json_object_get(r, "error-desc")));
+	printf("  total time   %.0f ms (setup %.0f ms)\n",
+	       jnum(r, "total-time"), jnum(r, "setup-time"));
+	if (json_object_get(r, "downtime"))
+		printf("  downtime     %.0f ms from stop on the source to "
+		       "resume on the destination\n",
+		       jnum(r, "downtime"));
+	if (ram) {
+		printf("  transferred  %s in %.0f iterations (RAM %s); %.0f "
+		       "Mbit/s in the last iteration\n",
+		       ferry_format_size((uint64_t)jnum(ram, "transferred"), a,
+					 sizeof(a)),
+		       jnum(ram, "iterations"),
+		       ferry_format_size((uint64_t)jnum(ram, "total"), b,
+					 sizeof(b)),
+		       jnum(ram, "mbps"));
+		printf("  pages        %.0f sent whole, %.0f zero pages sent as "
+		       "a flag\n",
+		       jnum(ram, "normal"), jnum(ram, "duplicate"));
+		printf("  bytes        %s while the guest ran, %s while it was "
+		       "stopped\n",
+		       ferry_format_size((uint64_t)jnum(ram, "precopy-bytes"),
+					 a, sizeof(a)),
+		       ferry_format_size((uint64_t)jnum(ram, "downtime-bytes"),
+					 c, sizeof(c)));
+	}
+	if (g)
+		printf("  guest view   longest heartbeat stall: %.1f ms at "
+		       "setup, %.1f ms during the migration, %.1f ms across "
+		       "the switch-over\n",
+		       jnum(g, "setup-stall-ms"), jnum(g, "max-stall-ms"),
+		       jnum(g, "resume-stall-ms"));
+}
+
+int cmd_demo(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ram", required_argument, NULL, 'g' },
+		{ "vcpus", required_argument, NULL, 'g' },
+		{ "fill", required_argument, NULL, 'g' },
+		{ "workload", required_argument, NULL, 'g' },
+		{ "dirty", required_argument, NULL, 'g' },
+		{ "seed", required_argument, NULL, 'g' },
+		{ "memfd", no_argument, NULL, 'G' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "set", required_argument, NULL, 's' },
+		{ "cap", required_argument, NULL, 'c' },
+		{ "transport", required_argument, NULL, 't' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *guest_args[MAX_ARGS], *argv_dst[MAX_ARGS + 8],
+		*argv_src[MAX_ARGS + 8];
+	char dir[] = "/tmp/ferry-demo-XXXXXX", uri[300], err[512], *end;
+	struct child dst = { .name = "destination", .pid = -1 };
+	struct child src = { .name = "source", .pid = -1 };
+	struct drive_opts d = { 0 };
+	const char *transport = "tcp", *status;
+	json_t *r = NULL, *dinfo = NULL, *dv;
+	bool json = false;
+	double warmup = 1;
+	int o, idx, n = 0, i, rc = 1;
+
+	dst.qmp.fd = src.qmp.fd = -1;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+		switch (o) {
+		case 'g':
+		case 'G':
+			if (n + 2 >= MAX_ARGS)
+				return cli_fail("demo: too many options");
+			guest_args[n] = malloc(strlen(opts[idx].name) + 3);
+			sprintf(guest_args[n++], "--%s", opts[idx].name);
+			if (o == 'g')
+				guest_args[n++] = optarg;
+			break;
+		case 'm':
+			if (strcmp(optarg, "precopy"))
+				return cli_fail("demo: --mode %s: only precopy "
+						"is implemented so far",
+						optarg);
+			break;
+		case 's':
+			if (drive_add_set(&d, optarg))
+				return 1;
+			break;
+		case 'c':
+			if (drive_add_cap(&d, optarg))
+				return 1;
+			break;
+		case 't':
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "unix"))
+				return cli_fail(
+					"demo: --transport %s: expected "
+					"tcp or unix",
+					optarg);
+			transport = optarg;
+			break;
+		case 'w':
+			warmup = strtod(optarg, &end);
+			if (!*optarg || *end || warmup < 0 || warmup > 3600)
+				return cli_fail("demo: --warmup '%s' is not a "
+						"number of seconds",
+						optarg);
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return cli_fail("demo: unexpected argument '%s'", argv[optind]);
+	guest_args[n] = NULL;
+	/* A guest that dirties memory faster than loopback carries it (the
+	 * default stress demo does) converges only when throttled: the demo
+	 * turns auto-converge on unless told otherwise. */
+	for (i = 0; i < d.ncaps; i++)
+		if (!strncmp(d.caps[i], "auto-converge=", 14))
+			break;
+	if (i == d.ncaps && drive_add_cap(&d, "auto-converge=on"))
+		return 1;
+	if (!mkdtemp(dir))
+		return cli_fail("demo: mkdtemp: %s", strerror(errno));
+	snprintf(dst.log, sizeof(dst.log), "%s/destination.log", dir);
+	snprintf(src.log, sizeof(src.log), "%s/source.log", dir);
+	snprintf(dst.sock, sizeof(dst.sock), "%s/destination.qmp", dir);
+	snprintf(src.sock, sizeof(src.sock), "%s/source.qmp", dir);
+	if (!strcmp(transport, "tcp"))
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:0");
+	else
+		snprintf(uri, sizeof(uri), "unix:%s/migration.sock", dir);
+
+	argv_dst[0] = argv_src[0] = "ferry";
+	argv_dst[1] = argv_src[1] = "run";
+	for (i = 0, idx = 2; i < n; i++, idx++)
+		argv_dst[idx] = argv_src[idx] = guest_args[i];
+	argv_src[idx] = "--qmp";
+	argv_src[idx + 1] = malloc(strlen(src.sock) + 6);
+	sprintf(argv_src[idx + 1], "unix:%s", src.sock);
+	argv_src[idx + 2] = NULL;
+	argv_dst[idx] = "--qmp";
+	argv_dst[idx + 1] = malloc(strlen(dst.sock) + 6);
+	sprintf(argv_dst[idx + 1], "unix:%s", dst.sock);
+	argv_dst[idx + 2] = "--incoming";
+	argv_dst[idx + 3] = uri;
+	argv_dst[idx + 4] = NULL;
+
+	if (spawn(&dst, argv_dst) || spawn(&src, argv_src))
+		goto out;
+	if (connect_child(&dst, err, sizeof(err)) ||
+	    connect_child(&src, err, sizeof(err))) {
+		cli_fail("demo: %s", err);
+		goto out;
+	}
+	dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err, sizeof(err));
+	if (!dinfo) {
+		cli_fail("demo: destination: %s", err);
+		goto out;
+	}
+	snprintf(uri, sizeof(uri), "%s",
+		 json_string_value(json_object_get(dinfo, "uri")));
+	json_decref(dinfo);
+	dinfo = NULL;
+	if (drive_apply(&dst.qmp, &d, false, err, sizeof(err)) ||
+	    drive_apply(&src.qmp, &d, true, err, sizeof(err))) {
+		cli_fail("demo: %s", err);
+		goto out;
+	}
+	usleep((useconds_t)(warmup * 1e6));
+	r = drive_migrate(&src.qmp, uri, !json && isatty(STDERR_FILENO), err,
+			  sizeof(err));
+	if (!r) {
+		cli_fail("demo: source: %s", err);
+		goto out;
+	}
+	/* the destination's view: verified, and its guest's stall */
+	for (i = 0; i < 600; i++) {
+		const char *ds;
+
+		dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err,
+				  sizeof(err));
+		ds = dinfo ? json_string_value(json_object_get(dinfo, "status"))
+			   : NULL;
+		if (!ds || strcmp(ds, "active") || i == 599)
+			break;
+		json_decref(dinfo);
+		dinfo = NULL;
+		usleep(50000);
+	}
+	if (dinfo) {
+		usleep(20000); /* a heartbeat tick or two after resume */
+		json_decref(dinfo);
+		dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err,
+				  sizeof(err));
+	}
+	dv = dinfo ? json_object_get(dinfo, "verified") : NULL;
+	if (dv)
+		json_object_set(r, "verified", dv);
+	else
+		json_object_del(r, "verified");
+	if (dinfo && json_object_get(r, "guest") &&
+	    json_object_get(dinfo, "guest"))
+		json_object_set_new(
+			json_object_get(r, "guest"), "resume-stall-ms",
+			json_real(jnum(json_object_get(dinfo, "guest"),
+				       "max-stall-ms")));
+	if (!dinfo)
+		json_object_set_new(r, "destination-error", json_string(err));
+	status = json_string_value(json_object_get(r, "status"));
+	rc = status && !strcmp(status, "completed") && (!dv || json_is_true(dv))
+		     ? 0
+		     : 1;
+	if (json) {
+		char *text = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+		printf("%s\n", text);
+		free(text);
+	} else {
+		report(r, uri, guest_args);
+	}
+out:
+	json_decref(r);
+	json_decref(dinfo);
+	finish(&src);
+	finish(&dst);
+	rmdir(dir);
+	return rc;
+}

@@ -1,0 +1,91 @@
+/*
+ * cmd_migrate.c - `ferry migrate`: drive a running guest's migration over
+ * its QMP socket, show progress, print the final query-migrate result.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "drive.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry migrate --qmp unix:PATH URI [--set PARAM=VALUE]"
+		"... [--cap NAME=on|off]...\n"
+		"  URI is tcp:HOST:PORT or unix:PATH (the destination's "
+		"--incoming)\n"
+		"  --set downtime-limit=MS, max-bandwidth=BYTES_PER_S "
+		"(200M works),\n"
+		"        cpu-throttle-initial=PCT, "
+		"cpu-throttle-increment=PCT\n"
+		"  --cap verify=on|off, auto-converge=on|off\n");
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "qmp", required_argument, NULL, 'q' },
+		{ "set", required_argument, NULL, 's' },
+		{ "cap", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct drive_opts d = { 0 };
+	const char *qmp = NULL, *status;
+	char err[512];
+	struct qmpc c;
+	json_t *r;
+	char *text;
+	int o, rc;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'q':
+			qmp = optarg;
+			break;
+		case 's':
+			if (drive_add_set(&d, optarg))
+				return 1;
+			break;
+		case 'c':
+			if (drive_add_cap(&d, optarg))
+				return 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!qmp)
+		return cli_fail("migrate: --qmp unix:PATH is required");
+	if (optind != argc - 1)
+		return cli_fail("migrate: expected one destination URI");
+	if (qmpc_connect(&c, qmp, 0, err, sizeof(err)))
+		return cli_fail("migrate: %s", err);
+	rc = drive_apply(&c, &d, true, err, sizeof(err));
+	r = rc ? NULL
+	       : drive_migrate(&c, argv[optind], isatty(STDERR_FILENO), err,
+			       sizeof(err));
+	qmpc_close(&c);
+	if (!r)
+		return cli_fail("migrate: %s", err);
+	text = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	printf("%s\n", text);
+	free(text);
+	status = json_string_value(json_object_get(r, "status"));
+	rc = status && !strcmp(status, "completed") ? 0 : 1;
+	if (rc)
+		cli_fail("migrate: %s: %s", status ? status : "unknown",
+			 json_string_value(json_object_get(r, "error-desc"))
+				 ?: "no reason given");
+	json_decref(r);
+	return rc;
+}

@@ -1,0 +1,141 @@
+/* drive.c - set parameters and capabilities, migrate, watch progress. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "drive.h"
+#include "size.h"
+
+int drive_add_set(struct drive_opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+
+	if (!eq || eq == arg || !eq[1])
+		return cli_fail("--set %s: expected PARAM=VALUE, like "
+				"downtime-limit=100",
+				arg);
+	if (o->nsets == DRIVE_MAX_OPTS)
+		return cli_fail("--set: at most %d", DRIVE_MAX_OPTS);
+	o->sets[o->nsets++] = arg;
+	return 0;
+}
+
+int drive_add_cap(struct drive_opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+
+	if (!eq || eq == arg || (strcmp(eq + 1, "on") && strcmp(eq + 1, "off")))
+		return cli_fail("--cap %s: expected NAME=on or NAME=off, like "
+				"auto-converge=on",
+				arg);
+	if (o->ncaps == DRIVE_MAX_OPTS)
+		return cli_fail("--cap: at most %d", DRIVE_MAX_OPTS);
+	o->caps[o->ncaps++] = arg;
+	return 0;
+}
+
+int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
+		char *err, size_t errlen)
+{
+	json_t *args, *caps, *r;
+	int i;
+
+	if (params && o->nsets) {
+		args = json_object();
+		for (i = 0; i < o->nsets; i++) {
+			const char *eq = strchr(o->sets[i], '=');
+			char name[128];
+			uint64_t v;
+			char *end;
+
+			snprintf(name, sizeof(name), "%.*s",
+				 (int)(eq - o->sets[i]), o->sets[i]);
+			/* sizes for max-bandwidth ("200M"), plain numbers
+			 * for the rest */
+			v = strtoull(eq + 1, &end, 10);
+			if (*end && ferry_parse_size(eq + 1, &v)) {
+				json_decref(args);
+				snprintf(err, errlen,
+					 "--set %s: '%s' is not a number",
+					 o->sets[i], eq + 1);
+				return -EINVAL;
+			}
+			json_object_set_new(args, name,
+					    json_integer((json_int_t)v));
+		}
+		r = qmpc_call(c, "migrate-set-parameters", args, err, errlen);
+		if (!r)
+			return -EINVAL;
+		json_decref(r);
+	}
+	if (o->ncaps) {
+		caps = json_array();
+		for (i = 0; i < o->ncaps; i++) {
+			const char *eq = strchr(o->caps[i], '=');
+
+			json_array_append_new(
+				caps,
+				json_pack("{s:s%,s:b}", "capability",
+					  o->caps[i], (size_t)(eq - o->caps[i]),
+					  "state", !strcmp(eq + 1, "on")));
+		}
+		r = qmpc_call(c, "migrate-set-capabilities",
+			      json_pack("{s:o}", "capabilities", caps), err,
+			      errlen);
+		if (!r)
+			return -EINVAL;
+		json_decref(r);
+	}
+	return 0;
+}
+
+static json_int_t num(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+json_t *drive_migrate(struct qmpc *c, const char *uri, bool progress, char *err,
+		      size_t errlen)
+{
+	json_t *r = qmpc_call(c, "migrate", json_pack("{s:s}", "uri", uri), err,
+			      errlen);
+
+	if (!r)
+		return NULL;
+	json_decref(r);
+	for (;;) {
+		const char *status;
+		json_t *ram;
+
+		r = qmpc_call(c, "query-migrate", NULL, err, errlen);
+		if (!r)
+			return NULL;
+		status = json_string_value(json_object_get(r, "status"));
+		if (!status || !strcmp(status, "completed") ||
+		    !strcmp(status, "failed") || !strcmp(status, "cancelled"))
+			break;
+		ram = json_object_get(r, "ram");
+		if (progress && ram) {
+			double total = (double)num(ram, "total");
+			double left = (double)num(ram, "remaining");
+
+			fprintf(stderr,
+				"\r%-10s %5.1f%%  %8.0f Mbit/s  dirty %8lld "
+				"pages/s  iteration %lld  expected downtime "
+				"%lld ms   ",
+				status, total ? 100.0 * (1 - left / total) : 0,
+				json_number_value(json_object_get(ram, "mbps")),
+				(long long)num(ram, "dirty-pages-rate"),
+				(long long)num(ram, "iterations"),
+				(long long)num(r, "expected-downtime"));
+		}
+		json_decref(r);
+		usleep(100000);
+	}
+	if (progress)
+		fprintf(stderr, "\r%100s\r", "");
+	return r;
+}

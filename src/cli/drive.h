@@ -1,0 +1,32 @@
+/* drive.h - driving a migration over QMP: what `ferry migrate` and
+ * `ferry demo` share. */
+#ifndef FERRY_DRIVE_H
+#define FERRY_DRIVE_H
+
+#include <stdbool.h>
+
+#include "qmp_client.h"
+
+#define DRIVE_MAX_OPTS 32
+
+struct drive_opts {
+	const char *sets[DRIVE_MAX_OPTS]; /* PARAM=VALUE */
+	int nsets;
+	const char *caps[DRIVE_MAX_OPTS]; /* NAME=on|off */
+	int ncaps;
+};
+
+/* Remember one --set or --cap; checks the shape, not the name. */
+int drive_add_set(struct drive_opts *o, const char *arg);
+int drive_add_cap(struct drive_opts *o, const char *arg);
+
+/* Send the parameters (if params) and capabilities to a guest. */
+int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
+		char *err, size_t errlen);
+
+/* Start `migrate uri` and wait for it to finish, showing a progress line
+ * on stderr when progress is set.  Returns the final query-migrate. */
+json_t *drive_migrate(struct qmpc *c, const char *uri, bool progress, char *err,
+		      size_t errlen);
+
+#endif

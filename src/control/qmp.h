@@ -1,0 +1,36 @@
+/*
+ * qmp.h - the control socket: QEMU's QMP wire protocol over a UNIX socket.
+ *
+ * The server greets each client, waits for qmp_capabilities, then answers
+ * commands with {"return": ...} or {"error": {"class", "desc"}}, and sends
+ * MIGRATION events to every client.  It runs on its own thread and only
+ * calls the public APIs of the guest's ferry_vm and the migration engine,
+ * so a broken client cannot hurt the guest.
+ */
+#ifndef FERRY_QMP_H
+#define FERRY_QMP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "ferry/error.h"
+#include "ferry/migration.h"
+#include "ferry/vm.h"
+
+struct qmp_server;
+
+struct qmp_backend {
+	const struct ferry_vm *vm;
+	struct ferry_migration *mig;
+	bool incoming;	     /* a destination (started with --incoming) */
+	bool incoming_defer; /* migrate-incoming may start it */
+	atomic_bool quit;    /* set by the quit command */
+};
+
+int qmp_server_start(const char *uri, struct qmp_backend *b,
+		     struct qmp_server **out, struct ferry_error *err);
+/* Send an event to every client that finished negotiation. */
+void qmp_server_event_migration(struct qmp_server *s, enum ferry_mig_state st);
+void qmp_server_stop(struct qmp_server *s);
+
+#endif

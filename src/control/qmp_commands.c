@@ -1,0 +1,465 @@
+/*
+ * qmp_commands.c - the QMP commands, with QEMU's names and argument
+ * shapes: qmp_capabilities (in qmp.c), query-status, stop, cont, quit,
+ * migrate, migrate-incoming, migrate_cancel, query-migrate,
+ * migrate-set-parameters, query-migrate-parameters,
+ * migrate-set-capabilities, query-migrate-capabilities, query-commands.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qmp_internal.h"
+
+static json_t *fail(struct qmp_error *e, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static json_t *fail(struct qmp_error *e, const char *cls, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->cls = cls;
+	va_start(ap, fmt);
+	vsnprintf(e->desc, sizeof(e->desc), fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+/* Every argument must be one the command knows. */
+static bool only_args(json_t *args, const char *const *known,
+		      struct qmp_error *e)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(args, key, v)
+	{
+		for (i = 0; known[i]; i++)
+			if (!strcmp(key, known[i]))
+				break;
+		if (!known[i]) {
+			fail(e, NULL, "Parameter '%s' is unexpected", key);
+			return false;
+		}
+	}
+	return true;
+}
+
+static const char *str_arg(json_t *args, const char *name, bool required,
+			   struct qmp_error *e, bool *bad)
+{
+	json_t *v = args ? json_object_get(args, name) : NULL;
+
+	*bad = false;
+	if (!v) {
+		if (required) {
+			fail(e, NULL, "Parameter '%s' is missing", name);
+			*bad = true;
+		}
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		fail(e, NULL,
+		     "Invalid parameter type for '%s', expected: "
+		     "string",
+		     name);
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static bool vm_running(const struct qmp_backend *b)
+{
+	return b->vm->runctl.running &&
+	       b->vm->runctl.running(b->vm->runctl.opaque);
+}
+
+static json_t *cmd_query_status(struct qmp_backend *b, json_t *args,
+				struct qmp_error *e)
+{
+	struct ferry_mig_stats st;
+	bool running = vm_running(b);
+	const char *status = running ? "running" : "paused";
+
+	(void)args, (void)e;
+	ferry_migration_query(b->mig, &st);
+	if (st.incoming && st.state != FERRY_MIG_COMPLETED && !running)
+		status = "inmigrate";
+	else if (!st.incoming && st.state == FERRY_MIG_COMPLETED && !running)
+		status = "postmigrate";
+	return json_pack("{s:b,s:b,s:s}", "running", running, "singlestep", 0,
+			 "status", status);
+}
+
+static bool migrating(struct qmp_backend *b)
+{
+	struct ferry_mig_stats st;
+
+	ferry_migration_query(b->mig, &st);
+	/* a destination still waiting for its connection may be set up */
+	return (st.state == FERRY_MIG_SETUP && !st.incoming) ||
+	       st.state == FERRY_MIG_ACTIVE || st.state == FERRY_MIG_DEVICE ||
+	       st.state == FERRY_MIG_CANCELLING;
+}
+
+static json_t *cmd_stop(struct qmp_backend *b, json_t *args,
+			struct qmp_error *e)
+{
+	(void)args, (void)e;
+	b->vm->runctl.stop(b->vm->runctl.opaque);
+	return json_object();
+}
+
+static json_t *cmd_cont(struct qmp_backend *b, json_t *args,
+			struct qmp_error *e)
+{
+	struct ferry_mig_stats st;
+
+	(void)args;
+	ferry_migration_query(b->mig, &st);
+	if (st.incoming && st.state != FERRY_MIG_COMPLETED)
+		return fail(e, NULL,
+			    "Guest is waiting for an incoming "
+			    "migration");
+	if (!st.incoming && st.state == FERRY_MIG_DEVICE)
+		return fail(e, NULL,
+			    "Migration is switching over; try again "
+			    "when it has finished");
+	b->vm->runctl.resume(b->vm->runctl.opaque);
+	return json_object();
+}
+
+static json_t *cmd_quit(struct qmp_backend *b, json_t *args,
+			struct qmp_error *e)
+{
+	(void)args, (void)e;
+	atomic_store(&b->quit, true);
+	return json_object();
+}
+
+static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
+			   struct qmp_error *e)
+{
+	static const char *const known[] = { "uri", "detach", "blk",
+					     "inc", "resume", NULL };
+	struct ferry_error err = { 0 };
+	struct ferry_mig_stats st;
+	const char *uri;
+	json_t *v;
+	bool bad;
+
+	if (args && !only_args(args, known, e))
+		return NULL;
+	uri = str_arg(args, "uri", true, e, &bad);
+	if (bad)
+		return NULL;
+	ferry_migration_query(b->mig, &st);
+	if (st.incoming && st.state != FERRY_MIG_COMPLETED)
+		return fail(e, NULL,
+			    "Guest is an incoming migration "
+			    "destination; it cannot migrate out "
+			    "before it has arrived");
+	v = args ? json_object_get(args, "resume") : NULL;
+	if (v && json_is_true(v))
+		return fail(e, NULL,
+			    "Parameter 'resume' needs post-copy, "
+			    "which ferry does not do yet");
+	v = args ? json_object_get(args, "blk") : NULL;
+	if (v && json_is_true(v))
+		return fail(e, NULL, "Block migration is not supported");
+	if (ferry_migration_start(b->mig, uri, &err))
+		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	return json_object();
+}
+
+static json_t *cmd_migrate_incoming(struct qmp_backend *b, json_t *args,
+				    struct qmp_error *e)
+{
+	static const char *const known[] = { "uri", NULL };
+	struct ferry_error err = { 0 };
+	const char *uri;
+	bool bad;
+
+	if (args && !only_args(args, known, e))
+		return NULL;
+	uri = str_arg(args, "uri", true, e, &bad);
+	if (bad)
+		return NULL;
+	if (!b->incoming_defer)
+		return fail(e, NULL,
+			    "'-incoming' was not specified on the "
+			    "command line (start with --incoming "
+			    "defer)");
+	if (ferry_migration_incoming(b->mig, uri, &err))
+		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	b->incoming_defer = false;
+	return json_object();
+}
+
+static json_t *cmd_migrate_cancel(struct qmp_backend *b, json_t *args,
+				  struct qmp_error *e)
+{
+	(void)args, (void)e;
+	ferry_migration_cancel(b->mig);
+	return json_object();
+}
+
+json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
+{
+	bool running = st->state == FERRY_MIG_SETUP ||
+		       st->state == FERRY_MIG_ACTIVE ||
+		       st->state == FERRY_MIG_DEVICE ||
+		       st->state == FERRY_MIG_CANCELLING;
+	json_t *r;
+
+	if (st->state == FERRY_MIG_NONE)
+		return json_object();
+	r = json_pack("{s:s,s:I,s:I,s:s}", "status",
+		      ferry_mig_state_name(st->state), "total-time",
+		      (json_int_t)st->total_time_ms, "setup-time",
+		      (json_int_t)st->setup_time_ms, "uri", st->uri);
+	if (st->state == FERRY_MIG_COMPLETED && !st->incoming)
+		json_object_set_new(r, "downtime",
+				    json_integer((json_int_t)st->downtime_ms));
+	if (running && !st->incoming)
+		json_object_set_new(
+			r, "expected-downtime",
+			json_integer((json_int_t)st->expected_downtime_ms));
+	json_object_set_new(
+		r, "ram",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,"
+			  "s:I}",
+			  "transferred", (json_int_t)st->transferred,
+			  "remaining", (json_int_t)st->remaining, "total",
+			  (json_int_t)st->total, "duplicate",
+			  (json_int_t)st->duplicate, "normal",
+			  (json_int_t)st->normal, "normal-bytes",
+			  (json_int_t)st->normal_bytes, "mbps", st->mbps,
+			  "pages-per-second", (json_int_t)st->pages_per_second,
+			  "dirty-pages-rate", (json_int_t)st->dirty_pages_rate,
+			  "dirty-sync-count", (json_int_t)st->dirty_sync_count,
+			  "precopy-bytes", (json_int_t)st->precopy_bytes,
+			  "downtime-bytes", (json_int_t)st->downtime_bytes,
+			  "iterations", (json_int_t)st->iterations));
+	if (st->throttle_percent)
+		json_object_set_new(r, "cpu-throttle-percentage",
+				    json_integer(st->throttle_percent));
+	if (st->have_stall)
+		json_object_set_new(
+			r, "guest",
+			json_pack("{s:f,s:f}", "max-stall-ms",
+				  (double)st->max_stall_us / 1e3,
+				  "setup-stall-ms",
+				  (double)st->setup_stall_us / 1e3));
+	if (st->verified)
+		json_object_set_new(r, "verified",
+				    json_boolean(st->verified > 0));
+	if (st->error[0] &&
+	    (st->state == FERRY_MIG_FAILED || st->state == FERRY_MIG_CANCELLED))
+		json_object_set_new(r, "error-desc", json_string(st->error));
+	return r;
+}
+
+static json_t *cmd_query_migrate(struct qmp_backend *b, json_t *args,
+				 struct qmp_error *e)
+{
+	struct ferry_mig_stats st;
+
+	(void)args, (void)e;
+	ferry_migration_query(b->mig, &st);
+	return qmp_migrate_info(&st);
+}
+
+struct param {
+	const char *name;
+	uint64_t min, max;
+	size_t offset; /* into ferry_mig_params */
+	bool is_u64;
+};
+
+#define P(n, lo, hi, field, u64)                                         \
+	{                                                                \
+		n, lo, hi, offsetof(struct ferry_mig_params, field), u64 \
+	}
+static const struct param params[] = {
+	P("downtime-limit", 0, 2000000, downtime_limit_ms, true),
+	P("max-bandwidth", 0, INT64_MAX, max_bandwidth, true),
+	P("cpu-throttle-initial", 1, 99, cpu_throttle_initial, false),
+	P("cpu-throttle-increment", 1, 99, cpu_throttle_increment, false),
+	P("max-cpu-throttle", 1, 99, max_cpu_throttle, false),
+};
+#undef P
+#define NPARAMS (sizeof(params) / sizeof(params[0]))
+
+static json_t *cmd_set_params(struct qmp_backend *b, json_t *args,
+			      struct qmp_error *e)
+{
+	struct ferry_mig_params p;
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	ferry_migration_get_params(b->mig, &p);
+	json_object_foreach(args, key, v)
+	{
+		json_int_t x;
+
+		for (i = 0; i < NPARAMS; i++)
+			if (!strcmp(key, params[i].name))
+				break;
+		if (i == NPARAMS)
+			return fail(e, NULL, "Parameter '%s' is unexpected",
+				    key);
+		if (!json_is_integer(v))
+			return fail(e, NULL,
+				    "Invalid parameter type for "
+				    "'%s', expected: integer",
+				    key);
+		x = json_integer_value(v);
+		if (x < 0 || (uint64_t)x < params[i].min ||
+		    (uint64_t)x > params[i].max)
+			return fail(e, NULL,
+				    "Parameter '%s' expects a value "
+				    "from %llu to %llu",
+				    key, (unsigned long long)params[i].min,
+				    (unsigned long long)params[i].max);
+		if (params[i].is_u64)
+			*(uint64_t *)((char *)&p + params[i].offset) =
+				(uint64_t)x;
+		else
+			*(unsigned *)((char *)&p + params[i].offset) =
+				(unsigned)x;
+	}
+	ferry_migration_set_params(b->mig, &p);
+	return json_object();
+}
+
+static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
+				struct qmp_error *e)
+{
+	struct ferry_mig_params p;
+	json_t *r = json_object();
+	size_t i;
+
+	(void)args, (void)e;
+	ferry_migration_get_params(b->mig, &p);
+	for (i = 0; i < NPARAMS; i++) {
+		const char *f = (const char *)&p + params[i].offset;
+		uint64_t v = params[i].is_u64
+				     ? *(const uint64_t *)(const void *)f
+				     : *(const unsigned *)(const void *)f;
+
+		json_object_set_new(r, params[i].name,
+				    json_integer((json_int_t)v));
+	}
+	return r;
+}
+
+static json_t *cmd_set_caps(struct qmp_backend *b, json_t *args,
+			    struct qmp_error *e)
+{
+	static const char *const known[] = { "capabilities", NULL };
+	json_t *list = args ? json_object_get(args, "capabilities") : NULL;
+	struct ferry_mig_params p;
+	json_t *item;
+	size_t i;
+
+	if (args && !only_args(args, known, e))
+		return NULL;
+	if (!json_is_array(list))
+		return fail(e, NULL,
+			    "Parameter 'capabilities' is missing or "
+			    "not a list");
+	if (migrating(b))
+		return fail(e, NULL,
+			    "There's a migration process in "
+			    "progress");
+	ferry_migration_get_params(b->mig, &p);
+	json_array_foreach(list, i, item)
+	{
+		json_t *name = json_object_get(item, "capability");
+		json_t *state = json_object_get(item, "state");
+		const char *n;
+
+		if (!json_is_string(name) || !json_is_boolean(state))
+			return fail(e, NULL,
+				    "Each capability is {\"capability"
+				    "\": string, \"state\": bool}");
+		n = json_string_value(name);
+		if (!strcmp(n, "verify"))
+			p.verify = json_is_true(state);
+		else if (!strcmp(n, "auto-converge"))
+			p.auto_converge = json_is_true(state);
+		else if (json_is_true(state))
+			return fail(e, NULL,
+				    "Capability '%s' is not supported "
+				    "by ferry yet",
+				    n);
+	}
+	ferry_migration_set_params(b->mig, &p);
+	return json_object();
+}
+
+static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
+			      struct qmp_error *e)
+{
+	struct ferry_mig_params p;
+
+	(void)args, (void)e;
+	ferry_migration_get_params(b->mig, &p);
+	return json_pack("[{s:s,s:b},{s:s,s:b}]", "capability", "verify",
+			 "state", p.verify, "capability", "auto-converge",
+			 "state", p.auto_converge);
+}
+
+static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,
+				  struct qmp_error *e);
+
+static const struct {
+	const char *name;
+	json_t *(*fn)(struct qmp_backend *b, json_t *args, struct qmp_error *e);
+} commands[] = {
+	{ "query-status", cmd_query_status },
+	{ "stop", cmd_stop },
+	{ "cont", cmd_cont },
+	{ "quit", cmd_quit },
+	{ "migrate", cmd_migrate },
+	{ "migrate-incoming", cmd_migrate_incoming },
+	{ "migrate_cancel", cmd_migrate_cancel },
+	{ "query-migrate", cmd_query_migrate },
+	{ "migrate-set-parameters", cmd_set_params },
+	{ "query-migrate-parameters", cmd_query_params },
+	{ "migrate-set-capabilities", cmd_set_caps },
+	{ "query-migrate-capabilities", cmd_query_caps },
+	{ "query-commands", cmd_query_commands },
+};
+
+static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,
+				  struct qmp_error *e)
+{
+	json_t *r = json_array();
+	size_t i;
+
+	(void)b, (void)args, (void)e;
+	json_array_append_new(r,
+			      json_pack("{s:s}", "name", "qmp_capabilities"));
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		json_array_append_new(r, json_pack("{s:s}", "name",
+						   commands[i].name));
+	return r;
+}
+
+json_t *qmp_dispatch(struct qmp_backend *b, const char *cmd, json_t *args,
+		     struct qmp_error *e)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].fn(b, args ? args : NULL, e);
+	return fail(e, "CommandNotFound", "The command %s has not been found",
+		    cmd);
+}

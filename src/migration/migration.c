@@ -1,0 +1,300 @@
+/*
+ * migration.c - the migration object: states and their transitions,
+ * parameters, statistics, start and cancel.  The work itself is in
+ * outgoing.c and incoming.c, on the engine's own thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migration_internal.h"
+#include "transport.h"
+
+static const char *const state_names[] = {
+	[FERRY_MIG_NONE] = "none",
+	[FERRY_MIG_SETUP] = "setup",
+	[FERRY_MIG_ACTIVE] = "active",
+	[FERRY_MIG_DEVICE] = "device",
+	[FERRY_MIG_COMPLETED] = "completed",
+	[FERRY_MIG_FAILED] = "failed",
+	[FERRY_MIG_CANCELLING] = "cancelling",
+	[FERRY_MIG_CANCELLED] = "cancelled",
+};
+
+#define S(x) (1u << FERRY_MIG_##x)
+/* allowed[from] = the states it may move to */
+static const unsigned allowed[] = {
+	[FERRY_MIG_NONE] = S(SETUP),
+	[FERRY_MIG_SETUP] = S(ACTIVE) | S(FAILED) | S(CANCELLING),
+	/* a destination goes from active straight to completed */
+	[FERRY_MIG_ACTIVE] = S(DEVICE) | S(COMPLETED) | S(FAILED) |
+			     S(CANCELLING),
+	[FERRY_MIG_DEVICE] = S(COMPLETED) | S(FAILED) | S(CANCELLING),
+	[FERRY_MIG_COMPLETED] = S(SETUP),
+	[FERRY_MIG_FAILED] = S(SETUP),
+	[FERRY_MIG_CANCELLING] = S(CANCELLED) | S(FAILED) | S(COMPLETED),
+	[FERRY_MIG_CANCELLED] = S(SETUP),
+};
+#undef S
+
+const char *ferry_mig_state_name(enum ferry_mig_state s)
+{
+	if ((unsigned)s < sizeof(state_names) / sizeof(state_names[0]))
+		return state_names[s];
+	return "unknown";
+}
+
+uint64_t mig_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void ferry_mig_params_default(struct ferry_mig_params *p)
+{
+	*p = (struct ferry_mig_params){
+		.downtime_limit_ms = 300,
+		.max_bandwidth = 0,
+		.cpu_throttle_initial = 20,
+		.cpu_throttle_increment = 10,
+		.max_cpu_throttle = 99,
+		.verify = true,
+		.auto_converge = false,
+	};
+}
+
+bool mig_set_state(struct ferry_migration *m, enum ferry_mig_state from,
+		   enum ferry_mig_state to)
+{
+	bool ok;
+
+	pthread_mutex_lock(&m->lock);
+	ok = m->stats.state == from && (allowed[from] & (1u << to));
+	if (ok) {
+		m->stats.state = to;
+		if (to >= FERRY_MIG_COMPLETED && to != FERRY_MIG_CANCELLING)
+			m->stats.total_time_ms =
+				(mig_now_ns() - m->t_start_ns) / 1000000;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (ok && m->event_fn)
+		m->event_fn(m->event_opaque, to);
+	return ok;
+}
+
+enum ferry_mig_state mig_state(struct ferry_migration *m)
+{
+	enum ferry_mig_state s;
+
+	pthread_mutex_lock(&m->lock);
+	s = m->stats.state;
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
+{
+	enum ferry_mig_state s = mig_state(m);
+
+	if (atomic_load(&m->cancel) == 1 && s != FERRY_MIG_CANCELLING &&
+	    mig_set_state(m, s, FERRY_MIG_CANCELLING))
+		s = FERRY_MIG_CANCELLING;
+	pthread_mutex_lock(&m->lock);
+	if (!m->stats.error[0])
+		snprintf(m->stats.error, sizeof(m->stats.error), "%s",
+			 ferry_error_msg(err));
+	pthread_mutex_unlock(&m->lock);
+	if (s == FERRY_MIG_CANCELLING)
+		mig_set_state(m, s, FERRY_MIG_CANCELLED);
+	else
+		mig_set_state(m, s, FERRY_MIG_FAILED);
+}
+
+int ferry_migration_new(const struct ferry_vm *vm, struct ferry_migration **out,
+			struct ferry_error *err)
+{
+	struct ferry_migration *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	m->vm = vm;
+	pthread_mutex_init(&m->lock, NULL);
+	ferry_mig_params_default(&m->params);
+	atomic_init(&m->fd, -1);
+	m->listen_fd = -1;
+	*out = m;
+	return 0;
+}
+
+void ferry_migration_on_event(struct ferry_migration *m, ferry_mig_event_fn fn,
+			      void *opaque)
+{
+	m->event_fn = fn;
+	m->event_opaque = opaque;
+}
+
+void ferry_migration_get_params(struct ferry_migration *m,
+				struct ferry_mig_params *p)
+{
+	pthread_mutex_lock(&m->lock);
+	*p = m->params;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void ferry_migration_set_params(struct ferry_migration *m,
+				const struct ferry_mig_params *p)
+{
+	pthread_mutex_lock(&m->lock);
+	m->params = *p;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int begin(struct ferry_migration *m, const char *uri, bool incoming,
+		 void *(*fn)(void *), struct ferry_error *err)
+{
+	enum ferry_mig_state s;
+	uint64_t total = 0;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	s = m->stats.state;
+	if (s != FERRY_MIG_NONE && s != FERRY_MIG_COMPLETED &&
+	    s != FERRY_MIG_FAILED && s != FERRY_MIG_CANCELLED) {
+		pthread_mutex_unlock(&m->lock);
+		return ferry_error_set(err, -EBUSY,
+				       "a migration is already in progress "
+				       "(state %s)",
+				       ferry_mig_state_name(s));
+	}
+	if (m->thread_live) { /* the previous one has finished: reap it */
+		pthread_mutex_unlock(&m->lock);
+		pthread_join(m->thread, NULL);
+		pthread_mutex_lock(&m->lock);
+		m->thread_live = false;
+	}
+	for (i = 0; i < m->vm->nblocks; i++)
+		total += m->vm->blocks[i].length;
+	memset(&m->stats, 0, sizeof(m->stats));
+	m->stats.state = s;
+	m->stats.incoming = incoming;
+	m->stats.total = total;
+	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	atomic_store(&m->cancel, 0);
+	m->t_start_ns = mig_now_ns();
+	pthread_mutex_unlock(&m->lock);
+
+	if (!mig_set_state(m, s, FERRY_MIG_SETUP))
+		return ferry_error_set(err, -EBUSY, "migration state changed");
+	rc = pthread_create(&m->thread, NULL, fn, m);
+	if (rc) {
+		struct ferry_error e = { 0 };
+
+		ferry_error_set(&e, -rc,
+				"cannot start the migration thread: "
+				"%s",
+				strerror(rc));
+		mig_fail(m, &e);
+		return ferry_error_set(err, -rc, "%s", e.msg);
+	}
+	pthread_mutex_lock(&m->lock);
+	m->thread_live = true;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int ferry_migration_start(struct ferry_migration *m, const char *uri,
+			  struct ferry_error *err)
+{
+	int rc = transport_check(uri, err);
+
+	if (rc)
+		return rc;
+	return begin(m, uri, false, mig_outgoing_main, err);
+}
+
+int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
+			     struct ferry_error *err)
+{
+	char bound[256];
+	int rc, fd;
+
+	if (mig_state(m) != FERRY_MIG_NONE)
+		return ferry_error_set(err, -EBUSY,
+				       "this guest already took an incoming "
+				       "migration");
+	rc = transport_listen(uri, &fd, bound, sizeof(bound), err);
+	if (rc)
+		return rc;
+	m->listen_fd = fd;
+	rc = begin(m, bound, true, mig_incoming_main, err);
+	if (rc) {
+		close(fd);
+		m->listen_fd = -1;
+	}
+	return rc;
+}
+
+void ferry_migration_cancel(struct ferry_migration *m)
+{
+	enum ferry_mig_state s = mig_state(m);
+	int fd;
+
+	if (s != FERRY_MIG_SETUP && s != FERRY_MIG_ACTIVE &&
+	    s != FERRY_MIG_DEVICE)
+		return;
+	/* 0 -> 1; a 2 means the end of stream is already on its way and
+	 * the destination decides (outgoing.c): too late to cancel. */
+	if (!atomic_compare_exchange_strong(&m->cancel, &(int){ 0 }, 1))
+		return;
+	if (!mig_set_state(m, s, FERRY_MIG_CANCELLING))
+		return;
+	/* Unblock a send or receive; the engine's thread cleans up. */
+	fd = atomic_load(&m->fd);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+void ferry_migration_query(struct ferry_migration *m,
+			   struct ferry_mig_stats *st)
+{
+	pthread_mutex_lock(&m->lock);
+	*st = m->stats;
+	/* a destination's guest runs on: its heartbeat's view is live, and
+	 * its first tick after resume measured the whole freeze */
+	if (st->incoming && st->state == FERRY_MIG_COMPLETED &&
+	    m->vm->runctl.stall_us) {
+		st->have_stall = true;
+		st->max_stall_us =
+			m->vm->runctl.stall_us(m->vm->runctl.opaque, false);
+	}
+	if (st->state == FERRY_MIG_SETUP || st->state == FERRY_MIG_ACTIVE ||
+	    st->state == FERRY_MIG_DEVICE || st->state == FERRY_MIG_CANCELLING)
+		st->total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void ferry_migration_free(struct ferry_migration *m)
+{
+	bool live;
+
+	if (!m)
+		return;
+	ferry_migration_cancel(m);
+	pthread_mutex_lock(&m->lock);
+	live = m->thread_live;
+	pthread_mutex_unlock(&m->lock);
+	if (live)
+		pthread_join(m->thread, NULL);
+	if (m->listen_fd >= 0)
+		close(m->listen_fd);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}

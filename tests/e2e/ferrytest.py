@@ -1,0 +1,150 @@
+"""ferrytest.py - helpers for ferry's two-process tests: start guests,
+talk QMP to them, and print TAP.
+
+A QMP client here is deliberately plain: the socket protocol is what a
+QEMU management tool would speak, so these tests also show that such a tool
+works against ferry unchanged."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+FERRY = os.environ.get("FERRY", "build/ferry")
+
+
+class QMPError(Exception):
+    def __init__(self, cls, desc):
+        super().__init__(f"{cls}: {desc}")
+        self.cls = cls
+        self.desc = desc
+
+
+class QMP:
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.events = []
+        self.greeting = self._read()
+        assert "QMP" in self.greeting, self.greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("QMP socket closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        while True:
+            msg = self._read()
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def cmd(self, name, **args):
+        req = {"execute": name}
+        if args:
+            req["arguments"] = args
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        msg = self.reply()
+        if "error" in msg:
+            raise QMPError(msg["error"]["class"], msg["error"]["desc"])
+        return msg["return"]
+
+    def wait_migration(self, states=("completed", "failed", "cancelled"),
+                       timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            info = self.cmd("query-migrate")
+            if info.get("status") in states:
+                return info
+            time.sleep(0.05)
+        raise TimeoutError(f"migration still {info.get('status')}")
+
+    def close(self):
+        self.sock.close()
+
+
+class Guest:
+    """A `ferry run` process with a QMP socket."""
+
+    def __init__(self, name, args, incoming=None, tmp=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="ferry-e2e-")
+        self.sock = os.path.join(self.tmp, name + ".qmp")
+        cmd = [FERRY, "run", "--qmp", "unix:" + self.sock] + list(args)
+        if incoming:
+            cmd += ["--incoming", incoming]
+        self.log = open(os.path.join(self.tmp, name + ".log"), "w+")
+        self.proc = subprocess.Popen(cmd, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.qmp = QMP(self.sock)
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def incoming_uri(self):
+        return self.qmp.cmd("query-migrate")["uri"]
+
+    def quit(self):
+        try:
+            self.qmp.cmd("quit")
+        except (OSError, QMPError):
+            pass
+        self.qmp.close()
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.qmp.close()
+
+
+class TAP:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def run(self, name, fn):
+        self.n += 1
+        try:
+            fn()
+            print(f"ok {self.n} - {name}", flush=True)
+        except Exception as e:  # a failed check or a broken run
+            self.failed += 1
+            print(f"not ok {self.n} - {name}: {type(e).__name__}: {e}",
+                  flush=True)
+
+    def skip(self, name, why):
+        self.n += 1
+        print(f"ok {self.n} - {name} # SKIP {why}", flush=True)
+
+    def done(self):
+        print(f"1..{self.n}", flush=True)
+        sys.exit(1 if self.failed else 0)

@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""test_precopy.py - pre-copy migration between two real `ferry run`
+processes over TCP and UNIX sockets, driven over QMP.  Every completed
+migration is verified: the destination compares the digest of all RAM and
+device state with the source's before it resumes.  Prints TAP."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ferrytest as ft  # noqa: E402
+
+if len(sys.argv) > 1:
+    ft.FERRY = sys.argv[1]
+
+RAM = ["--ram", "256M", "--vcpus", "2"]
+tap = ft.TAP()
+
+
+def pair(workload, extra_src=(), incoming="tcp:127.0.0.1:0", dst_args=None):
+    args = RAM + ["--workload", workload] + list(extra_src)
+    dst = ft.Guest("dst", dst_args or args, incoming=incoming)
+    src = ft.Guest("src", args, tmp=dst.tmp)
+    return src, dst
+
+
+def migrate(src, dst, **params):
+    uri = dst.incoming_uri()
+    if params:
+        src.qmp.cmd("migrate-set-parameters", **params)
+    src.qmp.cmd("migrate", uri=uri)
+    return src.qmp.wait_migration(), dst.qmp.wait_migration()
+
+
+def heartbeat_ticks(guest):
+    """The heartbeat runs if the guest's longest-stall window is reset and
+    query-status says running; ticks are checked through the digest
+    changing: a running guest's state moves."""
+    return guest.qmp.cmd("query-status")["running"]
+
+
+def check_verified(s, d):
+    assert s["status"] == "completed", s
+    assert d["status"] == "completed", d
+    assert s.get("verified") is True, s
+    assert d.get("verified") is True, d
+    for k in ("total-time", "downtime", "setup-time"):
+        assert k in s, k
+    for k in ("transferred", "remaining", "total", "duplicate", "normal",
+              "normal-bytes", "mbps", "pages-per-second",
+              "dirty-pages-rate", "dirty-sync-count", "precopy-bytes",
+              "downtime-bytes"):
+        assert k in s["ram"], k
+    assert s["ram"]["remaining"] == 0
+    assert s["ram"]["total"] == 256 << 20
+    assert "max-stall-ms" in s["guest"] and "setup-stall-ms" in s["guest"]
+
+
+def finish(*guests):
+    for g in guests:
+        g.quit()
+
+
+def t_idle():
+    src, dst = pair("idle", ["--fill", "mixed:40"])
+    s, d = migrate(src, dst)
+    check_verified(s, d)
+    # zero pages travel as a flag: about 40% of 65536 pages
+    assert 20000 < s["ram"]["duplicate"] < 32000, s["ram"]
+    assert s["ram"]["normal"] + s["ram"]["duplicate"] >= 65536
+    assert dst.qmp.cmd("query-status")["status"] == "running"
+    assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+    finish(src, dst)
+
+
+def t_stress():
+    src, dst = pair("stress:bytes=128M")
+    src.qmp.cmd("migrate-set-capabilities", capabilities=[
+        {"capability": "auto-converge", "state": True}])
+    time.sleep(0.3)
+    s, d = migrate(src, dst)
+    check_verified(s, d)
+    assert s["ram"]["dirty-sync-count"] >= 2, s["ram"]  # iterations + switch-over
+    finish(src, dst)
+
+
+def t_zipf():
+    src, dst = pair("zipf:rate=20000")
+    time.sleep(0.3)
+    s, d = migrate(src, dst)
+    check_verified(s, d)
+    finish(src, dst)
+
+
+def t_unix_and_events():
+    src, dst = pair("zipf:rate=5000", incoming="unix:" + os.path.join(
+        "/tmp", f"ferry-e2e-{os.getpid()}.sock"))
+    s, d = migrate(src, dst)
+    check_verified(s, d)
+    seen = [e["data"]["status"] for e in src.qmp.events
+            if e["event"] == "MIGRATION"]
+    # events arrive in order; polling may have missed none of them
+    for st in ("setup", "active", "device", "completed"):
+        assert st in seen, seen
+    assert seen.index("setup") < seen.index("active") < \
+        seen.index("device") < seen.index("completed"), seen
+    for e in src.qmp.events:
+        assert "seconds" in e["timestamp"]
+    finish(src, dst)
+
+
+def t_twice():
+    """A -> B -> C: the guest that arrived migrates on, still verified."""
+    args = RAM + ["--workload", "stress:bytes=32M,keep=off"]
+    a = ft.Guest("a", args)
+    b = ft.Guest("b", args, incoming="tcp:127.0.0.1:0", tmp=a.tmp)
+    c = ft.Guest("c", args, incoming="tcp:127.0.0.1:0", tmp=a.tmp)
+    # before it has arrived, B cannot leave
+    try:
+        b.qmp.cmd("migrate", uri=c.incoming_uri())
+        raise AssertionError("a guest migrated out before it arrived")
+    except ft.QMPError as e:
+        assert "incoming" in e.desc, e.desc
+    for g in (a, b):
+        g.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "auto-converge", "state": True}])
+    a.qmp.cmd("migrate", uri=b.incoming_uri())
+    check_verified(a.qmp.wait_migration(), b.qmp.wait_migration())
+    time.sleep(0.2)
+    b.qmp.cmd("migrate", uri=c.incoming_uri())
+    check_verified(b.qmp.wait_migration(), c.qmp.wait_migration())
+    assert c.qmp.cmd("query-status")["status"] == "running"
+    assert b.qmp.cmd("query-status")["status"] == "postmigrate"
+    finish(a, b, c)
+
+
+def t_cancel_setup():
+    src, dst = pair("idle")
+    uri = dst.incoming_uri()
+    # both commands in one packet: the cancel lands while setting up
+    src.qmp.send_raw(b'{"execute":"migrate","arguments":{"uri":"%s"}}'
+                     b'{"execute":"migrate_cancel"}' % uri.encode())
+    assert src.qmp.reply() == {"return": {}}
+    assert src.qmp.reply() == {"return": {}}
+    s = src.qmp.wait_migration()
+    assert s["status"] == "cancelled", s
+    assert src.qmp.cmd("query-status")["status"] == "running"
+    dst.proc.wait(timeout=30)          # the destination gave up ...
+    assert dst.proc.returncode == 1    # ... and resumed nothing
+    finish(src)
+
+
+def t_cancel_active():
+    src, dst = pair("idle", ["--fill", "random"])
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 20 << 20})
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    src.qmp.wait_migration(states=("active",))
+    time.sleep(0.3)
+    src.qmp.cmd("migrate_cancel")
+    s = src.qmp.wait_migration()
+    assert s["status"] == "cancelled", s
+    assert src.qmp.cmd("query-status")["status"] == "running"
+    assert dst.proc.wait(timeout=30) == 1
+    assert "incoming migration" in dst.output()
+    finish(src)
+
+
+def t_cancel_device():
+    """Switch-over takes a while when a stress guest meets a slow link."""
+    src, dst = pair("stress:bytes=128M")
+    src.qmp.cmd("migrate-set-parameters", **{
+        "downtime-limit": 2000000, "max-bandwidth": 40 << 20})
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    src.qmp.wait_migration(states=("device",))
+    src.qmp.cmd("migrate_cancel")
+    s = src.qmp.wait_migration()
+    assert s["status"] == "cancelled", s
+    assert src.qmp.cmd("query-status")["status"] == "running"
+    assert dst.proc.wait(timeout=30) == 1
+    finish(src)
+
+
+def t_killed_destination():
+    src, dst = pair("zipf:rate=20000", ["--fill", "random"])
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 30 << 20})
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    src.qmp.wait_migration(states=("active",))
+    time.sleep(0.5)
+    dst.kill()
+    s = src.qmp.wait_migration()
+    assert s["status"] == "failed", s
+    assert s.get("error-desc"), s
+    st = src.qmp.cmd("query-status")
+    assert st["running"] and st["status"] == "running", st
+    # the heartbeat keeps ticking: the guest runs and can migrate again
+    dst2 = ft.Guest("dst2", RAM + ["--workload", "zipf:rate=20000"],
+                    incoming="tcp:127.0.0.1:0", tmp=src.tmp)
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 0})
+    src.qmp.cmd("migrate", uri=dst2.incoming_uri())
+    check_verified(src.qmp.wait_migration(), dst2.qmp.wait_migration())
+    finish(src, dst2)
+
+
+def t_mismatched_destination():
+    """A destination with other RAM refuses the stream before a page is
+    written; the source keeps running."""
+    src, dst = pair("idle", dst_args=["--ram", "128M", "--workload", "idle"])
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    s = src.qmp.wait_migration()
+    assert s["status"] == "failed", s
+    assert "ram0" in s["error-desc"], s
+    assert src.qmp.cmd("query-status")["running"]
+    assert dst.proc.wait(timeout=30) == 1
+    finish(src)
+
+
+def t_other_workload():
+    """vCPU state for another workload is refused by name."""
+    src, dst = pair("stress:bytes=16M",
+                    dst_args=RAM + ["--workload", "zipf"])
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    s = src.qmp.wait_migration()
+    assert s["status"] == "failed", s
+    assert "workload stress" in s["error-desc"], s
+    assert src.qmp.cmd("query-status")["running"]
+    finish(src)
+
+
+def t_busy_port():
+    import socket
+    import subprocess
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    r = subprocess.run([ft.FERRY, "run", "--ram", "16M", "--incoming",
+                        f"tcp:127.0.0.1:{port}"], capture_output=True,
+                       text=True, timeout=60)
+    s.close()
+    assert r.returncode == 1, r
+    assert "cannot listen" in r.stderr and "port" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def t_refused():
+    """Nobody listens: the migration fails with the reason, the guest
+    runs on."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    g = ft.Guest("lonely", ["--ram", "32M"])
+    g.qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
+    info = g.qmp.wait_migration()
+    assert info["status"] == "failed", info
+    assert "refused" in info["error-desc"], info
+    assert g.qmp.cmd("query-status")["running"]
+    finish(g)
+
+
+def t_demo_json():
+    import json
+    import subprocess
+    r = subprocess.run([ft.FERRY, "demo", "--ram", "256M", "--workload",
+                        "stress:bytes=64M", "--warmup", "0.3", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1, r.stdout
+    info = json.loads(lines[0])
+    assert info["status"] == "completed" and info["verified"] is True, info
+    assert info["guest"]["resume-stall-ms"] >= 0, info
+    assert info["ram"]["total"] == 256 << 20
+
+
+for name, fn in [
+    ("a busy port is one clear line", t_busy_port),
+    ("connection refused: failed with the reason, guest runs", t_refused),
+    ("ferry demo --json prints one verified result", t_demo_json),
+    ("idle guest, zero pages as flags, verified", t_idle),
+    ("stress guest with auto-converge, verified", t_stress),
+    ("zipf guest, verified", t_zipf),
+    ("over a unix socket, with MIGRATION events", t_unix_and_events),
+    ("A to B to C, verified twice", t_twice),
+    ("cancel in setup: source runs, destination resumes nothing",
+     t_cancel_setup),
+    ("cancel while active", t_cancel_active),
+    ("cancel in device state", t_cancel_device),
+    ("killed destination: source keeps running, migrates again",
+     t_killed_destination),
+    ("destination with different RAM refuses", t_mismatched_destination),
+    ("destination with another workload refuses", t_other_workload),
+]:
+    tap.run(name, fn)
+tap.done()
