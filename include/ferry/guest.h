@@ -34,6 +34,7 @@ struct ferry_guest_config {
 	const char *workload;  /* "idle", "stress:bytes=..", "zipf:..." */
 	const char *dirty;     /* "uffd" (default) or "explicit" */
 	bool memfd;	       /* memfd-backed RAM instead of anonymous */
+	bool prealloc;	       /* back all of RAM at creation (destinations) */
 	unsigned heartbeat_us; /* heartbeat period, default 1000 */
 };
 

@@ -55,8 +55,9 @@ struct ferry_stream_sink {
 	void *opaque;
 };
 
-/* Where the decoder reads: up to len bytes, fewer only at end of input,
- * or a negative errno. */
+/* Where the decoder reads: 1 to len bytes (blocking until there is at
+ * least one), 0 at the end of input, or a negative errno.  The decoder
+ * reads ahead into its own buffer, so a source may return what it has. */
 struct ferry_stream_source {
 	ssize_t (*read)(void *opaque, void *buf, size_t len);
 	void *opaque;
@@ -136,6 +137,7 @@ struct ferry_stream_record {
 			uint32_t len;
 			const uint8_t *data; /* valid until the next call */
 			bool placed;	     /* written into attached RAM */
+			uint32_t ram_index;  /* the attached block it went to */
 		} page;
 		struct {
 			char name[FERRY_NAME_MAX + 1];
@@ -211,8 +213,15 @@ struct ferry_digest;
 
 int ferry_digest_new(struct ferry_digest **out);
 void ferry_digest_free(struct ferry_digest *g);
+/* A block of RAM: its pages are hashed one by one (ferry_page_hash). */
 void ferry_digest_block(struct ferry_digest *g, const char *name,
-			const void *data, uint64_t len);
+			const void *data, uint64_t len, uint32_t page_size);
+/* The same, from page hashes already known (one per page, in order). */
+void ferry_digest_block_hashes(struct ferry_digest *g, const char *name,
+			       uint64_t len, const uint64_t *hashes,
+			       uint64_t npages);
+/* XXH3-64 of one page: the unit the digest is built from. */
+uint64_t ferry_page_hash(const void *page, size_t len);
 void ferry_digest_section(struct ferry_digest *g, const char *name,
 			  uint32_t instance, uint32_t version, const void *data,
 			  uint32_t len);

@@ -135,8 +135,10 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	double t0;
 	int rc = 1;
 
-	if (incoming)
+	if (incoming) {
 		cfg->fill = FERRY_FILL_ZERO; /* the source's RAM replaces it */
+		cfg->prealloc = true;	     /* first touch is not free */
+	}
 	if (ferry_guest_create(cfg, &g, &err) ||
 	    ferry_guest_start(g, !incoming, &err) ||
 	    ferry_migration_new(ferry_guest_vm(g), &mig, &err)) {

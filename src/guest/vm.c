@@ -33,6 +33,12 @@ static int cmp_section(const void *a, const void *b)
 int ferry_vm_digest(const struct ferry_vm *vm, uint8_t out[16],
 		    struct ferry_error *err)
 {
+	return ferry_vm_digest_hashes(vm, NULL, out, err);
+}
+
+int ferry_vm_digest_hashes(const struct ferry_vm *vm, uint64_t *const *hashes,
+			   uint8_t out[16], struct ferry_error *err)
+{
 	const struct ferry_ramblock **blocks = NULL;
 	const struct ferry_section **secs = NULL;
 	struct ferry_digest *g = NULL;
@@ -53,9 +59,17 @@ int ferry_vm_digest(const struct ferry_vm *vm, uint8_t out[16],
 		secs[i] = &vm->sections[i];
 	qsort(blocks, vm->nblocks, sizeof(*blocks), cmp_block);
 	qsort(secs, vm->nsections, sizeof(*secs), cmp_section);
-	for (i = 0; i < vm->nblocks; i++)
-		ferry_digest_block(g, blocks[i]->name, blocks[i]->host,
-				   blocks[i]->length);
+	for (i = 0; i < vm->nblocks; i++) {
+		const struct ferry_ramblock *b = blocks[i];
+
+		if (hashes)
+			ferry_digest_block_hashes(g, b->name, b->length,
+						  hashes[b - vm->blocks],
+						  b->length / vm->page_size);
+		else
+			ferry_digest_block(g, b->name, b->host, b->length,
+					   vm->page_size);
+	}
 	for (i = 0; i < vm->nsections; i++) {
 		const struct ferry_section *s = secs[i];
 

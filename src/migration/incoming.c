@@ -38,6 +38,7 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 	struct ferry_stream_decoder *d = NULL;
 	struct ferry_stream_record rec;
 	struct ferry_mig_params p;
+	struct page_hashes ph = { 0 };
 	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
 	uint64_t duplicate = 0, normal = 0, n = 0;
 	uint8_t digest[16];
@@ -52,6 +53,14 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 		free(loaded);
 		return ferry_error_set(err, rc, "out of memory");
 	}
+	/* page hashes, whether or not verify is on here: the source may
+	 * send a digest, and then it is checked */
+	rc = page_hashes_init(&ph, vm, err);
+	if (rc) {
+		free(loaded);
+		ferry_stream_decoder_free(d);
+		return rc;
+	}
 	ferry_stream_decoder_attach_ram(d, vm->page_size, vm->blocks,
 					vm->nblocks);
 	rc = ferry_stream_read_header(d, NULL, err);
@@ -60,10 +69,22 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 		if (rc)
 			break;
 		if (rec.type == FERRY_REC_PAGE) {
-			if (rec.u.page.encoding == FERRY_PAGE_ZERO)
+			uint32_t ri = rec.u.page.ram_index;
+			uint64_t pg = rec.u.page.offset / vm->page_size;
+
+			if (rec.u.page.encoding == FERRY_PAGE_ZERO) {
 				duplicate++;
-			else
+				if (ph.h)
+					ph.h[ri][pg] = ph.zero;
+			} else {
 				normal++;
+				/* hashed where it landed, read back */
+				if (ph.h)
+					ph.h[ri][pg] = ferry_page_hash(
+						vm->blocks[ri].host +
+							rec.u.page.offset,
+						vm->page_size);
+			}
 			if ((++n & 4095) == 0) {
 				pthread_mutex_lock(&m->lock);
 				m->stats.duplicate = duplicate;
@@ -114,17 +135,14 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 					     vm->sections[i].name,
 					     vm->sections[i].instance);
 	free(loaded);
-	if (rc)
-		return rc;
-	if (!rec.u.end.has_digest) {
-		if (p.verify)
-			return ferry_error_set(err, -EPROTO,
-					       "the source sent no digest but "
-					       "'verify' is on here");
-		return 0;
-	}
-	rc = ferry_vm_digest(vm, digest, err);
-	if (rc)
+	if (!rc && !rec.u.end.has_digest && p.verify)
+		rc = ferry_error_set(err, -EPROTO,
+				     "the source sent no digest but 'verify' "
+				     "is on here");
+	if (!rc && rec.u.end.has_digest)
+		rc = ferry_vm_digest_hashes(vm, ph.h, digest, err);
+	page_hashes_free(&ph, vm);
+	if (rc || !rec.u.end.has_digest)
 		return rc;
 	pthread_mutex_lock(&m->lock);
 	m->stats.verified = memcmp(digest, rec.u.end.digest, 16) ? -1 : 1;

@@ -49,6 +49,16 @@ enum ferry_mig_state mig_state(struct ferry_migration *m);
  * FAILED, or to CANCELLED when a cancel was asked for. */
 void mig_fail(struct ferry_migration *m, const struct ferry_error *err);
 
+/* Per-page hashes for the digest (docs/stream.md, "The digest"). */
+struct page_hashes {
+	uint64_t **h;  /* h[block][page], NULL when verify is off */
+	uint64_t zero; /* the hash of a zero page */
+};
+
+int page_hashes_init(struct page_hashes *ph, const struct ferry_vm *vm,
+		     struct ferry_error *err);
+void page_hashes_free(struct page_hashes *ph, const struct ferry_vm *vm);
+
 void *mig_outgoing_main(void *arg);
 void *mig_incoming_main(void *arg);
 

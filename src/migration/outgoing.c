@@ -45,6 +45,8 @@ struct out {
 	unsigned throttle;
 	unsigned hot_iterations; /* auto-converge: in a row over budget */
 	struct ferry_dirty_set pending; /* dirty, not yet sent */
+	/* verify: the hash of each page as last sent (page_hashes.c) */
+	struct page_hashes ph;
 };
 
 static bool is_zero_page(const uint8_t *p, size_t len)
@@ -138,7 +140,14 @@ static int send_page(struct out *o, uint32_t bi, uint64_t page,
 		rc = ferry_stream_put_page(o->enc, b->id, off, FERRY_PAGE_ZERO,
 					   NULL, 0);
 		o->duplicate++;
+		if (o->ph.h)
+			o->ph.h[bi][page] = o->ph.zero;
 	} else {
+		/* A write racing this send dirties the page, so it goes again
+		 * later with a fresh hash; the last copy sent is one taken
+		 * after the last write. */
+		if (o->ph.h)
+			o->ph.h[bi][page] = ferry_page_hash(p, ps);
 		rc = ferry_stream_put_page(o->enc, b->id, off, FERRY_PAGE_RAW,
 					   p, ps);
 		o->normal++;
@@ -341,7 +350,7 @@ static int switchover(struct out *o, struct ferry_error *err)
 	if (!rc)
 		rc = send_devices(o, err);
 	if (!rc && p.verify)
-		rc = ferry_vm_digest(vm, digest, err);
+		rc = ferry_vm_digest_hashes(vm, o->ph.h, digest, err);
 	if (rc)
 		return rc;
 	/* Past this point a cancel no longer applies (migration.c). */
@@ -386,6 +395,7 @@ void *mig_outgoing_main(void *arg)
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
 	struct out o = { .m = m, .vm = vm, .fd = -1 };
+	struct ferry_mig_params params;
 	uint64_t t0 = mig_now_ns();
 	int rc;
 
@@ -418,6 +428,12 @@ void *mig_outgoing_main(void *arg)
 		ferry_error_set(&err, rc, "sending the configuration: %s",
 				strerror(-rc));
 		goto fail;
+	}
+	ferry_migration_get_params(m, &params);
+	if (params.verify) {
+		rc = page_hashes_init(&o.ph, vm, &err);
+		if (rc)
+			goto fail;
 	}
 	rc = ferry_dirty_start(vm->dirty, &err);
 	if (rc)
@@ -466,5 +482,6 @@ out:
 		close(o.fd);
 	ferry_stream_encoder_free(o.enc);
 	ferry_dirty_set_free(&o.pending);
+	page_hashes_free(&o.ph, vm);
 	return NULL;
 }

@@ -1,5 +1,6 @@
 /*
- * result.c - the return path's one message: the destination's verdict
+ * result.c - what both sides of the engine share: page hashes for the
+ * digest, and the return path's one message: the destination's verdict
  * after the end of stream (docs/stream.md, "Return path").
  *
  *   magic "FERRYRES" (8) | status le32 (0 = resumed, else an errno) |
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -123,4 +125,43 @@ void mig_fail_peer(int fd, int rc, const char *msg)
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
 			break;
 	}
+}
+
+int page_hashes_init(struct page_hashes *ph, const struct ferry_vm *vm,
+		     struct ferry_error *err)
+{
+	uint8_t *zero = calloc(1, vm->page_size);
+	size_t i;
+
+	ph->h = calloc(vm->nblocks, sizeof(*ph->h));
+	if (!zero || !ph->h)
+		goto oom;
+	ph->zero = ferry_page_hash(zero, vm->page_size);
+	free(zero);
+	zero = NULL;
+	for (i = 0; i < vm->nblocks; i++) {
+		ph->h[i] = calloc(vm->blocks[i].length / vm->page_size,
+				  sizeof(uint64_t));
+		if (!ph->h[i])
+			goto oom;
+	}
+	return 0;
+oom:
+	free(zero);
+	page_hashes_free(ph, vm);
+	return ferry_error_set(err, -ENOMEM,
+			       "out of memory for page hashes (8 bytes per "
+			       "page)");
+}
+
+void page_hashes_free(struct page_hashes *ph, const struct ferry_vm *vm)
+{
+	size_t i;
+
+	if (!ph->h)
+		return;
+	for (i = 0; i < vm->nblocks; i++)
+		free(ph->h[i]);
+	free(ph->h);
+	ph->h = NULL;
 }

@@ -16,6 +16,8 @@
 #include "ferry/stream.h"
 #include "le.h"
 
+#define READ_AHEAD (128u * 1024)
+
 struct ferry_stream_decoder {
 	struct ferry_stream_source src;
 	uint64_t offset; /* bytes consumed */
@@ -36,6 +38,8 @@ struct ferry_stream_decoder {
 	int error;     /* sticky: first failure of next() */
 	uint8_t *body; /* current record body */
 	size_t body_cap;
+	size_t rlen, rpos;	  /* read-ahead buffer: filled, consumed */
+	uint8_t rbuf[READ_AHEAD]; /* input read ahead */
 };
 
 static const char *const type_names[] = {
@@ -99,7 +103,11 @@ uint64_t ferry_stream_decoder_offset(const struct ferry_stream_decoder *d)
 	return d->offset;
 }
 
-/* Read exactly len bytes; running out of input is truncation. */
+/*
+ * Read exactly len bytes; running out of input is truncation.  Input is
+ * read ahead in chunks of up to READ_AHEAD bytes, so a page costs a copy,
+ * not three system calls; a request larger than the buffer bypasses it.
+ */
 static int read_exact(struct ferry_stream_decoder *d, void *buf, size_t len,
 		      const char *what, uint64_t start, struct ferry_error *err)
 {
@@ -107,8 +115,21 @@ static int read_exact(struct ferry_stream_decoder *d, void *buf, size_t len,
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = d->src.read(d->src.opaque, p + got, len - got);
+		size_t have = d->rlen - d->rpos, want = len - got;
+		ssize_t n;
 
+		if (have) {
+			size_t k = have < want ? have : want;
+
+			memcpy(p + got, d->rbuf + d->rpos, k);
+			d->rpos += k;
+			got += k;
+			continue;
+		}
+		if (want >= READ_AHEAD)
+			n = d->src.read(d->src.opaque, p + got, want);
+		else
+			n = d->src.read(d->src.opaque, d->rbuf, READ_AHEAD);
 		if (n < 0)
 			return ferry_error_set(err, (int)n,
 					       "stream offset %" PRIu64
@@ -122,7 +143,12 @@ static int read_exact(struct ferry_stream_decoder *d, void *buf, size_t len,
 				"the %s that starts at offset %" PRIu64
 				" (%zu of %zu bytes read)",
 				d->offset + got, what, start, got, len);
-		got += (size_t)n;
+		if (want >= READ_AHEAD) {
+			got += (size_t)n;
+		} else {
+			d->rpos = 0;
+			d->rlen = (size_t)n;
+		}
 	}
 	d->offset += len;
 	return 0;
@@ -461,6 +487,7 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 	rec->u.page.encoding = (enum ferry_page_encoding)enc;
 	rec->u.page.len = plen;
 	rec->u.page.placed = dst != NULL;
+	rec->u.page.ram_index = dst ? d->ram_map[idx] : 0;
 	return 0;
 }
 

@@ -52,15 +52,56 @@ static void put_name(struct ferry_digest *g, const char *name)
 	XXH3_128bits_update(g->state, name, n);
 }
 
-void ferry_digest_block(struct ferry_digest *g, const char *name,
-			const void *data, uint64_t len)
+uint64_t ferry_page_hash(const void *page, size_t len)
+{
+	return XXH3_64bits(page, len);
+}
+
+static void block_header(struct ferry_digest *g, const char *name, uint64_t len)
 {
 	uint8_t w[8];
 
 	put_name(g, name);
 	le64_store(w, len);
 	XXH3_128bits_update(g->state, w, sizeof(w));
-	XXH3_128bits_update(g->state, data, len);
+}
+
+void ferry_digest_block(struct ferry_digest *g, const char *name,
+			const void *data, uint64_t len, uint32_t page_size)
+{
+	const uint8_t *p = data;
+	uint8_t w[8 * 64];
+	uint64_t off;
+	size_t n = 0;
+
+	block_header(g, name, len);
+	for (off = 0; off < len; off += page_size) {
+		le64_store(w + 8 * n++, ferry_page_hash(p + off, page_size));
+		if (n == 64) {
+			XXH3_128bits_update(g->state, w, sizeof(w));
+			n = 0;
+		}
+	}
+	XXH3_128bits_update(g->state, w, 8 * n);
+}
+
+void ferry_digest_block_hashes(struct ferry_digest *g, const char *name,
+			       uint64_t len, const uint64_t *hashes,
+			       uint64_t npages)
+{
+	uint8_t w[8 * 64];
+	uint64_t i;
+	size_t n = 0;
+
+	block_header(g, name, len);
+	for (i = 0; i < npages; i++) {
+		le64_store(w + 8 * n++, hashes[i]);
+		if (n == 64) {
+			XXH3_128bits_update(g->state, w, sizeof(w));
+			n = 0;
+		}
+	}
+	XXH3_128bits_update(g->state, w, 8 * n);
 }
 
 void ferry_digest_section(struct ferry_digest *g, const char *name,

@@ -70,24 +70,19 @@ struct ferry_stream_sink ferry_stream_sink_buf(struct ferry_buf *buf)
 					   .opaque = buf };
 }
 
+/* Whatever is there, at least one byte: the decoder buffers. */
 static ssize_t fd_read(void *opaque, void *buf, size_t len)
 {
 	int fd = *(int *)opaque;
-	size_t got = 0;
 
-	while (got < len) {
-		ssize_t r = read(fd, (uint8_t *)buf + got, len - got);
+	for (;;) {
+		ssize_t r = read(fd, buf, len);
 
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
+		if (r >= 0)
+			return r;
+		if (errno != EINTR)
 			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
 	}
-	return (ssize_t)got;
 }
 
 struct ferry_stream_source ferry_stream_source_fd(int *fd)

@@ -4,6 +4,7 @@ talk QMP to them, and print TAP.
 A QMP client here is deliberately plain: the socket protocol is what a
 QEMU management tool would speak, so these tests also show that such a tool
 works against ferry unchanged."""
+import atexit
 import json
 import os
 import socket
@@ -86,6 +87,20 @@ class QMP:
         self.sock.close()
 
 
+_live = []
+
+
+@atexit.register
+def _reap(since=0):
+    """No guest outlives its test, whatever happened in it: kill those
+    started after the first `since`."""
+    for g in _live[since:]:
+        if g.proc.poll() is None:
+            g.proc.kill()
+            g.proc.wait()
+    del _live[since:]
+
+
 class Guest:
     """A `ferry run` process with a QMP socket."""
 
@@ -98,6 +113,7 @@ class Guest:
         self.log = open(os.path.join(self.tmp, name + ".log"), "w+")
         self.proc = subprocess.Popen(cmd, stdout=self.log,
                                      stderr=subprocess.STDOUT)
+        _live.append(self)
         self.qmp = QMP(self.sock)
 
     def output(self):
@@ -133,6 +149,7 @@ class TAP:
 
     def run(self, name, fn):
         self.n += 1
+        before = len(_live)
         try:
             fn()
             print(f"ok {self.n} - {name}", flush=True)
@@ -140,6 +157,7 @@ class TAP:
             self.failed += 1
             print(f"not ok {self.n} - {name}: {type(e).__name__}: {e}",
                   flush=True)
+        _reap(before)  # a failed test leaves no guest running
 
     def skip(self, name, why):
         self.n += 1

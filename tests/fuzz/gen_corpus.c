@@ -213,8 +213,8 @@ static void end_digest(struct seed *s, uint8_t mode)
 		seed_rc(s, rc);
 		return;
 	}
-	ferry_digest_block(g, "ram0", img0, RAM0_LEN);
-	ferry_digest_block(g, "ram1", img1, RAM1_LEN);
+	ferry_digest_block(g, "ram0", img0, RAM0_LEN, PS);
+	ferry_digest_block(g, "ram1", img1, RAM1_LEN, PS);
 	ferry_digest_section(g, "cpu", 0, 1, cpu, sizeof(cpu));
 	ferry_digest_section(g, "serial", 0, 1, serial, sizeof(serial) - 1);
 	ferry_digest_final(g, digest);

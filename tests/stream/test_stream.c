@@ -757,7 +757,7 @@ static void *pipe_writer(void *arg)
 			rc = ferry_stream_put_iter_end(e, i / 500);
 	}
 	if (!rc) {
-		ferry_digest_block(g, blk.name, blk.host, blk.length);
+		ferry_digest_block(g, blk.name, blk.host, blk.length, 4096);
 		ferry_digest_section(g, "dev", 2, 3, j->dev, PIPE_DEV_LEN);
 		ferry_digest_final(g, j->digest);
 		rc = ferry_stream_put_end(e, j->digest);
@@ -878,7 +878,7 @@ static void test_fd_pipe(void **state)
 	assert_memory_equal(dst.host, j.src, len);
 	assert_memory_equal(devcopy, j.dev, PIPE_DEV_LEN);
 	assert_int_equal(ferry_digest_new(&g), 0);
-	ferry_digest_block(g, dst.name, dst.host, dst.length);
+	ferry_digest_block(g, dst.name, dst.host, dst.length, 4096);
 	ferry_digest_section(g, "dev", 2, 3, devcopy, PIPE_DEV_LEN);
 	ferry_digest_final(g, digest);
 	ferry_digest_free(g);
