@@ -274,7 +274,74 @@ def t_demo_json():
     assert info["ram"]["total"] == 256 << 20
 
 
+class FlipProxy:
+    """A TCP proxy that flips one byte of the stream at a chosen offset."""
+
+    def __init__(self, target_uri, flip_at):
+        import socket
+        import threading
+        host, port = target_uri.split(":")[1:]
+        self.target = (host, int(port))
+        self.flip_at = flip_at
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _pump(self, a, b, flip):
+        seen = 0
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                if flip and seen <= self.flip_at < seen + len(data):
+                    i = self.flip_at - seen
+                    data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
+                seen += len(data)
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(2)
+            except OSError:
+                pass
+
+    def _run(self):
+        import socket
+        import threading
+        c, _ = self.lsock.accept()
+        d = socket.create_connection(self.target)
+        threading.Thread(target=self._pump, args=(d, c, False),
+                         daemon=True).start()
+        self._pump(c, d, True)
+
+
+def t_corrupted_page():
+    """One flipped bit inside a page's payload: the destination's digest
+    differs, it refuses to resume, and the source keeps running."""
+    args = ["--ram", "64M", "--fill", "random", "--workload", "idle"]
+    dst = ft.Guest("dst", args, incoming="tcp:127.0.0.1:0")
+    src = ft.Guest("src", args, tmp=dst.tmp)
+    # header 16 + configuration 8+8+20 = 52 bytes, then page records of
+    # 8 + 24 + 4096 bytes: byte 100 of page 300's payload
+    proxy = FlipProxy(dst.incoming_uri(), 52 + 300 * 4128 + 32 + 100)
+    src.qmp.cmd("migrate", uri=proxy.uri)
+    s = src.qmp.wait_migration()
+    assert s["status"] == "failed", s
+    assert "digest mismatch" in s["error-desc"], s
+    assert "not resumed" in s["error-desc"], s
+    assert src.qmp.cmd("query-status")["status"] == "running"
+    assert dst.proc.wait(timeout=30) == 1
+    assert "digest mismatch" in dst.output()
+    finish(src)
+
+
 for name, fn in [
+    ("a flipped bit is caught by the digest; nothing resumes",
+     t_corrupted_page),
     ("a busy port is one clear line", t_busy_port),
     ("connection refused: failed with the reason, guest runs", t_refused),
     ("ferry demo --json prints one verified result", t_demo_json),
