@@ -37,6 +37,8 @@ struct ferry_mig_params {
 	unsigned max_cpu_throttle;	 /* percent, default 99 */
 	bool verify;			 /* capability "verify", default on */
 	bool auto_converge;		 /* capability "auto-converge" */
+	bool multifd;			 /* capability "multifd" */
+	unsigned multifd_channels;	 /* multifd-channels, default 2 */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);

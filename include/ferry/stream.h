@@ -34,7 +34,9 @@
 #define FERRY_STREAM_MAX_SECTION    (16u << 20) /* device section bytes */
 
 /* Stream header flags.  A decoder refuses bits it does not know. */
-#define FERRY_STREAM_F_KNOWN 0u
+#define FERRY_STREAM_F_MULTIFD	  1u /* a channel record follows the header */
+#define FERRY_STREAM_F_KNOWN	  FERRY_STREAM_F_MULTIFD
+#define FERRY_STREAM_MAX_CHANNELS 64
 
 enum ferry_record_type {
 	FERRY_REC_CONFIG = 1,
@@ -42,6 +44,7 @@ enum ferry_record_type {
 	FERRY_REC_DEVICE = 3,
 	FERRY_REC_ITER_END = 4,
 	FERRY_REC_END = 5,
+	FERRY_REC_CHANNEL = 6, /* only with FERRY_STREAM_F_MULTIFD */
 };
 
 enum ferry_page_encoding {
@@ -104,6 +107,9 @@ int ferry_stream_put_iter_end(struct ferry_stream_encoder *e,
 /* End of stream; digest may be NULL when verification is off. */
 int ferry_stream_put_end(struct ferry_stream_encoder *e,
 			 const uint8_t digest[16]);
+/* With FERRY_STREAM_F_MULTIFD, the first record of every connection. */
+int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
+			     uint16_t index, uint16_t count);
 int ferry_stream_flush(struct ferry_stream_encoder *e);
 /* The sticky error: 0 or the first negative errno a write returned. */
 int ferry_stream_encoder_error(const struct ferry_stream_encoder *e);
@@ -153,6 +159,11 @@ struct ferry_stream_record {
 			bool has_digest;
 			uint8_t digest[16];
 		} end;
+		struct {
+			uint64_t session; /* the same on all of a migration's */
+			uint16_t index; /* 0 = main, 1..count = page channels */
+			uint16_t count; /* page channels */
+		} channel;
 	} u;
 };
 

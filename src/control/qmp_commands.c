@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ferry/stream.h"
 #include "qmp_internal.h"
 
 static json_t *fail(struct qmp_error *e, const char *cls, const char *fmt, ...)
@@ -290,6 +291,8 @@ static const struct param params[] = {
 	P("cpu-throttle-initial", 1, 99, cpu_throttle_initial, false),
 	P("cpu-throttle-increment", 1, 99, cpu_throttle_increment, false),
 	P("max-cpu-throttle", 1, 99, max_cpu_throttle, false),
+	P("multifd-channels", 1, FERRY_STREAM_MAX_CHANNELS, multifd_channels,
+	  false),
 };
 #undef P
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -393,6 +396,8 @@ static json_t *cmd_set_caps(struct qmp_backend *b, json_t *args,
 			p.verify = json_is_true(state);
 		else if (!strcmp(n, "auto-converge"))
 			p.auto_converge = json_is_true(state);
+		else if (!strcmp(n, "multifd"))
+			p.multifd = json_is_true(state);
 		else if (json_is_true(state))
 			return fail(e, NULL,
 				    "Capability '%s' is not supported "
@@ -410,9 +415,10 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
-	return json_pack("[{s:s,s:b},{s:s,s:b}]", "capability", "verify",
-			 "state", p.verify, "capability", "auto-converge",
-			 "state", p.auto_converge);
+	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b}]", "capability",
+			 "verify", "state", p.verify, "capability",
+			 "auto-converge", "state", p.auto_converge,
+			 "capability", "multifd", "state", p.multifd);
 }
 
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,

@@ -1,21 +1,46 @@
 /*
  * incoming.c - the destination side, on the engine's thread.
  *
- * Accept one connection, decode the stream into the stopped guest (the
- * decoder places pages only after checking them against this guest's
- * RAM), load each device section, and at the end of stream compare the
- * digest of what was loaded with the source's.  Only a complete, verified
- * guest is resumed; the verdict goes back to the source either way.
+ * Accept the main connection (and, with multifd, one connection per page
+ * channel, each with a receiver thread), decode the stream into the
+ * stopped guest (the decoder places pages only after checking them
+ * against this guest's RAM), load each device section, and at the end of
+ * stream compare the digest of what was loaded with the source's.  Only a
+ * complete, verified guest is resumed; the verdict goes back to the source
+ * either way.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "migration_internal.h"
 #include "transport.h"
+
+#define CHANNEL_ACCEPT_MS 10000
+
+/* What a connection's pages add up to. */
+struct tally {
+	uint64_t duplicate, normal;
+};
+
+/* A page channel's receiver. */
+struct rx {
+	struct ferry_migration *m;
+	struct page_hashes *ph;
+	int fd;
+	int main_fd;
+	struct ferry_stream_decoder *d;
+	unsigned index; /* its channel number */
+	pthread_t thread;
+	bool live;
+	struct tally t;
+	int rc;
+	struct ferry_error err;
+};
 
 static const struct ferry_section *find_section(const struct ferry_vm *vm,
 						const char *name,
@@ -32,68 +57,247 @@ static const struct ferry_section *find_section(const struct ferry_vm *vm,
 	return NULL;
 }
 
+/* A placed page: count it and note its hash, read back from where it
+ * landed (a page channel owns its pages, so no two threads write the
+ * same entry). */
+static void placed(const struct ferry_vm *vm, struct page_hashes *ph,
+		   const struct ferry_stream_record *rec, struct tally *t)
+{
+	uint32_t ri = rec->u.page.ram_index;
+	uint64_t pg = rec->u.page.offset / vm->page_size;
+
+	if (rec->u.page.encoding == FERRY_PAGE_ZERO) {
+		t->duplicate++;
+		ph->h[ri][pg] = ph->zero;
+	} else {
+		t->normal++;
+		ph->h[ri][pg] = ferry_page_hash(vm->blocks[ri].host +
+							rec->u.page.offset,
+						vm->page_size);
+	}
+}
+
+static void *rx_main(void *arg)
+{
+	struct rx *r = arg;
+	const struct ferry_vm *vm = r->m->vm;
+	struct ferry_stream_record rec;
+
+	for (;;) {
+		r->rc = ferry_stream_decoder_next(r->d, &rec, &r->err);
+		if (r->rc)
+			break;
+		if (rec.type == FERRY_REC_PAGE) {
+			placed(vm, r->ph, &rec, &r->t);
+		} else if (rec.type == FERRY_REC_END) {
+			break;
+		} else if (rec.type != FERRY_REC_CONFIG) {
+			r->rc = ferry_error_set(
+				&r->err, -EPROTO,
+				"stream offset %" PRIu64
+				": a %s record on a page "
+				"channel",
+				rec.stream_offset,
+				ferry_record_type_name(rec.type));
+			break;
+		}
+	}
+	if (r->rc) /* wake the main connection's reader: we failed */
+		shutdown(r->main_fd, SHUT_RD);
+	return NULL;
+}
+
+static int open_decoder(const struct ferry_vm *vm, int *fd,
+			struct ferry_stream_decoder **d, uint32_t *flags,
+			struct ferry_error *err)
+{
+	int rc = ferry_stream_decoder_new(ferry_stream_source_fd(fd), d);
+
+	if (rc)
+		return ferry_error_set(err, rc, "out of memory");
+	ferry_stream_decoder_attach_ram(*d, vm->page_size, vm->blocks,
+					vm->nblocks);
+	return ferry_stream_read_header(*d, flags, err);
+}
+
+/* Accept and start the page channels the main connection announced. */
+static int open_channels(struct ferry_migration *m, struct page_hashes *ph,
+			 int main_fd, uint64_t session, struct rx *rx,
+			 unsigned n, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = m->vm;
+	struct ferry_stream_record rec;
+	bool seen[FERRY_STREAM_MAX_CHANNELS] = { false };
+	unsigned i, k;
+	uint32_t flags;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		struct rx *r = &rx[i]; /* in the order they connect */
+
+		rc = transport_accept(m->listen_fd, &r->fd, CHANNEL_ACCEPT_MS,
+				      &m->cancel, err);
+		if (rc)
+			return rc;
+		atomic_store(&m->fds[1 + i], r->fd);
+		rc = open_decoder(vm, &r->fd, &r->d, &flags, err);
+		if (!rc && !(flags & FERRY_STREAM_F_MULTIFD))
+			rc = ferry_error_set(err, -EPROTO,
+					     "a page channel's stream lacks "
+					     "the multifd flag");
+		if (!rc)
+			rc = ferry_stream_decoder_next(r->d, &rec, err);
+		if (rc)
+			return rc;
+		k = rec.u.channel.index;
+		if (rec.u.channel.session != session ||
+		    rec.u.channel.count != n || k == 0)
+			return ferry_error_set(err, -EPROTO,
+					       "a connection for channel %u of "
+					       "%u of another migration (this "
+					       "one has %u channels)",
+					       k, rec.u.channel.count, n);
+		if (seen[k - 1])
+			return ferry_error_set(err, -EPROTO,
+					       "channel %u connected twice", k);
+		seen[k - 1] = true;
+		r->index = k;
+	}
+	for (i = 0; i < n; i++) {
+		rx[i].m = m;
+		rx[i].ph = ph;
+		rx[i].main_fd = main_fd;
+		rc = pthread_create(&rx[i].thread, NULL, rx_main, &rx[i]);
+		if (rc)
+			return ferry_error_set(err, -rc, "channel thread: %s",
+					       strerror(rc));
+		rx[i].live = true;
+	}
+	return 0;
+}
+
+/* Stop (on failure) and reap the channels; add up what they placed. */
+static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
+			  bool failed, struct tally *t, struct ferry_error *err)
+{
+	int rc = 0;
+	unsigned i;
+
+	for (i = 0; failed && i < n; i++)
+		if (rx[i].fd >= 0)
+			shutdown(rx[i].fd, SHUT_RDWR);
+	for (i = 0; i < n; i++) {
+		if (rx[i].live)
+			pthread_join(rx[i].thread, NULL);
+		if (!rc && rx[i].live && rx[i].rc)
+			rc = ferry_error_set(err, rx[i].rc, "channel %u: %s",
+					     rx[i].index,
+					     ferry_error_msg(&rx[i].err));
+		t->duplicate += rx[i].t.duplicate;
+		t->normal += rx[i].t.normal;
+		ferry_stream_decoder_free(rx[i].d);
+		atomic_store(&m->fds[1 + i], -1);
+		if (rx[i].fd >= 0)
+			close(rx[i].fd);
+	}
+	free(rx);
+	return rc;
+}
+
+static void publish(struct ferry_migration *m, const struct tally *t,
+		    uint64_t bytes)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stats.duplicate = t->duplicate;
+	m->stats.normal = t->normal;
+	m->stats.normal_bytes = t->normal * m->vm->page_size;
+	m->stats.transferred = bytes;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int check_digest(struct ferry_migration *m, struct page_hashes *ph,
+			const struct ferry_stream_record *end,
+			struct ferry_error *err)
+{
+	uint8_t digest[16];
+	char a[33], b[33];
+	int rc = ferry_vm_digest_hashes(m->vm, ph->h, digest, err);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	m->stats.verified = memcmp(digest, end->u.end.digest, 16) ? -1 : 1;
+	pthread_mutex_unlock(&m->lock);
+	if (!memcmp(digest, end->u.end.digest, 16))
+		return 0;
+	ferry_digest_hex(end->u.end.digest, a);
+	ferry_digest_hex(digest, b);
+	return ferry_error_set(err, -EBADMSG,
+			       "digest mismatch: the source's RAM and device "
+			       "state hash to %s, what arrived hashes to %s; "
+			       "the guest is not resumed",
+			       a, b);
+}
+
 static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_stream_decoder *d = NULL;
-	struct ferry_stream_record rec;
+	struct ferry_stream_record rec = { 0 };
 	struct ferry_mig_params p;
 	struct page_hashes ph = { 0 };
+	struct tally t = { 0 };
+	struct rx *rx = NULL;
 	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
-	uint64_t duplicate = 0, normal = 0, n = 0;
-	uint8_t digest[16];
-	char a[33], b[33];
-	size_t i, idx;
+	unsigned nchan = 0, i;
+	uint32_t flags = 0;
+	uint64_t n = 0;
+	size_t idx;
 	int rc;
 
 	ferry_migration_get_params(m, &p);
-	rc = loaded ? ferry_stream_decoder_new(ferry_stream_source_fd(&fd), &d)
-		    : -ENOMEM;
-	if (rc) {
-		free(loaded);
-		return ferry_error_set(err, rc, "out of memory");
-	}
 	/* page hashes, whether or not verify is on here: the source may
 	 * send a digest, and then it is checked */
-	rc = page_hashes_init(&ph, vm, err);
-	if (rc) {
-		free(loaded);
-		ferry_stream_decoder_free(d);
-		return rc;
+	rc = loaded ? page_hashes_init(&ph, vm, err)
+		    : ferry_error_set(err, -ENOMEM, "out of memory");
+	if (!rc)
+		rc = open_decoder(vm, &fd, &d, &flags, err);
+	if (!rc && (flags & FERRY_STREAM_F_MULTIFD)) {
+		rc = ferry_stream_decoder_next(d, &rec, err);
+		if (!rc && rec.u.channel.index != 0)
+			rc = ferry_error_set(err, -EPROTO,
+					     "the first connection is page "
+					     "channel %u, not the main one",
+					     rec.u.channel.index);
+		nchan = rc ? 0 : rec.u.channel.count;
+		rx = calloc(nchan + 1, sizeof(*rx));
+		for (i = 0; rx && i < nchan; i++)
+			rx[i].fd = -1;
+		if (!rc && !rx)
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
+		if (!rc)
+			rc = open_channels(m, &ph, fd, rec.u.channel.session,
+					   rx, nchan, err);
 	}
-	ferry_stream_decoder_attach_ram(d, vm->page_size, vm->blocks,
-					vm->nblocks);
-	rc = ferry_stream_read_header(d, NULL, err);
+	close(m->listen_fd); /* every connection is in */
+	m->listen_fd = -1;
 	while (!rc) {
 		rc = ferry_stream_decoder_next(d, &rec, err);
 		if (rc)
 			break;
 		if (rec.type == FERRY_REC_PAGE) {
-			uint32_t ri = rec.u.page.ram_index;
-			uint64_t pg = rec.u.page.offset / vm->page_size;
-
-			if (rec.u.page.encoding == FERRY_PAGE_ZERO) {
-				duplicate++;
-				if (ph.h)
-					ph.h[ri][pg] = ph.zero;
-			} else {
-				normal++;
-				/* hashed where it landed, read back */
-				if (ph.h)
-					ph.h[ri][pg] = ferry_page_hash(
-						vm->blocks[ri].host +
-							rec.u.page.offset,
-						vm->page_size);
+			if (nchan) {
+				rc = ferry_error_set(
+					err, -EPROTO,
+					"stream offset %" PRIu64 ": a page on "
+					"the main connection of a multifd "
+					"migration",
+					rec.stream_offset);
+				break;
 			}
-			if ((++n & 4095) == 0) {
-				pthread_mutex_lock(&m->lock);
-				m->stats.duplicate = duplicate;
-				m->stats.normal = normal;
-				m->stats.normal_bytes = normal * vm->page_size;
-				m->stats.transferred =
-					ferry_stream_decoder_offset(d);
-				pthread_mutex_unlock(&m->lock);
-			}
+			placed(vm, &ph, &rec, &t);
+			if ((++n & 4095) == 0)
+				publish(m, &t, ferry_stream_decoder_offset(d));
 		} else if (rec.type == FERRY_REC_DEVICE) {
 			const struct ferry_section *s =
 				find_section(vm, rec.u.device.name,
@@ -120,12 +324,17 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 			break;
 		}
 	}
-	pthread_mutex_lock(&m->lock);
-	m->stats.duplicate = duplicate;
-	m->stats.normal = normal;
-	m->stats.normal_bytes = normal * vm->page_size;
-	m->stats.transferred = ferry_stream_decoder_offset(d);
-	pthread_mutex_unlock(&m->lock);
+	if (rx) {
+		/* a channel's failure explains the main connection's */
+		struct ferry_error cerr = { 0 };
+		int crc = close_channels(m, rx, nchan, rc != 0, &t, &cerr);
+
+		if (crc) {
+			ferry_error_clear(err);
+			rc = ferry_error_set(err, crc, "%s", cerr.msg);
+		}
+	}
+	publish(m, &t, ferry_stream_decoder_offset(d));
 	ferry_stream_decoder_free(d);
 	for (i = 0; !rc && i < vm->nsections; i++)
 		if (!loaded[i])
@@ -140,24 +349,9 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 				     "the source sent no digest but 'verify' "
 				     "is on here");
 	if (!rc && rec.u.end.has_digest)
-		rc = ferry_vm_digest_hashes(vm, ph.h, digest, err);
+		rc = check_digest(m, &ph, &rec, err);
 	page_hashes_free(&ph, vm);
-	if (rc || !rec.u.end.has_digest)
-		return rc;
-	pthread_mutex_lock(&m->lock);
-	m->stats.verified = memcmp(digest, rec.u.end.digest, 16) ? -1 : 1;
-	pthread_mutex_unlock(&m->lock);
-	if (memcmp(digest, rec.u.end.digest, 16)) {
-		ferry_digest_hex(rec.u.end.digest, a);
-		ferry_digest_hex(digest, b);
-		return ferry_error_set(err, -EBADMSG,
-				       "digest mismatch: the source's RAM and "
-				       "device state hash to %s, what arrived "
-				       "hashes to %s; the guest is not "
-				       "resumed",
-				       a, b);
-	}
-	return 0;
+	return rc;
 }
 
 void *mig_incoming_main(void *arg)
@@ -165,18 +359,17 @@ void *mig_incoming_main(void *arg)
 	struct ferry_migration *m = arg;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
-	uint64_t t0;
 	int fd = -1, rc;
 
 	rc = transport_accept(m->listen_fd, &fd, -1, &m->cancel, &err);
-	close(m->listen_fd);
-	m->listen_fd = -1;
-	if (rc)
+	if (rc) {
+		close(m->listen_fd);
+		m->listen_fd = -1;
 		goto fail;
-	atomic_store(&m->fd, fd);
-	t0 = mig_now_ns();
+	}
+	atomic_store(&m->fds[0], fd);
 	pthread_mutex_lock(&m->lock);
-	m->t_start_ns = t0; /* total-time counts from the connection */
+	m->t_start_ns = mig_now_ns(); /* total-time counts from here */
 	pthread_mutex_unlock(&m->lock);
 	if (!mig_set_state(m, FERRY_MIG_SETUP, FERRY_MIG_ACTIVE)) {
 		rc = ferry_error_set(&err, -ECANCELED, "cancelled");
@@ -196,7 +389,7 @@ fail:
 		mig_fail_peer(fd, -rc, ferry_error_msg(&err));
 	mig_fail(m, &err);
 out:
-	atomic_store(&m->fd, -1);
+	atomic_store(&m->fds[0], -1);
 	if (fd >= 0)
 		close(fd);
 	return NULL;

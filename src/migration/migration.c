@@ -66,6 +66,8 @@ void ferry_mig_params_default(struct ferry_mig_params *p)
 		.max_cpu_throttle = 99,
 		.verify = true,
 		.auto_converge = false,
+		.multifd = false,
+		.multifd_channels = 2,
 	};
 }
 
@@ -120,13 +122,15 @@ int ferry_migration_new(const struct ferry_vm *vm, struct ferry_migration **out,
 			struct ferry_error *err)
 {
 	struct ferry_migration *m = calloc(1, sizeof(*m));
+	size_t i;
 
 	if (!m)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
 	m->vm = vm;
 	pthread_mutex_init(&m->lock, NULL);
 	ferry_mig_params_default(&m->params);
-	atomic_init(&m->fd, -1);
+	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++)
+		atomic_init(&m->fds[i], -1);
 	m->listen_fd = -1;
 	*out = m;
 	return 0;
@@ -245,7 +249,7 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 void ferry_migration_cancel(struct ferry_migration *m)
 {
 	enum ferry_mig_state s = mig_state(m);
-	int fd;
+	int fd, i;
 
 	if (s != FERRY_MIG_SETUP && s != FERRY_MIG_ACTIVE &&
 	    s != FERRY_MIG_DEVICE)
@@ -257,9 +261,11 @@ void ferry_migration_cancel(struct ferry_migration *m)
 	if (!mig_set_state(m, s, FERRY_MIG_CANCELLING))
 		return;
 	/* Unblock a send or receive; the engine's thread cleans up. */
-	fd = atomic_load(&m->fd);
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
+	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
+		fd = atomic_load(&m->fds[i]);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
 }
 
 void ferry_migration_query(struct ferry_migration *m,

@@ -30,8 +30,9 @@ struct ferry_migration {
 	pthread_t thread;
 	bool thread_live;  /* lock */
 	atomic_int cancel; /* set by ferry_migration_cancel */
-	atomic_int fd;	   /* the connection, -1 when none */
-	int listen_fd;	   /* destination, engine thread */
+	/* the connections (0 = main), -1 when none; cancel shuts them */
+	atomic_int fds[FERRY_STREAM_MAX_CHANNELS + 1];
+	int listen_fd; /* destination, engine thread */
 	char uri[256];
 
 	uint64_t t_start_ns;

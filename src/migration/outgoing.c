@@ -24,183 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ferry/dirty.h"
-#include "migration_internal.h"
+#include "outgoing.h"
 #include "transport.h"
-
-#define PAGES_PER_CHECK 256 /* cancel / rate-limit check interval */
-
-struct out {
-	struct ferry_migration *m;
-	const struct ferry_vm *vm;
-	struct ferry_stream_encoder *enc;
-	int fd;
-	bool stopped; /* we stopped the vCPUs */
-	bool tracking;
-	uint64_t sent_pages; /* since the last check */
-	/* rate limit window */
-	uint64_t win_start_ns;
-	uint64_t win_bytes_start;
-	uint64_t duplicate, normal;
-	unsigned throttle;
-	unsigned hot_iterations; /* auto-converge: in a row over budget */
-	struct ferry_dirty_set pending; /* dirty, not yet sent */
-	/* verify: the hash of each page as last sent (page_hashes.c) */
-	struct page_hashes ph;
-};
-
-static bool is_zero_page(const uint8_t *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)(const void *)p;
-	size_t i;
-
-	for (i = 0; i < len / 8; i += 8)
-		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] |
-		    w[i + 5] | w[i + 6] | w[i + 7])
-			return false;
-	return true;
-}
-
-static void publish(struct out *o, uint64_t remaining_pages)
-{
-	struct ferry_migration *m = o->m;
-
-	pthread_mutex_lock(&m->lock);
-	m->stats.transferred = ferry_stream_encoder_bytes(o->enc);
-	m->stats.duplicate = o->duplicate;
-	m->stats.normal = o->normal;
-	m->stats.normal_bytes = o->normal * o->vm->page_size;
-	m->stats.remaining = remaining_pages * o->vm->page_size;
-	m->stats.throttle_percent = o->throttle;
-	pthread_mutex_unlock(&m->lock);
-}
-
-/*
- * The destination gave up (it sends its reason, then hangs up): report its
- * reason rather than the broken pipe it caused here.
- */
-static int peer_verdict(struct out *o, int rc, struct ferry_error *err)
-{
-	char msg[MIG_RESULT_MSG_MAX + 1];
-	struct ferry_error e = { 0 };
-	int status;
-
-	if (mig_recv_result(o->fd, 1000, &status, msg, sizeof(msg), &e) == 0 &&
-	    status)
-		return ferry_error_set(err, -status, "destination: %s", msg);
-	return ferry_error_set(err, rc, "sending to the destination: %s",
-			       strerror(-rc));
-}
-
-/* Between batches: honour a cancel, the destination's verdict and
- * max-bandwidth. */
-static int checkpoint(struct out *o, struct ferry_error *err)
-{
-	uint64_t bw, bytes, due_ns, now;
-
-	if (atomic_load(&o->m->cancel) == 1)
-		return ferry_error_set(err, -ECANCELED,
-				       "migration cancelled by request");
-	if (mig_result_pending(o->fd))
-		return peer_verdict(o, -ECONNRESET, err);
-	pthread_mutex_lock(&o->m->lock);
-	bw = o->m->params.max_bandwidth;
-	pthread_mutex_unlock(&o->m->lock);
-	if (!bw)
-		return 0;
-	bytes = ferry_stream_encoder_bytes(o->enc) - o->win_bytes_start;
-	due_ns = o->win_start_ns + (uint64_t)((double)bytes / (double)bw * 1e9);
-	now = mig_now_ns();
-	if (due_ns > now) {
-		struct timespec ts = { (time_t)((due_ns - now) / 1000000000ull),
-				       (long)((due_ns - now) % 1000000000ull) };
-		int rc = ferry_stream_flush(o->enc);
-
-		if (rc)
-			return peer_verdict(o, rc, err);
-		nanosleep(&ts, NULL);
-	}
-	if (now - o->win_start_ns > 1000000000ull) { /* a new 1 s window */
-		o->win_start_ns = mig_now_ns();
-		o->win_bytes_start = ferry_stream_encoder_bytes(o->enc);
-	}
-	return 0;
-}
-
-static int send_page(struct out *o, uint32_t bi, uint64_t page,
-		     struct ferry_error *err)
-{
-	const struct ferry_ramblock *b = &o->vm->blocks[bi];
-	uint32_t ps = o->vm->page_size;
-	uint64_t off = page * ps;
-	const uint8_t *p = b->host + off;
-	int rc;
-
-	if (is_zero_page(p, ps)) {
-		rc = ferry_stream_put_page(o->enc, b->id, off, FERRY_PAGE_ZERO,
-					   NULL, 0);
-		o->duplicate++;
-		if (o->ph.h)
-			o->ph.h[bi][page] = o->ph.zero;
-	} else {
-		/* A write racing this send dirties the page, so it goes again
-		 * later with a fresh hash; the last copy sent is one taken
-		 * after the last write. */
-		if (o->ph.h)
-			o->ph.h[bi][page] = ferry_page_hash(p, ps);
-		rc = ferry_stream_put_page(o->enc, b->id, off, FERRY_PAGE_RAW,
-					   p, ps);
-		o->normal++;
-	}
-	if (rc)
-		return peer_verdict(o, rc, err);
-	if (++o->sent_pages == PAGES_PER_CHECK) {
-		o->sent_pages = 0;
-		return checkpoint(o, err);
-	}
-	return 0;
-}
-
-static int send_set(struct out *o, const struct ferry_dirty_set *set,
-		    struct ferry_error *err)
-{
-	size_t i;
-	uint64_t k, left = set->pages;
-	int rc;
-
-	for (i = 0; i < set->n; i++) {
-		const struct ferry_dirty_range *r = &set->ranges[i];
-
-		for (k = 0; k < r->count; k++) {
-			rc = send_page(o, r->block, r->first + k, err);
-			if (rc)
-				return rc;
-			if ((--left & 4095) == 0)
-				publish(o, left);
-		}
-	}
-	return 0;
-}
-
-static int send_all(struct out *o, struct ferry_error *err)
-{
-	uint64_t left = o->m->stats.total / o->vm->page_size, k;
-	uint32_t bi;
-	int rc;
-
-	for (bi = 0; bi < o->vm->nblocks; bi++) {
-		uint64_t n = o->vm->blocks[bi].length / o->vm->page_size;
-
-		for (k = 0; k < n; k++) {
-			rc = send_page(o, bi, k, err);
-			if (rc)
-				return rc;
-			if ((--left & 4095) == 0)
-				publish(o, left);
-		}
-	}
-	return 0;
-}
 
 static int send_devices(struct out *o, struct ferry_error *err)
 {
@@ -219,7 +44,7 @@ static int send_devices(struct out *o, struct ferry_error *err)
 					     strerror(-rc));
 			break;
 		}
-		rc = ferry_stream_put_device(o->enc, s->name, s->instance,
+		rc = ferry_stream_put_device(o->main.enc, s->name, s->instance,
 					     s->version, buf.data,
 					     (uint32_t)buf.len);
 		if (rc)
@@ -268,27 +93,26 @@ static int precopy(struct out *o, struct ferry_error *err)
 	struct ferry_migration *m = o->m;
 	const struct ferry_vm *vm = o->vm;
 	struct ferry_dirty_set set = { 0 };
-	uint64_t t0 = mig_now_ns(), it_bytes0 = 0, iteration = 0;
+	uint64_t t0 = mig_now_ns(), it_bytes0 = out_bytes(o), iteration = 0;
 	int rc;
 
-	o->win_start_ns = t0;
-	o->win_bytes_start = ferry_stream_encoder_bytes(o->enc);
-	rc = send_all(o, err);
+	rc = send_pages(o, NULL, err); /* the bulk pass */
 	for (;;) {
 		uint64_t now, dt, sent, bw, expected, limit, dirty_bytes;
 
 		if (!rc)
-			rc = ferry_stream_put_iter_end(o->enc, iteration);
+			rc = ferry_stream_put_iter_end(o->main.enc, iteration);
 		if (!rc)
-			rc = ferry_stream_flush(o->enc);
+			rc = ferry_stream_flush(o->main.enc);
 		if (rc) {
 			if (!err->code)
 				peer_verdict(o, rc, err);
 			break;
 		}
+		out_publish(o, 0);
 		now = mig_now_ns();
 		dt = now - t0 ? now - t0 : 1;
-		sent = ferry_stream_encoder_bytes(o->enc) - it_bytes0;
+		sent = out_bytes(o) - it_bytes0;
 		bw = (uint64_t)((double)sent * 1e9 / (double)dt);
 		ferry_dirty_set_reset(&set);
 		rc = ferry_dirty_sync(vm->dirty, &set, err);
@@ -307,13 +131,13 @@ static int precopy(struct out *o, struct ferry_error *err)
 			(uint64_t)((double)set.pages * 1e9 / (double)dt);
 		m->stats.expected_downtime_ms = expected;
 		pthread_mutex_unlock(&m->lock);
-		publish(o, set.pages);
+		out_publish(o, set.pages);
 		if (expected <= limit)
 			break;
 		converge(o, dirty_bytes, sent);
 		t0 = now;
-		it_bytes0 = ferry_stream_encoder_bytes(o->enc);
-		rc = send_set(o, &set, err);
+		it_bytes0 = out_bytes(o);
+		rc = send_pages(o, &set, err);
 	}
 	ferry_dirty_set_free(&o->pending);
 	o->pending = set; /* sent by switchover() with what comes after */
@@ -335,7 +159,7 @@ static int switchover(struct out *o, struct ferry_error *err)
 		return ferry_error_set(err, -ECANCELED,
 				       "migration cancelled by request");
 	t_stop = mig_now_ns();
-	bytes0 = ferry_stream_encoder_bytes(o->enc);
+	bytes0 = out_bytes(o);
 	set_stat(m, &m->stats.precopy_bytes, bytes0);
 	vm->runctl.stop(vm->runctl.opaque);
 	o->stopped = true;
@@ -346,7 +170,9 @@ static int switchover(struct out *o, struct ferry_error *err)
 	m->stats.dirty_sync_count++;
 	pthread_mutex_unlock(&m->lock);
 	if (!rc)
-		rc = send_set(o, &o->pending, err);
+		rc = send_pages(o, &o->pending, err);
+	if (!rc)
+		rc = multifd_finish(o, err);
 	if (!rc)
 		rc = send_devices(o, err);
 	if (!rc && p.verify)
@@ -357,15 +183,14 @@ static int switchover(struct out *o, struct ferry_error *err)
 	if (!atomic_compare_exchange_strong(&m->cancel, &(int){ 0 }, 2))
 		return ferry_error_set(err, -ECANCELED,
 				       "migration cancelled by request");
-	rc = ferry_stream_put_end(o->enc, p.verify ? digest : NULL);
+	rc = ferry_stream_put_end(o->main.enc, p.verify ? digest : NULL);
 	if (!rc)
-		rc = ferry_stream_flush(o->enc);
-	set_stat(m, &m->stats.downtime_bytes,
-		 ferry_stream_encoder_bytes(o->enc) - bytes0);
-	publish(o, 0);
+		rc = ferry_stream_flush(o->main.enc);
+	out_publish(o, 0);
+	set_stat(m, &m->stats.downtime_bytes, out_bytes(o) - bytes0);
 	if (!rc)
-		rc = mig_recv_result(o->fd, MIG_RESULT_TIMEOUT_MS, &status, msg,
-				     sizeof(msg), err);
+		rc = mig_recv_result(o->main.fd, MIG_RESULT_TIMEOUT_MS, &status,
+				     msg, sizeof(msg), err);
 	if (rc) {
 		/* The destination may hold a complete guest: do not run a
 		 * second copy here.  The operator decides ('cont'). */
@@ -394,11 +219,15 @@ void *mig_outgoing_main(void *arg)
 	struct ferry_migration *m = arg;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
-	struct out o = { .m = m, .vm = vm, .fd = -1 };
+	struct out o = { .m = m, .vm = vm, .main.fd = -1 };
 	struct ferry_mig_params params;
+	uint64_t session;
 	uint64_t t0 = mig_now_ns();
 	int rc;
 
+	pthread_mutex_init(&o.lock, NULL);
+	pthread_cond_init(&o.go, NULL);
+	pthread_cond_init(&o.done, NULL);
 	if (vm->runctl.stall_us)
 		vm->runctl.stall_us(vm->runctl.opaque, true);
 	if (!vm->dirty) {
@@ -406,30 +235,17 @@ void *mig_outgoing_main(void *arg)
 				     "this guest has no dirty tracker");
 		goto fail;
 	}
-	rc = transport_connect(m->uri, &o.fd, &err);
-	if (rc)
-		goto fail;
-	atomic_store(&m->fd, o.fd);
-	if (atomic_load(&m->cancel) == 1) {
+	ferry_migration_get_params(m, &params);
+	o.nchans = params.multifd ? params.multifd_channels : 0;
+	session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
+	rc = sender_open(&o, &o.main, 0, session, &err);
+	if (!rc && atomic_load(&m->cancel) == 1)
 		rc = ferry_error_set(&err, -ECANCELED,
 				     "migration cancelled by request");
+	if (!rc && o.nchans)
+		rc = multifd_start(&o, o.nchans, session, &err);
+	if (rc)
 		goto fail;
-	}
-	rc = ferry_stream_encoder_new(ferry_stream_sink_fd(&o.fd), &o.enc);
-	if (rc) {
-		ferry_error_set(&err, rc, "out of memory");
-		goto fail;
-	}
-	rc = ferry_stream_put_header(o.enc, 0);
-	if (!rc)
-		rc = ferry_stream_put_config(o.enc, vm->page_size, vm->blocks,
-					     vm->nblocks);
-	if (rc) {
-		ferry_error_set(&err, rc, "sending the configuration: %s",
-				strerror(-rc));
-		goto fail;
-	}
-	ferry_migration_get_params(m, &params);
 	if (params.verify) {
 		rc = page_hashes_init(&o.ph, vm, &err);
 		if (rc)
@@ -477,11 +293,12 @@ fail:
 		vm->runctl.resume(vm->runctl.opaque);
 	mig_fail(m, &err);
 out:
-	atomic_store(&m->fd, -1);
-	if (o.fd >= 0)
-		close(o.fd);
-	ferry_stream_encoder_free(o.enc);
+	multifd_stop(&o);
+	sender_close(&o.main);
 	ferry_dirty_set_free(&o.pending);
 	page_hashes_free(&o.ph, vm);
+	pthread_cond_destroy(&o.go);
+	pthread_cond_destroy(&o.done);
+	pthread_mutex_destroy(&o.lock);
 	return NULL;
 }

@@ -25,6 +25,7 @@ struct ferry_stream_decoder {
 	bool have_config;
 	bool ended;
 	bool have_iter;
+	bool want_channel; /* header flag MULTIFD: channel record first */
 	uint64_t last_iter;
 	struct ferry_stream_config config;
 	uint32_t last_block; /* cache for block id lookups */
@@ -48,6 +49,7 @@ static const char *const type_names[] = {
 	[FERRY_REC_DEVICE] = "device",
 	[FERRY_REC_ITER_END] = "end-of-iteration",
 	[FERRY_REC_END] = "end-of-stream",
+	[FERRY_REC_CHANNEL] = "channel",
 };
 
 const char *ferry_record_type_name(uint32_t type)
@@ -196,6 +198,7 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 				       "flags 0x%x",
 				       f & ~FERRY_STREAM_F_KNOWN);
 	d->header_read = true;
+	d->want_channel = f & FERRY_STREAM_F_MULTIFD;
 	if (flags)
 		*flags = f;
 	return 0;
@@ -573,6 +576,8 @@ static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
 		return 8;
 	case FERRY_REC_END:
 		return 24;
+	case FERRY_REC_CHANNEL:
+		return 16;
 	}
 	return 0;
 }
@@ -603,11 +608,18 @@ static int next_record(struct ferry_stream_decoder *d,
 	rec->type = (enum ferry_record_type)type;
 	rec->stream_offset = at;
 
-	if (type < FERRY_REC_CONFIG || type > FERRY_REC_END)
+	if (type < FERRY_REC_CONFIG || type > FERRY_REC_CHANNEL ||
+	    (type == FERRY_REC_CHANNEL && !d->want_channel))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": unknown "
 			    "record type %u",
 			    at, type);
+	if (d->want_channel && type != FERRY_REC_CHANNEL)
+		return FAIL(-EPROTO,
+			    "stream offset %" PRIu64 ": %s record where the "
+			    "channel record must come (first, with the "
+			    "multifd flag)",
+			    at, tn);
 	if (h[1] || le16_load(h + 2))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s record "
@@ -618,7 +630,8 @@ static int next_record(struct ferry_stream_decoder *d,
 			    "stream offset %" PRIu64 ": a second "
 			    "configuration record",
 			    at);
-	if (type != FERRY_REC_CONFIG && !d->have_config)
+	if (type != FERRY_REC_CONFIG && type != FERRY_REC_CHANNEL &&
+	    !d->have_config)
 		return FAIL(-EPROTO,
 			    "stream offset %" PRIu64 ": %s record "
 			    "before the configuration record",
@@ -628,7 +641,8 @@ static int next_record(struct ferry_stream_decoder *d,
 			    "stream offset %" PRIu64 ": %s record "
 			    "length %u exceeds the limit of %" PRIu64,
 			    at, tn, len, max_body(d, type));
-	if ((type == FERRY_REC_ITER_END || type == FERRY_REC_END) &&
+	if ((type == FERRY_REC_ITER_END || type == FERRY_REC_END ||
+	     type == FERRY_REC_CHANNEL) &&
 	    len != max_body(d, type))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s record "
@@ -671,6 +685,22 @@ static int next_record(struct ferry_stream_decoder *d,
 				    at, rec->u.iter.iteration, d->last_iter);
 		d->have_iter = true;
 		d->last_iter = rec->u.iter.iteration;
+		return 0;
+	case FERRY_REC_CHANNEL:
+		rec->u.channel.session = le64_load(d->body);
+		rec->u.channel.index = le16_load(d->body + 8);
+		rec->u.channel.count = le16_load(d->body + 10);
+		if (le32_load(d->body + 12) || !rec->u.channel.count ||
+		    rec->u.channel.count > FERRY_STREAM_MAX_CHANNELS ||
+		    rec->u.channel.index > rec->u.channel.count)
+			return FAIL(-EBADMSG,
+				    "stream offset %" PRIu64 ": channel "
+				    "record: channel %u of %u (1 to %u page "
+				    "channels)",
+				    at, rec->u.channel.index,
+				    rec->u.channel.count,
+				    FERRY_STREAM_MAX_CHANNELS);
+		d->want_channel = false;
 		return 0;
 	case FERRY_REC_END:
 		rc = parse_end(d, at, rec, err);

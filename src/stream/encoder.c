@@ -274,3 +274,16 @@ int ferry_stream_put_end(struct ferry_stream_encoder *e,
 		memset(h + 16, 0, 16);
 	return put_bytes(e, h, sizeof(h));
 }
+
+int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
+			     uint16_t index, uint16_t count)
+{
+	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN + 16];
+
+	record_header(h, FERRY_REC_CHANNEL, 16);
+	le64_store(h + 8, session);
+	le16_store(h + 16, index);
+	le16_store(h + 18, count);
+	le32_store(h + 20, 0);
+	return put_bytes(e, h, sizeof(h));
+}

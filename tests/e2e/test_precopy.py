@@ -339,7 +339,70 @@ def t_corrupted_page():
     finish(src)
 
 
+def multifd(n, workload, fill="mixed:30"):
+    def t():
+        src, dst = pair(workload, ["--fill", fill])
+        caps = [{"capability": "multifd", "state": True},
+                {"capability": "auto-converge", "state": True}]
+        for g in (src, dst):
+            g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+        src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": n})
+        time.sleep(0.2)
+        s, d = migrate(src, dst)
+        check_verified(s, d)
+        # every page arrived, over the channels, none on the main stream
+        assert d["ram"]["normal"] + d["ram"]["duplicate"] >= 65536, d
+        finish(src, dst)
+    return t
+
+
+def t_multifd_killed():
+    """A channel's peer dies: the source fails and keeps running."""
+    src, dst = pair("zipf:rate=20000", ["--fill", "random"])
+    caps = [{"capability": "multifd", "state": True}]
+    for g in (src, dst):
+        g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": 4,
+                                             "max-bandwidth": 30 << 20})
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    src.qmp.wait_migration(states=("active",))
+    time.sleep(0.5)
+    dst.kill()
+    s = src.qmp.wait_migration()
+    assert s["status"] == "failed", s
+    assert src.qmp.cmd("query-status")["status"] == "running"
+    src.qmp.cmd("migrate_cancel")  # harmless after the end
+    finish(src)
+
+
+def t_multifd_cancel():
+    src, dst = pair("idle", ["--fill", "random"])
+    caps = [{"capability": "multifd", "state": True}]
+    for g in (src, dst):
+        g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": 3,
+                                             "max-bandwidth": 20 << 20})
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    src.qmp.wait_migration(states=("active",))
+    time.sleep(0.3)
+    src.qmp.cmd("migrate_cancel")
+    assert src.qmp.wait_migration()["status"] == "cancelled"
+    assert src.qmp.cmd("query-status")["status"] == "running"
+    assert dst.proc.wait(timeout=30) == 1
+    finish(src)
+
+
 for name, fn in [
+    ("multifd, 1 channel, idle guest, verified", multifd(1, "idle")),
+    ("multifd, 4 channels, idle guest, verified", multifd(4, "idle")),
+    ("multifd, 4 channels, stress guest, verified",
+     multifd(4, "stress:bytes=64M", "random")),
+    ("multifd, 4 channels, zipf guest, verified",
+     multifd(4, "zipf:rate=20000")),
+    ("multifd, 1 channel, zipf guest, verified",
+     multifd(1, "zipf:rate=20000")),
+    ("multifd: killed destination, source runs", t_multifd_killed),
+    ("multifd: cancel while active", t_multifd_cancel),
     ("a flipped bit is caught by the digest; nothing resumes",
      t_corrupted_page),
     ("a busy port is one clear line", t_busy_port),

@@ -109,7 +109,8 @@ def t_parameters():
         {"capability": "verify", "state": False}])
     caps = {c["capability"]: c["state"]
             for c in g.qmp.cmd("query-migrate-capabilities")}
-    assert caps == {"auto-converge": True, "verify": False}, caps
+    assert caps == {"auto-converge": True, "verify": False,
+                    "multifd": False}, caps
     assert g.qmp.cmd("query-migrate") == {}
     names = [c["name"] for c in g.qmp.cmd("query-commands")]
     for n in ("migrate", "migrate-incoming", "migrate_cancel",

@@ -692,8 +692,108 @@ static void test_record_type_name(void **state)
 	assert_string_equal(ferry_record_type_name(FERRY_REC_END),
 			    "end-of-stream");
 	assert_string_equal(ferry_record_type_name(0), "unknown");
-	assert_string_equal(ferry_record_type_name(6), "unknown");
+	assert_string_equal(ferry_record_type_name(FERRY_REC_CHANNEL),
+			    "channel");
+	assert_string_equal(ferry_record_type_name(7), "unknown");
 	assert_string_equal(ferry_record_type_name(UINT32_MAX), "unknown");
+}
+
+/* ---- multifd: the channel record ----------------------------------------- */
+
+/* header with flags, then whatever build() adds; decode up to the end */
+static int decode_all(const struct ferry_buf *b, int *records,
+		      struct ferry_stream_record *first,
+		      struct ferry_error *err)
+{
+	struct ferry_stream_memsrc m = { b->data, b->len, 0 };
+	struct ferry_stream_decoder *d;
+	struct ferry_stream_record rec;
+	int rc;
+
+	assert_int_equal(
+		ferry_stream_decoder_new(ferry_stream_source_mem(&m), &d), 0);
+	*records = 0;
+	rc = ferry_stream_read_header(d, NULL, err);
+	while (!rc) {
+		rc = ferry_stream_decoder_next(d, &rec, err);
+		if (rc)
+			break;
+		if ((*records)++ == 0)
+			*first = rec;
+		if (rec.type == FERRY_REC_END)
+			break;
+	}
+	ferry_stream_decoder_free(d);
+	return rc;
+}
+
+static void channel_stream(struct ferry_buf *b, uint32_t flags, bool channel,
+			   uint64_t session, uint16_t index, uint16_t count)
+{
+	static uint8_t page[4096];
+	struct ferry_ramblock blk = { .id = 3,
+				      .name = "ram0",
+				      .length = 1 << 20 };
+	struct ferry_stream_encoder *e;
+
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(ferry_stream_encoder_new(ferry_stream_sink_buf(b), &e),
+			 0);
+	assert_int_equal(ferry_stream_put_header(e, flags), 0);
+	if (channel)
+		assert_int_equal(
+			ferry_stream_put_channel(e, session, index, count), 0);
+	assert_int_equal(ferry_stream_put_config(e, 4096, &blk, 1), 0);
+	assert_int_equal(ferry_stream_put_page(e, 3, 8192, FERRY_PAGE_RAW, page,
+					       4096),
+			 0);
+	assert_int_equal(ferry_stream_put_end(e, NULL), 0);
+	assert_int_equal(ferry_stream_flush(e), 0);
+	ferry_stream_encoder_free(e);
+}
+
+static void test_channel_record(void **state)
+{
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record first;
+	struct ferry_buf b;
+	int n;
+
+	(void)state;
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 0x1122334455667788ull,
+		       2, 4);
+	assert_int_equal(decode_all(&b, &n, &first, &err), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(first.type, FERRY_REC_CHANNEL);
+	assert_int_equal(first.u.channel.session, 0x1122334455667788ull);
+	assert_int_equal(first.u.channel.index, 2);
+	assert_int_equal(first.u.channel.count, 4);
+	ferry_buf_free(&b);
+
+	/* the flag without the record */
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, false, 0, 0, 0);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EPROTO);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* the record without the flag is a type this stream does not have */
+	channel_stream(&b, 0, true, 1, 0, 1);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* index past the count, and a count of zero */
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 5, 4);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 0, 0);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* reserved bits */
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 1, 2);
+	le32_store(b.data + FERRY_STREAM_HEADER_LEN + 8 + 12, 1);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	ferry_buf_free(&b);
 }
 
 /* ---- a long stream through a small pipe ---------------------------------- */
@@ -931,7 +1031,7 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 1);
+	le32_store(s.buf.data + 12, 2); /* bit 0 is multifd */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	le32_store(s.buf.data + 12, 0x80000000u);
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
@@ -2172,6 +2272,7 @@ int main(void)
 		cmocka_unit_test(test_bad_magic),
 		cmocka_unit_test(test_bad_version),
 		cmocka_unit_test(test_header_flags),
+		cmocka_unit_test(test_channel_record),
 		cmocka_unit_test(test_header_len),
 		cmocka_unit_test(test_truncated_header),
 		cmocka_unit_test(test_empty_after_header),

@@ -1,0 +1,74 @@
+/*
+ * outgoing.h - the source side's state, shared by outgoing.c (the
+ * migration's course: setup, iterations, switch-over) and sender.c (how
+ * pages go out: on the main connection, or on multifd channels).
+ */
+#ifndef FERRY_OUTGOING_H
+#define FERRY_OUTGOING_H
+
+#include "ferry/dirty.h"
+#include "migration_internal.h"
+
+struct out;
+
+/* One connection that pages go out on, and the thread that feeds it. */
+struct sender {
+	struct out *o;
+	unsigned index; /* 0 = main connection, 1..n = page channels */
+	int fd;
+	struct ferry_stream_encoder *enc;
+	uint64_t duplicate, normal;		/* owner thread */
+	uint64_t sent_pages;			/* since the last checkpoint */
+	uint64_t win_start_ns, win_bytes_start; /* max-bandwidth window */
+	uint64_t pub_bytes, pub_duplicate, pub_normal; /* m->lock */
+	pthread_t thread;
+	bool thread_live;
+	int rc; /* the last job's result */
+	struct ferry_error err;
+};
+
+struct out {
+	struct ferry_migration *m;
+	const struct ferry_vm *vm;
+	struct sender main;
+	struct sender *chans; /* multifd page channels, NULL without */
+	unsigned nchans;
+	uint64_t *first_page; /* per block: its first page, counted
+				 across blocks (page-to-channel map) */
+	bool stopped;	      /* we stopped the vCPUs */
+	bool tracking;
+	unsigned throttle;
+	unsigned hot_iterations; /* auto-converge: in a row over budget */
+	struct ferry_dirty_set pending; /* dirty, not yet sent */
+	struct page_hashes ph;		/* verify: hash of each page sent */
+
+	/* page jobs for the channels' threads */
+	pthread_mutex_t lock;
+	pthread_cond_t go, done;
+	uint64_t generation;		   /* lock */
+	unsigned busy;			   /* lock */
+	bool quit;			   /* lock */
+	const struct ferry_dirty_set *job; /* lock; NULL = every page */
+};
+
+/* sender.c */
+int sender_open(struct out *o, struct sender *s, unsigned index,
+		uint64_t session, struct ferry_error *err);
+/* Send a dirty set (or with NULL every page) on the main connection or,
+ * with multifd, on the channels, and flush.  Blocks until all is out. */
+int send_pages(struct out *o, const struct ferry_dirty_set *set,
+	       struct ferry_error *err);
+int multifd_start(struct out *o, unsigned n, uint64_t session,
+		  struct ferry_error *err);
+/* Close each channel's stream with an end record (no digest). */
+int multifd_finish(struct out *o, struct ferry_error *err);
+void multifd_stop(struct out *o);
+void sender_close(struct sender *s);
+/* Stream bytes on all connections, published by their senders. */
+uint64_t out_bytes(struct out *o);
+/* Refresh the statistics that the senders feed. */
+void out_publish(struct out *o, uint64_t remaining_pages);
+/* The destination's reason, if it sent one, else a send error. */
+int peer_verdict(struct out *o, int rc, struct ferry_error *err);
+
+#endif
