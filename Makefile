@@ -42,6 +42,7 @@ fuzz: build $(FUZZ_BUILD)/build.ninja
 
 bench: build
 	$(BUILD)/bench/dirty-sync
+	$(BUILD)/bench/codec
 	bench/precopy --ferry $(BUILD)/ferry
 
 clean:

@@ -18,23 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "outgoing.h"
 #include "transport.h"
 
 #define PAGES_PER_CHECK 256 /* cancel / rate-limit check interval */
 #define GRANULE_SHIFT	9   /* 512 pages of 4 KiB: 2 MiB */
-
-static bool is_zero_page(const uint8_t *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)(const void *)p;
-	size_t i;
-
-	for (i = 0; i < len / 8; i += 8)
-		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] |
-		    w[i + 5] | w[i + 6] | w[i + 7])
-			return false;
-	return true;
-}
 
 uint64_t out_bytes(struct out *o)
 {
@@ -155,7 +144,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 	const uint8_t *p = b->host + off;
 	int rc;
 
-	if (is_zero_page(p, ps)) {
+	if (codec_is_zero(p, ps)) {
 		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_ZERO,
 					   NULL, 0);
 		s->duplicate++;
