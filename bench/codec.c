@@ -13,8 +13,8 @@
 #include "codec.h"
 #include "workload.h"
 
-#define BUF (64u << 20)
-#define PAGE 4096u
+#define BUF    (64u << 20)
+#define PAGE   4096u
 #define ROUNDS 7
 
 static double zero_rate(const struct zero_impl *z, const uint8_t *buf)

@@ -61,7 +61,9 @@ struct ferry_mig_stats {
 	uint64_t duplicate;   /* zero pages sent as a flag */
 	uint64_t normal;      /* pages sent whole */
 	uint64_t normal_bytes;
-	double mbps; /* last iteration, megabits per second */
+	uint64_t unchanged; /* dirtied, but as last sent: sent as a flag */
+	uint64_t page_hash_bytes; /* memory for per-page hashes */
+	double mbps;		  /* last iteration, megabits per second */
 	uint64_t pages_per_second;
 	uint64_t dirty_pages_rate;
 	uint64_t dirty_sync_count;

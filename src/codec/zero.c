@@ -19,8 +19,8 @@ static bool zero_portable(const void *p, size_t len)
 	size_t i, n = len / 8;
 
 	for (i = 0; i < n; i += 16) {
-		uint64_t a = w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
-			     w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+		uint64_t a = w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] |
+			     w[i + 5] | w[i + 6] | w[i + 7];
 		uint64_t b = w[i + 8] | w[i + 9] | w[i + 10] | w[i + 11] |
 			     w[i + 12] | w[i + 13] | w[i + 14] | w[i + 15];
 
@@ -49,15 +49,15 @@ static bool zero_sse2(const void *p, size_t len)
 	return true;
 }
 
-__attribute__((target("avx2"))) static bool zero_avx2(const void *p,
-						       size_t len)
+__attribute__((target("avx2"))) static bool zero_avx2(const void *p, size_t len)
 {
 	const __m256i *v = p;
 	size_t i, n = len / 32;
 
 	for (i = 0; i < n; i += 4) {
-		__m256i x = _mm256_or_si256(_mm256_or_si256(v[i], v[i + 1]),
-					    _mm256_or_si256(v[i + 2], v[i + 3]));
+		__m256i x =
+			_mm256_or_si256(_mm256_or_si256(v[i], v[i + 1]),
+					_mm256_or_si256(v[i + 2], v[i + 3]));
 
 		if (!_mm256_testz_si256(x, x))
 			return false;

@@ -245,6 +245,12 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 			  "precopy-bytes", (json_int_t)st->precopy_bytes,
 			  "downtime-bytes", (json_int_t)st->downtime_bytes,
 			  "iterations", (json_int_t)st->iterations));
+	json_object_set_new(json_object_get(r, "ram"), "unchanged",
+			    json_integer((json_int_t)st->unchanged));
+	if (!st->incoming)
+		json_object_set_new(
+			json_object_get(r, "ram"), "page-hash-bytes",
+			json_integer((json_int_t)st->page_hash_bytes));
 	if (st->throttle_percent)
 		json_object_set_new(r, "cpu-throttle-percentage",
 				    json_integer(st->throttle_percent));

@@ -24,7 +24,7 @@
 
 /* What a connection's pages add up to. */
 struct tally {
-	uint64_t duplicate, normal;
+	uint64_t duplicate, normal, unchanged;
 };
 
 /* A page channel's receiver. */
@@ -69,6 +69,8 @@ static void placed(const struct ferry_vm *vm, struct page_hashes *ph,
 	if (rec->u.page.encoding == FERRY_PAGE_ZERO) {
 		t->duplicate++;
 		ph->h[ri][pg] = ph->zero;
+	} else if (rec->u.page.encoding == FERRY_PAGE_UNCHANGED) {
+		t->unchanged++; /* the copy here stays, and so its hash */
 	} else {
 		t->normal++;
 		ph->h[ri][pg] = ferry_page_hash(vm->blocks[ri].host +
@@ -195,6 +197,7 @@ static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 					     ferry_error_msg(&rx[i].err));
 		t->duplicate += rx[i].t.duplicate;
 		t->normal += rx[i].t.normal;
+		t->unchanged += rx[i].t.unchanged;
 		ferry_stream_decoder_free(rx[i].d);
 		atomic_store(&m->fds[1 + i], -1);
 		if (rx[i].fd >= 0)
@@ -211,6 +214,7 @@ static void publish(struct ferry_migration *m, const struct tally *t,
 	m->stats.duplicate = t->duplicate;
 	m->stats.normal = t->normal;
 	m->stats.normal_bytes = t->normal * m->vm->page_size;
+	m->stats.unchanged = t->unchanged;
 	m->stats.transferred = bytes;
 	pthread_mutex_unlock(&m->lock);
 }

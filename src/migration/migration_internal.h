@@ -52,8 +52,10 @@ void mig_fail(struct ferry_migration *m, const struct ferry_error *err);
 
 /* Per-page hashes for the digest (docs/stream.md, "The digest"). */
 struct page_hashes {
-	uint64_t **h;  /* h[block][page], NULL when verify is off */
-	uint64_t zero; /* the hash of a zero page */
+	uint64_t **h;	  /* h[block][page]: hash of the page as sent */
+	uint64_t **exact; /* source: bit per page, set when h is the hash
+			     of exactly the bytes sent (a copy) */
+	uint64_t zero;	  /* the hash of a zero page */
 };
 
 int page_hashes_init(struct page_hashes *ph, const struct ferry_vm *vm,

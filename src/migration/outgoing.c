@@ -246,11 +246,13 @@ void *mig_outgoing_main(void *arg)
 		rc = multifd_start(&o, o.nchans, session, &err);
 	if (rc)
 		goto fail;
-	if (params.verify) {
-		rc = page_hashes_init(&o.ph, vm, &err);
-		if (rc)
-			goto fail;
-	}
+	/* always: "unchanged" pages need them, and the digest */
+	rc = page_hashes_init(&o.ph, vm, &err);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&m->lock);
+	m->stats.page_hash_bytes = m->stats.total / vm->page_size * 8;
+	pthread_mutex_unlock(&m->lock);
 	rc = ferry_dirty_start(vm->dirty, &err);
 	if (rc)
 		goto fail;

@@ -134,15 +134,18 @@ int page_hashes_init(struct page_hashes *ph, const struct ferry_vm *vm,
 	size_t i;
 
 	ph->h = calloc(vm->nblocks, sizeof(*ph->h));
-	if (!zero || !ph->h)
+	ph->exact = calloc(vm->nblocks, sizeof(*ph->exact));
+	if (!zero || !ph->h || !ph->exact)
 		goto oom;
 	ph->zero = ferry_page_hash(zero, vm->page_size);
 	free(zero);
 	zero = NULL;
 	for (i = 0; i < vm->nblocks; i++) {
-		ph->h[i] = calloc(vm->blocks[i].length / vm->page_size,
-				  sizeof(uint64_t));
-		if (!ph->h[i])
+		uint64_t n = vm->blocks[i].length / vm->page_size;
+
+		ph->h[i] = calloc(n, sizeof(uint64_t));
+		ph->exact[i] = calloc((n + 63) / 64, sizeof(uint64_t));
+		if (!ph->h[i] || !ph->exact[i])
 			goto oom;
 	}
 	return 0;
@@ -158,10 +161,14 @@ void page_hashes_free(struct page_hashes *ph, const struct ferry_vm *vm)
 {
 	size_t i;
 
-	if (!ph->h)
-		return;
-	for (i = 0; i < vm->nblocks; i++)
-		free(ph->h[i]);
+	for (i = 0; i < vm->nblocks; i++) {
+		if (ph->h)
+			free(ph->h[i]);
+		if (ph->exact)
+			free(ph->exact[i]);
+	}
 	free(ph->h);
+	free(ph->exact);
 	ph->h = NULL;
+	ph->exact = NULL;
 }

@@ -46,13 +46,14 @@ static void sender_publish(struct sender *s)
 	s->pub_bytes = ferry_stream_encoder_bytes(s->enc);
 	s->pub_duplicate = s->duplicate;
 	s->pub_normal = s->normal;
+	s->pub_unchanged = s->unchanged;
 	pthread_mutex_unlock(&m->lock);
 }
 
 void out_publish(struct out *o, uint64_t remaining_pages)
 {
 	struct ferry_migration *m = o->m;
-	uint64_t bytes, dup, norm;
+	uint64_t bytes, dup, norm, unch;
 	unsigned i;
 
 	sender_publish(&o->main);
@@ -60,15 +61,18 @@ void out_publish(struct out *o, uint64_t remaining_pages)
 	bytes = o->main.pub_bytes;
 	dup = o->main.pub_duplicate;
 	norm = o->main.pub_normal;
+	unch = o->main.pub_unchanged;
 	for (i = 0; i < o->nchans; i++) {
 		bytes += o->chans[i].pub_bytes;
 		dup += o->chans[i].pub_duplicate;
 		norm += o->chans[i].pub_normal;
+		unch += o->chans[i].pub_unchanged;
 	}
 	m->stats.transferred = bytes;
 	m->stats.duplicate = dup;
 	m->stats.normal = norm;
 	m->stats.normal_bytes = norm * o->vm->page_size;
+	m->stats.unchanged = unch;
 	m->stats.remaining = remaining_pages * o->vm->page_size;
 	m->stats.throttle_percent = o->throttle;
 	pthread_mutex_unlock(&m->lock);
@@ -111,7 +115,7 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	pthread_mutex_lock(&o->m->lock);
 	bw = o->m->params.max_bandwidth / (o->nchans ? o->nchans : 1);
 	pthread_mutex_unlock(&o->m->lock);
-	if ((s->normal + s->duplicate) % 4096 == 0)
+	if ((s->normal + s->duplicate + s->unchanged) % 4096 == 0)
 		sender_publish(s);
 	if (!bw)
 		return 0;
@@ -134,30 +138,56 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	return 0;
 }
 
-static int send_page(struct sender *s, uint32_t bi, uint64_t page,
+/*
+ * One page, as the cheapest record that leaves the destination with
+ * exactly its content:
+ *   zero        a flag; the destination zeroes its copy;
+ *   unchanged   a flag, when the page hashes to what the destination is
+ *               known to hold (the hash of an exact copy sent earlier);
+ *   raw, first  sent from guest RAM without a copy; its hash is taken
+ *               before the send, so a write racing the send can make it
+ *               differ from what arrives: such a write also dirties the
+ *               page, which is then sent again, so the hash is never
+ *               trusted for "unchanged" (its exact bit stays clear);
+ *   raw, again  copied first, and the copy hashed and sent: exact.
+ * The digest is built from these hashes; every page's last record is one
+ * whose hash matches what arrived (docs/stream.md, "The digest").
+ */
+static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 		     struct ferry_error *err)
 {
 	struct out *o = s->o;
 	const struct ferry_ramblock *b = &o->vm->blocks[bi];
 	uint32_t ps = o->vm->page_size;
-	uint64_t off = page * ps;
-	const uint8_t *p = b->host + off;
+	uint64_t off = page * ps, *h = &o->ph.h[bi][page];
+	uint64_t *ex = &o->ph.exact[bi][page / 64], bit = 1ull << (page % 64);
+	const uint8_t *p = b->host + off, *copy;
+	uint64_t hash;
 	int rc;
 
 	if (codec_is_zero(p, ps)) {
 		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_ZERO,
 					   NULL, 0);
 		s->duplicate++;
-		if (o->ph.h)
-			o->ph.h[bi][page] = o->ph.zero;
-	} else {
-		/* A write racing this send dirties the page, so it goes again
-		 * later with a fresh hash; the last copy sent is one taken
-		 * after the last write. */
-		if (o->ph.h)
-			o->ph.h[bi][page] = ferry_page_hash(p, ps);
+		*h = o->ph.zero;
+		*ex |= bit;
+	} else if (!again) {
+		*h = ferry_page_hash(p, ps);
+		*ex &= ~bit;
 		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_RAW,
 					   p, ps);
+		s->normal++;
+	} else if ((*ex & bit) && (hash = ferry_page_hash(p, ps)) == *h) {
+		rc = ferry_stream_put_page(s->enc, b->id, off,
+					   FERRY_PAGE_UNCHANGED, NULL, 0);
+		s->unchanged++;
+	} else {
+		rc = ferry_stream_put_page_copy(s->enc, b->id, off, p, ps,
+						&copy);
+		if (!rc) {
+			*h = ferry_page_hash(copy, ps);
+			*ex |= bit;
+		}
 		s->normal++;
 	}
 	if (rc)
@@ -196,7 +226,7 @@ static int send_share(struct sender *s, const struct ferry_dirty_set *set,
 			for (k = 0; k < r->count && !rc; k++)
 				if (mine(s, r->block, r->first + k))
 					rc = send_page(s, r->block,
-						       r->first + k, err);
+						       r->first + k, true, err);
 		}
 	} else {
 		for (i = 0; i < vm->nblocks && !rc; i++) {
@@ -204,7 +234,8 @@ static int send_share(struct sender *s, const struct ferry_dirty_set *set,
 
 			for (k = 0; k < n && !rc; k++)
 				if (mine(s, (uint32_t)i, k))
-					rc = send_page(s, (uint32_t)i, k, err);
+					rc = send_page(s, (uint32_t)i, k, false,
+						       err);
 		}
 	}
 	if (!rc) {
@@ -286,7 +317,8 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	if (rc)
 		return ferry_error_set(err, rc, "out of memory");
 	rc = ferry_stream_put_header(s->enc,
-				     o->nchans ? FERRY_STREAM_F_MULTIFD : 0);
+				     (o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
+					     FERRY_STREAM_F_UNCHANGED);
 	if (!rc && o->nchans)
 		rc = ferry_stream_put_channel(s->enc, session, (uint16_t)index,
 					      (uint16_t)o->nchans);

@@ -26,6 +26,7 @@ struct ferry_stream_decoder {
 	bool ended;
 	bool have_iter;
 	bool want_channel; /* header flag MULTIFD: channel record first */
+	bool unchanged_ok; /* header flag UNCHANGED */
 	uint64_t last_iter;
 	struct ferry_stream_config config;
 	uint32_t last_block; /* cache for block id lookups */
@@ -199,6 +200,7 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 				       f & ~FERRY_STREAM_F_KNOWN);
 	d->header_read = true;
 	d->want_channel = f & FERRY_STREAM_F_MULTIFD;
+	d->unchanged_ok = f & FERRY_STREAM_F_UNCHANGED;
 	if (flags)
 		*flags = f;
 	return 0;
@@ -452,17 +454,22 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 			    "offset 0x%" PRIx64 " is past the end of block "
 			    "'%s' (%" PRIu64 " bytes)",
 			    at, off, b->name, b->length);
-	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO)
+	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
+	    !(enc == FERRY_PAGE_UNCHANGED && d->unchanged_ok))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": page record "
 			    "has unknown encoding %u",
 			    at, enc);
 	if ((enc == FERRY_PAGE_RAW && plen != ps) ||
-	    (enc == FERRY_PAGE_ZERO && plen != 0))
+	    (enc != FERRY_PAGE_RAW && plen != 0))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s page "
 			    "record carries %u payload bytes",
-			    at, enc == FERRY_PAGE_RAW ? "raw" : "zero", plen);
+			    at,
+			    enc == FERRY_PAGE_RAW    ? "raw"
+			    : enc == FERRY_PAGE_ZERO ? "zero"
+						     : "unchanged",
+			    plen);
 
 	if (d->ram)
 		dst = d->ram[d->ram_map[idx]].host + off;
@@ -481,7 +488,8 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 		rec->u.page.data = into;
 	} else {
 		rec->u.page.data = NULL;
-		if (dst && !is_zero(dst, ps))
+		/* unchanged: the copy already here stays */
+		if (enc == FERRY_PAGE_ZERO && dst && !is_zero(dst, ps))
 			memset(dst, 0, ps);
 	}
 	rec->u.page.block_id = b->id;

@@ -14,7 +14,7 @@
 #include "ferry/stream.h"
 #include "le.h"
 
-#define ARENA_SIZE (64u * 1024)
+#define ARENA_SIZE (1024u * 1024) /* headers, small bodies, copied pages */
 #define IOV_SLOTS  256
 
 struct ferry_stream_encoder {
@@ -25,7 +25,7 @@ struct ferry_stream_encoder {
 	struct iovec iov[IOV_SLOTS];
 	int niov;
 	size_t arena_used;
-	uint8_t arena[ARENA_SIZE];
+	uint8_t *arena;
 };
 
 int ferry_stream_encoder_new(struct ferry_stream_sink sink,
@@ -33,8 +33,10 @@ int ferry_stream_encoder_new(struct ferry_stream_sink sink,
 {
 	struct ferry_stream_encoder *e = calloc(1, sizeof(*e));
 
-	if (!e)
+	if (!e || !(e->arena = malloc(ARENA_SIZE))) {
+		free(e);
 		return -ENOMEM;
+	}
 	e->sink = sink;
 	*out = e;
 	return 0;
@@ -42,6 +44,8 @@ int ferry_stream_encoder_new(struct ferry_stream_sink sink,
 
 void ferry_stream_encoder_free(struct ferry_stream_encoder *e)
 {
+	if (e)
+		free(e->arena);
 	free(e);
 }
 
@@ -216,6 +220,32 @@ int ferry_stream_put_page(struct ferry_stream_encoder *e, uint32_t block_id,
 	le32_store(p + 16, len);
 	le32_store(p + 20, 0);
 	add_ref(e, payload, len);
+	return 0;
+}
+
+int ferry_stream_put_page_copy(struct ferry_stream_encoder *e,
+			       uint32_t block_id, uint64_t offset,
+			       const void *payload, uint32_t len,
+			       const uint8_t **copy)
+{
+	const size_t hlen =
+		FERRY_STREAM_RECORD_HDR_LEN + FERRY_STREAM_PAGE_HDR_LEN;
+	uint8_t *c;
+	int rc;
+
+	if (len > ARENA_SIZE - hlen)
+		return -E2BIG;
+	/* header and copy together, so one flush can't come between */
+	rc = reserve(e, hlen + len, 2);
+	if (rc)
+		return rc;
+	c = e->arena + e->arena_used + hlen;
+	memcpy(c, payload, len);
+	rc = ferry_stream_put_page(e, block_id, offset, FERRY_PAGE_RAW, c, len);
+	if (rc)
+		return rc;
+	e->arena_used += len; /* the copy's bytes, referenced above */
+	*copy = c;
 	return 0;
 }
 

@@ -23,7 +23,7 @@ static void check_impl(const struct zero_impl *z)
 		memset(p, 0, len);
 		assert_true(z->is_zero(p, len));
 		/* one set bit anywhere makes a page non-zero */
-		for (pos = 0; pos < len; pos += len > 8192 ? 4093 : 1) {
+		for (pos = 0; pos<len; pos += len> 8192 ? 4093 : 1) {
 			p[pos] = (uint8_t)(1u << (pos % 8));
 			if (z->is_zero(p, len))
 				fail_msg("%s: byte %zu of %zu set, called zero",

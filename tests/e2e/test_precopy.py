@@ -356,6 +356,31 @@ def multifd(n, workload, fill="mixed:30"):
     return t
 
 
+def unchanged(channels):
+    """stress keep=on rewrites pages with what they already hold: after
+    one exact copy each, they travel as flags, and the guest verifies."""
+    def t():
+        src, dst = pair("stress:bytes=32M,keep=on")
+        caps = [{"capability": "auto-converge", "state": True}]
+        if channels:
+            caps.append({"capability": "multifd", "state": True})
+        for g in (src, dst):
+            g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+        if channels:
+            src.qmp.cmd("migrate-set-parameters",
+                        **{"multifd-channels": channels})
+        src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 1})
+        time.sleep(0.3)
+        s, d = migrate(src, dst)
+        check_verified(s, d)
+        assert s["ram"]["iterations"] >= 3, s["ram"]
+        assert s["ram"]["unchanged"] > 8192, s["ram"]
+        assert d["ram"]["unchanged"] == s["ram"]["unchanged"], (s, d)
+        assert s["ram"]["page-hash-bytes"] == (256 << 20) // 4096 * 8
+        finish(src, dst)
+    return t
+
+
 def t_multifd_killed():
     """A channel's peer dies: the source fails and keeps running."""
     src, dst = pair("zipf:rate=20000", ["--fill", "random"])
@@ -393,6 +418,8 @@ def t_multifd_cancel():
 
 
 for name, fn in [
+    ("unchanged pages travel as flags, verified", unchanged(0)),
+    ("unchanged pages over 3 multifd channels, verified", unchanged(3)),
     ("multifd, 1 channel, idle guest, verified", multifd(1, "idle")),
     ("multifd, 4 channels, idle guest, verified", multifd(4, "idle")),
     ("multifd, 4 channels, stress guest, verified",

@@ -111,9 +111,10 @@ static void check_page(const struct ferry_stream_decoder *d,
 		check(rec->u.page.len == c->page_size && rec->u.page.data,
 		      "raw page without a page of data");
 	else
-		check(rec->u.page.encoding == FERRY_PAGE_ZERO &&
+		check((rec->u.page.encoding == FERRY_PAGE_ZERO ||
+		       rec->u.page.encoding == FERRY_PAGE_UNCHANGED) &&
 			      rec->u.page.len == 0 && !rec->u.page.data,
-		      "zero page with data");
+		      "zero or unchanged page with data");
 	check(rec->u.page.placed == (ram != NULL), "placed without RAM");
 	if (!ram)
 		return;
@@ -123,7 +124,7 @@ static void check_page(const struct ferry_stream_decoder *d,
 	check(host != NULL, "page placed in a block the guest lacks");
 	if (rec->u.page.encoding == FERRY_PAGE_RAW) {
 		check(rec->u.page.data == host, "raw page not placed in RAM");
-	} else {
+	} else if (rec->u.page.encoding == FERRY_PAGE_ZERO) {
 		for (k = 0; k < c->page_size; k++)
 			check(!host[k], "zero page left bytes behind");
 	}
@@ -150,6 +151,13 @@ static void check_record(const struct ferry_stream_decoder *d,
 	case FERRY_REC_ITER_END:
 		break;
 	case FERRY_REC_END:
+		break;
+	case FERRY_REC_CHANNEL:
+		check(rec->u.channel.count >= 1 &&
+			      rec->u.channel.count <=
+				      FERRY_STREAM_MAX_CHANNELS &&
+			      rec->u.channel.index <= rec->u.channel.count,
+		      "channel record out of range");
 		break;
 	default:
 		check(false, "unknown record type returned");

@@ -796,6 +796,73 @@ static void test_channel_record(void **state)
 	ferry_buf_free(&b);
 }
 
+/* ---- the unchanged encoding ---------------------------------------------- */
+
+static void unchanged_stream(struct ferry_buf *b, uint32_t flags,
+			     uint32_t payload)
+{
+	static uint8_t page[4096];
+	struct ferry_ramblock blk = { .id = 0,
+				      .name = "ram0",
+				      .length = 1 << 20 };
+	struct ferry_stream_encoder *e;
+
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(ferry_stream_encoder_new(ferry_stream_sink_buf(b), &e),
+			 0);
+	assert_int_equal(ferry_stream_put_header(e, flags), 0);
+	assert_int_equal(ferry_stream_put_config(e, 4096, &blk, 1), 0);
+	assert_int_equal(ferry_stream_put_page(e, 0, 4096, FERRY_PAGE_UNCHANGED,
+					       page, payload),
+			 0);
+	assert_int_equal(ferry_stream_put_end(e, NULL), 0);
+	assert_int_equal(ferry_stream_flush(e), 0);
+	ferry_stream_encoder_free(e);
+}
+
+static void test_unchanged_encoding(void **state)
+{
+	uint8_t ram[1 << 20];
+	struct ferry_ramblock blk = {
+		.id = 0, .name = "ram0", .host = ram, .length = sizeof(ram)
+	};
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record first, rec;
+	struct ferry_stream_memsrc m;
+	struct ferry_stream_decoder *d;
+	struct ferry_buf b;
+	int n;
+
+	(void)state;
+	/* allowed with the flag, and it leaves the page as it is */
+	unchanged_stream(&b, FERRY_STREAM_F_UNCHANGED, 0);
+	memset(ram, 0xab, sizeof(ram));
+	m = (struct ferry_stream_memsrc){ b.data, b.len, 0 };
+	assert_int_equal(
+		ferry_stream_decoder_new(ferry_stream_source_mem(&m), &d), 0);
+	ferry_stream_decoder_attach_ram(d, 4096, &blk, 1);
+	assert_int_equal(ferry_stream_read_header(d, NULL, &err), 0);
+	assert_int_equal(ferry_stream_decoder_next(d, &rec, &err), 0);
+	assert_int_equal(ferry_stream_decoder_next(d, &rec, &err), 0);
+	assert_int_equal(rec.u.page.encoding, FERRY_PAGE_UNCHANGED);
+	assert_int_equal(rec.u.page.len, 0);
+	assert_int_equal(ram[4096], 0xab);
+	assert_int_equal(ram[8191], 0xab);
+	ferry_stream_decoder_free(d);
+	ferry_buf_free(&b);
+	/* without the flag it is an unknown encoding */
+	unchanged_stream(&b, 0, 0);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "encoding 2"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* and it carries no payload */
+	unchanged_stream(&b, FERRY_STREAM_F_UNCHANGED, 4096);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "unchanged"));
+	ferry_buf_free(&b);
+}
+
 /* ---- a long stream through a small pipe ---------------------------------- */
 
 #define PIPE_PAGES   2000u
@@ -1031,7 +1098,7 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 2); /* bit 0 is multifd */
+	le32_store(s.buf.data + 12, 4); /* bits 0, 1 are known */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	le32_store(s.buf.data + 12, 0x80000000u);
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
@@ -2095,7 +2162,7 @@ static void test_encoder_sticky(void **state)
 	struct fail_sink f = { 0 };
 	struct ferry_stream_sink sink = { .writev = fail_writev, .opaque = &f };
 	struct ferry_stream_encoder *e;
-	static uint8_t a[PS], big[100000];
+	static uint8_t a[PS], big[1100000] /* over the encoder arena (1 MiB) */;
 	uint8_t digest[16] = { 0 };
 	uint64_t bytes;
 
@@ -2273,6 +2340,7 @@ int main(void)
 		cmocka_unit_test(test_bad_version),
 		cmocka_unit_test(test_header_flags),
 		cmocka_unit_test(test_channel_record),
+		cmocka_unit_test(test_unchanged_encoding),
 		cmocka_unit_test(test_header_len),
 		cmocka_unit_test(test_truncated_header),
 		cmocka_unit_test(test_empty_after_header),
