@@ -22,6 +22,7 @@ enum ferry_fill {
 	FERRY_FILL_RANDOM, /* every byte from a seeded generator */
 	FERRY_FILL_ZERO,   /* untouched anonymous memory */
 	FERRY_FILL_MIXED,  /* zero_percent of pages zero, the rest random */
+	FERRY_FILL_TEXT,   /* pages of English-like words: compressible */
 };
 
 struct ferry_guest_config {

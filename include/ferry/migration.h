@@ -39,6 +39,9 @@ struct ferry_mig_params {
 	bool auto_converge;		 /* capability "auto-converge" */
 	bool multifd;			 /* capability "multifd" */
 	unsigned multifd_channels;	 /* multifd-channels, default 2 */
+	unsigned compression;		 /* multifd-compression: 0 (none) or a
+					 page encoding (zstd, lz4) */
+	int zstd_level;			 /* multifd-zstd-level, default 1 */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -62,8 +65,10 @@ struct ferry_mig_stats {
 	uint64_t normal;      /* pages sent whole */
 	uint64_t normal_bytes;
 	uint64_t unchanged; /* dirtied, but as last sent: sent as a flag */
-	uint64_t page_hash_bytes; /* memory for per-page hashes */
-	double mbps;		  /* last iteration, megabits per second */
+	uint64_t page_hash_bytes;  /* memory for per-page hashes */
+	uint64_t compressed_pages; /* "compression" object */
+	uint64_t compressed_bytes;
+	double mbps; /* last iteration, megabits per second */
 	uint64_t pages_per_second;
 	uint64_t dirty_pages_rate;
 	uint64_t dirty_sync_count;

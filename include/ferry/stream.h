@@ -34,9 +34,12 @@
 #define FERRY_STREAM_MAX_SECTION    (16u << 20) /* device section bytes */
 
 /* Stream header flags.  A decoder refuses bits it does not know. */
-#define FERRY_STREAM_F_MULTIFD	  1u /* a channel record follows the header */
-#define FERRY_STREAM_F_UNCHANGED  2u /* page encoding 2 may appear */
-#define FERRY_STREAM_F_KNOWN	  (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED)
+#define FERRY_STREAM_F_MULTIFD	 1u /* a channel record follows the header */
+#define FERRY_STREAM_F_UNCHANGED 2u /* page encoding 2 may appear */
+#define FERRY_STREAM_F_COMPRESS	 4u /* page encodings 3 and 4 may appear */
+#define FERRY_STREAM_F_KNOWN                                 \
+	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED | \
+	 FERRY_STREAM_F_COMPRESS)
 #define FERRY_STREAM_MAX_CHANNELS 64
 
 enum ferry_record_type {
@@ -53,6 +56,8 @@ enum ferry_page_encoding {
 	FERRY_PAGE_ZERO = 1,	  /* payload: none; the page is all zeroes */
 	FERRY_PAGE_UNCHANGED = 2, /* payload: none; as last sent (needs
 				     FERRY_STREAM_F_UNCHANGED) */
+	FERRY_PAGE_ZSTD = 3,	  /* payload: the page, zstd-compressed */
+	FERRY_PAGE_LZ4 = 4,	  /* payload: the page, LZ4-compressed */
 };
 
 /* Where the encoder writes: all of iov, or a negative errno. */
@@ -102,12 +107,13 @@ int ferry_stream_put_page(struct ferry_stream_encoder *e, uint32_t block_id,
 			  uint64_t offset, enum ferry_page_encoding enc,
 			  const void *payload, uint32_t len);
 /*
- * A raw page whose payload is copied into the encoder first; *copy points
+ * A page whose payload is copied into the encoder first; *copy points
  * at the copy, which is exactly what goes out (hash it to know what the
  * destination holds).  Valid until the next flush.
  */
 int ferry_stream_put_page_copy(struct ferry_stream_encoder *e,
 			       uint32_t block_id, uint64_t offset,
+			       enum ferry_page_encoding enc,
 			       const void *payload, uint32_t len,
 			       const uint8_t **copy);
 /* Device section; data is copied (or written out) before this returns. */

@@ -1,8 +1,9 @@
 /*
  * codec.h - how one page travels (DESIGN.md, src/codec/).
  *
- * For now: the zero-page check, in AVX2, SSE2 and portable C, the best
- * one this CPU runs picked on first use.
+ * The zero-page check, in AVX2, SSE2 and portable C, the best one this CPU
+ * runs picked on first use; and page compressors, each a
+ * `struct page_codec` found by name or by its stream encoding.
  */
 #ifndef FERRY_CODEC_H
 #define FERRY_CODEC_H
@@ -24,5 +25,28 @@ extern const size_t zero_nimpls;
 bool codec_is_zero(const void *p, size_t len);
 /* The implementation codec_is_zero() uses here. */
 const char *codec_zero_impl(void);
+
+/*
+ * A page compressor.  Contexts are per thread.  compress returns the
+ * compressed size, or 0 when the page does not shrink (send it raw);
+ * decompress must produce exactly `len` bytes into `page`, or returns
+ * -EBADMSG: its input comes off the wire.
+ */
+struct page_codec {
+	const char *name;
+	unsigned encoding; /* enum ferry_page_encoding */
+	void *(*ctx_new)(int level);
+	void (*ctx_free)(void *ctx);
+	size_t (*compress)(void *ctx, const void *page, size_t len, void *out,
+			   size_t cap);
+	int (*decompress)(void *ctx, const void *in, size_t inlen, void *page,
+			  size_t len);
+};
+
+extern const struct page_codec codec_zstd;
+extern const struct page_codec codec_lz4;
+
+const struct page_codec *codec_by_name(const char *name);
+const struct page_codec *codec_by_encoding(unsigned encoding);
 
 #endif

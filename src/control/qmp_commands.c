@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec.h"
 #include "ferry/stream.h"
 #include "qmp_internal.h"
 
@@ -251,6 +252,16 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		json_object_set_new(
 			json_object_get(r, "ram"), "page-hash-bytes",
 			json_integer((json_int_t)st->page_hash_bytes));
+	if (st->compressed_pages)
+		json_object_set_new(
+			r, "compression",
+			json_pack("{s:I,s:I,s:f}", "pages",
+				  (json_int_t)st->compressed_pages,
+				  "compressed-size",
+				  (json_int_t)st->compressed_bytes,
+				  "compression-rate",
+				  (double)st->compressed_pages * 4096 /
+					  (double)st->compressed_bytes));
 	if (st->throttle_percent)
 		json_object_set_new(r, "cpu-throttle-percentage",
 				    json_integer(st->throttle_percent));
@@ -299,6 +310,7 @@ static const struct param params[] = {
 	P("max-cpu-throttle", 1, 99, max_cpu_throttle, false),
 	P("multifd-channels", 1, FERRY_STREAM_MAX_CHANNELS, multifd_channels,
 	  false),
+	P("multifd-zstd-level", 1, 19, zstd_level, false),
 };
 #undef P
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -314,8 +326,25 @@ static json_t *cmd_set_params(struct qmp_backend *b, json_t *args,
 	ferry_migration_get_params(b->mig, &p);
 	json_object_foreach(args, key, v)
 	{
+		const struct page_codec *c;
 		json_int_t x;
 
+		if (!strcmp(key, "multifd-compression")) {
+			const char *name = json_string_value(v);
+
+			if (!name)
+				return fail(e, NULL,
+					    "Invalid parameter type for "
+					    "'%s', expected: string",
+					    key);
+			c = strcmp(name, "none") ? codec_by_name(name) : NULL;
+			if (strcmp(name, "none") && !c)
+				return fail(e, NULL,
+					    "Parameter 'multifd-compression' "
+					    "expects none, zstd or lz4");
+			p.compression = c ? c->encoding : 0;
+			continue;
+		}
 		for (i = 0; i < NPARAMS; i++)
 			if (!strcmp(key, params[i].name))
 				break;
@@ -364,6 +393,11 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 		json_object_set_new(r, params[i].name,
 				    json_integer((json_int_t)v));
 	}
+	json_object_set_new(
+		r, "multifd-compression",
+		json_string(p.compression
+				    ? codec_by_encoding(p.compression)->name
+				    : "none"));
 	return r;
 }
 

@@ -44,6 +44,10 @@ int ferry_fill_parse(const char *s, enum ferry_fill *fill,
 		*fill = FERRY_FILL_ZERO;
 		return 0;
 	}
+	if (!strcmp(s, "text")) {
+		*fill = FERRY_FILL_TEXT;
+		return 0;
+	}
 	if (!strncmp(s, "mixed:", 6)) {
 		z = strtoul(s + 6, &end, 10);
 		if (s[6] && !*end && z <= 100) {
@@ -53,8 +57,8 @@ int ferry_fill_parse(const char *s, enum ferry_fill *fill,
 		}
 	}
 	return ferry_error_set(err, -EINVAL,
-			       "fill '%s': expected random, zero or mixed:Z "
-			       "(Z = percent of zero pages, 0 to 100)",
+			       "fill '%s': expected random, zero, text or "
+			       "mixed:Z (Z = percent of zero pages, 0 to 100)",
 			       s);
 }
 

@@ -116,6 +116,40 @@ struct fill_job {
 	uint64_t first, end; /* guest page numbers */
 };
 
+/* English-like text: common words, spaces, now and then a full stop. */
+static void fill_text(uint8_t *p, size_t len, uint64_t s[4])
+{
+	static const char *const words[] = {
+		"the",	 "of",	  "and",   "to",     "a",	"in",
+		"is",	 "that",  "for",   "it",     "as",	"was",
+		"with",	 "be",	  "by",	   "on",     "not",	"he",
+		"this",	 "are",	  "or",	   "his",    "from",	"at",
+		"which", "but",	  "have",  "an",     "had",	"they",
+		"you",	 "were",  "their", "one",    "all",	"we",
+		"can",	 "her",	  "has",   "there",  "been",	"if",
+		"more",	 "when",  "will",  "would",  "who",	"so",
+		"no",	 "guest", "page",  "memory", "migrate", "host",
+		"state", "time",  "over",  "after",  "before",	"while",
+		"under", "again", "still", "moving",
+	};
+	size_t off = 0;
+
+	while (off < len) {
+		uint64_t r = xoshiro_next(s);
+		const char *w = words[r % 64];
+		size_t n = strlen(w);
+
+		if (off + n + 2 > len)
+			break;
+		memcpy(p + off, w, n);
+		off += n;
+		p[off++] = (r >> 8) % 12 == 0 ? '.' : ' ';
+		if (p[off - 1] == '.' && off < len)
+			p[off++] = ' ';
+	}
+	memset(p + off, ' ', len - off);
+}
+
 static void fill_page(const struct ferry_guest *g, uint64_t gpn, uint8_t *p)
 {
 	uint64_t seed = g->cfg.seed ^ (gpn * 0xd1b54a32d192ed03ull), s[4];
@@ -129,6 +163,10 @@ static void fill_page(const struct ferry_guest *g, uint64_t gpn, uint8_t *p)
 			return; /* stays a zero page */
 	}
 	xoshiro_seed(s, seed);
+	if (g->cfg.fill == FERRY_FILL_TEXT) {
+		fill_text(p, g->page_size, s);
+		return;
+	}
 	for (i = 0; i < n; i++)
 		w[i] = xoshiro_next(s);
 }

@@ -68,6 +68,8 @@ void ferry_mig_params_default(struct ferry_mig_params *p)
 		.auto_converge = false,
 		.multifd = false,
 		.multifd_channels = 2,
+		.compression = 0,
+		.zstd_level = 1,
 	};
 }
 

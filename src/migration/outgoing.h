@@ -21,7 +21,12 @@ struct sender {
 	uint64_t sent_pages;			/* since the last checkpoint */
 	uint64_t win_start_ns, win_bytes_start; /* max-bandwidth window */
 	uint64_t pub_bytes, pub_duplicate, pub_normal,
-		pub_unchanged; /* m->lock */
+		pub_unchanged;		/* m->lock */
+	const struct page_codec *codec; /* compression, or NULL */
+	void *cctx;
+	uint8_t *scratch; /* a page copy, then the page compressed */
+	uint64_t compressed, compressed_bytes;
+	uint64_t pub_compressed, pub_compressed_bytes; /* m->lock */
 	pthread_t thread;
 	bool thread_live;
 	int rc; /* the last job's result */

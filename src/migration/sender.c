@@ -47,13 +47,15 @@ static void sender_publish(struct sender *s)
 	s->pub_duplicate = s->duplicate;
 	s->pub_normal = s->normal;
 	s->pub_unchanged = s->unchanged;
+	s->pub_compressed = s->compressed;
+	s->pub_compressed_bytes = s->compressed_bytes;
 	pthread_mutex_unlock(&m->lock);
 }
 
 void out_publish(struct out *o, uint64_t remaining_pages)
 {
 	struct ferry_migration *m = o->m;
-	uint64_t bytes, dup, norm, unch;
+	uint64_t bytes, dup, norm, unch, cp, cb;
 	unsigned i;
 
 	sender_publish(&o->main);
@@ -62,17 +64,23 @@ void out_publish(struct out *o, uint64_t remaining_pages)
 	dup = o->main.pub_duplicate;
 	norm = o->main.pub_normal;
 	unch = o->main.pub_unchanged;
+	cp = o->main.pub_compressed;
+	cb = o->main.pub_compressed_bytes;
 	for (i = 0; i < o->nchans; i++) {
 		bytes += o->chans[i].pub_bytes;
 		dup += o->chans[i].pub_duplicate;
 		norm += o->chans[i].pub_normal;
 		unch += o->chans[i].pub_unchanged;
+		cp += o->chans[i].pub_compressed;
+		cb += o->chans[i].pub_compressed_bytes;
 	}
 	m->stats.transferred = bytes;
 	m->stats.duplicate = dup;
 	m->stats.normal = norm;
 	m->stats.normal_bytes = norm * o->vm->page_size;
 	m->stats.unchanged = unch;
+	m->stats.compressed_pages = cp;
+	m->stats.compressed_bytes = cb;
 	m->stats.remaining = remaining_pages * o->vm->page_size;
 	m->stats.throttle_percent = o->throttle;
 	pthread_mutex_unlock(&m->lock);
@@ -115,7 +123,8 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	pthread_mutex_lock(&o->m->lock);
 	bw = o->m->params.max_bandwidth / (o->nchans ? o->nchans : 1);
 	pthread_mutex_unlock(&o->m->lock);
-	if ((s->normal + s->duplicate + s->unchanged) % 4096 == 0)
+	if ((s->normal + s->duplicate + s->unchanged + s->compressed) % 4096 ==
+	    0)
 		sender_publish(s);
 	if (!bw)
 		return 0;
@@ -171,19 +180,43 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 		s->duplicate++;
 		*h = o->ph.zero;
 		*ex |= bit;
-	} else if (!again) {
+	} else if (!again && !s->codec) {
 		*h = ferry_page_hash(p, ps);
 		*ex &= ~bit;
 		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_RAW,
 					   p, ps);
 		s->normal++;
-	} else if ((*ex & bit) && (hash = ferry_page_hash(p, ps)) == *h) {
+	} else if (again && (*ex & bit) &&
+		   (hash = ferry_page_hash(p, ps)) == *h) {
 		rc = ferry_stream_put_page(s->enc, b->id, off,
 					   FERRY_PAGE_UNCHANGED, NULL, 0);
 		s->unchanged++;
+	} else if (s->codec) {
+		/* a still copy, hashed, compressed: what arrives is exactly
+		 * the copy */
+		uint8_t *z = s->scratch + ps;
+		size_t n;
+
+		memcpy(s->scratch, p, ps);
+		*h = ferry_page_hash(s->scratch, ps);
+		*ex |= bit;
+		n = s->codec->compress(s->cctx, s->scratch, ps, z, ps);
+		if (n) {
+			rc = ferry_stream_put_page_copy(
+				s->enc, b->id, off,
+				(enum ferry_page_encoding)s->codec->encoding, z,
+				(uint32_t)n, &copy);
+			s->compressed++;
+			s->compressed_bytes += n;
+		} else {
+			rc = ferry_stream_put_page_copy(s->enc, b->id, off,
+							FERRY_PAGE_RAW,
+							s->scratch, ps, &copy);
+			s->normal++;
+		}
 	} else {
-		rc = ferry_stream_put_page_copy(s->enc, b->id, off, p, ps,
-						&copy);
+		rc = ferry_stream_put_page_copy(s->enc, b->id, off,
+						FERRY_PAGE_RAW, p, ps, &copy);
 		if (!rc) {
 			*h = ferry_page_hash(copy, ps);
 			*ex |= bit;
@@ -304,6 +337,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		uint64_t session, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = o->vm;
+	struct ferry_mig_params p;
 	int rc;
 
 	s->o = o;
@@ -316,9 +350,19 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	rc = ferry_stream_encoder_new(ferry_stream_sink_fd(&s->fd), &s->enc);
 	if (rc)
 		return ferry_error_set(err, rc, "out of memory");
-	rc = ferry_stream_put_header(s->enc,
-				     (o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
-					     FERRY_STREAM_F_UNCHANGED);
+	ferry_migration_get_params(o->m, &p);
+	if (p.compression) {
+		s->codec = codec_by_encoding(p.compression);
+		s->cctx = s->codec ? s->codec->ctx_new(p.zstd_level) : NULL;
+		s->scratch = malloc(2 * (size_t)vm->page_size);
+		if (!s->codec || !s->cctx || !s->scratch)
+			return ferry_error_set(err, -ENOMEM,
+					       "out of memory for compression");
+	}
+	rc = ferry_stream_put_header(
+		s->enc, (o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
+				FERRY_STREAM_F_UNCHANGED |
+				(s->codec ? FERRY_STREAM_F_COMPRESS : 0));
 	if (!rc && o->nchans)
 		rc = ferry_stream_put_channel(s->enc, session, (uint16_t)index,
 					      (uint16_t)o->nchans);
@@ -345,6 +389,11 @@ void sender_close(struct sender *s)
 	s->fd = -1;
 	ferry_stream_encoder_free(s->enc);
 	s->enc = NULL;
+	if (s->cctx)
+		s->codec->ctx_free(s->cctx);
+	s->cctx = NULL;
+	free(s->scratch);
+	s->scratch = NULL;
 }
 
 int multifd_start(struct out *o, unsigned n, uint64_t session,

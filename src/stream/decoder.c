@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "ferry/stream.h"
 #include "le.h"
 
@@ -27,6 +28,8 @@ struct ferry_stream_decoder {
 	bool have_iter;
 	bool want_channel; /* header flag MULTIFD: channel record first */
 	bool unchanged_ok; /* header flag UNCHANGED */
+	bool compress_ok;  /* header flag COMPRESS */
+	void *cctx[8];	   /* decompression contexts, by encoding */
 	uint64_t last_iter;
 	struct ferry_stream_config config;
 	uint32_t last_block; /* cache for block id lookups */
@@ -75,8 +78,13 @@ int ferry_stream_decoder_new(struct ferry_stream_source src,
 
 void ferry_stream_decoder_free(struct ferry_stream_decoder *d)
 {
+	size_t i;
+
 	if (!d)
 		return;
+	for (i = 0; i < sizeof(d->cctx) / sizeof(d->cctx[0]); i++)
+		if (d->cctx[i])
+			codec_by_encoding((unsigned)i)->ctx_free(d->cctx[i]);
 	free(d->config.blocks);
 	free(d->ram_map);
 	free(d->body);
@@ -201,6 +209,7 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 	d->header_read = true;
 	d->want_channel = f & FERRY_STREAM_F_MULTIFD;
 	d->unchanged_ok = f & FERRY_STREAM_F_UNCHANGED;
+	d->compress_ok = f & FERRY_STREAM_F_COMPRESS;
 	if (flags)
 		*flags = f;
 	return 0;
@@ -406,6 +415,7 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 	const uint32_t ps = d->config.page_size;
 	const struct ferry_stream_block *b;
 	uint8_t h[FERRY_STREAM_PAGE_HDR_LEN];
+	const struct page_codec *codec;
 	uint32_t idx, plen, enc;
 	uint64_t off;
 	uint8_t *dst = NULL;
@@ -454,14 +464,20 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 			    "offset 0x%" PRIx64 " is past the end of block "
 			    "'%s' (%" PRIu64 " bytes)",
 			    at, off, b->name, b->length);
+	codec = d->compress_ok ? codec_by_encoding(enc) : NULL;
 	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
-	    !(enc == FERRY_PAGE_UNCHANGED && d->unchanged_ok))
+	    !(enc == FERRY_PAGE_UNCHANGED && d->unchanged_ok) && !codec)
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": page record "
 			    "has unknown encoding %u",
 			    at, enc);
+	if (codec && (plen == 0 || plen >= ps))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": %s page record "
+			    "carries %u payload bytes (1 to %u)",
+			    at, codec->name, plen, ps - 1);
 	if ((enc == FERRY_PAGE_RAW && plen != ps) ||
-	    (enc != FERRY_PAGE_RAW && plen != 0))
+	    (!codec && enc != FERRY_PAGE_RAW && plen != 0))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s page "
 			    "record carries %u payload bytes",
@@ -473,7 +489,28 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 
 	if (d->ram)
 		dst = d->ram[d->ram_map[idx]].host + off;
-	if (plen) {
+	if (codec) {
+		/* compressed: into the body buffer, then out into the page */
+		if (body_reserve(d, plen + ps))
+			return FAIL(-ENOMEM, "out of memory");
+		rc = read_exact(d, d->body, plen, "page record", at, err);
+		if (rc)
+			return rc;
+		if (!d->cctx[enc])
+			d->cctx[enc] = codec->ctx_new(1);
+		if (!d->cctx[enc])
+			return FAIL(-ENOMEM, "out of memory for a %s context",
+				    codec->name);
+		rc = codec->decompress(d->cctx[enc], d->body, plen,
+				       dst ? dst : d->body + plen, ps);
+		if (rc)
+			return FAIL(-EBADMSG,
+				    "stream offset %" PRIu64 ": %s page "
+				    "record does not decompress to one "
+				    "page",
+				    at, codec->name);
+		rec->u.page.data = dst ? dst : d->body + plen;
+	} else if (plen) {
 		uint8_t *into = dst;
 
 		if (!into) {

@@ -225,6 +225,7 @@ int ferry_stream_put_page(struct ferry_stream_encoder *e, uint32_t block_id,
 
 int ferry_stream_put_page_copy(struct ferry_stream_encoder *e,
 			       uint32_t block_id, uint64_t offset,
+			       enum ferry_page_encoding enc,
 			       const void *payload, uint32_t len,
 			       const uint8_t **copy)
 {
@@ -241,7 +242,7 @@ int ferry_stream_put_page_copy(struct ferry_stream_encoder *e,
 		return rc;
 	c = e->arena + e->arena_used + hlen;
 	memcpy(c, payload, len);
-	rc = ferry_stream_put_page(e, block_id, offset, FERRY_PAGE_RAW, c, len);
+	rc = ferry_stream_put_page(e, block_id, offset, enc, c, len);
 	if (rc)
 		return rc;
 	e->arena_used += len; /* the copy's bytes, referenced above */

@@ -381,6 +381,31 @@ def unchanged(channels):
     return t
 
 
+def compressed(codec, channels):
+    """Text pages compressed with zstd or lz4 arrive whole: verified."""
+    def t():
+        src, dst = pair("zipf:rate=20000", ["--fill", "text"],
+                        dst_args=RAM + ["--workload", "zipf:rate=20000"])
+        if channels:
+            caps = [{"capability": "multifd", "state": True}]
+            for g in (src, dst):
+                g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+            src.qmp.cmd("migrate-set-parameters",
+                        **{"multifd-channels": channels})
+        src.qmp.cmd("migrate-set-parameters",
+                    **{"multifd-compression": codec})
+        assert src.qmp.cmd("query-migrate-parameters")[
+            "multifd-compression"] == codec
+        s, d = migrate(src, dst)
+        check_verified(s, d)
+        c = s["compression"]
+        assert c["pages"] > 30000, c
+        assert c["compression-rate"] > 1.3, c
+        assert s["ram"]["transferred"] < 256 << 20, s["ram"]
+        finish(src, dst)
+    return t
+
+
 def t_multifd_killed():
     """A channel's peer dies: the source fails and keeps running."""
     src, dst = pair("zipf:rate=20000", ["--fill", "random"])
@@ -419,6 +444,8 @@ def t_multifd_cancel():
 
 for name, fn in [
     ("unchanged pages travel as flags, verified", unchanged(0)),
+    ("zstd-compressed text pages, verified", compressed("zstd", 0)),
+    ("lz4 over 2 multifd channels, verified", compressed("lz4", 2)),
     ("unchanged pages over 3 multifd channels, verified", unchanged(3)),
     ("multifd, 1 channel, idle guest, verified", multifd(1, "idle")),
     ("multifd, 4 channels, idle guest, verified", multifd(4, "idle")),

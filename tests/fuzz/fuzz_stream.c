@@ -110,6 +110,11 @@ static void check_page(const struct ferry_stream_decoder *d,
 	if (rec->u.page.encoding == FERRY_PAGE_RAW)
 		check(rec->u.page.len == c->page_size && rec->u.page.data,
 		      "raw page without a page of data");
+	else if (rec->u.page.encoding == FERRY_PAGE_ZSTD ||
+		 rec->u.page.encoding == FERRY_PAGE_LZ4)
+		check(rec->u.page.len > 0 && rec->u.page.len < c->page_size &&
+			      rec->u.page.data,
+		      "compressed page without a page of data");
 	else
 		check((rec->u.page.encoding == FERRY_PAGE_ZERO ||
 		       rec->u.page.encoding == FERRY_PAGE_UNCHANGED) &&
@@ -122,8 +127,10 @@ static void check_page(const struct ferry_stream_decoder *d,
 		if (!strcmp(ram[i].name, b->name))
 			host = ram[i].host + rec->u.page.offset;
 	check(host != NULL, "page placed in a block the guest lacks");
-	if (rec->u.page.encoding == FERRY_PAGE_RAW) {
-		check(rec->u.page.data == host, "raw page not placed in RAM");
+	if (rec->u.page.encoding == FERRY_PAGE_RAW ||
+	    rec->u.page.encoding == FERRY_PAGE_ZSTD ||
+	    rec->u.page.encoding == FERRY_PAGE_LZ4) {
+		check(rec->u.page.data == host, "page not placed in RAM");
 	} else if (rec->u.page.encoding == FERRY_PAGE_ZERO) {
 		for (k = 0; k < c->page_size; k++)
 			check(!host[k], "zero page left bytes behind");

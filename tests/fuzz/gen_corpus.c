@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "codec.h"
 #include "ferry/stream.h"
 
 #define PS	 4096u
@@ -293,6 +294,43 @@ static const struct {
 	{ "noram-other-layout", other_layout, 0 },
 };
 
+/* Header flags for compressed and unchanged pages, one page of each. */
+static int seed_codecs(const char *dir)
+{
+	const struct page_codec *codecs[2] = { &codec_zstd, &codec_lz4 };
+	uint8_t z[PS], mode = 1;
+	struct seed s = { 0 };
+	size_t i, n;
+
+	seed_rc(&s, ferry_buf_put(&s.buf, &mode, 1));
+	seed_rc(&s,
+		ferry_stream_encoder_new(ferry_stream_sink_buf(&s.buf), &s.e));
+	if (s.rc)
+		return s.rc;
+	seed_rc(&s,
+		ferry_stream_put_header(s.e, FERRY_STREAM_F_UNCHANGED |
+						     FERRY_STREAM_F_COMPRESS));
+	seed_rc(&s, ferry_stream_put_config(s.e, PS, layout, 2));
+	for (i = 0; i < 2; i++) {
+		void *ctx = codecs[i]->ctx_new(1);
+		const uint8_t *copy;
+
+		n = ctx ? codecs[i]->compress(ctx, ram1, PS, z, PS) : 0;
+		if (n)
+			seed_rc(&s, ferry_stream_put_page_copy(
+					    s.e, 1, i * PS,
+					    (enum ferry_page_encoding)codecs[i]
+						    ->encoding,
+					    z, (uint32_t)n, &copy));
+		if (ctx)
+			codecs[i]->ctx_free(ctx);
+	}
+	seed_rc(&s, ferry_stream_put_page(s.e, 1, 0, FERRY_PAGE_UNCHANGED, NULL,
+					  0));
+	end(&s, NULL);
+	return seed_write(&s, dir, "ram-codecs");
+}
+
 int main(int argc, char **argv)
 {
 	struct stat st;
@@ -320,5 +358,5 @@ int main(int argc, char **argv)
 		if (seed_write(&s, argv[1], seeds[i].name))
 			return 1;
 	}
-	return 0;
+	return seed_codecs(argv[1]) ? 1 : 0;
 }
