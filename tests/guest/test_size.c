@@ -69,7 +69,10 @@ static void test_fills(void **state)
 	ferry_error_clear(&err);
 	assert_int_equal(ferry_fill_parse("mixed:", &f, &z, &err), -EINVAL);
 	ferry_error_clear(&err);
-	assert_int_equal(ferry_fill_parse("text", &f, &z, &err), -EINVAL);
+	assert_int_equal(ferry_fill_parse("plaid", &f, &z, &err), -EINVAL);
+	ferry_error_clear(&err);
+	assert_int_equal(ferry_fill_parse("text", &f, &z, &err), 0);
+	assert_int_equal(f, FERRY_FILL_TEXT);
 }
 
 static void test_format(void **state)

@@ -1098,7 +1098,7 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 4); /* bits 0, 1 are known */
+	le32_store(s.buf.data + 12, 8); /* bits 0 to 2 are known */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	le32_store(s.buf.data + 12, 0x80000000u);
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
