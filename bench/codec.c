@@ -81,8 +81,8 @@ static struct crow comp_rate(const struct page_codec *c, const uint8_t *buf)
 
 static void fill_text(uint8_t *p, size_t len)
 {
-	static const char *const words[] = { "the ", "guest ", "page ",
-					     "memory ", "of ", "and ",
+	static const char *const words[] = { "the ",	 "guest ", "page ",
+					     "memory ",	 "of ",	   "and ",
 					     "migrate ", "host. " };
 	uint64_t s[4];
 	size_t off = 0;
