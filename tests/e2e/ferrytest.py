@@ -104,10 +104,11 @@ def _reap(since=0):
 class Guest:
     """A `ferry run` process with a QMP socket."""
 
-    def __init__(self, name, args, incoming=None, tmp=None):
+    def __init__(self, name, args, incoming=None, tmp=None, prefix=()):
         self.tmp = tmp or tempfile.mkdtemp(prefix="ferry-e2e-")
         self.sock = os.path.join(self.tmp, name + ".qmp")
-        cmd = [FERRY, "run", "--qmp", "unix:" + self.sock] + list(args)
+        cmd = [FERRY] + list(prefix) + ["run", "--qmp", "unix:" + self.sock]
+        cmd += list(args)
         if incoming:
             cmd += ["--incoming", incoming]
         self.log = open(os.path.join(self.tmp, name + ".log"), "w+")
