@@ -42,6 +42,7 @@ struct ferry_mig_params {
 	unsigned compression;		 /* multifd-compression: 0 (none) or a
 					 page encoding (zstd, lz4) */
 	int zstd_level;			 /* multifd-zstd-level, default 1 */
+	bool codec_auto;		 /* codec-auto (ferry's), default on */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -68,7 +69,12 @@ struct ferry_mig_stats {
 	uint64_t page_hash_bytes;  /* memory for per-page hashes */
 	uint64_t compressed_pages; /* "compression" object */
 	uint64_t compressed_bytes;
-	double mbps; /* last iteration, megabits per second */
+	/* codec-auto: per option (none, lz4, zstd) */
+	bool codec_auto;
+	unsigned auto_choice;
+	uint64_t auto_pages[3], auto_cpu_ns[3], auto_saved[3];
+	double auto_link_mbps; /* the link as the first sender sees it */
+	double mbps;	       /* last iteration, megabits per second */
 	uint64_t pages_per_second;
 	uint64_t dirty_pages_rate;
 	uint64_t dirty_sync_count;

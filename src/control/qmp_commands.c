@@ -262,6 +262,24 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 				  "compression-rate",
 				  (double)st->compressed_pages * 4096 /
 					  (double)st->compressed_bytes));
+	if (st->codec_auto && !st->incoming) {
+		static const char *const opt[] = { "none", "lz4", "zstd" };
+		json_t *a = json_pack("{s:s,s:f}", "choice",
+				      opt[st->auto_choice % 3], "link-mbps",
+				      st->auto_link_mbps);
+		int k;
+
+		for (k = 0; k < 3; k++)
+			json_object_set_new(
+				a, opt[k],
+				json_pack("{s:I,s:f,s:I}", "pages",
+					  (json_int_t)st->auto_pages[k],
+					  "cpu-ms",
+					  (double)st->auto_cpu_ns[k] / 1e6,
+					  "saved-bytes",
+					  (json_int_t)st->auto_saved[k]));
+		json_object_set_new(r, "codec-auto", a);
+	}
 	if (st->throttle_percent)
 		json_object_set_new(r, "cpu-throttle-percentage",
 				    json_integer(st->throttle_percent));
@@ -329,6 +347,15 @@ static json_t *cmd_set_params(struct qmp_backend *b, json_t *args,
 		const struct page_codec *c;
 		json_int_t x;
 
+		if (!strcmp(key, "codec-auto")) {
+			if (!json_is_boolean(v))
+				return fail(e, NULL,
+					    "Invalid parameter type for "
+					    "'%s', expected: bool",
+					    key);
+			p.codec_auto = json_is_true(v);
+			continue;
+		}
 		if (!strcmp(key, "multifd-compression")) {
 			const char *name = json_string_value(v);
 
@@ -393,6 +420,7 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 		json_object_set_new(r, params[i].name,
 				    json_integer((json_int_t)v));
 	}
+	json_object_set_new(r, "codec-auto", json_boolean(p.codec_auto));
 	json_object_set_new(
 		r, "multifd-compression",
 		json_string(p.compression

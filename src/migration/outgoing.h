@@ -7,6 +7,7 @@
 #define FERRY_OUTGOING_H
 
 #include "ferry/dirty.h"
+#include "codec_auto.h"
 #include "migration_internal.h"
 
 struct out;
@@ -24,7 +25,10 @@ struct sender {
 		pub_unchanged;		/* m->lock */
 	const struct page_codec *codec; /* compression, or NULL */
 	void *cctx;
-	uint8_t *scratch; /* a page copy, then the page compressed */
+	uint8_t *scratch;	 /* a page copy, then the page compressed */
+	struct codec_auto autoc; /* codec-auto, when autoc_on */
+	bool autoc_on;
+	struct codec_auto pub_auto; /* m->lock: a copy for statistics */
 	uint64_t compressed, compressed_bytes;
 	uint64_t pub_compressed, pub_compressed_bytes; /* m->lock */
 	pthread_t thread;

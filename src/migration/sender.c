@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "codec_auto.h"
 #include "outgoing.h"
 #include "transport.h"
 
@@ -38,6 +39,35 @@ uint64_t out_bytes(struct out *o)
 	return b;
 }
 
+/* codec-auto's totals over all senders; the choice of the first. */
+static void auto_stats(struct out *o, struct ferry_mig_stats *st)
+{
+	unsigned i, k, n = o->nchans ? o->nchans : 1;
+
+	st->codec_auto = o->nchans ? o->chans[0].autoc_on : o->main.autoc_on;
+	if (!st->codec_auto)
+		return;
+	memset(st->auto_pages, 0, sizeof(st->auto_pages));
+	memset(st->auto_cpu_ns, 0, sizeof(st->auto_cpu_ns));
+	memset(st->auto_saved, 0, sizeof(st->auto_saved));
+	for (i = 0; i < n; i++) {
+		const struct codec_auto *a = o->nchans ? &o->chans[i].pub_auto
+						       : &o->main.pub_auto;
+
+		for (k = 0; k < AUTO_OPTIONS; k++) {
+			st->auto_pages[k] += a->pages[k];
+			st->auto_cpu_ns[k] += a->cpu_total_ns[k];
+			st->auto_saved[k] += a->saved_bytes[k];
+		}
+		if (i == 0) {
+			st->auto_choice = a->choice;
+			st->auto_link_mbps = a->wire_ns_per_byte
+						     ? 8e3 / a->wire_ns_per_byte
+						     : 0;
+		}
+	}
+}
+
 static void sender_publish(struct sender *s)
 {
 	struct ferry_migration *m = s->o->m;
@@ -49,6 +79,9 @@ static void sender_publish(struct sender *s)
 	s->pub_unchanged = s->unchanged;
 	s->pub_compressed = s->compressed;
 	s->pub_compressed_bytes = s->compressed_bytes;
+	if (s->autoc_on)
+		s->pub_auto = s->autoc;
+	auto_stats(s->o, &m->stats);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -81,6 +114,7 @@ void out_publish(struct out *o, uint64_t remaining_pages)
 	m->stats.unchanged = unch;
 	m->stats.compressed_pages = cp;
 	m->stats.compressed_bytes = cb;
+	auto_stats(o, &m->stats);
 	m->stats.remaining = remaining_pages * o->vm->page_size;
 	m->stats.throttle_percent = o->throttle;
 	pthread_mutex_unlock(&m->lock);
@@ -126,6 +160,10 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	if ((s->normal + s->duplicate + s->unchanged + s->compressed) % 4096 ==
 	    0)
 		sender_publish(s);
+	if (s->autoc_on)
+		codec_auto_window(&s->autoc, mig_now_ns(),
+				  ferry_stream_encoder_bytes(s->enc),
+				  o->vm->page_size);
 	if (!bw)
 		return 0;
 	bytes = ferry_stream_encoder_bytes(s->enc) - s->win_bytes_start;
@@ -180,48 +218,73 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 		s->duplicate++;
 		*h = o->ph.zero;
 		*ex |= bit;
-	} else if (!again && !s->codec) {
-		*h = ferry_page_hash(p, ps);
-		*ex &= ~bit;
-		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_RAW,
-					   p, ps);
-		s->normal++;
 	} else if (again && (*ex & bit) &&
 		   (hash = ferry_page_hash(p, ps)) == *h) {
 		rc = ferry_stream_put_page(s->enc, b->id, off,
 					   FERRY_PAGE_UNCHANGED, NULL, 0);
 		s->unchanged++;
-	} else if (s->codec) {
-		/* a still copy, hashed, compressed: what arrives is exactly
-		 * the copy */
-		uint8_t *z = s->scratch + ps;
-		size_t n;
+	} else {
+		const struct page_codec *c = s->codec;
+		void *ctx = s->cctx;
+		uint64_t t0 = 0, cpu = 0, wire = ps;
+		unsigned opt = 0;
 
-		memcpy(s->scratch, p, ps);
-		*h = ferry_page_hash(s->scratch, ps);
-		*ex |= bit;
-		n = s->codec->compress(s->cctx, s->scratch, ps, z, ps);
-		if (n) {
-			rc = ferry_stream_put_page_copy(
-				s->enc, b->id, off,
-				(enum ferry_page_encoding)s->codec->encoding, z,
-				(uint32_t)n, &copy);
-			s->compressed++;
-			s->compressed_bytes += n;
+		if (s->autoc_on) {
+			opt = codec_auto_pick(&s->autoc);
+			c = s->autoc.codec[opt];
+			ctx = s->autoc.ctx[opt];
+			t0 = mig_now_ns();
+		}
+		if (c) {
+			/* a still copy, hashed, compressed: what arrives is
+			 * exactly the copy */
+			uint8_t *z = s->scratch + ps;
+			size_t n;
+
+			memcpy(s->scratch, p, ps);
+			*h = ferry_page_hash(s->scratch, ps);
+			*ex |= bit;
+			n = c->compress(ctx, s->scratch, ps, z, ps);
+			/* CPU only: a put may block on the link, and that
+			 * time is the link's, not the codec's */
+			cpu = s->autoc_on ? mig_now_ns() - t0 : 0;
+			if (n) {
+				rc = ferry_stream_put_page_copy(
+					s->enc, b->id, off,
+					(enum ferry_page_encoding)c->encoding,
+					z, (uint32_t)n, &copy);
+				s->compressed++;
+				s->compressed_bytes += n;
+				wire = n;
+			} else {
+				rc = ferry_stream_put_page_copy(
+					s->enc, b->id, off, FERRY_PAGE_RAW,
+					s->scratch, ps, &copy);
+				s->normal++;
+			}
+		} else if (!again) {
+			*h = ferry_page_hash(p, ps);
+			*ex &= ~bit;
+			cpu = s->autoc_on ? mig_now_ns() - t0 : 0;
+			rc = ferry_stream_put_page(s->enc, b->id, off,
+						   FERRY_PAGE_RAW, p, ps);
+			s->normal++;
 		} else {
 			rc = ferry_stream_put_page_copy(s->enc, b->id, off,
-							FERRY_PAGE_RAW,
-							s->scratch, ps, &copy);
+							FERRY_PAGE_RAW, p, ps,
+							&copy);
+			if (!rc) {
+				*h = ferry_page_hash(copy, ps);
+				*ex |= bit;
+			}
+			cpu = s->autoc_on ? mig_now_ns() - t0 : 0;
 			s->normal++;
 		}
-	} else {
-		rc = ferry_stream_put_page_copy(s->enc, b->id, off,
-						FERRY_PAGE_RAW, p, ps, &copy);
-		if (!rc) {
-			*h = ferry_page_hash(copy, ps);
-			*ex |= bit;
-		}
-		s->normal++;
+		if (s->autoc_on)
+			codec_auto_account(&s->autoc, opt, cpu,
+					   wire + FERRY_STREAM_RECORD_HDR_LEN +
+						   FERRY_STREAM_PAGE_HDR_LEN,
+					   ps);
 	}
 	if (rc)
 		return peer_verdict(o, rc, err);
@@ -354,15 +417,27 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	if (p.compression) {
 		s->codec = codec_by_encoding(p.compression);
 		s->cctx = s->codec ? s->codec->ctx_new(p.zstd_level) : NULL;
+		if (!s->codec || !s->cctx)
+			return ferry_error_set(err, -ENOMEM,
+					       "out of memory for compression");
+	} else if (p.codec_auto) {
+		if (codec_auto_init(&s->autoc, p.zstd_level))
+			return ferry_error_set(err, -ENOMEM,
+					       "out of memory for codec-auto");
+		s->autoc_on = true;
+	}
+	if (s->codec || s->autoc_on) {
 		s->scratch = malloc(2 * (size_t)vm->page_size);
-		if (!s->codec || !s->cctx || !s->scratch)
+		if (!s->scratch)
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for compression");
 	}
-	rc = ferry_stream_put_header(
-		s->enc, (o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
-				FERRY_STREAM_F_UNCHANGED |
-				(s->codec ? FERRY_STREAM_F_COMPRESS : 0));
+	rc = ferry_stream_put_header(s->enc,
+				     (o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
+					     FERRY_STREAM_F_UNCHANGED |
+					     (s->codec || s->autoc_on
+						      ? FERRY_STREAM_F_COMPRESS
+						      : 0));
 	if (!rc && o->nchans)
 		rc = ferry_stream_put_channel(s->enc, session, (uint16_t)index,
 					      (uint16_t)o->nchans);
@@ -392,6 +467,9 @@ void sender_close(struct sender *s)
 	if (s->cctx)
 		s->codec->ctx_free(s->cctx);
 	s->cctx = NULL;
+	if (s->autoc_on)
+		codec_auto_free(&s->autoc);
+	s->autoc_on = false;
 	free(s->scratch);
 	s->scratch = NULL;
 }

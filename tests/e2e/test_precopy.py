@@ -406,6 +406,29 @@ def compressed(codec, channels):
     return t
 
 
+def t_codec_auto():
+    """codec-auto (on by default) reports what it chose and what each
+    option cost; off, it is absent and every page goes raw."""
+    for auto in (True, False):
+        src, dst = pair("zipf:rate=20000", ["--fill", "text"],
+                        dst_args=RAM + ["--workload", "zipf:rate=20000"])
+        assert src.qmp.cmd("query-migrate-parameters")["codec-auto"]
+        src.qmp.cmd("migrate-set-parameters", **{"codec-auto": auto})
+        s, d = migrate(src, dst)
+        check_verified(s, d)
+        if auto:
+            a = s["codec-auto"]
+            assert a["choice"] in ("none", "lz4", "zstd"), a
+            total = sum(a[k]["pages"] for k in ("none", "lz4", "zstd"))
+            assert total > 60000, a  # every non-zero page of 256 MiB
+            assert a["lz4"]["pages"] > 0 and a["zstd"]["pages"] > 0, a
+            assert a["link-mbps"] > 0, a
+        else:
+            assert "codec-auto" not in s, s
+            assert "compression" not in s, s
+        finish(src, dst)
+
+
 def t_multifd_killed():
     """A channel's peer dies: the source fails and keeps running."""
     src, dst = pair("zipf:rate=20000", ["--fill", "random"])
@@ -445,6 +468,7 @@ def t_multifd_cancel():
 for name, fn in [
     ("unchanged pages travel as flags, verified", unchanged(0)),
     ("zstd-compressed text pages, verified", compressed("zstd", 0)),
+    ("codec-auto reports its choice; off sends raw", t_codec_auto),
     ("lz4 over 2 multifd channels, verified", compressed("lz4", 2)),
     ("unchanged pages over 3 multifd channels, verified", unchanged(3)),
     ("multifd, 1 channel, idle guest, verified", multifd(1, "idle")),

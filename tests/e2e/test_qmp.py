@@ -104,6 +104,13 @@ def t_parameters():
     p = g.qmp.cmd("query-migrate-parameters")
     assert p["downtime-limit"] == 50 and p["max-bandwidth"] == 1 << 30, p
     assert p["cpu-throttle-initial"] == 20, p
+    assert p["codec-auto"] is True and p["multifd-compression"] == "none"
+    d = expect_error("GenericError", "migrate-set-parameters",
+                     **{"codec-auto": 1})
+    assert "bool" in d, d
+    d = expect_error("GenericError", "migrate-set-parameters",
+                     **{"multifd-compression": "gzip"})
+    assert "zstd" in d, d
     g.qmp.cmd("migrate-set-capabilities", capabilities=[
         {"capability": "auto-converge", "state": True},
         {"capability": "verify", "state": False}])
