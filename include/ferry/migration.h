@@ -43,6 +43,7 @@ struct ferry_mig_params {
 					 page encoding (zstd, lz4) */
 	int zstd_level;			 /* multifd-zstd-level, default 1 */
 	bool codec_auto;		 /* codec-auto (ferry's), default on */
+	bool defer_hot_pages; /* defer-hot-pages (ferry's), default on */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -67,6 +68,7 @@ struct ferry_mig_stats {
 	uint64_t normal_bytes;
 	uint64_t unchanged; /* dirtied, but as last sent: sent as a flag */
 	uint64_t page_hash_bytes;  /* memory for per-page hashes */
+	uint64_t deferred_pages;   /* hot pages held back, each time */
 	uint64_t compressed_pages; /* "compression" object */
 	uint64_t compressed_bytes;
 	/* codec-auto: per option (none, lz4, zstd) */

@@ -252,6 +252,10 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		json_object_set_new(
 			json_object_get(r, "ram"), "page-hash-bytes",
 			json_integer((json_int_t)st->page_hash_bytes));
+	if (!st->incoming)
+		json_object_set_new(
+			json_object_get(r, "ram"), "deferred",
+			json_integer((json_int_t)st->deferred_pages));
 	if (st->compressed_pages)
 		json_object_set_new(
 			r, "compression",
@@ -347,13 +351,17 @@ static json_t *cmd_set_params(struct qmp_backend *b, json_t *args,
 		const struct page_codec *c;
 		json_int_t x;
 
-		if (!strcmp(key, "codec-auto")) {
+		if (!strcmp(key, "codec-auto") ||
+		    !strcmp(key, "defer-hot-pages")) {
 			if (!json_is_boolean(v))
 				return fail(e, NULL,
 					    "Invalid parameter type for "
 					    "'%s', expected: bool",
 					    key);
-			p.codec_auto = json_is_true(v);
+			if (!strcmp(key, "codec-auto"))
+				p.codec_auto = json_is_true(v);
+			else
+				p.defer_hot_pages = json_is_true(v);
 			continue;
 		}
 		if (!strcmp(key, "multifd-compression")) {
@@ -421,6 +429,8 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 				    json_integer((json_int_t)v));
 	}
 	json_object_set_new(r, "codec-auto", json_boolean(p.codec_auto));
+	json_object_set_new(r, "defer-hot-pages",
+			    json_boolean(p.defer_hot_pages));
 	json_object_set_new(
 		r, "multifd-compression",
 		json_string(p.compression

@@ -71,6 +71,7 @@ void ferry_mig_params_default(struct ferry_mig_params *p)
 		.compression = 0,
 		.zstd_level = 1,
 		.codec_auto = true,
+		.defer_hot_pages = true,
 	};
 }
 

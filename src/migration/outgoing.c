@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hot.h"
 #include "outgoing.h"
 #include "transport.h"
 
@@ -92,10 +93,18 @@ static int precopy(struct out *o, struct ferry_error *err)
 {
 	struct ferry_migration *m = o->m;
 	const struct ferry_vm *vm = o->vm;
-	struct ferry_dirty_set set = { 0 };
+	struct ferry_dirty_set set = { 0 }, send = { 0 };
 	uint64_t t0 = mig_now_ns(), it_bytes0 = out_bytes(o), iteration = 0;
+	struct hot_pages hp = { 0 };
+	struct ferry_mig_params p;
+	bool defer;
 	int rc;
 
+	ferry_migration_get_params(m, &p);
+	defer = p.defer_hot_pages;
+	if (defer && hot_init(&hp, vm))
+		return ferry_error_set(err, -ENOMEM,
+				       "out of memory for hot-page marks");
 	rc = send_pages(o, NULL, err); /* the bulk pass */
 	for (;;) {
 		uint64_t now, dt, sent, bw, expected, limit, dirty_bytes;
@@ -115,10 +124,17 @@ static int precopy(struct out *o, struct ferry_error *err)
 		sent = out_bytes(o) - it_bytes0;
 		bw = (uint64_t)((double)sent * 1e9 / (double)dt);
 		ferry_dirty_set_reset(&set);
+		ferry_dirty_set_reset(&send);
 		rc = ferry_dirty_sync(vm->dirty, &set, err);
+		if (!rc && defer &&
+		    hot_split(&hp, (uint32_t)iteration + 1, &set, &send))
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		if (rc)
 			break;
-		dirty_bytes = set.pages * vm->page_size;
+		/* what must still go: this sync's pages and the deferred */
+		dirty_bytes =
+			(defer ? send.pages + hp.deferred.pages : set.pages) *
+			vm->page_size;
 		expected = bw ? dirty_bytes * 1000 / bw : UINT64_MAX;
 		pthread_mutex_lock(&m->lock);
 		limit = m->params.downtime_limit_ms;
@@ -130,15 +146,32 @@ static int precopy(struct out *o, struct ferry_error *err)
 		m->stats.dirty_pages_rate =
 			(uint64_t)((double)set.pages * 1e9 / (double)dt);
 		m->stats.expected_downtime_ms = expected;
+		m->stats.deferred_pages = hp.deferrals;
 		pthread_mutex_unlock(&m->lock);
-		out_publish(o, set.pages);
+		out_publish(o, dirty_bytes / vm->page_size);
 		if (expected <= limit)
 			break;
 		converge(o, dirty_bytes, sent);
 		t0 = now;
 		it_bytes0 = out_bytes(o);
-		rc = send_pages(o, &set, err);
+		rc = send_pages(o, defer ? &send : &set, err);
 	}
+	if (defer) { /* switch-over sends the deferred pages too */
+		size_t i;
+
+		for (i = 0; !rc && i < send.n; i++)
+			rc = ferry_dirty_set_add(&hp.deferred,
+						 send.ranges[i].block,
+						 send.ranges[i].first,
+						 send.ranges[i].count);
+		ferry_dirty_set_free(&set);
+		set = hp.deferred;
+		memset(&hp.deferred, 0, sizeof(hp.deferred));
+		if (rc)
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
+	}
+	hot_free(&hp);
+	ferry_dirty_set_free(&send);
 	ferry_dirty_set_free(&o->pending);
 	o->pending = set; /* sent by switchover() with what comes after */
 	return rc;

@@ -429,6 +429,27 @@ def t_codec_auto():
         finish(src, dst)
 
 
+def t_hot_pages():
+    """A zipf guest's hot pages are held back and the guest verifies;
+    with defer-hot-pages off, nothing is deferred."""
+    for defer in (True, False):
+        src, dst = pair("zipf:rate=50000", ["--fill", "random"])
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "auto-converge", "state": True}])
+        src.qmp.cmd("migrate-set-parameters", **{
+            "defer-hot-pages": defer, "max-bandwidth": 200 << 20,
+            "downtime-limit": 100, "codec-auto": False})
+        time.sleep(0.5)
+        s, d = migrate(src, dst)
+        check_verified(s, d)
+        if defer:
+            assert s["ram"]["iterations"] < 3 or s["ram"]["deferred"] > 0, \
+                s["ram"]
+        else:
+            assert s["ram"]["deferred"] == 0, s["ram"]
+        finish(src, dst)
+
+
 def t_multifd_killed():
     """A channel's peer dies: the source fails and keeps running."""
     src, dst = pair("zipf:rate=20000", ["--fill", "random"])
@@ -469,6 +490,7 @@ for name, fn in [
     ("unchanged pages travel as flags, verified", unchanged(0)),
     ("zstd-compressed text pages, verified", compressed("zstd", 0)),
     ("codec-auto reports its choice; off sends raw", t_codec_auto),
+    ("hot pages are held back, and the guest verifies", t_hot_pages),
     ("lz4 over 2 multifd channels, verified", compressed("lz4", 2)),
     ("unchanged pages over 3 multifd channels, verified", unchanged(3)),
     ("multifd, 1 channel, idle guest, verified", multifd(1, "idle")),
