@@ -7,6 +7,7 @@
 #define WINDOW	      1024 /* pages per measurement window */
 #define PROBE_EVERY   16   /* windows between tries of the other options */
 #define PROBE_PAGES   16   /* pages per option per try */
+#define SAMPLE	      16   /* outside probes, time one page in this many */
 #define AVG(old, new) ((old) ? 0.8 * (old) + 0.2 * (new) : (new))
 
 static const char *const names[AUTO_OPTIONS] = { "none", "lz4", "zstd" };
@@ -53,6 +54,12 @@ static bool measuring(const struct codec_auto *a)
 	return a->windows % PROBE_EVERY == 0;
 }
 
+bool codec_auto_timed(const struct codec_auto *a)
+{
+	/* clocks cost: time probes, and one page in SAMPLE otherwise */
+	return measuring(a) || (a->win_pages % SAMPLE) == 0;
+}
+
 unsigned codec_auto_pick(struct codec_auto *a)
 {
 	if (!measuring(a))
@@ -62,10 +69,14 @@ unsigned codec_auto_pick(struct codec_auto *a)
 	return 0;
 }
 
-void codec_auto_account(struct codec_auto *a, unsigned opt, uint64_t cpu_ns,
-			uint64_t wire_bytes, uint32_t page_size)
+void codec_auto_account(struct codec_auto *a, unsigned opt, bool timed,
+			uint64_t cpu_ns, uint64_t wire_bytes,
+			uint32_t page_size)
 {
-	a->cpu_ns[opt] = AVG(a->cpu_ns[opt], (double)cpu_ns);
+	if (timed)
+		a->cpu_ns[opt] = AVG(a->cpu_ns[opt], (double)cpu_ns);
+	else
+		cpu_ns = (uint64_t)a->cpu_ns[opt]; /* the estimate */
 	a->wire[opt] = AVG(a->wire[opt], (double)wire_bytes);
 	a->pages[opt]++;
 	a->cpu_total_ns[opt] += cpu_ns;

@@ -40,9 +40,12 @@ int codec_auto_init(struct codec_auto *a, int zstd_level);
 void codec_auto_free(struct codec_auto *a);
 /* The option for the next compressible page. */
 unsigned codec_auto_pick(struct codec_auto *a);
-/* What sending one page with option `opt` cost. */
-void codec_auto_account(struct codec_auto *a, unsigned opt, uint64_t cpu_ns,
-			uint64_t wire_bytes, uint32_t page_size);
+/* Whether to time the next page's CPU cost (clocks are not free). */
+bool codec_auto_timed(const struct codec_auto *a);
+/* What sending one page with option `opt` cost (cpu_ns only if timed). */
+void codec_auto_account(struct codec_auto *a, unsigned opt, bool timed,
+			uint64_t cpu_ns, uint64_t wire_bytes,
+			uint32_t page_size);
 /* Close a window when it is full: `bytes` is the sender's stream bytes. */
 void codec_auto_window(struct codec_auto *a, uint64_t now_ns, uint64_t bytes,
 		       uint32_t page_size);

@@ -227,13 +227,15 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 		const struct page_codec *c = s->codec;
 		void *ctx = s->cctx;
 		uint64_t t0 = 0, cpu = 0, wire = ps;
+		bool timed = false;
 		unsigned opt = 0;
 
 		if (s->autoc_on) {
 			opt = codec_auto_pick(&s->autoc);
 			c = s->autoc.codec[opt];
 			ctx = s->autoc.ctx[opt];
-			t0 = mig_now_ns();
+			timed = codec_auto_timed(&s->autoc);
+			t0 = timed ? mig_now_ns() : 0;
 		}
 		if (c) {
 			/* a still copy, hashed, compressed: what arrives is
@@ -247,7 +249,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 			n = c->compress(ctx, s->scratch, ps, z, ps);
 			/* CPU only: a put may block on the link, and that
 			 * time is the link's, not the codec's */
-			cpu = s->autoc_on ? mig_now_ns() - t0 : 0;
+			cpu = timed ? mig_now_ns() - t0 : 0;
 			if (n) {
 				rc = ferry_stream_put_page_copy(
 					s->enc, b->id, off,
@@ -265,7 +267,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 		} else if (!again) {
 			*h = ferry_page_hash(p, ps);
 			*ex &= ~bit;
-			cpu = s->autoc_on ? mig_now_ns() - t0 : 0;
+			cpu = timed ? mig_now_ns() - t0 : 0;
 			rc = ferry_stream_put_page(s->enc, b->id, off,
 						   FERRY_PAGE_RAW, p, ps);
 			s->normal++;
@@ -277,11 +279,11 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 				*h = ferry_page_hash(copy, ps);
 				*ex |= bit;
 			}
-			cpu = s->autoc_on ? mig_now_ns() - t0 : 0;
+			cpu = timed ? mig_now_ns() - t0 : 0;
 			s->normal++;
 		}
 		if (s->autoc_on)
-			codec_auto_account(&s->autoc, opt, cpu,
+			codec_auto_account(&s->autoc, opt, timed, cpu,
 					   wire + FERRY_STREAM_RECORD_HDR_LEN +
 						   FERRY_STREAM_PAGE_HDR_LEN,
 					   ps);
