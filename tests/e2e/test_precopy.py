@@ -450,16 +450,22 @@ def t_hot_pages():
         finish(src, dst)
 
 
-def t_multifd_killed():
-    """A channel's peer dies: the source fails and keeps running."""
-    src, dst = pair("zipf:rate=20000", ["--fill", "random"])
+def multifd_started(workload, channels, bandwidth):
+    """A multifd migration, slowed down so that it is still active."""
+    src, dst = pair(workload, ["--fill", "random"])
     caps = [{"capability": "multifd", "state": True}]
     for g in (src, dst):
         g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
-    src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": 4,
-                                             "max-bandwidth": 30 << 20})
+    src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": channels,
+                                             "max-bandwidth": bandwidth})
     src.qmp.cmd("migrate", uri=dst.incoming_uri())
     src.qmp.wait_migration(states=("active",))
+    return src, dst
+
+
+def t_multifd_killed():
+    """A channel's peer dies: the source fails and keeps running."""
+    src, dst = multifd_started("zipf:rate=20000", 4, 30 << 20)
     time.sleep(0.5)
     dst.kill()
     s = src.qmp.wait_migration()
@@ -470,14 +476,7 @@ def t_multifd_killed():
 
 
 def t_multifd_cancel():
-    src, dst = pair("idle", ["--fill", "random"])
-    caps = [{"capability": "multifd", "state": True}]
-    for g in (src, dst):
-        g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
-    src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": 3,
-                                             "max-bandwidth": 20 << 20})
-    src.qmp.cmd("migrate", uri=dst.incoming_uri())
-    src.qmp.wait_migration(states=("active",))
+    src, dst = multifd_started("idle", 3, 20 << 20)
     time.sleep(0.3)
     src.qmp.cmd("migrate_cancel")
     assert src.qmp.wait_migration()["status"] == "cancelled"
