@@ -73,6 +73,19 @@ static const char *str_arg(json_t *args, const char *name, bool required,
 	return json_string_value(v);
 }
 
+/* The "uri" argument of migrate and migrate-incoming; NULL on error. */
+static const char *uri_arg(json_t *args, const char *const *known,
+			   struct qmp_error *e)
+{
+	const char *uri;
+	bool bad;
+
+	if (args && !only_args(args, known, e))
+		return NULL;
+	uri = str_arg(args, "uri", true, e, &bad);
+	return bad ? NULL : uri;
+}
+
 static bool vm_running(const struct qmp_backend *b)
 {
 	return b->vm->runctl.running &&
@@ -151,12 +164,9 @@ static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
 	struct ferry_mig_stats st;
 	const char *uri;
 	json_t *v;
-	bool bad;
 
-	if (args && !only_args(args, known, e))
-		return NULL;
-	uri = str_arg(args, "uri", true, e, &bad);
-	if (bad)
+	uri = uri_arg(args, known, e);
+	if (!uri)
 		return NULL;
 	ferry_migration_query(b->mig, &st);
 	if (st.incoming && st.state != FERRY_MIG_COMPLETED)
@@ -183,12 +193,9 @@ static json_t *cmd_migrate_incoming(struct qmp_backend *b, json_t *args,
 	static const char *const known[] = { "uri", NULL };
 	struct ferry_error err = { 0 };
 	const char *uri;
-	bool bad;
 
-	if (args && !only_args(args, known, e))
-		return NULL;
-	uri = str_arg(args, "uri", true, e, &bad);
-	if (bad)
+	uri = uri_arg(args, known, e);
+	if (!uri)
 		return NULL;
 	if (!b->incoming_defer)
 		return fail(e, NULL,
