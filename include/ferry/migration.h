@@ -43,7 +43,9 @@ struct ferry_mig_params {
 					 page encoding (zstd, lz4) */
 	int zstd_level;			 /* multifd-zstd-level, default 1 */
 	bool codec_auto;		 /* codec-auto (ferry's), default on */
-	bool defer_hot_pages; /* defer-hot-pages (ferry's), default on */
+	bool defer_hot_pages;	    /* defer-hot-pages (ferry's), default on */
+	bool xbzrle;		    /* capability "xbzrle" */
+	uint64_t xbzrle_cache_size; /* xbzrle-cache-size, default 64 MiB */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -67,10 +69,16 @@ struct ferry_mig_stats {
 	uint64_t normal;      /* pages sent whole */
 	uint64_t normal_bytes;
 	uint64_t unchanged; /* dirtied, but as last sent: sent as a flag */
+	uint64_t checked;   /* source: of those, checked by the destination
+			       (it held a copy whose hash was not exact) */
+	uint64_t stale;	    /* checks that failed: the page went again */
 	uint64_t page_hash_bytes;  /* memory for per-page hashes */
 	uint64_t deferred_pages;   /* hot pages held back, each time */
 	uint64_t compressed_pages; /* "compression" object */
 	uint64_t compressed_bytes;
+	/* "xbzrle-cache" object */
+	uint64_t xbzrle_cache_size, xbzrle_bytes, xbzrle_pages;
+	uint64_t xbzrle_cache_miss, xbzrle_lookups, xbzrle_overflow;
 	/* codec-auto: per option (none, lz4, zstd) */
 	bool codec_auto;
 	unsigned auto_choice;

@@ -34,12 +34,15 @@
 #define FERRY_STREAM_MAX_SECTION    (16u << 20) /* device section bytes */
 
 /* Stream header flags.  A decoder refuses bits it does not know. */
-#define FERRY_STREAM_F_MULTIFD	 1u /* a channel record follows the header */
-#define FERRY_STREAM_F_UNCHANGED 2u /* page encoding 2 may appear */
-#define FERRY_STREAM_F_COMPRESS	 4u /* page encodings 3 and 4 may appear */
+#define FERRY_STREAM_F_MULTIFD	 1u  /* a channel record follows the header */
+#define FERRY_STREAM_F_UNCHANGED 2u  /* page encoding 2 may appear */
+#define FERRY_STREAM_F_COMPRESS	 4u  /* page encodings 3 and 4 may appear */
+#define FERRY_STREAM_F_CHECK	 8u  /* page encoding 5 and sync records */
+#define FERRY_STREAM_F_XBZRLE	 16u /* page encoding 6 may appear */
 #define FERRY_STREAM_F_KNOWN                                 \
 	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED | \
-	 FERRY_STREAM_F_COMPRESS)
+	 FERRY_STREAM_F_COMPRESS | FERRY_STREAM_F_CHECK |    \
+	 FERRY_STREAM_F_XBZRLE)
 #define FERRY_STREAM_MAX_CHANNELS 64
 
 enum ferry_record_type {
@@ -49,6 +52,7 @@ enum ferry_record_type {
 	FERRY_REC_ITER_END = 4,
 	FERRY_REC_END = 5,
 	FERRY_REC_CHANNEL = 6, /* only with FERRY_STREAM_F_MULTIFD */
+	FERRY_REC_SYNC = 7,    /* only with FERRY_STREAM_F_CHECK */
 };
 
 enum ferry_page_encoding {
@@ -58,6 +62,15 @@ enum ferry_page_encoding {
 				     FERRY_STREAM_F_UNCHANGED) */
 	FERRY_PAGE_ZSTD = 3,	  /* payload: the page, zstd-compressed */
 	FERRY_PAGE_LZ4 = 4,	  /* payload: the page, LZ4-compressed */
+	FERRY_PAGE_CHECK = 5,	  /* payload: le64 hash; the copy there
+				     should hash to it, else the destination
+				     asks for the page again (needs
+				     FERRY_STREAM_F_CHECK) */
+	FERRY_PAGE_XBZRLE = 6,	  /* payload: a delta against the copy there
+				     (needs FERRY_STREAM_F_XBZRLE) */
+	FERRY_PAGE_UNCHANGED_RUN = 7, /* payload: le32 count; this page and
+					 the count - 1 after it are as last
+					 sent (needs FERRY_STREAM_F_UNCHANGED) */
 };
 
 /* Where the encoder writes: all of iov, or a negative errno. */
@@ -128,6 +141,9 @@ int ferry_stream_put_end(struct ferry_stream_encoder *e,
 /* With FERRY_STREAM_F_MULTIFD, the first record of every connection. */
 int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
 			     uint16_t index, uint16_t count);
+/* With FERRY_STREAM_F_CHECK: the destination acknowledges `seq` on the
+ * return path once it has handled every record before this one. */
+int ferry_stream_put_sync(struct ferry_stream_encoder *e, uint64_t seq);
 int ferry_stream_flush(struct ferry_stream_encoder *e);
 /* The sticky error: 0 or the first negative errno a write returned. */
 int ferry_stream_encoder_error(const struct ferry_stream_encoder *e);
@@ -162,6 +178,8 @@ struct ferry_stream_record {
 			const uint8_t *data; /* valid until the next call */
 			bool placed;	     /* written into attached RAM */
 			uint32_t ram_index;  /* the attached block it went to */
+			uint64_t check_hash; /* FERRY_PAGE_CHECK's hash */
+			uint32_t run;	     /* pages: 1, or the run's */
 		} page;
 		struct {
 			char name[FERRY_NAME_MAX + 1];
@@ -182,6 +200,9 @@ struct ferry_stream_record {
 			uint16_t index; /* 0 = main, 1..count = page channels */
 			uint16_t count; /* page channels */
 		} channel;
+		struct {
+			uint64_t seq;
+		} sync;
 	} u;
 };
 

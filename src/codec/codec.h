@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct zero_impl {
 	const char *name;
@@ -48,5 +49,17 @@ extern const struct page_codec codec_lz4;
 
 const struct page_codec *codec_by_name(const char *name);
 const struct page_codec *codec_by_encoding(unsigned encoding);
+
+/*
+ * XBZRLE (xbzrle.c): a page as its difference from the copy the
+ * destination holds.  xbzrle_encode writes the delta of `new` against
+ * `old` into out and returns its length (0: the pages are equal), or -1
+ * when it would take more than cap bytes.  xbzrle_decode checks a delta
+ * from the wire against the page's bounds, then applies it to `page`;
+ * -EBADMSG (and `page` untouched) when it is malformed.
+ */
+ptrdiff_t xbzrle_encode(const uint8_t *old, const uint8_t *new, size_t len,
+			uint8_t *out, size_t cap);
+int xbzrle_decode(const uint8_t *in, size_t inlen, uint8_t *page, size_t len);
 
 #endif

@@ -256,6 +256,31 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 	json_object_set_new(json_object_get(r, "ram"), "unchanged",
 			    json_integer((json_int_t)st->unchanged));
 	if (!st->incoming)
+		json_object_set_new(json_object_get(r, "ram"),
+				    "unchanged-checked",
+				    json_integer((json_int_t)st->checked));
+	json_object_set_new(json_object_get(r, "ram"), "unchanged-stale",
+			    json_integer((json_int_t)st->stale));
+	if (st->xbzrle_cache_size && !st->incoming)
+		json_object_set_new(
+			r, "xbzrle-cache",
+			json_pack("{s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "cache-size",
+				  (json_int_t)st->xbzrle_cache_size, "bytes",
+				  (json_int_t)st->xbzrle_bytes, "pages",
+				  (json_int_t)st->xbzrle_pages, "cache-miss",
+				  (json_int_t)st->xbzrle_cache_miss,
+				  "cache-miss-rate",
+				  st->xbzrle_lookups
+					  ? (double)st->xbzrle_cache_miss /
+						    (double)st->xbzrle_lookups
+					  : 0.0,
+				  "encoding-rate",
+				  st->xbzrle_bytes
+					  ? (double)st->xbzrle_pages * 4096 /
+						    (double)st->xbzrle_bytes
+					  : 0.0,
+				  "overflow", (json_int_t)st->xbzrle_overflow));
+	if (!st->incoming)
 		json_object_set_new(
 			json_object_get(r, "ram"), "page-hash-bytes",
 			json_integer((json_int_t)st->page_hash_bytes));
@@ -340,6 +365,7 @@ static const struct param params[] = {
 	P("multifd-channels", 1, FERRY_STREAM_MAX_CHANNELS, multifd_channels,
 	  false),
 	P("multifd-zstd-level", 1, 19, zstd_level, false),
+	P("xbzrle-cache-size", 4096, 1ull << 40, xbzrle_cache_size, true),
 };
 #undef P
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -483,6 +509,8 @@ static json_t *cmd_set_caps(struct qmp_backend *b, json_t *args,
 			p.auto_converge = json_is_true(state);
 		else if (!strcmp(n, "multifd"))
 			p.multifd = json_is_true(state);
+		else if (!strcmp(n, "xbzrle"))
+			p.xbzrle = json_is_true(state);
 		else if (json_is_true(state))
 			return fail(e, NULL,
 				    "Capability '%s' is not supported "
@@ -500,10 +528,11 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
-	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b}]", "capability",
-			 "verify", "state", p.verify, "capability",
-			 "auto-converge", "state", p.auto_converge,
-			 "capability", "multifd", "state", p.multifd);
+	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
+			 "capability", "verify", "state", p.verify,
+			 "capability", "auto-converge", "state",
+			 p.auto_converge, "capability", "multifd", "state",
+			 p.multifd, "capability", "xbzrle", "state", p.xbzrle);
 }
 
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,

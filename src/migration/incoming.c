@@ -24,20 +24,28 @@
 
 /* What a connection's pages add up to. */
 struct tally {
-	uint64_t duplicate, normal, unchanged;
+	uint64_t duplicate, normal, unchanged, stale;
+};
+
+/* What a connection's receiver needs besides its decoder. */
+struct placer {
+	struct page_hashes *ph;
+	struct rp_tx *tx;
+	struct rp_resends rs; /* stale pages, not yet reported */
+	unsigned channel;     /* 0 = main connection */
+	struct tally t;
 };
 
 /* A page channel's receiver. */
 struct rx {
 	struct ferry_migration *m;
-	struct page_hashes *ph;
 	int fd;
 	int main_fd;
 	struct ferry_stream_decoder *d;
 	unsigned index; /* its channel number */
 	pthread_t thread;
 	bool live;
-	struct tally t;
+	struct placer pl;
 	int rc;
 	struct ferry_error err;
 };
@@ -57,26 +65,67 @@ static const struct ferry_section *find_section(const struct ferry_vm *vm,
 	return NULL;
 }
 
-/* A placed page: count it and note its hash, read back from where it
+/*
+ * A placed page: count it and note its hash, read back from where it
  * landed (a page channel owns its pages, so no two threads write the
- * same entry). */
-static void placed(const struct ferry_vm *vm, struct page_hashes *ph,
-		   const struct ferry_stream_record *rec, struct tally *t)
+ * same entry).  A check record whose hash is not that of the copy here
+ * asks the source for the page again (docs/stream.md, "Return path").
+ */
+static int placed(const struct ferry_vm *vm, struct placer *pl,
+		  const struct ferry_stream_record *rec,
+		  struct ferry_error *err)
 {
 	uint32_t ri = rec->u.page.ram_index;
 	uint64_t pg = rec->u.page.offset / vm->page_size;
+	struct page_hashes *ph = pl->ph;
+	int rc = 0;
 
-	if (rec->u.page.encoding == FERRY_PAGE_ZERO) {
-		t->duplicate++;
+	switch (rec->u.page.encoding) {
+	case FERRY_PAGE_ZERO:
+		pl->t.duplicate++;
 		ph->h[ri][pg] = ph->zero;
-	} else if (rec->u.page.encoding == FERRY_PAGE_UNCHANGED) {
-		t->unchanged++; /* the copy here stays, and so its hash */
-	} else {
-		t->normal++;
+		break;
+	case FERRY_PAGE_UNCHANGED:
+	case FERRY_PAGE_UNCHANGED_RUN:
+		/* the copy here stays, and so its hash */
+		pl->t.unchanged += rec->u.page.run;
+		break;
+	case FERRY_PAGE_CHECK:
+		if (rec->u.page.check_hash == ph->h[ri][pg]) {
+			pl->t.unchanged++;
+			break;
+		}
+		pl->t.stale++;
+		rc = rp_resend_add(pl->tx, &pl->rs, rec->u.page.block_id,
+				   rec->u.page.offset);
+		if (rc)
+			rc = ferry_error_set(err, rc,
+					     "asking the source for a page "
+					     "again: %s",
+					     strerror(-rc));
+		break;
+	default:
+		pl->t.normal++;
 		ph->h[ri][pg] = ferry_page_hash(vm->blocks[ri].host +
 							rec->u.page.offset,
 						vm->page_size);
 	}
+	return rc;
+}
+
+/* Everything before the sync record is placed: report the stale pages
+ * found so far, then acknowledge. */
+static int synced(struct placer *pl, uint64_t seq, struct ferry_error *err)
+{
+	int rc = rp_resend_flush(pl->tx, &pl->rs);
+
+	if (!rc)
+		rc = rp_send_sync_ack(pl->tx, seq, pl->channel);
+	if (rc)
+		return ferry_error_set(err, rc,
+				       "acknowledging sync %" PRIu64 ": %s",
+				       seq, strerror(-rc));
+	return 0;
 }
 
 static void *rx_main(void *arg)
@@ -85,12 +134,14 @@ static void *rx_main(void *arg)
 	const struct ferry_vm *vm = r->m->vm;
 	struct ferry_stream_record rec;
 
-	for (;;) {
+	while (!r->rc) {
 		r->rc = ferry_stream_decoder_next(r->d, &rec, &r->err);
 		if (r->rc)
 			break;
 		if (rec.type == FERRY_REC_PAGE) {
-			placed(vm, r->ph, &rec, &r->t);
+			r->rc = placed(vm, &r->pl, &rec, &r->err);
+		} else if (rec.type == FERRY_REC_SYNC) {
+			r->rc = synced(&r->pl, rec.u.sync.seq, &r->err);
 		} else if (rec.type == FERRY_REC_END) {
 			break;
 		} else if (rec.type != FERRY_REC_CONFIG) {
@@ -124,7 +175,7 @@ static int open_decoder(const struct ferry_vm *vm, int *fd,
 
 /* Accept and start the page channels the main connection announced. */
 static int open_channels(struct ferry_migration *m, struct page_hashes *ph,
-			 int main_fd, uint64_t session, struct rx *rx,
+			 struct rp_tx *tx, uint64_t session, struct rx *rx,
 			 unsigned n, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
@@ -167,8 +218,10 @@ static int open_channels(struct ferry_migration *m, struct page_hashes *ph,
 	}
 	for (i = 0; i < n; i++) {
 		rx[i].m = m;
-		rx[i].ph = ph;
-		rx[i].main_fd = main_fd;
+		rx[i].pl.ph = ph;
+		rx[i].pl.tx = tx;
+		rx[i].pl.channel = rx[i].index;
+		rx[i].main_fd = tx->fd;
 		rc = pthread_create(&rx[i].thread, NULL, rx_main, &rx[i]);
 		if (rc)
 			return ferry_error_set(err, -rc, "channel thread: %s",
@@ -195,9 +248,10 @@ static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 			rc = ferry_error_set(err, rx[i].rc, "channel %u: %s",
 					     rx[i].index,
 					     ferry_error_msg(&rx[i].err));
-		t->duplicate += rx[i].t.duplicate;
-		t->normal += rx[i].t.normal;
-		t->unchanged += rx[i].t.unchanged;
+		t->duplicate += rx[i].pl.t.duplicate;
+		t->normal += rx[i].pl.t.normal;
+		t->unchanged += rx[i].pl.t.unchanged;
+		t->stale += rx[i].pl.t.stale;
 		ferry_stream_decoder_free(rx[i].d);
 		atomic_store(&m->fds[1 + i], -1);
 		if (rx[i].fd >= 0)
@@ -215,6 +269,7 @@ static void publish(struct ferry_migration *m, const struct tally *t,
 	m->stats.normal = t->normal;
 	m->stats.normal_bytes = t->normal * m->vm->page_size;
 	m->stats.unchanged = t->unchanged;
+	m->stats.stale = t->stale;
 	m->stats.transferred = bytes;
 	pthread_mutex_unlock(&m->lock);
 }
@@ -243,14 +298,16 @@ static int check_digest(struct ferry_migration *m, struct page_hashes *ph,
 			       a, b);
 }
 
-static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
+static int receive(struct ferry_migration *m, struct rp_tx *tx,
+		   struct ferry_error *err)
 {
+	int fd = tx->fd;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_stream_decoder *d = NULL;
 	struct ferry_stream_record rec = { 0 };
 	struct ferry_mig_params p;
 	struct page_hashes ph = { 0 };
-	struct tally t = { 0 };
+	struct placer pl = { .ph = &ph, .tx = tx };
 	struct rx *rx = NULL;
 	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
 	unsigned nchan = 0, i;
@@ -280,7 +337,7 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 		if (!rc && !rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		if (!rc)
-			rc = open_channels(m, &ph, fd, rec.u.channel.session,
+			rc = open_channels(m, &ph, tx, rec.u.channel.session,
 					   rx, nchan, err);
 	}
 	close(m->listen_fd); /* every connection is in */
@@ -299,9 +356,12 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 					rec.stream_offset);
 				break;
 			}
-			placed(vm, &ph, &rec, &t);
+			rc = placed(vm, &pl, &rec, err);
 			if ((++n & 4095) == 0)
-				publish(m, &t, ferry_stream_decoder_offset(d));
+				publish(m, &pl.t,
+					ferry_stream_decoder_offset(d));
+		} else if (rec.type == FERRY_REC_SYNC) {
+			rc = synced(&pl, rec.u.sync.seq, err);
 		} else if (rec.type == FERRY_REC_DEVICE) {
 			const struct ferry_section *s =
 				find_section(vm, rec.u.device.name,
@@ -331,14 +391,14 @@ static int receive(struct ferry_migration *m, int fd, struct ferry_error *err)
 	if (rx) {
 		/* a channel's failure explains the main connection's */
 		struct ferry_error cerr = { 0 };
-		int crc = close_channels(m, rx, nchan, rc != 0, &t, &cerr);
+		int crc = close_channels(m, rx, nchan, rc != 0, &pl.t, &cerr);
 
 		if (crc) {
 			ferry_error_clear(err);
 			rc = ferry_error_set(err, crc, "%s", cerr.msg);
 		}
 	}
-	publish(m, &t, ferry_stream_decoder_offset(d));
+	publish(m, &pl.t, ferry_stream_decoder_offset(d));
 	ferry_stream_decoder_free(d);
 	for (i = 0; !rc && i < vm->nsections; i++)
 		if (!loaded[i])
@@ -363,6 +423,7 @@ void *mig_incoming_main(void *arg)
 	struct ferry_migration *m = arg;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
+	struct rp_tx tx;
 	int fd = -1, rc;
 
 	rc = transport_accept(m->listen_fd, &fd, -1, &m->cancel, &err);
@@ -372,6 +433,7 @@ void *mig_incoming_main(void *arg)
 		goto fail;
 	}
 	atomic_store(&m->fds[0], fd);
+	rp_tx_init(&tx, fd);
 	pthread_mutex_lock(&m->lock);
 	m->t_start_ns = mig_now_ns(); /* total-time counts from here */
 	pthread_mutex_unlock(&m->lock);
@@ -379,22 +441,24 @@ void *mig_incoming_main(void *arg)
 		rc = ferry_error_set(&err, -ECANCELED, "cancelled");
 		goto fail;
 	}
-	rc = receive(m, fd, &err);
+	rc = receive(m, &tx, &err);
 	if (rc)
 		goto fail;
 	if (vm->runctl.stall_us)
 		vm->runctl.stall_us(vm->runctl.opaque, true);
 	vm->runctl.resume(vm->runctl.opaque);
-	mig_send_result(fd, 0, "resumed");
+	rp_send_result(&tx, 0, "resumed");
 	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_COMPLETED);
 	goto out;
 fail:
 	if (fd >= 0)
-		mig_fail_peer(fd, -rc, ferry_error_msg(&err));
+		rp_fail_peer(&tx, -rc, ferry_error_msg(&err));
 	mig_fail(m, &err);
 out:
 	atomic_store(&m->fds[0], -1);
-	if (fd >= 0)
+	if (fd >= 0) {
+		rp_tx_destroy(&tx);
 		close(fd);
+	}
 	return NULL;
 }

@@ -72,6 +72,8 @@ void ferry_mig_params_default(struct ferry_mig_params *p)
 		.zstd_level = 1,
 		.codec_auto = true,
 		.defer_hot_pages = true,
+		.xbzrle = false,
+		.xbzrle_cache_size = 64ull << 20,
 	};
 }
 

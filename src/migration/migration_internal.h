@@ -9,15 +9,18 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "ferry/dirty.h"
 #include "ferry/migration.h"
 #include "ferry/stream.h"
 
-/* The destination's answer after the end of stream: docs/stream.md,
- * "Return path". */
-#define MIG_RESULT_MAGIC      "FERRYRES"
-#define MIG_RESULT_HDR_LEN    16
-#define MIG_RESULT_MSG_MAX    1024
+/* The return path: docs/stream.md, "Return path"; retpath.c. */
+#define RP_RESULT	      1
+#define RP_RESEND	      2
+#define RP_SYNC_ACK	      3
+#define RP_RESULT_MSG_MAX     1024
+#define RP_RESEND_MAX	      256 /* entries per resend message */
 #define MIG_RESULT_TIMEOUT_MS 60000
+#define RP_ACK_TIMEOUT_MS     60000
 
 struct ferry_migration {
 	const struct ferry_vm *vm;
@@ -65,14 +68,63 @@ void page_hashes_free(struct page_hashes *ph, const struct ferry_vm *vm);
 void *mig_outgoing_main(void *arg);
 void *mig_incoming_main(void *arg);
 
-/* Return path: the destination's verdict. */
-int mig_send_result(int fd, int status, const char *msg);
-int mig_recv_result(int fd, int timeout_ms, int *status, char *msg, size_t len,
-		    struct ferry_error *err);
-/* Source: whether the destination has spoken (a verdict, or a hang-up). */
-bool mig_result_pending(int fd);
-/* Destination: send a failure verdict and give the source time to read
- * it before the connection closes. */
-void mig_fail_peer(int fd, int rc, const char *msg);
+/* Return path, destination side: messages go out under a lock, from
+ * whichever thread has something to say. */
+struct rp_tx {
+	int fd;
+	pthread_mutex_t lock;
+};
+
+/* Pages a receiver found stale (a check record whose hash did not match),
+ * batched per thread. */
+struct rp_resends {
+	uint8_t buf[RP_RESEND_MAX * 16];
+	unsigned n;
+	uint64_t total;
+};
+
+void rp_tx_init(struct rp_tx *tx, int fd);
+void rp_tx_destroy(struct rp_tx *tx);
+int rp_send_result(struct rp_tx *tx, int status, const char *msg);
+int rp_resend_add(struct rp_tx *tx, struct rp_resends *r, uint32_t block_id,
+		  uint64_t offset);
+int rp_resend_flush(struct rp_tx *tx, struct rp_resends *r);
+int rp_send_sync_ack(struct rp_tx *tx, uint64_t seq, unsigned channel);
+/* Send a failure verdict and give the source time to read it before the
+ * connection closes. */
+void rp_fail_peer(struct rp_tx *tx, int rc, const char *msg);
+
+/* Return path, source side: one thread reads, the engine asks. */
+struct rp_rx {
+	const struct ferry_vm *vm;
+	int fd;
+	pthread_t thread;
+	bool live;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* lock: */
+	bool have_result;
+	int status; /* 0 resumed, else an errno */
+	char msg[RP_RESULT_MSG_MAX + 1];
+	bool closed; /* the connection ended or misbehaved */
+	int close_rc;
+	char close_msg[160];
+	uint64_t acked[FERRY_STREAM_MAX_CHANNELS + 1]; /* by channel */
+	struct ferry_dirty_set resend; /* pages to send again, in full */
+	uint64_t resends;
+};
+
+int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd);
+void rp_rx_stop(struct rp_rx *rx);
+/* Whether the destination has spoken (a verdict) or hung up. */
+bool rp_spoke(struct rp_rx *rx);
+int rp_wait_result(struct rp_rx *rx, int timeout_ms, int *status, char *msg,
+		   size_t len, struct ferry_error *err);
+/* Wait until each of `channels` acknowledged sync `seq`; -ECONNRESET
+ * (err untouched) when the destination spoke or hung up first. */
+int rp_wait_acks(struct rp_rx *rx, const unsigned *channels, unsigned n,
+		 uint64_t seq, atomic_int *cancel, struct ferry_error *err);
+/* Move the pages the destination asked for again into `into`. */
+void rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into);
 
 #endif

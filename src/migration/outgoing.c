@@ -95,6 +95,7 @@ static int precopy(struct out *o, struct ferry_error *err)
 	const struct ferry_vm *vm = o->vm;
 	struct ferry_dirty_set set = { 0 }, send = { 0 };
 	uint64_t t0 = mig_now_ns(), it_bytes0 = out_bytes(o), iteration = 0;
+	uint64_t it_pages0 = out_pages(o);
 	struct hot_pages hp = { 0 };
 	struct ferry_mig_params p;
 	bool defer;
@@ -105,10 +106,13 @@ static int precopy(struct out *o, struct ferry_error *err)
 	if (defer && hot_init(&hp, vm))
 		return ferry_error_set(err, -ENOMEM,
 				       "out of memory for hot-page marks");
-	rc = send_pages(o, NULL, err); /* the bulk pass */
+	rc = send_pages(o, NULL, SEND_FIRST, err); /* the bulk pass */
 	for (;;) {
 		uint64_t now, dt, sent, bw, expected, limit, dirty_bytes;
+		uint64_t dirty_pages, page_rate;
 
+		if (!rc)
+			rc = out_sync(o, err);
 		if (!rc)
 			rc = ferry_stream_put_iter_end(o->main.enc, iteration);
 		if (!rc)
@@ -123,6 +127,8 @@ static int precopy(struct out *o, struct ferry_error *err)
 		dt = now - t0 ? now - t0 : 1;
 		sent = out_bytes(o) - it_bytes0;
 		bw = (uint64_t)((double)sent * 1e9 / (double)dt);
+		page_rate = (uint64_t)((double)(out_pages(o) - it_pages0) *
+				       1e9 / (double)dt);
 		ferry_dirty_set_reset(&set);
 		ferry_dirty_set_reset(&send);
 		rc = ferry_dirty_sync(vm->dirty, &set, err);
@@ -132,10 +138,19 @@ static int precopy(struct out *o, struct ferry_error *err)
 		if (rc)
 			break;
 		/* what must still go: this sync's pages and the deferred */
-		dirty_bytes =
-			(defer ? send.pages + hp.deferred.pages : set.pages) *
-			vm->page_size;
-		expected = bw ? dirty_bytes * 1000 / bw : UINT64_MAX;
+		dirty_pages = defer ? send.pages + hp.deferred.pages
+				    : set.pages;
+		dirty_bytes = dirty_pages * vm->page_size;
+		/*
+		 * After the bulk pass, from the pages an iteration got
+		 * through: that counts what a page really costs, hashing
+		 * included, whether it goes whole, compressed or as a flag.
+		 * The bulk pass has no dirty pages to go by: bytes.
+		 */
+		if (iteration && page_rate)
+			expected = dirty_pages * 1000 / page_rate;
+		else
+			expected = bw ? dirty_bytes * 1000 / bw : UINT64_MAX;
 		pthread_mutex_lock(&m->lock);
 		limit = m->params.downtime_limit_ms;
 		m->stats.iterations = ++iteration;
@@ -154,7 +169,8 @@ static int precopy(struct out *o, struct ferry_error *err)
 		converge(o, dirty_bytes, sent);
 		t0 = now;
 		it_bytes0 = out_bytes(o);
-		rc = send_pages(o, defer ? &send : &set, err);
+		it_pages0 = out_pages(o);
+		rc = send_pages(o, defer ? &send : &set, SEND_AGAIN, err);
 	}
 	if (defer) { /* switch-over sends the deferred pages too */
 		size_t i;
@@ -184,7 +200,7 @@ static int switchover(struct out *o, struct ferry_error *err)
 	struct ferry_mig_params p;
 	uint8_t digest[16];
 	uint64_t t_stop, bytes0;
-	char msg[MIG_RESULT_MSG_MAX + 1];
+	char msg[RP_RESULT_MSG_MAX + 1];
 	int rc, status;
 
 	ferry_migration_get_params(m, &p);
@@ -202,8 +218,9 @@ static int switchover(struct out *o, struct ferry_error *err)
 	pthread_mutex_lock(&m->lock);
 	m->stats.dirty_sync_count++;
 	pthread_mutex_unlock(&m->lock);
+	o->final = true; /* the channels' threads see it with their job */
 	if (!rc)
-		rc = send_pages(o, &o->pending, err);
+		rc = send_pages(o, &o->pending, SEND_AGAIN, err);
 	if (!rc)
 		rc = multifd_finish(o, err);
 	if (!rc)
@@ -222,8 +239,8 @@ static int switchover(struct out *o, struct ferry_error *err)
 	out_publish(o, 0);
 	set_stat(m, &m->stats.downtime_bytes, out_bytes(o) - bytes0);
 	if (!rc)
-		rc = mig_recv_result(o->main.fd, MIG_RESULT_TIMEOUT_MS, &status,
-				     msg, sizeof(msg), err);
+		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, &status, msg,
+				    sizeof(msg), err);
 	if (rc) {
 		/* The destination may hold a complete guest: do not run a
 		 * second copy here.  The operator decides ('cont'). */
@@ -270,8 +287,17 @@ void *mig_outgoing_main(void *arg)
 	}
 	ferry_migration_get_params(m, &params);
 	o.nchans = params.multifd ? params.multifd_channels : 0;
+	o.xbzrle = params.xbzrle;
 	session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
-	rc = sender_open(&o, &o.main, 0, session, &err);
+	rc = out_number_pages(&o, &err);
+	if (!rc)
+		rc = sender_open(&o, &o.main, 0, session, &err);
+	if (!rc) {
+		rc = rp_rx_start(&o.rp, vm, o.main.fd);
+		if (rc)
+			rc = ferry_error_set(&err, rc, "return-path thread: %s",
+					     strerror(-rc));
+	}
 	if (!rc && atomic_load(&m->cancel) == 1)
 		rc = ferry_error_set(&err, -ECANCELED,
 				     "migration cancelled by request");
@@ -285,6 +311,7 @@ void *mig_outgoing_main(void *arg)
 		goto fail;
 	pthread_mutex_lock(&m->lock);
 	m->stats.page_hash_bytes = m->stats.total / vm->page_size * 8;
+	m->stats.xbzrle_cache_size = o.xbzrle ? params.xbzrle_cache_size : 0;
 	pthread_mutex_unlock(&m->lock);
 	rc = ferry_dirty_start(vm->dirty, &err);
 	if (rc)
@@ -329,7 +356,10 @@ fail:
 	mig_fail(m, &err);
 out:
 	multifd_stop(&o);
+	rp_rx_stop(&o.rp);
 	sender_close(&o.main);
+	free(o.first_page);
+	ferry_dirty_set_free(&o.resend);
 	ferry_dirty_set_free(&o.pending);
 	page_hashes_free(&o.ph, vm);
 	pthread_cond_destroy(&o.go);

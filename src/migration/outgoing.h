@@ -12,6 +12,18 @@
 
 struct out;
 
+/* XBZRLE: copies of pages as last sent, one slot per page-sized entry,
+ * direct-mapped by page number (docs/stream.md, "XBZRLE"). */
+struct xbz_cache {
+	uint64_t nslots;
+	uint64_t *keys; /* global page number + 1; 0 = empty */
+	uint8_t *data;
+};
+
+/* How a job's pages go: the bulk pass, a dirty set, or pages the
+ * destination asked for again (always in full). */
+enum send_mode { SEND_FIRST, SEND_AGAIN, SEND_FULL };
+
 /* One connection that pages go out on, and the thread that feeds it. */
 struct sender {
 	struct out *o;
@@ -31,6 +43,14 @@ struct sender {
 	struct codec_auto pub_auto; /* m->lock: a copy for statistics */
 	uint64_t compressed, compressed_bytes;
 	uint64_t pub_compressed, pub_compressed_bytes; /* m->lock */
+	uint64_t checked;			       /* check records sent */
+	bool checks_unsynced;		    /* checked since the last sync */
+	struct ferry_dirty_set checked_set; /* those pages, until the sync */
+	uint32_t run_block, run_count;	    /* unchanged pages, not yet sent */
+	uint64_t run_first;
+	struct xbz_cache xbz; /* with the xbzrle capability */
+	uint64_t xbz_pages, xbz_bytes, xbz_lookups, xbz_miss, xbz_overflow;
+	uint64_t pub_checked, pub_xbz[5], pub_pages; /* m->lock */
 	pthread_t thread;
 	bool thread_live;
 	int rc; /* the last job's result */
@@ -45,7 +65,12 @@ struct out {
 	unsigned nchans;
 	uint64_t *first_page; /* per block: its first page, counted
 				 across blocks (page-to-channel map) */
-	bool stopped;	      /* we stopped the vCPUs */
+	bool xbzrle;	      /* the capability, fixed at setup */
+	bool final;	      /* vCPUs stopped: no check records now */
+	struct rp_rx rp;      /* the destination's messages */
+	uint64_t sync_seq;
+	struct ferry_dirty_set resend; /* stale pages, to send in full */
+	bool stopped;		       /* we stopped the vCPUs */
 	bool tracking;
 	unsigned throttle;
 	unsigned hot_iterations; /* auto-converge: in a row over budget */
@@ -59,6 +84,7 @@ struct out {
 	unsigned busy;			   /* lock */
 	bool quit;			   /* lock */
 	const struct ferry_dirty_set *job; /* lock; NULL = every page */
+	enum send_mode job_mode;	   /* lock */
 };
 
 /* sender.c */
@@ -67,7 +93,12 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 /* Send a dirty set (or with NULL every page) on the main connection or,
  * with multifd, on the channels, and flush.  Blocks until all is out. */
 int send_pages(struct out *o, const struct ferry_dirty_set *set,
-	       struct ferry_error *err);
+	       enum send_mode mode, struct ferry_error *err);
+/* If check records went out since the last time: wait until the
+ * destination has answered them all, then send the stale pages in full. */
+int out_sync(struct out *o, struct ferry_error *err);
+/* Map pages to global page numbers (channel choice, XBZRLE). */
+int out_number_pages(struct out *o, struct ferry_error *err);
 int multifd_start(struct out *o, unsigned n, uint64_t session,
 		  struct ferry_error *err);
 /* Close each channel's stream with an end record (no digest). */
@@ -76,6 +107,8 @@ void multifd_stop(struct out *o);
 void sender_close(struct sender *s);
 /* Stream bytes on all connections, published by their senders. */
 uint64_t out_bytes(struct out *o);
+/* Pages sent, in any encoding, on all connections. */
+uint64_t out_pages(struct out *o);
 /* Refresh the statistics that the senders feed. */
 void out_publish(struct out *o, uint64_t remaining_pages);
 /* The destination's reason, if it sent one, else a send error. */

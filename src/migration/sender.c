@@ -11,6 +11,7 @@
  * "Multifd").  The main connection carries everything else.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,25 @@
 
 #include "codec.h"
 #include "codec_auto.h"
+#include "le.h"
 #include "outgoing.h"
 #include "transport.h"
 
 #define PAGES_PER_CHECK 256 /* cancel / rate-limit check interval */
 #define GRANULE_SHIFT	9   /* 512 pages of 4 KiB: 2 MiB */
+
+uint64_t out_pages(struct out *o)
+{
+	uint64_t n;
+	unsigned i;
+
+	pthread_mutex_lock(&o->m->lock);
+	n = o->main.pub_pages;
+	for (i = 0; i < o->nchans; i++)
+		n += o->chans[i].pub_pages;
+	pthread_mutex_unlock(&o->m->lock);
+	return n;
+}
 
 uint64_t out_bytes(struct out *o)
 {
@@ -79,6 +94,14 @@ static void sender_publish(struct sender *s)
 	s->pub_unchanged = s->unchanged;
 	s->pub_compressed = s->compressed;
 	s->pub_compressed_bytes = s->compressed_bytes;
+	s->pub_checked = s->checked;
+	s->pub_pages = s->normal + s->duplicate + s->unchanged + s->compressed +
+		       s->xbz_pages;
+	s->pub_xbz[0] = s->xbz_pages;
+	s->pub_xbz[1] = s->xbz_bytes;
+	s->pub_xbz[2] = s->xbz_lookups;
+	s->pub_xbz[3] = s->xbz_miss;
+	s->pub_xbz[4] = s->xbz_overflow;
 	if (s->autoc_on)
 		s->pub_auto = s->autoc;
 	auto_stats(s->o, &m->stats);
@@ -88,8 +111,8 @@ static void sender_publish(struct sender *s)
 void out_publish(struct out *o, uint64_t remaining_pages)
 {
 	struct ferry_migration *m = o->m;
-	uint64_t bytes, dup, norm, unch, cp, cb;
-	unsigned i;
+	uint64_t bytes, dup, norm, unch, cp, cb, ck, xbz[5];
+	unsigned i, k;
 
 	sender_publish(&o->main);
 	pthread_mutex_lock(&m->lock);
@@ -99,6 +122,8 @@ void out_publish(struct out *o, uint64_t remaining_pages)
 	unch = o->main.pub_unchanged;
 	cp = o->main.pub_compressed;
 	cb = o->main.pub_compressed_bytes;
+	ck = o->main.pub_checked;
+	memcpy(xbz, o->main.pub_xbz, sizeof(xbz));
 	for (i = 0; i < o->nchans; i++) {
 		bytes += o->chans[i].pub_bytes;
 		dup += o->chans[i].pub_duplicate;
@@ -106,7 +131,16 @@ void out_publish(struct out *o, uint64_t remaining_pages)
 		unch += o->chans[i].pub_unchanged;
 		cp += o->chans[i].pub_compressed;
 		cb += o->chans[i].pub_compressed_bytes;
+		ck += o->chans[i].pub_checked;
+		for (k = 0; k < 5; k++)
+			xbz[k] += o->chans[i].pub_xbz[k];
 	}
+	m->stats.checked = ck;
+	m->stats.xbzrle_pages = xbz[0];
+	m->stats.xbzrle_bytes = xbz[1];
+	m->stats.xbzrle_lookups = xbz[2];
+	m->stats.xbzrle_cache_miss = xbz[3];
+	m->stats.xbzrle_overflow = xbz[4];
 	m->stats.transferred = bytes;
 	m->stats.duplicate = dup;
 	m->stats.normal = norm;
@@ -127,15 +161,14 @@ void out_publish(struct out *o, uint64_t remaining_pages)
  */
 int peer_verdict(struct out *o, int rc, struct ferry_error *err)
 {
-	char msg[MIG_RESULT_MSG_MAX + 1];
+	char msg[RP_RESULT_MSG_MAX + 1];
 	struct ferry_error e = { 0 };
 	int status;
 
 	if (rc == -ECANCELED || atomic_load(&o->m->cancel) == 1)
 		return ferry_error_set(err, -ECANCELED,
 				       "migration cancelled by request");
-	if (mig_recv_result(o->main.fd, 1000, &status, msg, sizeof(msg), &e) ==
-		    0 &&
+	if (rp_wait_result(&o->rp, 1000, &status, msg, sizeof(msg), &e) == 0 &&
 	    status)
 		return ferry_error_set(err, -status, "destination: %s", msg);
 	return ferry_error_set(err, rc, "sending to the destination: %s",
@@ -152,7 +185,7 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	if (atomic_load(&o->m->cancel) == 1)
 		return ferry_error_set(err, -ECANCELED,
 				       "migration cancelled by request");
-	if (mig_result_pending(o->main.fd))
+	if (rp_spoke(&o->rp))
 		return peer_verdict(o, -ECONNRESET, err);
 	pthread_mutex_lock(&o->m->lock);
 	bw = o->m->params.max_bandwidth / (o->nchans ? o->nchans : 1);
@@ -185,30 +218,168 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	return 0;
 }
 
+/* ---- unchanged runs ---------------------------------------------------- */
+
+/* Unchanged pages in a row go as one record. */
+static int run_flush(struct sender *s)
+{
+	const struct ferry_vm *vm = s->o->vm;
+	uint64_t off = s->run_first * vm->page_size;
+	uint32_t id = vm->blocks[s->run_block].id;
+	const uint8_t *copy;
+	uint8_t le[4];
+	int rc;
+
+	if (!s->run_count)
+		return 0;
+	le32_store(le, s->run_count);
+	rc = s->run_count == 1
+		     ? ferry_stream_put_page(s->enc, id, off,
+					     FERRY_PAGE_UNCHANGED, NULL, 0)
+		     : ferry_stream_put_page_copy(s->enc, id, off,
+						  FERRY_PAGE_UNCHANGED_RUN, le,
+						  4, &copy);
+	s->run_count = 0;
+	return rc;
+}
+
+static int run_add(struct sender *s, uint32_t bi, uint64_t page)
+{
+	int rc = 0;
+
+	s->unchanged++;
+	if (s->run_count && s->run_block == bi &&
+	    s->run_first + s->run_count == page && s->run_count < UINT32_MAX) {
+		s->run_count++;
+		return 0;
+	}
+	rc = run_flush(s);
+	s->run_block = bi;
+	s->run_first = page;
+	s->run_count = 1;
+	return rc;
+}
+
+/* ---- XBZRLE cache ------------------------------------------------------ */
+
+static int xbz_open(struct sender *s, uint64_t bytes, uint32_t ps)
+{
+	struct xbz_cache *c = &s->xbz;
+
+	c->nslots = bytes / ps ? bytes / ps : 1;
+	c->keys = calloc(c->nslots, sizeof(*c->keys));
+	c->data = malloc(c->nslots * ps);
+	return c->keys && c->data ? 0 : -ENOMEM;
+}
+
+static void xbz_close(struct sender *s)
+{
+	free(s->xbz.keys);
+	free(s->xbz.data);
+	memset(&s->xbz, 0, sizeof(s->xbz));
+}
+
+static uint64_t xbz_slot(const struct xbz_cache *c, uint64_t gpn)
+{
+	return (gpn * 0x9e3779b97f4a7c15ull >> 17) % c->nslots;
+}
+
+/* The cached copy of page gpn, or NULL. */
+static uint8_t *xbz_find(struct sender *s, uint64_t gpn, uint32_t ps)
+{
+	uint64_t k = xbz_slot(&s->xbz, gpn);
+
+	return s->xbz.keys[k] == gpn + 1 ? s->xbz.data + k * ps : NULL;
+}
+
+/* After a send: keep what the destination now holds, when it is known
+ * exactly, else forget the page. */
+static void xbz_note(struct sender *s, uint64_t gpn, const uint8_t *exact,
+		     uint32_t ps)
+{
+	uint64_t k = xbz_slot(&s->xbz, gpn);
+
+	if (exact) {
+		s->xbz.keys[k] = gpn + 1;
+		memcpy(s->xbz.data + k * ps, exact, ps);
+	} else if (s->xbz.keys[k] == gpn + 1) {
+		s->xbz.keys[k] = 0;
+	}
+}
+
+/* ---- pages --------------------------------------------------------------- */
+
+/* The page as a delta against the destination's copy, when that copy is
+ * cached and the delta is smaller than a page.  1: sent; 0: send it
+ * another way (the cache is refreshed afterwards). */
+static int try_xbzrle(struct sender *s, uint32_t bi, uint64_t off, uint64_t gpn,
+		      const uint8_t *p, int *rc)
+{
+	struct out *o = s->o;
+	uint32_t ps = o->vm->page_size;
+	uint8_t *old = xbz_find(s, gpn, ps), *z = s->scratch + ps;
+	uint64_t page = off / ps;
+	const uint8_t *copy;
+	ptrdiff_t n;
+
+	s->xbz_lookups++;
+	if (!old) {
+		s->xbz_miss++;
+		return 0;
+	}
+	memcpy(s->scratch, p, ps); /* a still copy: the delta is exact */
+	n = xbzrle_encode(old, s->scratch, ps, z, ps - 1);
+	if (n < 0) {
+		s->xbz_overflow++;
+		return 0;
+	}
+	if (n == 0) /* what the destination holds already */
+		*rc = run_add(s, bi, page);
+	else
+		*rc = ferry_stream_put_page_copy(s->enc, o->vm->blocks[bi].id,
+						 off, FERRY_PAGE_XBZRLE, z,
+						 (uint32_t)n, &copy);
+	o->ph.h[bi][page] = ferry_page_hash(s->scratch, ps);
+	o->ph.exact[bi][page / 64] |= 1ull << (page % 64);
+	memcpy(old, s->scratch, ps);
+	if (n) {
+		s->xbz_pages++;
+		s->xbz_bytes += (uint64_t)n;
+	}
+	return 1;
+}
+
 /*
  * One page, as the cheapest record that leaves the destination with
  * exactly its content:
  *   zero        a flag; the destination zeroes its copy;
  *   unchanged   a flag, when the page hashes to what the destination is
  *               known to hold (the hash of an exact copy sent earlier);
+ *   check       the hash, when the page hashes to what was sent before
+ *               but that send was not exact (see raw, first): the
+ *               destination compares it with the hash of its copy and,
+ *               if they differ, asks for the page again (out_sync);
+ *   xbzrle      a delta against the cached copy of what was last sent;
  *   raw, first  sent from guest RAM without a copy; its hash is taken
  *               before the send, so a write racing the send can make it
  *               differ from what arrives: such a write also dirties the
  *               page, which is then sent again, so the hash is never
  *               trusted for "unchanged" (its exact bit stays clear);
- *   raw, again  copied first, and the copy hashed and sent: exact.
+ *   raw, again  copied first, and the copy hashed and sent: exact;
+ *   compressed  the same, through zstd or lz4.
  * The digest is built from these hashes; every page's last record is one
  * whose hash matches what arrived (docs/stream.md, "The digest").
  */
-static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
-		     struct ferry_error *err)
+static int send_page(struct sender *s, uint32_t bi, uint64_t page,
+		     enum send_mode mode, struct ferry_error *err)
 {
 	struct out *o = s->o;
 	const struct ferry_ramblock *b = &o->vm->blocks[bi];
 	uint32_t ps = o->vm->page_size;
 	uint64_t off = page * ps, *h = &o->ph.h[bi][page];
 	uint64_t *ex = &o->ph.exact[bi][page / 64], bit = 1ull << (page % 64);
-	const uint8_t *p = b->host + off, *copy;
+	uint64_t gpn = o->first_page[bi] + page;
+	const uint8_t *p = b->host + off, *copy = NULL;
 	uint64_t hash;
 	int rc;
 
@@ -218,11 +389,29 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 		s->duplicate++;
 		*h = o->ph.zero;
 		*ex |= bit;
-	} else if (again && (*ex & bit) &&
-		   (hash = ferry_page_hash(p, ps)) == *h) {
-		rc = ferry_stream_put_page(s->enc, b->id, off,
-					   FERRY_PAGE_UNCHANGED, NULL, 0);
-		s->unchanged++;
+		if (o->xbzrle)
+			xbz_note(s, gpn, NULL, ps);
+	} else if (mode == SEND_AGAIN &&
+		   (hash = ferry_page_hash(p, ps)) == *h &&
+		   ((*ex & bit) || !o->final)) {
+		if (*ex & bit) {
+			rc = run_add(s, bi, page);
+		} else {
+			uint8_t le[8];
+
+			le64_store(le, hash);
+			rc = ferry_stream_put_page_copy(s->enc, b->id, off,
+							FERRY_PAGE_CHECK, le, 8,
+							&copy);
+			s->checked++;
+			s->checks_unsynced = true;
+			/* out of memory: it only stays inexact */
+			(void)ferry_dirty_set_add(&s->checked_set, bi, page, 1);
+			s->unchanged++;
+		}
+	} else if (mode != SEND_FIRST && o->xbzrle &&
+		   try_xbzrle(s, bi, off, gpn, p, &rc)) {
+		; /* sent as a delta */
 	} else {
 		const struct page_codec *c = s->codec;
 		void *ctx = s->cctx;
@@ -264,7 +453,8 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 					s->scratch, ps, &copy);
 				s->normal++;
 			}
-		} else if (!again) {
+			copy = s->scratch;
+		} else if (mode == SEND_FIRST) {
 			*h = ferry_page_hash(p, ps);
 			*ex &= ~bit;
 			cpu = timed ? mig_now_ns() - t0 : 0;
@@ -287,6 +477,8 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page, bool again,
 					   wire + FERRY_STREAM_RECORD_HDR_LEN +
 						   FERRY_STREAM_PAGE_HDR_LEN,
 					   ps);
+		if (o->xbzrle)
+			xbz_note(s, gpn, rc ? NULL : copy, ps);
 	}
 	if (rc)
 		return peer_verdict(o, rc, err);
@@ -310,7 +502,7 @@ static bool mine(const struct sender *s, uint32_t bi, uint64_t page)
 
 /* This sender's share of a set (NULL: of all RAM), then a flush. */
 static int send_share(struct sender *s, const struct ferry_dirty_set *set,
-		      struct ferry_error *err)
+		      enum send_mode mode, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = s->o->vm;
 	uint64_t k;
@@ -324,7 +516,7 @@ static int send_share(struct sender *s, const struct ferry_dirty_set *set,
 			for (k = 0; k < r->count && !rc; k++)
 				if (mine(s, r->block, r->first + k))
 					rc = send_page(s, r->block,
-						       r->first + k, true, err);
+						       r->first + k, mode, err);
 		}
 	} else {
 		for (i = 0; i < vm->nblocks && !rc; i++) {
@@ -332,12 +524,14 @@ static int send_share(struct sender *s, const struct ferry_dirty_set *set,
 
 			for (k = 0; k < n && !rc; k++)
 				if (mine(s, (uint32_t)i, k))
-					rc = send_page(s, (uint32_t)i, k, false,
-						       err);
+					rc = send_page(s, (uint32_t)i, k,
+						       SEND_FIRST, err);
 		}
 	}
 	if (!rc) {
-		rc = ferry_stream_flush(s->enc);
+		rc = run_flush(s);
+		if (!rc)
+			rc = ferry_stream_flush(s->enc);
 		if (rc)
 			rc = peer_verdict(s->o, rc, err);
 	}
@@ -354,6 +548,7 @@ static void *channel_main(void *arg)
 	pthread_mutex_lock(&o->lock);
 	for (;;) {
 		const struct ferry_dirty_set *job;
+		enum send_mode mode;
 
 		while (o->generation == seen && !o->quit)
 			pthread_cond_wait(&o->go, &o->lock);
@@ -361,9 +556,10 @@ static void *channel_main(void *arg)
 			break;
 		seen = o->generation;
 		job = o->job;
+		mode = o->job_mode;
 		pthread_mutex_unlock(&o->lock);
 		ferry_error_clear(&s->err);
-		s->rc = send_share(s, job, &s->err);
+		s->rc = send_share(s, job, mode, &s->err);
 		pthread_mutex_lock(&o->lock);
 		if (--o->busy == 0)
 			pthread_cond_broadcast(&o->done);
@@ -373,14 +569,15 @@ static void *channel_main(void *arg)
 }
 
 int send_pages(struct out *o, const struct ferry_dirty_set *set,
-	       struct ferry_error *err)
+	       enum send_mode mode, struct ferry_error *err)
 {
 	unsigned i;
 
 	if (!o->nchans)
-		return send_share(&o->main, set, err);
+		return send_share(&o->main, set, mode, err);
 	pthread_mutex_lock(&o->lock);
 	o->job = set;
+	o->job_mode = mode;
 	o->busy = o->nchans;
 	o->generation++;
 	pthread_cond_broadcast(&o->go);
@@ -395,6 +592,85 @@ int send_pages(struct out *o, const struct ferry_dirty_set *set,
 					ferry_error_msg(&o->chans[i].err));
 			return o->chans[i].rc;
 		}
+	return 0;
+}
+
+static void mark_exact(struct out *o, const struct ferry_dirty_set *set,
+		       bool exact)
+{
+	size_t i;
+	uint64_t k;
+
+	for (i = 0; i < set->n; i++) {
+		const struct ferry_dirty_range *r = &set->ranges[i];
+
+		for (k = r->first; k < r->first + r->count; k++) {
+			uint64_t *w = &o->ph.exact[r->block][k / 64];
+
+			if (exact)
+				*w |= 1ull << (k % 64);
+			else
+				*w &= ~(1ull << (k % 64));
+		}
+	}
+}
+
+int out_sync(struct out *o, struct ferry_error *err)
+{
+	unsigned ids[FERRY_STREAM_MAX_CHANNELS + 1], n = 0, i;
+	struct sender *s;
+	bool any = false;
+	int rc = 0;
+
+	for (i = 0; i < (o->nchans ? o->nchans : 1); i++)
+		any |= (o->nchans ? &o->chans[i] : &o->main)->checks_unsynced;
+	if (!any)
+		return 0;
+	o->sync_seq++;
+	/* the channels' threads are idle between jobs */
+	for (i = 0; i < (o->nchans ? o->nchans : 1) && !rc; i++) {
+		s = o->nchans ? &o->chans[i] : &o->main;
+		rc = ferry_stream_put_sync(s->enc, o->sync_seq);
+		if (!rc)
+			rc = ferry_stream_flush(s->enc);
+		s->checks_unsynced = false;
+		ids[n++] = s->index;
+	}
+	if (!rc)
+		rc = rp_wait_acks(&o->rp, ids, n, o->sync_seq, &o->m->cancel,
+				  err);
+	if (rc)
+		return err->code ? rc : peer_verdict(o, rc, err);
+	rp_take_resends(&o->rp, &o->resend);
+	/* The destination holds what each checked page hashes to, except
+	 * the stale ones: those go again, in full. */
+	for (i = 0; i < (o->nchans ? o->nchans : 1); i++) {
+		s = o->nchans ? &o->chans[i] : &o->main;
+		mark_exact(o, &s->checked_set, true);
+		ferry_dirty_set_reset(&s->checked_set);
+	}
+	mark_exact(o, &o->resend, false);
+	pthread_mutex_lock(&o->m->lock);
+	o->m->stats.stale = o->rp.resends;
+	pthread_mutex_unlock(&o->m->lock);
+	if (!o->resend.pages)
+		return 0;
+	return send_pages(o, &o->resend, SEND_FULL, err);
+}
+
+int out_number_pages(struct out *o, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = o->vm;
+	uint64_t pages = 0;
+	unsigned i;
+
+	o->first_page = calloc(vm->nblocks, sizeof(*o->first_page));
+	if (!o->first_page)
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	for (i = 0; i < vm->nblocks; i++) {
+		o->first_page[i] = pages;
+		pages += vm->blocks[i].length / vm->page_size;
+	}
 	return 0;
 }
 
@@ -428,18 +704,30 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 					       "out of memory for codec-auto");
 		s->autoc_on = true;
 	}
-	if (s->codec || s->autoc_on) {
+	if (p.xbzrle && (o->nchans ? index >= 1 : index == 0)) {
+		/* the cache, split among the page carriers */
+		uint64_t share =
+			p.xbzrle_cache_size / (o->nchans ? o->nchans : 1);
+
+		if (xbz_open(s, share, vm->page_size))
+			return ferry_error_set(err, -ENOMEM,
+					       "out of memory for the xbzrle "
+					       "cache (%" PRIu64 " bytes)",
+					       share);
+	}
+	if (s->codec || s->autoc_on || p.xbzrle) {
 		s->scratch = malloc(2 * (size_t)vm->page_size);
 		if (!s->scratch)
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for compression");
 	}
-	rc = ferry_stream_put_header(s->enc,
-				     (o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
-					     FERRY_STREAM_F_UNCHANGED |
-					     (s->codec || s->autoc_on
-						      ? FERRY_STREAM_F_COMPRESS
-						      : 0));
+	rc = ferry_stream_put_header(
+		s->enc,
+		(o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
+			FERRY_STREAM_F_UNCHANGED | FERRY_STREAM_F_CHECK |
+			(p.xbzrle ? FERRY_STREAM_F_XBZRLE : 0) |
+			(s->codec || s->autoc_on ? FERRY_STREAM_F_COMPRESS
+						 : 0));
 	if (!rc && o->nchans)
 		rc = ferry_stream_put_channel(s->enc, session, (uint16_t)index,
 					      (uint16_t)o->nchans);
@@ -474,24 +762,19 @@ void sender_close(struct sender *s)
 	s->autoc_on = false;
 	free(s->scratch);
 	s->scratch = NULL;
+	xbz_close(s);
+	ferry_dirty_set_free(&s->checked_set);
 }
 
 int multifd_start(struct out *o, unsigned n, uint64_t session,
 		  struct ferry_error *err)
 {
-	const struct ferry_vm *vm = o->vm;
-	uint64_t pages = 0;
 	unsigned i;
 	int rc;
 
-	o->first_page = calloc(vm->nblocks, sizeof(*o->first_page));
 	o->chans = calloc(n, sizeof(*o->chans));
-	if (!o->first_page || !o->chans)
+	if (!o->chans)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
-	for (i = 0; i < vm->nblocks; i++) {
-		o->first_page[i] = pages;
-		pages += vm->blocks[i].length / vm->page_size;
-	}
 	for (i = 0; i < n; i++)
 		o->chans[i].fd = -1;
 	for (i = 0; i < n; i++) {
@@ -539,7 +822,5 @@ void multifd_stop(struct out *o)
 		sender_close(&o->chans[i]);
 	}
 	free(o->chans);
-	free(o->first_page);
 	o->chans = NULL;
-	o->first_page = NULL;
 }

@@ -30,6 +30,8 @@ struct ferry_stream_decoder {
 	bool unchanged_ok; /* header flag UNCHANGED */
 	bool compress_ok;  /* header flag COMPRESS */
 	void *cctx[8];	   /* decompression contexts, by encoding */
+	bool check_ok;	   /* header flag CHECK */
+	bool xbzrle_ok;	   /* header flag XBZRLE */
 	uint64_t last_iter;
 	struct ferry_stream_config config;
 	uint32_t last_block; /* cache for block id lookups */
@@ -54,6 +56,7 @@ static const char *const type_names[] = {
 	[FERRY_REC_ITER_END] = "end-of-iteration",
 	[FERRY_REC_END] = "end-of-stream",
 	[FERRY_REC_CHANNEL] = "channel",
+	[FERRY_REC_SYNC] = "sync",
 };
 
 const char *ferry_record_type_name(uint32_t type)
@@ -210,6 +213,8 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 	d->want_channel = f & FERRY_STREAM_F_MULTIFD;
 	d->unchanged_ok = f & FERRY_STREAM_F_UNCHANGED;
 	d->compress_ok = f & FERRY_STREAM_F_COMPRESS;
+	d->check_ok = f & FERRY_STREAM_F_CHECK;
+	d->xbzrle_ok = f & FERRY_STREAM_F_XBZRLE;
 	if (flags)
 		*flags = f;
 	return 0;
@@ -409,6 +414,26 @@ static int find_block(struct ferry_stream_decoder *d, uint32_t id,
 	return -ENXIO;
 }
 
+/* The payload length of the fixed-size encodings. */
+static uint32_t payload_len(uint32_t enc, uint32_t ps)
+{
+	if (enc == FERRY_PAGE_RAW)
+		return ps;
+	if (enc == FERRY_PAGE_CHECK)
+		return 8;
+	return enc == FERRY_PAGE_UNCHANGED_RUN ? 4 : 0;
+}
+
+static const char *encoding_name(uint32_t enc)
+{
+	static const char *const names[] = {
+		"raw", "zero",	"unchanged", "zstd",
+		"lz4", "check", "xbzrle",    "unchanged-run",
+	};
+
+	return enc < 8 ? names[enc] : "unknown";
+}
+
 static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 		     struct ferry_stream_record *rec, struct ferry_error *err)
 {
@@ -416,6 +441,7 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 	const struct ferry_stream_block *b;
 	uint8_t h[FERRY_STREAM_PAGE_HDR_LEN];
 	const struct page_codec *codec;
+	bool xbz;
 	uint32_t idx, plen, enc;
 	uint64_t off;
 	uint8_t *dst = NULL;
@@ -465,31 +491,72 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 			    "'%s' (%" PRIu64 " bytes)",
 			    at, off, b->name, b->length);
 	codec = d->compress_ok ? codec_by_encoding(enc) : NULL;
+	xbz = enc == FERRY_PAGE_XBZRLE && d->xbzrle_ok;
 	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
-	    !(enc == FERRY_PAGE_UNCHANGED && d->unchanged_ok) && !codec)
+	    !((enc == FERRY_PAGE_UNCHANGED ||
+	       enc == FERRY_PAGE_UNCHANGED_RUN) &&
+	      d->unchanged_ok) &&
+	    !(enc == FERRY_PAGE_CHECK && d->check_ok) && !xbz && !codec)
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": page record "
 			    "has unknown encoding %u",
 			    at, enc);
-	if (codec && (plen == 0 || plen >= ps))
+	if ((codec || xbz) && (plen == 0 || plen >= ps))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s page record "
 			    "carries %u payload bytes (1 to %u)",
-			    at, codec->name, plen, ps - 1);
-	if ((enc == FERRY_PAGE_RAW && plen != ps) ||
-	    (!codec && enc != FERRY_PAGE_RAW && plen != 0))
+			    at, xbz ? "xbzrle" : codec->name, plen, ps - 1);
+	if (!codec && !xbz && plen != payload_len(enc, ps))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s page "
-			    "record carries %u payload bytes",
-			    at,
-			    enc == FERRY_PAGE_RAW    ? "raw"
-			    : enc == FERRY_PAGE_ZERO ? "zero"
-						     : "unchanged",
-			    plen);
+			    "record carries %u payload bytes (%u expected)",
+			    at, encoding_name(enc), plen, payload_len(enc, ps));
 
 	if (d->ram)
 		dst = d->ram[d->ram_map[idx]].host + off;
-	if (codec) {
+	rec->u.page.run = 1;
+	if (enc == FERRY_PAGE_UNCHANGED_RUN) {
+		uint8_t c[4];
+		uint32_t n;
+
+		rc = read_exact(d, c, 4, "page record", at, err);
+		if (rc)
+			return rc;
+		n = le32_load(c);
+		if (n == 0 || n > (b->length - off) / ps)
+			return FAIL(n ? -ERANGE : -EBADMSG,
+				    "stream offset %" PRIu64
+				    ": unchanged-run of %u pages at 0x%" PRIx64
+				    " in block '%s' (1 to the end of the "
+				    "block)",
+				    at, n, off, b->name);
+		rec->u.page.run = n;
+	} else if (xbz || enc == FERRY_PAGE_CHECK) {
+		/* a delta, or a hash: into the body buffer */
+		if (body_reserve(d, plen + ps))
+			return FAIL(-ENOMEM, "out of memory");
+		rc = read_exact(d, d->body, plen, "page record", at, err);
+		if (rc)
+			return rc;
+		if (enc == FERRY_PAGE_CHECK) {
+			rec->u.page.check_hash = le64_load(d->body);
+		} else {
+			uint8_t *into = dst;
+
+			if (!into) { /* inspection: check it on a zero page */
+				into = d->body + plen;
+				memset(into, 0, ps);
+			}
+			if (xbzrle_decode(d->body, plen, into, ps))
+				return FAIL(-EBADMSG,
+					    "stream offset %" PRIu64
+					    ": xbzrle page record's delta "
+					    "is malformed or runs past the "
+					    "page",
+					    at);
+			rec->u.page.data = into;
+		}
+	} else if (codec) {
 		/* compressed: into the body buffer, then out into the page */
 		if (body_reserve(d, plen + ps))
 			return FAIL(-ENOMEM, "out of memory");
@@ -510,7 +577,7 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 				    "page",
 				    at, codec->name);
 		rec->u.page.data = dst ? dst : d->body + plen;
-	} else if (plen) {
+	} else if (enc == FERRY_PAGE_RAW) {
 		uint8_t *into = dst;
 
 		if (!into) {
@@ -623,6 +690,8 @@ static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
 		return 24;
 	case FERRY_REC_CHANNEL:
 		return 16;
+	case FERRY_REC_SYNC:
+		return 8;
 	}
 	return 0;
 }
@@ -653,8 +722,9 @@ static int next_record(struct ferry_stream_decoder *d,
 	rec->type = (enum ferry_record_type)type;
 	rec->stream_offset = at;
 
-	if (type < FERRY_REC_CONFIG || type > FERRY_REC_CHANNEL ||
-	    (type == FERRY_REC_CHANNEL && !d->want_channel))
+	if (type < FERRY_REC_CONFIG || type > FERRY_REC_SYNC ||
+	    (type == FERRY_REC_CHANNEL && !d->want_channel) ||
+	    (type == FERRY_REC_SYNC && !d->check_ok))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": unknown "
 			    "record type %u",
@@ -687,7 +757,7 @@ static int next_record(struct ferry_stream_decoder *d,
 			    "length %u exceeds the limit of %" PRIu64,
 			    at, tn, len, max_body(d, type));
 	if ((type == FERRY_REC_ITER_END || type == FERRY_REC_END ||
-	     type == FERRY_REC_CHANNEL) &&
+	     type == FERRY_REC_CHANNEL || type == FERRY_REC_SYNC) &&
 	    len != max_body(d, type))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s record "
@@ -746,6 +816,9 @@ static int next_record(struct ferry_stream_decoder *d,
 				    rec->u.channel.count,
 				    FERRY_STREAM_MAX_CHANNELS);
 		d->want_channel = false;
+		return 0;
+	case FERRY_REC_SYNC:
+		rec->u.sync.seq = le64_load(d->body);
 		return 0;
 	case FERRY_REC_END:
 		rc = parse_end(d, at, rec, err);

@@ -318,3 +318,12 @@ int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
 	le32_store(h + 20, 0);
 	return put_bytes(e, h, sizeof(h));
 }
+
+int ferry_stream_put_sync(struct ferry_stream_encoder *e, uint64_t seq)
+{
+	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN + 8];
+
+	record_header(h, FERRY_REC_SYNC, 8);
+	le64_store(h + 8, seq);
+	return put_bytes(e, h, sizeof(h));
+}

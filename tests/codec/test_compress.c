@@ -1,6 +1,7 @@
 /*
  * test_compress.c - page compressors: round trips on random, zero, text
- * and near-identical pages, and refusal of corrupted or truncated input.
+ * and near-identical pages, and refusal of corrupted or truncated input;
+ * the same for XBZRLE deltas.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -103,12 +104,116 @@ static void test_lookup(void **state)
 	assert_null(codec_by_encoding(0));
 }
 
+/* Every kind of old page against every kind of new page, plus a few
+ * bytes changed: the delta rebuilds the new page exactly. */
+static void test_xbzrle_round_trip(void **state)
+{
+	uint8_t old[PS], new[PS], back[PS], d[PS];
+	int a, b, k;
+
+	(void)state;
+	for (a = 0; a < 4; a++)
+		for (b = 0; b < 5; b++) {
+			ptrdiff_t n;
+
+			fill(old, a, 11);
+			if (b < 4) {
+				fill(new, b, 12);
+			} else { /* near-identical: a few words rewritten */
+				memcpy(new, old, PS);
+				for (k = 0; k < 6; k++) {
+					uint64_t v = 0x1234567890abcdefull *
+						     (uint64_t)(k + 1);
+
+					memcpy(new + ((size_t)k * 677 % PS &
+						      ~7u),
+					       &v, 8);
+				}
+			}
+			n = xbzrle_encode(old, new, PS, d, PS - 1);
+			if (n < 0) { /* no smaller than a page: overflow */
+				assert_true(memcmp(old, new, PS) != 0);
+				continue;
+			}
+			if (b == 4)
+				assert_true(n > 0 && n <= 6 * (8 + 3));
+			memcpy(back, old, PS);
+			assert_int_equal(xbzrle_decode(d, (size_t)n, back, PS),
+					 0);
+			assert_memory_equal(back, new, PS);
+		}
+	/* equal pages: an empty delta */
+	fill(old, 2, 3);
+	assert_int_equal(xbzrle_encode(old, old, PS, d, PS - 1), 0);
+	assert_int_equal(xbzrle_decode(d, 0, back, PS), 0);
+}
+
+/* Changes at the very first and very last byte, and a single equal byte
+ * inside a changed run. */
+static void test_xbzrle_edges(void **state)
+{
+	uint8_t old[PS] = { 0 }, new[PS] = { 0 }, back[PS], d[64];
+	ptrdiff_t n;
+
+	(void)state;
+	new[0] = 1;
+	new[2] = 3; /* new[1] equal: folded into one run */
+	new[PS - 1] = 9;
+	n = xbzrle_encode(old, new, PS, d, sizeof(d));
+	/* (0, 3, 1 0 3) and (4092 as two bytes, 1, 9) */
+	assert_int_equal(n, 2 + 3 + 3 + 1);
+	memset(back, 0, PS);
+	assert_int_equal(xbzrle_decode(d, (size_t)n, back, PS), 0);
+	assert_memory_equal(back, new, PS);
+	/* too small a budget: overflow, not a truncated delta */
+	assert_int_equal(xbzrle_encode(old, new, PS, d, 4), -1);
+}
+
+/* Deltas off the wire that must be refused, leaving the page alone. */
+static void test_xbzrle_malformed(void **state)
+{
+	static const struct {
+		const char *why;
+		uint8_t d[8];
+		size_t n;
+	} bad[] = {
+		{ "count of zero", { 0, 0 }, 2 },
+		{ "bytes missing", { 0, 4, 1, 2 }, 4 },
+		{ "skip past the page", { 0x81, 0x20, 1, 7 }, 4 },   /* 4097 */
+		{ "run past the page", { 0xff, 0x1f, 2, 1, 1 }, 5 }, /* 4095+2 */
+		{ "second skip of zero", { 0, 1, 5, 0, 1, 6 }, 6 },
+		{ "varint cut short", { 0x80 }, 1 },
+		{ "varint too long", { 0x80, 0x80, 0x80, 0x80, 0x80, 1 }, 6 },
+		{ "count without bytes", { 3 }, 1 },
+	};
+	uint8_t page[PS], was[PS];
+	size_t i;
+
+	(void)state;
+	fill(page, 0, 5);
+	memcpy(was, page, PS);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("# %s\n", bad[i].why);
+		assert_int_equal(xbzrle_decode(bad[i].d, bad[i].n, page, PS),
+				 -EBADMSG);
+		assert_memory_equal(page, was, PS);
+	}
+	/* the last byte of the page, exactly */
+	assert_int_equal(xbzrle_decode((const uint8_t[]){ 0xff, 0x1f, 1, 7 }, 4,
+				       page, PS),
+			 0);
+	assert_int_equal(page[PS - 1], 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_zstd),
 		cmocka_unit_test(test_lz4),
 		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_xbzrle_round_trip),
+		cmocka_unit_test(test_xbzrle_edges),
+		cmocka_unit_test(test_xbzrle_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

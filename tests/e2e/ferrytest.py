@@ -88,6 +88,15 @@ class QMP:
 
 
 _live = []
+_tmpdirs = []
+
+
+@atexit.register
+def _rmtmp():
+    """Temporary folders go when the test program ends."""
+    import shutil
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @atexit.register
@@ -105,7 +114,10 @@ class Guest:
     """A `ferry run` process with a QMP socket."""
 
     def __init__(self, name, args, incoming=None, tmp=None, prefix=()):
-        self.tmp = tmp or tempfile.mkdtemp(prefix="ferry-e2e-")
+        if not tmp:
+            tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
+            _tmpdirs.append(tmp)
+        self.tmp = tmp
         self.sock = os.path.join(self.tmp, name + ".qmp")
         cmd = [FERRY] + list(prefix) + ["run", "--qmp", "unix:" + self.sock]
         cmd += list(args)

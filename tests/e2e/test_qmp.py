@@ -92,8 +92,8 @@ def t_errors():
                      **{"warp-speed": 9})
     assert "warp-speed" in d, d
     d = expect_error("GenericError", "migrate-set-capabilities",
-                     capabilities=[{"capability": "xbzrle", "state": True}])
-    assert "xbzrle" in d, d
+                     capabilities=[{"capability": "x-colo", "state": True}])
+    assert "x-colo" in d, d
     d = expect_error("GenericError", "migrate-incoming", uri="tcp:0:0")
     assert "incoming" in d, d
 
@@ -117,7 +117,13 @@ def t_parameters():
     caps = {c["capability"]: c["state"]
             for c in g.qmp.cmd("query-migrate-capabilities")}
     assert caps == {"auto-converge": True, "verify": False,
-                    "multifd": False}, caps
+                    "multifd": False, "xbzrle": False}, caps
+    g.qmp.cmd("migrate-set-parameters", **{"xbzrle-cache-size": 32 << 20})
+    p = g.qmp.cmd("query-migrate-parameters")
+    assert p["xbzrle-cache-size"] == 32 << 20, p
+    d = expect_error("GenericError", "migrate-set-parameters",
+                     **{"xbzrle-cache-size": 100})
+    assert "4096" in d, d
     assert g.qmp.cmd("query-migrate") == {}
     names = [c["name"] for c in g.qmp.cmd("query-commands")]
     for n in ("migrate", "migrate-incoming", "migrate_cancel",

@@ -111,10 +111,21 @@ static void check_page(const struct ferry_stream_decoder *d,
 		check(rec->u.page.len == c->page_size && rec->u.page.data,
 		      "raw page without a page of data");
 	else if (rec->u.page.encoding == FERRY_PAGE_ZSTD ||
-		 rec->u.page.encoding == FERRY_PAGE_LZ4)
+		 rec->u.page.encoding == FERRY_PAGE_LZ4 ||
+		 rec->u.page.encoding == FERRY_PAGE_XBZRLE)
 		check(rec->u.page.len > 0 && rec->u.page.len < c->page_size &&
 			      rec->u.page.data,
 		      "compressed page without a page of data");
+	else if (rec->u.page.encoding == FERRY_PAGE_CHECK)
+		check(rec->u.page.len == 8 && !rec->u.page.data,
+		      "check page of other than a hash");
+	else if (rec->u.page.encoding == FERRY_PAGE_UNCHANGED_RUN)
+		check(rec->u.page.len == 4 && !rec->u.page.data &&
+			      rec->u.page.run >= 1 &&
+			      rec->u.page.run <=
+				      (b->length - rec->u.page.offset) /
+					      c->page_size,
+		      "unchanged run past its block");
 	else
 		check((rec->u.page.encoding == FERRY_PAGE_ZERO ||
 		       rec->u.page.encoding == FERRY_PAGE_UNCHANGED) &&
@@ -129,7 +140,8 @@ static void check_page(const struct ferry_stream_decoder *d,
 	check(host != NULL, "page placed in a block the guest lacks");
 	if (rec->u.page.encoding == FERRY_PAGE_RAW ||
 	    rec->u.page.encoding == FERRY_PAGE_ZSTD ||
-	    rec->u.page.encoding == FERRY_PAGE_LZ4) {
+	    rec->u.page.encoding == FERRY_PAGE_LZ4 ||
+	    rec->u.page.encoding == FERRY_PAGE_XBZRLE) {
 		check(rec->u.page.data == host, "page not placed in RAM");
 	} else if (rec->u.page.encoding == FERRY_PAGE_ZERO) {
 		for (k = 0; k < c->page_size; k++)
@@ -158,6 +170,8 @@ static void check_record(const struct ferry_stream_decoder *d,
 	case FERRY_REC_ITER_END:
 		break;
 	case FERRY_REC_END:
+		break;
+	case FERRY_REC_SYNC:
 		break;
 	case FERRY_REC_CHANNEL:
 		check(rec->u.channel.count >= 1 &&

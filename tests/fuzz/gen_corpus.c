@@ -294,7 +294,8 @@ static const struct {
 	{ "noram-other-layout", other_layout, 0 },
 };
 
-/* Header flags for compressed and unchanged pages, one page of each. */
+/* Header flags for compressed, unchanged, checked and XBZRLE pages, one
+ * page of each, and a sync record. */
 static int seed_codecs(const char *dir)
 {
 	const struct page_codec *codecs[2] = { &codec_zstd, &codec_lz4 };
@@ -309,7 +310,9 @@ static int seed_codecs(const char *dir)
 		return s.rc;
 	seed_rc(&s,
 		ferry_stream_put_header(s.e, FERRY_STREAM_F_UNCHANGED |
-						     FERRY_STREAM_F_COMPRESS));
+						     FERRY_STREAM_F_COMPRESS |
+						     FERRY_STREAM_F_CHECK |
+						     FERRY_STREAM_F_XBZRLE));
 	seed_rc(&s, ferry_stream_put_config(s.e, PS, layout, 2));
 	for (i = 0; i < 2; i++) {
 		void *ctx = codecs[i]->ctx_new(1);
@@ -327,6 +330,23 @@ static int seed_codecs(const char *dir)
 	}
 	seed_rc(&s, ferry_stream_put_page(s.e, 1, 0, FERRY_PAGE_UNCHANGED, NULL,
 					  0));
+	{
+		static const uint8_t delta[] = { 10,   3,    7, 8, 9,
+						 0xa0, 0x1f, 1, 5 };
+		uint8_t le[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+		const uint8_t *copy;
+
+		seed_rc(&s, ferry_stream_put_page_copy(s.e, 1, PS,
+						       FERRY_PAGE_XBZRLE, delta,
+						       sizeof(delta), &copy));
+		seed_rc(&s, ferry_stream_put_page_copy(
+				    s.e, 1, 0, FERRY_PAGE_CHECK, le, 8, &copy));
+		le[0] = 2, le[1] = le[2] = le[3] = 0;
+		seed_rc(&s, ferry_stream_put_page_copy(s.e, 1, 0,
+						       FERRY_PAGE_UNCHANGED_RUN,
+						       le, 4, &copy));
+		seed_rc(&s, ferry_stream_put_sync(s.e, 1));
+	}
 	end(&s, NULL);
 	return seed_write(&s, dir, "ram-codecs");
 }

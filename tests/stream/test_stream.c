@@ -694,7 +694,8 @@ static void test_record_type_name(void **state)
 	assert_string_equal(ferry_record_type_name(0), "unknown");
 	assert_string_equal(ferry_record_type_name(FERRY_REC_CHANNEL),
 			    "channel");
-	assert_string_equal(ferry_record_type_name(7), "unknown");
+	assert_string_equal(ferry_record_type_name(FERRY_REC_SYNC), "sync");
+	assert_string_equal(ferry_record_type_name(8), "unknown");
 	assert_string_equal(ferry_record_type_name(UINT32_MAX), "unknown");
 }
 
@@ -860,6 +861,216 @@ static void test_unchanged_encoding(void **state)
 	unchanged_stream(&b, FERRY_STREAM_F_UNCHANGED, 4096);
 	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
 	assert_non_null(strstr(err.msg, "unchanged"));
+	ferry_buf_free(&b);
+}
+
+/* A stream of one page record with the given encoding and payload, then
+ * (when sync) a sync record, then the end. */
+static void one_page_stream(struct ferry_buf *b, uint32_t flags,
+			    enum ferry_page_encoding enc, const void *payload,
+			    uint32_t len, bool sync)
+{
+	struct ferry_ramblock blk = { .id = 0,
+				      .name = "ram0",
+				      .length = 1 << 20 };
+	struct ferry_stream_encoder *e;
+	const uint8_t *copy;
+
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(ferry_stream_encoder_new(ferry_stream_sink_buf(b), &e),
+			 0);
+	assert_int_equal(ferry_stream_put_header(e, flags), 0);
+	assert_int_equal(ferry_stream_put_config(e, 4096, &blk, 1), 0);
+	assert_int_equal(ferry_stream_put_page_copy(e, 0, 4096, enc, payload,
+						    len, &copy),
+			 0);
+	if (sync)
+		assert_int_equal(ferry_stream_put_sync(e, 77), 0);
+	assert_int_equal(ferry_stream_put_end(e, NULL), 0);
+	assert_int_equal(ferry_stream_flush(e), 0);
+	ferry_stream_encoder_free(e);
+}
+
+/* Decode b into ram (1 MiB, one block); the page record into *rec. */
+static int decode_into(const struct ferry_buf *b, uint8_t *ram,
+		       struct ferry_stream_record *rec, struct ferry_error *err)
+{
+	struct ferry_ramblock blk = {
+		.id = 0, .name = "ram0", .host = ram, .length = 1 << 20
+	};
+	struct ferry_stream_memsrc m = { b->data, b->len, 0 };
+	struct ferry_stream_decoder *d;
+	int rc;
+
+	assert_int_equal(
+		ferry_stream_decoder_new(ferry_stream_source_mem(&m), &d), 0);
+	ferry_stream_decoder_attach_ram(d, 4096, &blk, 1);
+	rc = ferry_stream_read_header(d, NULL, err);
+	if (!rc)
+		rc = ferry_stream_decoder_next(d, rec, err); /* config */
+	if (!rc)
+		rc = ferry_stream_decoder_next(d, rec, err); /* the page */
+	ferry_stream_decoder_free(d);
+	return rc;
+}
+
+static void test_check_encoding(void **state)
+{
+	static uint8_t ram[1 << 20];
+	uint8_t hash[8], nine[9] = { 0 };
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record rec, first;
+	struct ferry_buf b;
+	int n;
+
+	(void)state;
+	le64_store(hash, 0x0123456789abcdefull);
+	memset(ram, 0xab, sizeof(ram));
+	one_page_stream(&b, FERRY_STREAM_F_CHECK, FERRY_PAGE_CHECK, hash, 8,
+			true);
+	assert_int_equal(decode_into(&b, ram, &rec, &err), 0);
+	assert_int_equal(rec.u.page.encoding, FERRY_PAGE_CHECK);
+	assert_true(rec.u.page.check_hash == 0x0123456789abcdefull);
+	assert_true(all_bytes(ram, sizeof(ram), 0xab)); /* nothing written */
+	/* the sync record that follows decodes too */
+	assert_int_equal(decode_all(&b, &n, &first, &err), 0);
+	ferry_buf_free(&b);
+	/* without the flag: an unknown encoding */
+	one_page_stream(&b, 0, FERRY_PAGE_CHECK, hash, 8, false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "encoding 5"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* a hash is 8 bytes, no more */
+	one_page_stream(&b, FERRY_STREAM_F_CHECK, FERRY_PAGE_CHECK, nine, 9,
+			false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "check page record carries 9"));
+	ferry_buf_free(&b);
+}
+
+static void test_sync_record(void **state)
+{
+	uint8_t hash[8] = { 0 };
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record first;
+	struct ferry_buf b;
+	size_t at;
+	int n;
+
+	(void)state;
+	/* a sync needs the check flag */
+	one_page_stream(&b, 0, FERRY_PAGE_ZERO, hash, 0, true);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "unknown record type 7"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* and is 8 bytes long */
+	one_page_stream(&b, FERRY_STREAM_F_CHECK, FERRY_PAGE_ZERO, hash, 0,
+			true);
+	at = b.len - (FERRY_STREAM_RECORD_HDR_LEN + 24) -
+	     (FERRY_STREAM_RECORD_HDR_LEN + 8);
+	assert_int_equal(b.data[at], FERRY_REC_SYNC);
+	le32_store(b.data + at + 4, 7);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "sync record length 7"));
+	ferry_buf_free(&b);
+}
+
+static void test_xbzrle_encoding(void **state)
+{
+	static uint8_t ram[1 << 20];
+	/* skip 10, then 3 bytes; skip 4000, then 1 byte */
+	static const uint8_t delta[] = { 10, 3, 7, 8, 9, 0xa0, 0x1f, 1, 5 };
+	static const uint8_t past[] = { 0xff, 0x1f, 2, 1, 1 };
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record rec;
+	struct ferry_buf b;
+
+	(void)state;
+	memset(ram, 0xab, sizeof(ram));
+	one_page_stream(&b, FERRY_STREAM_F_XBZRLE, FERRY_PAGE_XBZRLE, delta,
+			sizeof(delta), false);
+	assert_int_equal(decode_into(&b, ram, &rec, &err), 0);
+	assert_int_equal(rec.u.page.encoding, FERRY_PAGE_XBZRLE);
+	assert_int_equal(ram[4096 + 9], 0xab);
+	assert_int_equal(ram[4096 + 10], 7);
+	assert_int_equal(ram[4096 + 12], 9);
+	assert_int_equal(ram[4096 + 13], 0xab);
+	assert_int_equal(ram[4096 + 4013], 5);
+	assert_true(all_bytes(ram + 4096 + 4014, 4096 - 4014, 0xab));
+	assert_true(all_bytes(ram, 4096, 0xab));
+	assert_true(all_bytes(ram + 8192, sizeof(ram) - 8192, 0xab));
+	ferry_buf_free(&b);
+	/* a delta that runs past the page leaves RAM alone */
+	memset(ram, 0xab, sizeof(ram));
+	one_page_stream(&b, FERRY_STREAM_F_XBZRLE, FERRY_PAGE_XBZRLE, past,
+			sizeof(past), false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "xbzrle"));
+	assert_true(all_bytes(ram, sizeof(ram), 0xab));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* empty, and without the flag */
+	one_page_stream(&b, FERRY_STREAM_F_XBZRLE, FERRY_PAGE_XBZRLE, delta, 0,
+			false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "1 to 4095"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	one_page_stream(&b, FERRY_STREAM_F_COMPRESS, FERRY_PAGE_XBZRLE, delta,
+			sizeof(delta), false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "encoding 6"));
+	ferry_buf_free(&b);
+}
+
+static void test_unchanged_run(void **state)
+{
+	static uint8_t ram[1 << 20];
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record rec;
+	struct ferry_buf b;
+	uint8_t le[4];
+
+	(void)state;
+	memset(ram, 0xab, sizeof(ram));
+	/* pages 1 to 255: to the end of the block */
+	le32_store(le, 255);
+	one_page_stream(&b, FERRY_STREAM_F_UNCHANGED, FERRY_PAGE_UNCHANGED_RUN,
+			le, 4, false);
+	assert_int_equal(decode_into(&b, ram, &rec, &err), 0);
+	assert_int_equal(rec.u.page.encoding, FERRY_PAGE_UNCHANGED_RUN);
+	assert_int_equal(rec.u.page.run, 255);
+	assert_true(all_bytes(ram, sizeof(ram), 0xab));
+	ferry_buf_free(&b);
+	/* one page past the end of the block */
+	le32_store(le, 256);
+	one_page_stream(&b, FERRY_STREAM_F_UNCHANGED, FERRY_PAGE_UNCHANGED_RUN,
+			le, 4, false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -ERANGE);
+	assert_non_null(strstr(err.msg, "unchanged-run of 256 pages"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* a run of none */
+	le32_store(le, 0);
+	one_page_stream(&b, FERRY_STREAM_F_UNCHANGED, FERRY_PAGE_UNCHANGED_RUN,
+			le, 4, false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* without the flag */
+	le32_store(le, 2);
+	one_page_stream(&b, 0, FERRY_PAGE_UNCHANGED_RUN, le, 4, false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "encoding 7"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* the count is 4 bytes */
+	one_page_stream(&b, FERRY_STREAM_F_UNCHANGED, FERRY_PAGE_UNCHANGED_RUN,
+			ram, 8, false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "(4 expected)"));
 	ferry_buf_free(&b);
 }
 
@@ -1098,7 +1309,7 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 8); /* bits 0 to 2 are known */
+	le32_store(s.buf.data + 12, 32); /* bits 0 to 4 are known */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	le32_store(s.buf.data + 12, 0x80000000u);
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
@@ -2341,6 +2552,10 @@ int main(void)
 		cmocka_unit_test(test_header_flags),
 		cmocka_unit_test(test_channel_record),
 		cmocka_unit_test(test_unchanged_encoding),
+		cmocka_unit_test(test_check_encoding),
+		cmocka_unit_test(test_sync_record),
+		cmocka_unit_test(test_xbzrle_encoding),
+		cmocka_unit_test(test_unchanged_run),
 		cmocka_unit_test(test_header_len),
 		cmocka_unit_test(test_truncated_header),
 		cmocka_unit_test(test_empty_after_header),
