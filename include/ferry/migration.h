@@ -25,6 +25,7 @@ enum ferry_mig_state {
 	FERRY_MIG_FAILED,
 	FERRY_MIG_CANCELLING,
 	FERRY_MIG_CANCELLED,
+	FERRY_MIG_POSTCOPY_ACTIVE, /* the destination runs; pages follow */
 };
 
 const char *ferry_mig_state_name(enum ferry_mig_state s);
@@ -46,6 +47,10 @@ struct ferry_mig_params {
 	bool defer_hot_pages;	    /* defer-hot-pages (ferry's), default on */
 	bool xbzrle;		    /* capability "xbzrle" */
 	uint64_t xbzrle_cache_size; /* xbzrle-cache-size, default 64 MiB */
+	bool postcopy_ram;	    /* capability "postcopy-ram" */
+	uint64_t precopy_time_limit_ms; /* precopy-time-limit (ferry's): with
+					   postcopy-ram, switch after this
+					   long; 0 = only when asked */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -98,6 +103,15 @@ struct ferry_mig_stats {
 	uint64_t max_stall_us;
 	/* verify: 0 absent, 1 digest matched, -1 mismatch */
 	int verified;
+	/* post-copy */
+	bool postcopy;			/* it switched to post-copy */
+	uint64_t postcopy_requests;	/* pages asked for (destination) or
+				       answered (source) */
+	uint64_t postcopy_bytes;	/* stream bytes after the switch */
+	uint64_t postcopy_pages;	/* pages that went after the switch */
+	uint64_t postcopy_blocktime_ms; /* destination: vCPU time blocked */
+	uint64_t fault_p50_us, fault_p99_us, fault_max_us;
+	char postcopy_reason[64]; /* why it switched */
 };
 
 struct ferry_migration;
@@ -124,8 +138,14 @@ int ferry_migration_start(struct ferry_migration *m, const char *uri,
 int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 			     struct ferry_error *err);
 
-/* Cancel, in any state; a finished migration ignores it. */
+/* Cancel, in any state; a finished migration ignores it, and so does one
+ * in post-copy (neither side has the whole guest then). */
 void ferry_migration_cancel(struct ferry_migration *m);
+
+/* Source, with postcopy-ram: switch to post-copy at the end of the
+ * current iteration.  -EINVAL (with err) when not possible now. */
+int ferry_migration_start_postcopy(struct ferry_migration *m,
+				   struct ferry_error *err);
 
 void ferry_migration_query(struct ferry_migration *m,
 			   struct ferry_mig_stats *st);

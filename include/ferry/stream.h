@@ -39,10 +39,14 @@
 #define FERRY_STREAM_F_COMPRESS	 4u  /* page encodings 3 and 4 may appear */
 #define FERRY_STREAM_F_CHECK	 8u  /* page encoding 5 and sync records */
 #define FERRY_STREAM_F_XBZRLE	 16u /* page encoding 6 may appear */
+#define FERRY_STREAM_F_POSTCOPY \
+	32u /* records 8 and 9; a channel record
+					follows the header, and the last
+					channel is the urgent one */
 #define FERRY_STREAM_F_KNOWN                                 \
 	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED | \
 	 FERRY_STREAM_F_COMPRESS | FERRY_STREAM_F_CHECK |    \
-	 FERRY_STREAM_F_XBZRLE)
+	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY)
 #define FERRY_STREAM_MAX_CHANNELS 64
 
 enum ferry_record_type {
@@ -51,8 +55,20 @@ enum ferry_record_type {
 	FERRY_REC_DEVICE = 3,
 	FERRY_REC_ITER_END = 4,
 	FERRY_REC_END = 5,
-	FERRY_REC_CHANNEL = 6, /* only with FERRY_STREAM_F_MULTIFD */
-	FERRY_REC_SYNC = 7,    /* only with FERRY_STREAM_F_CHECK */
+	FERRY_REC_CHANNEL = 6,	/* only with FERRY_STREAM_F_MULTIFD */
+	FERRY_REC_SYNC = 7,	/* only with FERRY_STREAM_F_CHECK */
+	FERRY_REC_DISCARD = 8,	/* only with FERRY_STREAM_F_POSTCOPY */
+	FERRY_REC_POSTCOPY = 9, /* only with FERRY_STREAM_F_POSTCOPY */
+};
+
+#define FERRY_STREAM_MAX_DISCARDS 4096 /* ranges per discard record */
+
+/* A range of pages a discard record names. */
+struct ferry_stream_range {
+	uint32_t block_index; /* into the configuration's blocks */
+	uint32_t ram_index;   /* into attached RAM (0 without) */
+	uint64_t first;	      /* page number in the block */
+	uint64_t count;
 };
 
 enum ferry_page_encoding {
@@ -144,6 +160,14 @@ int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
 /* With FERRY_STREAM_F_CHECK: the destination acknowledges `seq` on the
  * return path once it has handled every record before this one. */
 int ferry_stream_put_sync(struct ferry_stream_encoder *e, uint64_t seq);
+/* With FERRY_STREAM_F_POSTCOPY: pages the destination must drop, as
+ * (block id, first page, count) triples, at most
+ * FERRY_STREAM_MAX_DISCARDS; then, after the device sections, the switch
+ * to post-copy with the number of pages still to come. */
+int ferry_stream_put_discard(struct ferry_stream_encoder *e,
+			     const uint32_t *block_ids, const uint64_t *first,
+			     const uint64_t *count, uint32_t n);
+int ferry_stream_put_postcopy(struct ferry_stream_encoder *e, uint64_t pages);
 int ferry_stream_flush(struct ferry_stream_encoder *e);
 /* The sticky error: 0 or the first negative errno a write returned. */
 int ferry_stream_encoder_error(const struct ferry_stream_encoder *e);
@@ -203,6 +227,15 @@ struct ferry_stream_record {
 		struct {
 			uint64_t seq;
 		} sync;
+		struct {
+			const struct ferry_stream_range *ranges; /* until the
+								    next call */
+			uint32_t n;
+			uint64_t pages; /* the sum of the counts */
+		} discard;
+		struct {
+			uint64_t pages;
+		} postcopy;
 	} u;
 };
 
@@ -224,6 +257,13 @@ void ferry_stream_decoder_attach_ram(struct ferry_stream_decoder *d,
 				     uint32_t page_size,
 				     const struct ferry_ramblock *blocks,
 				     size_t n);
+
+/* Place pages into attached RAM (the default) or, with false, only decode
+ * them: raw and compressed pages then come in rec.u.page.data (valid until
+ * the next call) for the caller to place; XBZRLE needs placement and is
+ * refused without it. */
+void ferry_stream_decoder_set_placement(struct ferry_stream_decoder *d,
+					bool place);
 
 /* Read the stream header.  Must come first. */
 int ferry_stream_read_header(struct ferry_stream_decoder *d, uint32_t *flags,

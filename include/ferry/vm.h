@@ -99,4 +99,14 @@ int ferry_vm_digest(const struct ferry_vm *vm, uint8_t out[16],
 int ferry_vm_digest_hashes(const struct ferry_vm *vm, uint64_t *const *hashes,
 			   uint8_t out[16], struct ferry_error *err);
 
+/*
+ * The same, with each device section as it was saved earlier (saved[i]
+ * for vm->sections[i]) instead of as it is now: post-copy's destination
+ * keeps its sections as loaded, since the guest runs on before the last
+ * page arrives.
+ */
+int ferry_vm_digest_saved(const struct ferry_vm *vm, uint64_t *const *hashes,
+			  const struct ferry_buf *saved, uint8_t out[16],
+			  struct ferry_error *err);
+
 #endif

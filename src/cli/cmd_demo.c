@@ -37,7 +37,8 @@ struct child {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ferry demo [guest options of ferry run] [--mode precopy]\n"
+		"usage: ferry demo [guest options of ferry run]\n"
+		"                  [--mode precopy|postcopy|hybrid]\n"
 		"                  [--set PARAM=VALUE]... [--cap NAME=on|off]...\n"
 		"                  [--transport tcp|unix] [--warmup SECONDS] "
 		"[--json]\n"
@@ -235,10 +236,8 @@ int cmd_demo(int argc, char **argv)
 				guest_args[n++] = optarg;
 			break;
 		case 'm':
-			if (strcmp(optarg, "precopy"))
-				return cli_fail("demo: --mode %s: only precopy "
-						"is implemented so far",
-						optarg);
+			if (drive_set_mode(&d, optarg))
+				return 1;
 			break;
 		case 's':
 			if (drive_add_set(&d, optarg))
@@ -333,8 +332,8 @@ int cmd_demo(int argc, char **argv)
 		goto out;
 	}
 	usleep((useconds_t)(warmup * 1e6));
-	r = drive_migrate(&src.qmp, uri, !json && isatty(STDERR_FILENO), err,
-			  sizeof(err));
+	r = drive_migrate(&src.qmp, &d, uri, !json && isatty(STDERR_FILENO),
+			  err, sizeof(err));
 	if (!r) {
 		cli_fail("demo: source: %s", err);
 		goto out;

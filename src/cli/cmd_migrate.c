@@ -22,7 +22,13 @@ static void usage(FILE *f)
 		"(200M works),\n"
 		"        cpu-throttle-initial=PCT, "
 		"cpu-throttle-increment=PCT\n"
-		"  --cap verify=on|off, auto-converge=on|off\n");
+		"  --cap verify=on|off, auto-converge=on|off, multifd=on|off, "
+		"xbzrle=on|off,\n"
+		"        postcopy-ram=on|off\n"
+		"  --mode precopy (default), postcopy (switch after the bulk "
+		"pass) or hybrid\n"
+		"        (postcopy after precopy-time-limit, 2000 ms unless "
+		"--set)\n");
 }
 
 int cmd_migrate(int argc, char **argv)
@@ -31,6 +37,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "qmp", required_argument, NULL, 'q' },
 		{ "set", required_argument, NULL, 's' },
 		{ "cap", required_argument, NULL, 'c' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -56,6 +63,10 @@ int cmd_migrate(int argc, char **argv)
 			if (drive_add_cap(&d, optarg))
 				return 1;
 			break;
+		case 'm':
+			if (drive_set_mode(&d, optarg))
+				return 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -72,7 +83,7 @@ int cmd_migrate(int argc, char **argv)
 		return cli_fail("migrate: %s", err);
 	rc = drive_apply(&c, &d, true, err, sizeof(err));
 	r = rc ? NULL
-	       : drive_migrate(&c, argv[optind], isatty(STDERR_FILENO), err,
+	       : drive_migrate(&c, &d, argv[optind], isatty(STDERR_FILENO), err,
 			       sizeof(err));
 	qmpc_close(&c);
 	if (!r)

@@ -37,6 +37,31 @@ int drive_add_cap(struct drive_opts *o, const char *arg)
 	return 0;
 }
 
+int drive_set_mode(struct drive_opts *o, const char *arg)
+{
+	if (!strcmp(arg, "precopy"))
+		o->mode = DRIVE_PRECOPY;
+	else if (!strcmp(arg, "postcopy"))
+		o->mode = DRIVE_POSTCOPY;
+	else if (!strcmp(arg, "hybrid"))
+		o->mode = DRIVE_HYBRID;
+	else
+		return cli_fail("--mode %s: expected precopy, postcopy or "
+				"hybrid",
+				arg);
+	if (o->mode != DRIVE_PRECOPY && drive_add_cap(o, "postcopy-ram=on"))
+		return 1;
+	if (o->mode == DRIVE_HYBRID) {
+		int i;
+
+		for (i = 0; i < o->nsets; i++)
+			if (!strncmp(o->sets[i], "precopy-time-limit=", 19))
+				return 0;
+		return drive_add_set(o, "precopy-time-limit=2000");
+	}
+	return 0;
+}
+
 int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 		char *err, size_t errlen)
 {
@@ -97,8 +122,8 @@ static json_int_t num(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
-json_t *drive_migrate(struct qmpc *c, const char *uri, bool progress, char *err,
-		      size_t errlen)
+json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
+		      const char *uri, bool progress, char *err, size_t errlen)
 {
 	json_t *r = qmpc_call(c, "migrate", json_pack("{s:s}", "uri", uri), err,
 			      errlen);
@@ -106,6 +131,13 @@ json_t *drive_migrate(struct qmpc *c, const char *uri, bool progress, char *err,
 	if (!r)
 		return NULL;
 	json_decref(r);
+	if (o->mode == DRIVE_POSTCOPY) {
+		/* taken at the end of the bulk pass */
+		r = qmpc_call(c, "migrate-start-postcopy", NULL, err, errlen);
+		if (!r)
+			return NULL;
+		json_decref(r);
+	}
 	for (;;) {
 		const char *status;
 		json_t *ram;

@@ -14,7 +14,15 @@ struct drive_opts {
 	int nsets;
 	const char *caps[DRIVE_MAX_OPTS]; /* NAME=on|off */
 	int ncaps;
+	int mode; /* DRIVE_PRECOPY, DRIVE_POSTCOPY, DRIVE_HYBRID */
 };
+
+enum { DRIVE_PRECOPY, DRIVE_POSTCOPY, DRIVE_HYBRID };
+
+/* --mode precopy|postcopy|hybrid: postcopy-ram on for the last two;
+ * postcopy switches right after the bulk pass, hybrid after
+ * precopy-time-limit (2000 ms unless --set). */
+int drive_set_mode(struct drive_opts *o, const char *arg);
 
 /* Remember one --set or --cap; checks the shape, not the name. */
 int drive_add_set(struct drive_opts *o, const char *arg);
@@ -26,7 +34,7 @@ int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 
 /* Start `migrate uri` and wait for it to finish, showing a progress line
  * on stderr when progress is set.  Returns the final query-migrate. */
-json_t *drive_migrate(struct qmpc *c, const char *uri, bool progress, char *err,
-		      size_t errlen);
+json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
+		      const char *uri, bool progress, char *err, size_t errlen);
 
 #endif

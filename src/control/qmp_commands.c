@@ -117,6 +117,7 @@ static bool migrating(struct qmp_backend *b)
 	/* a destination still waiting for its connection may be set up */
 	return (st.state == FERRY_MIG_SETUP && !st.incoming) ||
 	       st.state == FERRY_MIG_ACTIVE || st.state == FERRY_MIG_DEVICE ||
+	       st.state == FERRY_MIG_POSTCOPY_ACTIVE ||
 	       st.state == FERRY_MIG_CANCELLING;
 }
 
@@ -208,6 +209,17 @@ static json_t *cmd_migrate_incoming(struct qmp_backend *b, json_t *args,
 	return json_object();
 }
 
+static json_t *cmd_start_postcopy(struct qmp_backend *b, json_t *args,
+				  struct qmp_error *e)
+{
+	struct ferry_error err = { 0 };
+
+	(void)args;
+	if (ferry_migration_start_postcopy(b->mig, &err))
+		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	return json_object();
+}
+
 static json_t *cmd_migrate_cancel(struct qmp_backend *b, json_t *args,
 				  struct qmp_error *e)
 {
@@ -221,6 +233,7 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 	bool running = st->state == FERRY_MIG_SETUP ||
 		       st->state == FERRY_MIG_ACTIVE ||
 		       st->state == FERRY_MIG_DEVICE ||
+		       st->state == FERRY_MIG_POSTCOPY_ACTIVE ||
 		       st->state == FERRY_MIG_CANCELLING;
 	json_t *r;
 
@@ -316,6 +329,32 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 					  (json_int_t)st->auto_saved[k]));
 		json_object_set_new(r, "codec-auto", a);
 	}
+	if (st->postcopy) {
+		json_object_set_new(
+			json_object_get(r, "ram"), "postcopy-requests",
+			json_integer((json_int_t)st->postcopy_requests));
+		json_object_set_new(
+			json_object_get(r, "ram"), "postcopy-bytes",
+			json_integer((json_int_t)st->postcopy_bytes));
+		json_object_set_new(
+			json_object_get(r, "ram"), "postcopy-pages",
+			json_integer((json_int_t)st->postcopy_pages));
+		if (st->incoming) {
+			json_object_set_new(
+				r, "postcopy-blocktime",
+				json_integer(
+					(json_int_t)st->postcopy_blocktime_ms));
+			json_object_set_new(
+				r, "postcopy-fault-latency-us",
+				json_pack("{s:I,s:I,s:I}", "p50",
+					  (json_int_t)st->fault_p50_us, "p99",
+					  (json_int_t)st->fault_p99_us, "max",
+					  (json_int_t)st->fault_max_us));
+		} else {
+			json_object_set_new(r, "postcopy-reason",
+					    json_string(st->postcopy_reason));
+		}
+	}
 	if (st->throttle_percent)
 		json_object_set_new(r, "cpu-throttle-percentage",
 				    json_integer(st->throttle_percent));
@@ -366,6 +405,7 @@ static const struct param params[] = {
 	  false),
 	P("multifd-zstd-level", 1, 19, zstd_level, false),
 	P("xbzrle-cache-size", 4096, 1ull << 40, xbzrle_cache_size, true),
+	P("precopy-time-limit", 0, 86400000, precopy_time_limit_ms, true),
 };
 #undef P
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -511,6 +551,8 @@ static json_t *cmd_set_caps(struct qmp_backend *b, json_t *args,
 			p.multifd = json_is_true(state);
 		else if (!strcmp(n, "xbzrle"))
 			p.xbzrle = json_is_true(state);
+		else if (!strcmp(n, "postcopy-ram"))
+			p.postcopy_ram = json_is_true(state);
 		else if (json_is_true(state))
 			return fail(e, NULL,
 				    "Capability '%s' is not supported "
@@ -528,11 +570,12 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
-	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
+	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
 			 "capability", "verify", "state", p.verify,
 			 "capability", "auto-converge", "state",
 			 p.auto_converge, "capability", "multifd", "state",
-			 p.multifd, "capability", "xbzrle", "state", p.xbzrle);
+			 p.multifd, "capability", "xbzrle", "state", p.xbzrle,
+			 "capability", "postcopy-ram", "state", p.postcopy_ram);
 }
 
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,
@@ -549,6 +592,7 @@ static const struct {
 	{ "migrate", cmd_migrate },
 	{ "migrate-incoming", cmd_migrate_incoming },
 	{ "migrate_cancel", cmd_migrate_cancel },
+	{ "migrate-start-postcopy", cmd_start_postcopy },
 	{ "query-migrate", cmd_query_migrate },
 	{ "migrate-set-parameters", cmd_set_params },
 	{ "query-migrate-parameters", cmd_query_params },

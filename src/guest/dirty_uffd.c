@@ -137,7 +137,6 @@ static int uffd_open(struct ferry_dirty *d, struct ferry_error *err)
 			    UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
 	};
 	struct uffd_state *s;
-	size_t i;
 	int rc;
 
 	s = calloc(1, sizeof(*s));
@@ -160,22 +159,6 @@ static int uffd_open(struct ferry_dirty *d, struct ferry_error *err)
 				     "dirty tracker on older kernels",
 				     strerror(errno));
 		goto fail;
-	}
-	for (i = 0; i < d->nblocks; i++) {
-		struct uffdio_register reg = {
-			.range = { .start = (uintptr_t)d->blocks[i].host,
-				   .len = d->blocks[i].length },
-			.mode = UFFDIO_REGISTER_MODE_WP,
-		};
-
-		if (ioctl(s->uffd, UFFDIO_REGISTER, &reg) < 0) {
-			rc = ferry_error_set(err, -errno,
-					     "UFFDIO_REGISTER (write-protect) "
-					     "on RAM block '%s': %s",
-					     d->blocks[i].name,
-					     strerror(errno));
-			goto fail;
-		}
 	}
 	s->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (s->pagemap < 0) {
@@ -219,9 +202,50 @@ static int protect(struct ferry_dirty *d, bool on, struct ferry_error *err)
 	return 0;
 }
 
+/* Registered only while tracking, so that the same RAM can be registered
+ * otherwise meanwhile (post-copy's missing-page faults on a destination). */
+static void unregister(struct ferry_dirty *d, size_t n)
+{
+	struct uffd_state *s = d->priv;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct uffdio_range r = {
+			.start = (uintptr_t)d->blocks[i].host,
+			.len = d->blocks[i].length,
+		};
+
+		ioctl(s->uffd, UFFDIO_UNREGISTER, &r);
+	}
+}
+
 static int uffd_start(struct ferry_dirty *d, struct ferry_error *err)
 {
-	return protect(d, true, err);
+	struct uffd_state *s = d->priv;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < d->nblocks; i++) {
+		struct uffdio_register reg = {
+			.range = { .start = (uintptr_t)d->blocks[i].host,
+				   .len = d->blocks[i].length },
+			.mode = UFFDIO_REGISTER_MODE_WP,
+		};
+
+		if (ioctl(s->uffd, UFFDIO_REGISTER, &reg) < 0) {
+			rc = ferry_error_set(err, -errno,
+					     "UFFDIO_REGISTER (write-protect) "
+					     "on RAM block '%s': %s",
+					     d->blocks[i].name,
+					     strerror(errno));
+			unregister(d, i);
+			return rc;
+		}
+	}
+	rc = protect(d, true, err);
+	if (rc)
+		unregister(d, d->nblocks);
+	return rc;
 }
 
 static int uffd_sync(struct ferry_dirty *d, struct ferry_dirty_set *out,
@@ -278,6 +302,7 @@ static int uffd_sync(struct ferry_dirty *d, struct ferry_dirty_set *out,
 static void uffd_stop(struct ferry_dirty *d)
 {
 	protect(d, false, NULL);
+	unregister(d, d->nblocks);
 }
 
 const struct dirty_ops dirty_uffd_ops = {

@@ -39,6 +39,13 @@ int ferry_vm_digest(const struct ferry_vm *vm, uint8_t out[16],
 int ferry_vm_digest_hashes(const struct ferry_vm *vm, uint64_t *const *hashes,
 			   uint8_t out[16], struct ferry_error *err)
 {
+	return ferry_vm_digest_saved(vm, hashes, NULL, out, err);
+}
+
+int ferry_vm_digest_saved(const struct ferry_vm *vm, uint64_t *const *hashes,
+			  const struct ferry_buf *saved, uint8_t out[16],
+			  struct ferry_error *err)
+{
 	const struct ferry_ramblock **blocks = NULL;
 	const struct ferry_section **secs = NULL;
 	struct ferry_digest *g = NULL;
@@ -73,6 +80,14 @@ int ferry_vm_digest_hashes(const struct ferry_vm *vm, uint64_t *const *hashes,
 	for (i = 0; i < vm->nsections; i++) {
 		const struct ferry_section *s = secs[i];
 
+		if (saved) {
+			const struct ferry_buf *b = &saved[s - vm->sections];
+
+			ferry_digest_section(g, s->name, s->instance,
+					     s->version, b->data,
+					     (uint32_t)b->len);
+			continue;
+		}
 		ferry_buf_reset(&buf);
 		rc = s->save(s->opaque, &buf);
 		if (rc) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "migration_internal.h"
+#include "postcopy.h"
 #include "transport.h"
 
 #define CHANNEL_ACCEPT_MS 10000
@@ -29,6 +30,9 @@ struct tally {
 
 /* What a connection's receiver needs besides its decoder. */
 struct placer {
+	struct pc_in *pc;	/* post-copy, when it runs */
+	atomic_int *pc_running; /* shared by all receivers */
+	atomic_int *first_fail; /* shared: who failed first */
 	struct page_hashes *ph;
 	struct rp_tx *tx;
 	struct rp_resends rs; /* stale pages, not yet reported */
@@ -46,6 +50,7 @@ struct rx {
 	pthread_t thread;
 	bool live;
 	struct placer pl;
+	atomic_int *first_fail; /* who failed first: 0 none, -1 main */
 	int rc;
 	struct ferry_error err;
 };
@@ -78,9 +83,40 @@ static int placed(const struct ferry_vm *vm, struct placer *pl,
 	uint32_t ri = rec->u.page.ram_index;
 	uint64_t pg = rec->u.page.offset / vm->page_size;
 	struct page_hashes *ph = pl->ph;
+	enum ferry_page_encoding enc = rec->u.page.encoding;
+	uint64_t hash;
 	int rc = 0;
 
-	switch (rec->u.page.encoding) {
+	if (pl->pc_running && atomic_load(pl->pc_running)) {
+		/* post-copy: whole pages only, placed atomically */
+		if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
+		    enc != FERRY_PAGE_ZSTD && enc != FERRY_PAGE_LZ4)
+			return ferry_error_set(err, -EPROTO,
+					       "stream offset %" PRIu64
+					       ": a page encoded as %u in "
+					       "post-copy (only whole pages "
+					       "can be placed)",
+					       rec->stream_offset, enc);
+		rc = pc_in_place(pl->pc, ri, pg,
+				 enc == FERRY_PAGE_ZERO ? NULL
+							: rec->u.page.data,
+				 &hash, err);
+		if (rc == 1) {
+			ph->h[ri][pg] = hash;
+			if (enc == FERRY_PAGE_ZERO)
+				pl->t.duplicate++;
+			else
+				pl->t.normal++;
+		}
+		return rc < 0 ? rc : 0;
+	}
+	if (!rec->u.page.placed)
+		return ferry_error_set(err, -EPROTO,
+				       "stream offset %" PRIu64
+				       ": a page on the urgent connection "
+				       "before post-copy",
+				       rec->stream_offset);
+	switch (enc) {
 	case FERRY_PAGE_ZERO:
 		pl->t.duplicate++;
 		ph->h[ri][pg] = ph->zero;
@@ -155,8 +191,14 @@ static void *rx_main(void *arg)
 			break;
 		}
 	}
-	if (r->rc) /* wake the main connection's reader: we failed */
-		shutdown(r->main_fd, SHUT_RD);
+	/* wake the main connection's reader: we failed (first, unless the
+	 * main connection or another channel failed before) */
+	if (r->rc) {
+		int none = 0, me = (int)r->index;
+
+		if (atomic_compare_exchange_strong(r->first_fail, &none, me))
+			shutdown(r->main_fd, SHUT_RD);
+	}
 	return NULL;
 }
 
@@ -174,8 +216,8 @@ static int open_decoder(const struct ferry_vm *vm, int *fd,
 }
 
 /* Accept and start the page channels the main connection announced. */
-static int open_channels(struct ferry_migration *m, struct page_hashes *ph,
-			 struct rp_tx *tx, uint64_t session, struct rx *rx,
+static int open_channels(struct ferry_migration *m, const struct placer *main,
+			 uint64_t session, bool urgent, struct rx *rx,
 			 unsigned n, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
@@ -194,10 +236,11 @@ static int open_channels(struct ferry_migration *m, struct page_hashes *ph,
 			return rc;
 		atomic_store(&m->fds[1 + i], r->fd);
 		rc = open_decoder(vm, &r->fd, &r->d, &flags, err);
-		if (!rc && !(flags & FERRY_STREAM_F_MULTIFD))
+		if (!rc && !(flags & (FERRY_STREAM_F_MULTIFD |
+				      FERRY_STREAM_F_POSTCOPY)))
 			rc = ferry_error_set(err, -EPROTO,
 					     "a page channel's stream lacks "
-					     "the multifd flag");
+					     "the multifd or postcopy flag");
 		if (!rc)
 			rc = ferry_stream_decoder_next(r->d, &rec, err);
 		if (rc)
@@ -215,13 +258,18 @@ static int open_channels(struct ferry_migration *m, struct page_hashes *ph,
 					       "channel %u connected twice", k);
 		seen[k - 1] = true;
 		r->index = k;
+		if (urgent && k == n) /* post-copy's answers: placed by us */
+			ferry_stream_decoder_set_placement(r->d, false);
 	}
 	for (i = 0; i < n; i++) {
 		rx[i].m = m;
-		rx[i].pl.ph = ph;
-		rx[i].pl.tx = tx;
+		rx[i].pl.ph = main->ph;
+		rx[i].pl.tx = main->tx;
+		rx[i].pl.pc = main->pc;
+		rx[i].pl.pc_running = main->pc_running;
 		rx[i].pl.channel = rx[i].index;
-		rx[i].main_fd = tx->fd;
+		rx[i].first_fail = main->first_fail;
+		rx[i].main_fd = main->tx->fd;
 		rc = pthread_create(&rx[i].thread, NULL, rx_main, &rx[i]);
 		if (rc)
 			return ferry_error_set(err, -rc, "channel thread: %s",
@@ -275,12 +323,13 @@ static void publish(struct ferry_migration *m, const struct tally *t,
 }
 
 static int check_digest(struct ferry_migration *m, struct page_hashes *ph,
+			const struct ferry_buf *saved,
 			const struct ferry_stream_record *end,
 			struct ferry_error *err)
 {
 	uint8_t digest[16];
 	char a[33], b[33];
-	int rc = ferry_vm_digest_hashes(m->vm, ph->h, digest, err);
+	int rc = ferry_vm_digest_saved(m->vm, ph->h, saved, digest, err);
 
 	if (rc)
 		return rc;
@@ -294,20 +343,84 @@ static int check_digest(struct ferry_migration *m, struct page_hashes *ph,
 	return ferry_error_set(err, -EBADMSG,
 			       "digest mismatch: the source's RAM and device "
 			       "state hash to %s, what arrived hashes to %s; "
-			       "the guest is not resumed",
-			       a, b);
+			       "%s",
+			       a, b,
+			       saved ? "the guest, already running in "
+				       "post-copy, is stopped"
+				     : "the guest is not resumed");
 }
 
-static int receive(struct ferry_migration *m, struct rp_tx *tx,
+/*
+ * The switch to post-copy: every device section is loaded; keep each as
+ * loaded for the digest, catch faults on the dropped pages, place pages
+ * ourselves from now on, and let the guest run.
+ */
+static int postcopy_run(struct ferry_migration *m,
+			struct ferry_stream_decoder *d, struct pc_in *pc,
+			atomic_int *running, struct ferry_buf *saved,
+			const bool *loaded, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = m->vm;
+	const struct ferry_stream_config *c = ferry_stream_decoder_config(d);
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < vm->nsections; i++)
+		if (!loaded[i])
+			return ferry_error_set(err, -ENODATA,
+					       "post-copy began without device "
+					       "section %s.%u",
+					       vm->sections[i].name,
+					       vm->sections[i].instance);
+	for (i = 0; i < vm->nblocks; i++)
+		for (j = 0; j < c->nblocks; j++)
+			if (!strcmp(c->blocks[j].name, vm->blocks[i].name))
+				pc->src_id[i] = c->blocks[j].id;
+	for (i = 0; i < vm->nsections; i++) {
+		rc = vm->sections[i].save(vm->sections[i].opaque, &saved[i]);
+		if (rc)
+			return ferry_error_set(err, rc,
+					       "saving device %s.%u for the "
+					       "digest: %s",
+					       vm->sections[i].name,
+					       vm->sections[i].instance,
+					       strerror(-rc));
+	}
+	ferry_stream_decoder_set_placement(d, false);
+	rc = pc_in_start(pc, err);
+	if (rc)
+		return rc;
+	atomic_store(running, 1);
+	if (vm->runctl.stall_us)
+		vm->runctl.stall_us(vm->runctl.opaque, true);
+	vm->runctl.resume(vm->runctl.opaque);
+	rp_send_running(pc->tx);
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy = true;
+	pthread_mutex_unlock(&m->lock);
+	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_POSTCOPY_ACTIVE);
+	return 0;
+}
+
+static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 		   struct ferry_error *err)
 {
 	int fd = tx->fd;
+	struct pc_in pc = { .uffd = -1, .quit_fd = -1 };
+	bool pc_inited = false;
+	atomic_int running = 0;
+	struct ferry_buf *saved = NULL;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_stream_decoder *d = NULL;
 	struct ferry_stream_record rec = { 0 };
 	struct ferry_mig_params p;
 	struct page_hashes ph = { 0 };
-	struct placer pl = { .ph = &ph, .tx = tx };
+	atomic_int first_fail = 0;
+	struct placer pl = { .ph = &ph,
+			     .tx = tx,
+			     .pc = &pc,
+			     .pc_running = &running,
+			     .first_fail = &first_fail };
 	struct rx *rx = NULL;
 	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
 	unsigned nchan = 0, i;
@@ -323,7 +436,14 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx,
 		    : ferry_error_set(err, -ENOMEM, "out of memory");
 	if (!rc)
 		rc = open_decoder(vm, &fd, &d, &flags, err);
-	if (!rc && (flags & FERRY_STREAM_F_MULTIFD)) {
+	if (!rc && (flags & FERRY_STREAM_F_POSTCOPY)) {
+		saved = calloc(vm->nsections + 1, sizeof(*saved));
+		rc = saved ? pc_in_init(&pc, vm, tx, err)
+			   : ferry_error_set(err, -ENOMEM, "out of memory");
+		pc_inited = !rc;
+	}
+	if (!rc &&
+	    (flags & (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_POSTCOPY))) {
 		rc = ferry_stream_decoder_next(d, &rec, err);
 		if (!rc && rec.u.channel.index != 0)
 			rc = ferry_error_set(err, -EPROTO,
@@ -337,8 +457,9 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx,
 		if (!rc && !rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		if (!rc)
-			rc = open_channels(m, &ph, tx, rec.u.channel.session,
-					   rx, nchan, err);
+			rc = open_channels(m, &pl, rec.u.channel.session,
+					   flags & FERRY_STREAM_F_POSTCOPY, rx,
+					   nchan, err);
 	}
 	close(m->listen_fd); /* every connection is in */
 	m->listen_fd = -1;
@@ -347,7 +468,9 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx,
 		if (rc)
 			break;
 		if (rec.type == FERRY_REC_PAGE) {
-			if (nchan) {
+			if (nchan > (flags & FERRY_STREAM_F_POSTCOPY ? 1u
+								     : 0u) &&
+			    !atomic_load(&running)) {
 				rc = ferry_error_set(
 					err, -EPROTO,
 					"stream offset %" PRIu64 ": a page on "
@@ -380,6 +503,16 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx,
 			rc = s->load(s->opaque, rec.u.device.version,
 				     rec.u.device.data, rec.u.device.len, err);
 			loaded[idx] = true;
+		} else if (rec.type == FERRY_REC_DISCARD) {
+			for (i = 0; !rc && i < rec.u.discard.n; i++)
+				rc = pc_in_discard(
+					&pc, rec.u.discard.ranges[i].ram_index,
+					rec.u.discard.ranges[i].first,
+					rec.u.discard.ranges[i].count, err);
+		} else if (rec.type == FERRY_REC_POSTCOPY) {
+			rc = postcopy_run(m, d, &pc, &running, saved, loaded,
+					  err);
+			*ran = !rc;
 		} else if (rec.type == FERRY_REC_ITER_END) {
 			pthread_mutex_lock(&m->lock);
 			m->stats.iterations = rec.u.iter.iteration + 1;
@@ -388,17 +521,27 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx,
 			break;
 		}
 	}
+	if (rc) /* unless a channel failed first, the main connection did */
+		atomic_compare_exchange_strong(&first_fail, &(int){ 0 }, -1);
 	if (rx) {
 		/* a channel's failure explains the main connection's */
 		struct ferry_error cerr = { 0 };
 		int crc = close_channels(m, rx, nchan, rc != 0, &pl.t, &cerr);
 
-		if (crc) {
+		if (crc && (!rc || atomic_load(&first_fail) > 0)) {
 			ferry_error_clear(err);
 			rc = ferry_error_set(err, crc, "%s", cerr.msg);
 		}
 	}
+	if (!rc && atomic_load(&running))
+		rc = pc_in_wait_all(&pc, 0, err);
 	publish(m, &pl.t, ferry_stream_decoder_offset(d));
+	if (pc_inited) {
+		pthread_mutex_lock(&m->lock);
+		pc_in_stats(&pc, &m->stats);
+		pthread_mutex_unlock(&m->lock);
+		pc_in_free(&pc); /* also wakes any vCPU still waiting */
+	}
 	ferry_stream_decoder_free(d);
 	for (i = 0; !rc && i < vm->nsections; i++)
 		if (!loaded[i])
@@ -413,8 +556,11 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx,
 				     "the source sent no digest but 'verify' "
 				     "is on here");
 	if (!rc && rec.u.end.has_digest)
-		rc = check_digest(m, &ph, &rec, err);
+		rc = check_digest(m, &ph, *ran ? saved : NULL, &rec, err);
 	page_hashes_free(&ph, vm);
+	for (i = 0; saved && i < vm->nsections; i++)
+		ferry_buf_free(&saved[i]);
+	free(saved);
 	return rc;
 }
 
@@ -424,6 +570,7 @@ void *mig_incoming_main(void *arg)
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
 	struct rp_tx tx;
+	bool ran = false;
 	int fd = -1, rc;
 
 	rc = transport_accept(m->listen_fd, &fd, -1, &m->cancel, &err);
@@ -441,14 +588,30 @@ void *mig_incoming_main(void *arg)
 		rc = ferry_error_set(&err, -ECANCELED, "cancelled");
 		goto fail;
 	}
-	rc = receive(m, &tx, &err);
+	rc = receive(m, &tx, &ran, &err);
+	if (rc && ran) {
+		/* post-copy: the guest ran here, and now cannot go on */
+		struct ferry_error e = err;
+
+		vm->runctl.stop(vm->runctl.opaque);
+		ferry_error_clear(&err);
+		ferry_error_set(&err, rc,
+				"post-copy failed while the guest ran here "
+				"(%s): the guest is stopped",
+				ferry_error_msg(&e));
+		fprintf(stderr, "ferry: %s\n", ferry_error_msg(&err));
+	}
 	if (rc)
 		goto fail;
-	if (vm->runctl.stall_us)
-		vm->runctl.stall_us(vm->runctl.opaque, true);
-	vm->runctl.resume(vm->runctl.opaque);
+	if (!ran) {
+		if (vm->runctl.stall_us)
+			vm->runctl.stall_us(vm->runctl.opaque, true);
+		vm->runctl.resume(vm->runctl.opaque);
+	}
 	rp_send_result(&tx, 0, "resumed");
-	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_COMPLETED);
+	if (!mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_COMPLETED))
+		mig_set_state(m, FERRY_MIG_POSTCOPY_ACTIVE,
+			      FERRY_MIG_COMPLETED);
 	goto out;
 fail:
 	if (fd >= 0)

@@ -23,6 +23,7 @@ static const char *const state_names[] = {
 	[FERRY_MIG_FAILED] = "failed",
 	[FERRY_MIG_CANCELLING] = "cancelling",
 	[FERRY_MIG_CANCELLED] = "cancelled",
+	[FERRY_MIG_POSTCOPY_ACTIVE] = "postcopy-active",
 };
 
 #define S(x) (1u << FERRY_MIG_##x)
@@ -32,12 +33,13 @@ static const unsigned allowed[] = {
 	[FERRY_MIG_SETUP] = S(ACTIVE) | S(FAILED) | S(CANCELLING),
 	/* a destination goes from active straight to completed */
 	[FERRY_MIG_ACTIVE] = S(DEVICE) | S(COMPLETED) | S(FAILED) |
-			     S(CANCELLING),
+			     S(CANCELLING) | S(POSTCOPY_ACTIVE),
 	[FERRY_MIG_DEVICE] = S(COMPLETED) | S(FAILED) | S(CANCELLING),
 	[FERRY_MIG_COMPLETED] = S(SETUP),
 	[FERRY_MIG_FAILED] = S(SETUP),
 	[FERRY_MIG_CANCELLING] = S(CANCELLED) | S(FAILED) | S(COMPLETED),
 	[FERRY_MIG_CANCELLED] = S(SETUP),
+	[FERRY_MIG_POSTCOPY_ACTIVE] = S(COMPLETED) | S(FAILED),
 };
 #undef S
 
@@ -86,7 +88,8 @@ bool mig_set_state(struct ferry_migration *m, enum ferry_mig_state from,
 	ok = m->stats.state == from && (allowed[from] & (1u << to));
 	if (ok) {
 		m->stats.state = to;
-		if (to >= FERRY_MIG_COMPLETED && to != FERRY_MIG_CANCELLING)
+		if (to == FERRY_MIG_COMPLETED || to == FERRY_MIG_FAILED ||
+		    to == FERRY_MIG_CANCELLED)
 			m->stats.total_time_ms =
 				(mig_now_ns() - m->t_start_ns) / 1000000;
 	}
@@ -198,6 +201,7 @@ static int begin(struct ferry_migration *m, const char *uri, bool incoming,
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	atomic_store(&m->cancel, 0);
+	atomic_store(&m->postcopy_req, 0);
 	m->t_start_ns = mig_now_ns();
 	pthread_mutex_unlock(&m->lock);
 
@@ -217,6 +221,29 @@ static int begin(struct ferry_migration *m, const char *uri, bool incoming,
 	pthread_mutex_lock(&m->lock);
 	m->thread_live = true;
 	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int ferry_migration_start_postcopy(struct ferry_migration *m,
+				   struct ferry_error *err)
+{
+	enum ferry_mig_state s;
+	bool cap, incoming;
+
+	pthread_mutex_lock(&m->lock);
+	s = m->stats.state;
+	cap = m->params.postcopy_ram;
+	incoming = m->stats.incoming;
+	pthread_mutex_unlock(&m->lock);
+	if (!cap)
+		return ferry_error_set(err, -EINVAL,
+				       "postcopy-ram is not enabled");
+	if (incoming || (s != FERRY_MIG_SETUP && s != FERRY_MIG_ACTIVE))
+		return ferry_error_set(err, -EINVAL,
+				       "no outgoing migration in setup or "
+				       "active state (it is %s)",
+				       ferry_mig_state_name(s));
+	atomic_store(&m->postcopy_req, 1);
 	return 0;
 }
 

@@ -17,6 +17,8 @@
 #define RP_RESULT	      1
 #define RP_RESEND	      2
 #define RP_SYNC_ACK	      3
+#define RP_PAGE_REQ	      4
+#define RP_RUNNING	      5
 #define RP_RESULT_MSG_MAX     1024
 #define RP_RESEND_MAX	      256 /* entries per resend message */
 #define MIG_RESULT_TIMEOUT_MS 60000
@@ -31,8 +33,9 @@ struct ferry_migration {
 	struct ferry_mig_params params; /* lock */
 	struct ferry_mig_stats stats;	/* lock, state included */
 	pthread_t thread;
-	bool thread_live;  /* lock */
-	atomic_int cancel; /* set by ferry_migration_cancel */
+	bool thread_live;	 /* lock */
+	atomic_int cancel;	 /* set by ferry_migration_cancel */
+	atomic_int postcopy_req; /* migrate-start-postcopy was asked */
 	/* the connections (0 = main), -1 when none; cancel shuts them */
 	atomic_int fds[FERRY_STREAM_MAX_CHANNELS + 1];
 	int listen_fd; /* destination, engine thread */
@@ -90,6 +93,9 @@ int rp_resend_add(struct rp_tx *tx, struct rp_resends *r, uint32_t block_id,
 		  uint64_t offset);
 int rp_resend_flush(struct rp_tx *tx, struct rp_resends *r);
 int rp_send_sync_ack(struct rp_tx *tx, uint64_t seq, unsigned channel);
+/* Post-copy: ask for a page (the source's block id); say the guest runs. */
+int rp_send_page_req(struct rp_tx *tx, uint32_t block_id, uint64_t offset);
+int rp_send_running(struct rp_tx *tx);
 /* Send a failure verdict and give the source time to read it before the
  * connection closes. */
 void rp_fail_peer(struct rp_tx *tx, int rc, const char *msg);
@@ -112,6 +118,11 @@ struct rp_rx {
 	uint64_t acked[FERRY_STREAM_MAX_CHANNELS + 1]; /* by channel */
 	struct ferry_dirty_set resend; /* pages to send again, in full */
 	uint64_t resends;
+	bool running; /* post-copy: the destination resumed the guest */
+	uint64_t running_ns;
+	/* post-copy: called on the reader's thread for each page asked for */
+	void (*on_request)(void *opaque, uint32_t block, uint64_t page);
+	void *req_opaque;
 };
 
 int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd);
@@ -126,5 +137,12 @@ int rp_wait_acks(struct rp_rx *rx, const unsigned *channels, unsigned n,
 		 uint64_t seq, atomic_int *cancel, struct ferry_error *err);
 /* Move the pages the destination asked for again into `into`. */
 void rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into);
+/* Post-copy: route page requests to fn from now on. */
+void rp_on_request(struct rp_rx *rx,
+		   void (*fn)(void *opaque, uint32_t block, uint64_t page),
+		   void *opaque);
+/* Post-copy: wait until the destination says the guest runs. */
+int rp_wait_running(struct rp_rx *rx, int timeout_ms, uint64_t *when_ns,
+		    struct ferry_error *err);
 
 #endif

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "hot.h"
+#include "postcopy.h"
 #include "outgoing.h"
 #include "transport.h"
 
@@ -89,6 +90,34 @@ static void set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* With postcopy-ram: switch now?  When asked (migrate-start-postcopy),
+ * and in hybrid mode (precopy-time-limit) when the limit is up or the
+ * guest has dirtied memory faster than the link carried it for three
+ * iterations in a row. */
+static bool want_postcopy(struct out *o, uint64_t dirtied, uint64_t sent,
+			  const struct ferry_mig_params *p)
+{
+	const char *why = NULL;
+
+	o->over_bw = dirtied > sent ? o->over_bw + 1 : 0;
+	if (atomic_load(&o->m->postcopy_req))
+		why = "migrate-start-postcopy";
+	else if (p->precopy_time_limit_ms &&
+		 mig_now_ns() - o->t_precopy_ns >=
+			 p->precopy_time_limit_ms * 1000000ull)
+		why = "precopy-time-limit";
+	else if (p->precopy_time_limit_ms && o->over_bw >= 3)
+		why = "dirty rate above bandwidth";
+	if (!why)
+		return false;
+	pthread_mutex_lock(&o->m->lock);
+	snprintf(o->m->stats.postcopy_reason,
+		 sizeof(o->m->stats.postcopy_reason), "%s", why);
+	pthread_mutex_unlock(&o->m->lock);
+	o->go_postcopy = true;
+	return true;
+}
+
 static int precopy(struct out *o, struct ferry_error *err)
 {
 	struct ferry_migration *m = o->m;
@@ -103,6 +132,7 @@ static int precopy(struct out *o, struct ferry_error *err)
 
 	ferry_migration_get_params(m, &p);
 	defer = p.defer_hot_pages;
+	o->t_precopy_ns = t0;
 	if (defer && hot_init(&hp, vm))
 		return ferry_error_set(err, -ENOMEM,
 				       "out of memory for hot-page marks");
@@ -166,6 +196,9 @@ static int precopy(struct out *o, struct ferry_error *err)
 		out_publish(o, dirty_bytes / vm->page_size);
 		if (expected <= limit)
 			break;
+		if (p.postcopy_ram &&
+		    want_postcopy(o, set.pages * vm->page_size, sent, &p))
+			break;
 		converge(o, dirty_bytes, sent);
 		t0 = now;
 		it_bytes0 = out_bytes(o);
@@ -223,6 +256,11 @@ static int switchover(struct out *o, struct ferry_error *err)
 		rc = send_pages(o, &o->pending, SEND_AGAIN, err);
 	if (!rc)
 		rc = multifd_finish(o, err);
+	if (!rc && o->postcopy) { /* no post-copy after all: close it */
+		rc = ferry_stream_put_end(o->urgent.enc, NULL);
+		if (!rc)
+			rc = sender_flush(&o->urgent, err);
+	}
 	if (!rc)
 		rc = send_devices(o, err);
 	if (!rc && p.verify)
@@ -264,6 +302,144 @@ static int switchover(struct out *o, struct ferry_error *err)
 	return 0;
 }
 
+/* Pages the destination must drop: they come again in post-copy. */
+static int send_discards(struct out *o, const struct ferry_dirty_set *set)
+{
+	uint32_t ids[FERRY_STREAM_MAX_DISCARDS];
+	uint64_t first[FERRY_STREAM_MAX_DISCARDS],
+		count[FERRY_STREAM_MAX_DISCARDS];
+	uint32_t n = 0;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i <= set->n && !rc; i++) {
+		if (n == FERRY_STREAM_MAX_DISCARDS || (i == set->n && n)) {
+			rc = ferry_stream_put_discard(o->main.enc, ids, first,
+						      count, n);
+			n = 0;
+		}
+		if (i == set->n)
+			break;
+		ids[n] = o->vm->blocks[set->ranges[i].block].id;
+		first[n] = set->ranges[i].first;
+		count[n++] = set->ranges[i].count;
+	}
+	return rc;
+}
+
+/*
+ * Post-copy: stop, make sure the destination has handled every page sent
+ * so far, tell it which pages to drop, send the devices and the switch;
+ * from then on the destination runs the guest and the source must never
+ * resume its copy.  Then the remaining pages: answers first, the rest in
+ * the background; the end of stream with the digest; the verdict.
+ */
+static int postcopy(struct out *o, struct ferry_error *err)
+{
+	struct ferry_migration *m = o->m;
+	const struct ferry_vm *vm = o->vm;
+	struct ferry_mig_params p;
+	struct pc_out pc = { 0 };
+	uint8_t digest[16];
+	uint64_t t_stop, bytes0, running_ns;
+	char msg[RP_RESULT_MSG_MAX + 1];
+	uint64_t to_go = 0;
+	int rc, status;
+
+	ferry_migration_get_params(m, &p);
+	t_stop = mig_now_ns();
+	vm->runctl.stop(vm->runctl.opaque);
+	o->stopped = true;
+	rc = ferry_dirty_sync(vm->dirty, &o->pending, err);
+	if (!rc)
+		rc = out_barrier(o, err);
+	if (!rc)
+		rc = multifd_finish(o, err);
+	if (!rc)
+		rc = send_discards(o, &o->pending);
+	if (!rc)
+		rc = send_devices(o, err);
+	if (!rc)
+		rc = pc_out_init(&pc, o, &o->pending, err);
+	if (rc)
+		goto out;
+	/* Past this point the destination may run the guest: no cancel, and
+	 * no resuming here, whatever happens. */
+	if (!atomic_compare_exchange_strong(&m->cancel, &(int){ 0 }, 2)) {
+		rc = ferry_error_set(err, -ECANCELED,
+				     "migration cancelled by request");
+		goto out;
+	}
+	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_POSTCOPY_ACTIVE);
+	bytes0 = out_bytes(o);
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy = true;
+	m->stats.precopy_bytes = bytes0;
+	pthread_mutex_unlock(&m->lock);
+	o->stopped = false;
+	to_go = pc.left;
+	rp_on_request(&o->rp, pc_out_request, &pc);
+	rc = pc_out_start(&pc, err);
+	if (!rc)
+		rc = ferry_stream_put_postcopy(o->main.enc, pc.left);
+	if (!rc)
+		rc = ferry_stream_flush(o->main.enc);
+	if (!rc)
+		rc = rp_wait_running(&o->rp, MIG_RESULT_TIMEOUT_MS, &running_ns,
+				     err);
+	if (rc)
+		goto out;
+	set_stat(m, &m->stats.downtime_ms, (running_ns - t_stop) / 1000000);
+	rc = pc_out_background(&pc, err);
+	if (!rc)
+		rc = pc_out_stop(&pc, err);
+	if (!rc)
+		rc = ferry_stream_put_end(o->urgent.enc, NULL);
+	if (!rc)
+		rc = sender_flush(&o->urgent, err);
+	if (!rc && p.verify)
+		rc = ferry_vm_digest_hashes(vm, o->ph.h, digest, err);
+	if (!rc)
+		rc = ferry_stream_put_end(o->main.enc,
+					  p.verify ? digest : NULL);
+	if (!rc)
+		rc = ferry_stream_flush(o->main.enc);
+	out_publish(o, 0);
+	bytes0 = out_bytes(o) - bytes0;
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy_bytes = bytes0;
+	m->stats.postcopy_requests = atomic_load(&pc.served);
+	m->stats.postcopy_pages = to_go;
+	pthread_mutex_unlock(&m->lock);
+	if (!rc)
+		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, &status, msg,
+				    sizeof(msg), err);
+	if (!rc && status)
+		rc = ferry_error_set(err, -status, "destination: %s", msg);
+	if (!rc && p.verify) {
+		pthread_mutex_lock(&m->lock);
+		m->stats.verified = 1;
+		pthread_mutex_unlock(&m->lock);
+	}
+out:
+	if (rc && !err->code)
+		peer_verdict(o, rc, err);
+	pc_out_stop(&pc, &(struct ferry_error){ 0 });
+	rp_on_request(&o->rp, NULL, NULL);
+	if (rc && mig_state(m) == FERRY_MIG_POSTCOPY_ACTIVE) {
+		struct ferry_error e = *err;
+
+		ferry_error_clear(err);
+		ferry_error_set(err, rc,
+				"post-copy failed after the switch (%s): the "
+				"guest's memory is split between source and "
+				"destination; the source stays stopped",
+				ferry_error_msg(&e));
+	}
+	pc_out_free(&pc);
+	return rc;
+}
+
 void *mig_outgoing_main(void *arg)
 {
 	struct ferry_migration *m = arg;
@@ -288,6 +464,8 @@ void *mig_outgoing_main(void *arg)
 	ferry_migration_get_params(m, &params);
 	o.nchans = params.multifd ? params.multifd_channels : 0;
 	o.xbzrle = params.xbzrle;
+	o.postcopy = params.postcopy_ram;
+	o.urgent.fd = -1;
 	session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
 	rc = out_number_pages(&o, &err);
 	if (!rc)
@@ -303,6 +481,8 @@ void *mig_outgoing_main(void *arg)
 				     "migration cancelled by request");
 	if (!rc && o.nchans)
 		rc = multifd_start(&o, o.nchans, session, &err);
+	if (!rc && o.postcopy)
+		rc = sender_open(&o, &o.urgent, o.nchans + 1, session, &err);
 	if (rc)
 		goto fail;
 	/* always: "unchanged" pages need them, and the digest */
@@ -332,7 +512,7 @@ void *mig_outgoing_main(void *arg)
 	}
 	rc = precopy(&o, &err);
 	if (!rc)
-		rc = switchover(&o, &err);
+		rc = o.go_postcopy ? postcopy(&o, &err) : switchover(&o, &err);
 	if (rc)
 		goto fail;
 	ferry_dirty_stop(vm->dirty);
@@ -343,7 +523,8 @@ void *mig_outgoing_main(void *arg)
 		m->stats.max_stall_us =
 			vm->runctl.stall_us(vm->runctl.opaque, false);
 	pthread_mutex_unlock(&m->lock);
-	if (!mig_set_state(m, FERRY_MIG_DEVICE, FERRY_MIG_COMPLETED))
+	if (!mig_set_state(m, FERRY_MIG_DEVICE, FERRY_MIG_COMPLETED) &&
+	    !mig_set_state(m, FERRY_MIG_POSTCOPY_ACTIVE, FERRY_MIG_COMPLETED))
 		mig_set_state(m, FERRY_MIG_CANCELLING, FERRY_MIG_COMPLETED);
 	goto out;
 fail:
@@ -356,6 +537,7 @@ fail:
 	mig_fail(m, &err);
 out:
 	multifd_stop(&o);
+	sender_close(&o.urgent);
 	rp_rx_stop(&o.rp);
 	sender_close(&o.main);
 	free(o.first_page);

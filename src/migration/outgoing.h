@@ -22,7 +22,7 @@ struct xbz_cache {
 
 /* How a job's pages go: the bulk pass, a dirty set, or pages the
  * destination asked for again (always in full). */
-enum send_mode { SEND_FIRST, SEND_AGAIN, SEND_FULL };
+enum send_mode { SEND_FIRST, SEND_AGAIN, SEND_FULL, SEND_POSTCOPY };
 
 /* One connection that pages go out on, and the thread that feeds it. */
 struct sender {
@@ -63,6 +63,8 @@ struct out {
 	struct sender main;
 	struct sender *chans; /* multifd page channels, NULL without */
 	unsigned nchans;
+	bool postcopy;	      /* postcopy-ram: the urgent connection */
+	struct sender urgent; /* its sender, index nchans + 1 */
 	uint64_t *first_page; /* per block: its first page, counted
 				 across blocks (page-to-channel map) */
 	bool xbzrle;	      /* the capability, fixed at setup */
@@ -74,6 +76,10 @@ struct out {
 	bool tracking;
 	unsigned throttle;
 	unsigned hot_iterations; /* auto-converge: in a row over budget */
+	unsigned over_bw;	 /* hybrid: iterations dirtying faster than
+				    the link, in a row */
+	bool go_postcopy;	 /* precopy() stopped to switch to post-copy */
+	uint64_t t_precopy_ns;	 /* when the bulk pass began */
 	struct ferry_dirty_set pending; /* dirty, not yet sent */
 	struct page_hashes ph;		/* verify: hash of each page sent */
 
@@ -105,6 +111,13 @@ int multifd_start(struct out *o, unsigned n, uint64_t session,
 int multifd_finish(struct out *o, struct ferry_error *err);
 void multifd_stop(struct out *o);
 void sender_close(struct sender *s);
+/* One page on s (post-copy's threads), and flushing s. */
+int send_one(struct sender *s, uint32_t bi, uint64_t page, enum send_mode mode,
+	     struct ferry_error *err);
+int sender_flush(struct sender *s, struct ferry_error *err);
+/* A sync on every page connection, acknowledged: the destination has
+ * handled everything sent before (no resends are expected). */
+int out_barrier(struct out *o, struct ferry_error *err);
 /* Stream bytes on all connections, published by their senders. */
 uint64_t out_bytes(struct out *o);
 /* Pages sent, in any encoding, on all connections. */

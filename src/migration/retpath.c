@@ -7,6 +7,8 @@
  *   1 result    status le32 | reserved le32 | message (at most 1024)
  *   2 resend    entries of block id le32 | reserved le32 | offset le64
  *   3 sync-ack  seq le64 | channel le16 | reserved 6 bytes
+ *   4 page-req  block id le32 | reserved le32 | offset le64 (post-copy)
+ *   5 running   (no body): post-copy, the guest runs on the destination
  *
  * The destination writes from several threads (the main connection's and
  * each page channel's), under one lock.  On the source one thread reads
@@ -139,6 +141,21 @@ void rp_fail_peer(struct rp_tx *tx, int rc, const char *msg)
 	}
 }
 
+int rp_send_page_req(struct rp_tx *tx, uint32_t block_id, uint64_t offset)
+{
+	uint8_t body[16];
+
+	le32_store(body, block_id);
+	le32_store(body + 4, 0);
+	le64_store(body + 8, offset);
+	return rp_send(tx, RP_PAGE_REQ, body, sizeof(body));
+}
+
+int rp_send_running(struct rp_tx *tx)
+{
+	return rp_send(tx, RP_RUNNING, NULL, 0);
+}
+
 /* ---- source ------------------------------------------------------------- */
 
 static int read_full(int fd, uint8_t *p, size_t len)
@@ -204,6 +221,29 @@ static int on_resend(struct rp_rx *rx, const uint8_t *b, uint32_t len)
 	return rc;
 }
 
+static int on_page_req(struct rp_rx *rx, const uint8_t *b)
+{
+	const struct ferry_vm *vm = rx->vm;
+	uint32_t id = le32_load(b), k;
+	uint64_t off = le64_load(b + 8);
+	void (*fn)(void *, uint32_t, uint64_t);
+	void *opaque;
+
+	for (k = 0; k < vm->nblocks && vm->blocks[k].id != id; k++)
+		;
+	if (k == vm->nblocks || le32_load(b + 4) || off % vm->page_size ||
+	    off >= vm->blocks[k].length)
+		return -EPROTO;
+	/* under the lock: rp_on_request(NULL) waits for a call to end */
+	pthread_mutex_lock(&rx->lock);
+	fn = rx->on_request;
+	opaque = rx->req_opaque;
+	if (fn)
+		fn(opaque, k, off / vm->page_size);
+	pthread_mutex_unlock(&rx->lock);
+	return fn ? 0 : -EPROTO;
+}
+
 static void *rp_main(void *arg)
 {
 	struct rp_rx *rx = arg;
@@ -221,13 +261,15 @@ static void *rp_main(void *arg)
 		}
 		len = le32_load(h + 4);
 		if (h[1] || le16_load(h + 2) || h[0] < RP_RESULT ||
-		    h[0] > RP_SYNC_ACK ||
+		    h[0] > RP_RUNNING ||
 		    len > (h[0] == RP_RESULT   ? 8 + RP_RESULT_MSG_MAX
 			   : h[0] == RP_RESEND ? sizeof(body)
 					       : 16) ||
 		    (h[0] == RP_RESULT && len < 8) ||
 		    (h[0] == RP_RESEND && len % RP_RESEND_ITEM) ||
-		    (h[0] == RP_SYNC_ACK && len != 16)) {
+		    ((h[0] == RP_SYNC_ACK || h[0] == RP_PAGE_REQ) &&
+		     len != 16) ||
+		    (h[0] == RP_RUNNING && len)) {
 			rp_closed(rx, -EPROTO,
 				  "the destination sent a malformed "
 				  "return-path message (type %u, %u bytes)",
@@ -258,6 +300,20 @@ static void *rp_main(void *arg)
 			pthread_cond_broadcast(&rx->cond);
 			pthread_mutex_unlock(&rx->lock);
 			break; /* the last message */
+		} else if (h[0] == RP_PAGE_REQ) {
+			if (on_page_req(rx, body)) {
+				rp_closed(rx, -EPROTO,
+					  "the destination asked for a page "
+					  "outside guest RAM, or outside "
+					  "post-copy");
+				break;
+			}
+		} else if (h[0] == RP_RUNNING) {
+			pthread_mutex_lock(&rx->lock);
+			rx->running = true;
+			rx->running_ns = mig_now_ns();
+			pthread_cond_broadcast(&rx->cond);
+			pthread_mutex_unlock(&rx->lock);
 		} else if (h[0] == RP_RESEND) {
 			if (on_resend(rx, body, len)) {
 				rp_closed(rx, -EPROTO,
@@ -409,4 +465,40 @@ void rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into)
 	*into = rx->resend;
 	memset(&rx->resend, 0, sizeof(rx->resend));
 	pthread_mutex_unlock(&rx->lock);
+}
+
+void rp_on_request(struct rp_rx *rx,
+		   void (*fn)(void *opaque, uint32_t block, uint64_t page),
+		   void *opaque)
+{
+	pthread_mutex_lock(&rx->lock);
+	rx->on_request = fn;
+	rx->req_opaque = opaque;
+	pthread_mutex_unlock(&rx->lock);
+}
+
+int rp_wait_running(struct rp_rx *rx, int timeout_ms, uint64_t *when_ns,
+		    struct ferry_error *err)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	deadline(&ts, timeout_ms);
+	pthread_mutex_lock(&rx->lock);
+	while (!rx->running && !rx->have_result && !rx->closed &&
+	       rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&rx->cond, &rx->lock, &ts);
+	if (rx->running) {
+		*when_ns = rx->running_ns;
+		rc = 0;
+	} else if (rx->have_result || rx->closed) {
+		rc = -ECONNRESET; /* the caller asks for the verdict */
+	} else {
+		rc = ferry_error_set(err, -ETIMEDOUT,
+				     "the destination did not resume the "
+				     "guest within %d ms",
+				     timeout_ms);
+	}
+	pthread_mutex_unlock(&rx->lock);
+	return rc;
 }

@@ -34,7 +34,7 @@ uint64_t out_pages(struct out *o)
 	unsigned i;
 
 	pthread_mutex_lock(&o->m->lock);
-	n = o->main.pub_pages;
+	n = o->main.pub_pages + o->urgent.pub_pages;
 	for (i = 0; i < o->nchans; i++)
 		n += o->chans[i].pub_pages;
 	pthread_mutex_unlock(&o->m->lock);
@@ -47,7 +47,7 @@ uint64_t out_bytes(struct out *o)
 	unsigned i;
 
 	pthread_mutex_lock(&o->m->lock);
-	b = o->main.pub_bytes;
+	b = o->main.pub_bytes + o->urgent.pub_bytes;
 	for (i = 0; i < o->nchans; i++)
 		b += o->chans[i].pub_bytes;
 	pthread_mutex_unlock(&o->m->lock);
@@ -116,9 +116,9 @@ void out_publish(struct out *o, uint64_t remaining_pages)
 
 	sender_publish(&o->main);
 	pthread_mutex_lock(&m->lock);
-	bytes = o->main.pub_bytes;
-	dup = o->main.pub_duplicate;
-	norm = o->main.pub_normal;
+	bytes = o->main.pub_bytes + o->urgent.pub_bytes;
+	dup = o->main.pub_duplicate + o->urgent.pub_duplicate;
+	norm = o->main.pub_normal + o->urgent.pub_normal;
 	unch = o->main.pub_unchanged;
 	cp = o->main.pub_compressed;
 	cb = o->main.pub_compressed_bytes;
@@ -188,7 +188,10 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	if (rp_spoke(&o->rp))
 		return peer_verdict(o, -ECONNRESET, err);
 	pthread_mutex_lock(&o->m->lock);
-	bw = o->m->params.max_bandwidth / (o->nchans ? o->nchans : 1);
+	/* post-copy's answers are not held back: a vCPU waits for them */
+	bw = s == &o->urgent
+		     ? 0
+		     : o->m->params.max_bandwidth / (o->nchans ? o->nchans : 1);
 	pthread_mutex_unlock(&o->m->lock);
 	if ((s->normal + s->duplicate + s->unchanged + s->compressed) % 4096 ==
 	    0)
@@ -388,9 +391,11 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 					   NULL, 0);
 		s->duplicate++;
 		*h = o->ph.zero;
-		*ex |= bit;
-		if (o->xbzrle)
-			xbz_note(s, gpn, NULL, ps);
+		if (mode != SEND_POSTCOPY) {
+			*ex |= bit;
+			if (o->xbzrle)
+				xbz_note(s, gpn, NULL, ps);
+		}
 	} else if (mode == SEND_AGAIN &&
 		   (hash = ferry_page_hash(p, ps)) == *h &&
 		   ((*ex & bit) || !o->final)) {
@@ -409,7 +414,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 			(void)ferry_dirty_set_add(&s->checked_set, bi, page, 1);
 			s->unchanged++;
 		}
-	} else if (mode != SEND_FIRST && o->xbzrle &&
+	} else if ((mode == SEND_AGAIN || mode == SEND_FULL) && o->xbzrle &&
 		   try_xbzrle(s, bi, off, gpn, p, &rc)) {
 		; /* sent as a delta */
 	} else {
@@ -434,7 +439,8 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 
 			memcpy(s->scratch, p, ps);
 			*h = ferry_page_hash(s->scratch, ps);
-			*ex |= bit;
+			if (mode != SEND_POSTCOPY)
+				*ex |= bit;
 			n = c->compress(ctx, s->scratch, ps, z, ps);
 			/* CPU only: a put may block on the link, and that
 			 * time is the link's, not the codec's */
@@ -454,6 +460,12 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 				s->normal++;
 			}
 			copy = s->scratch;
+		} else if (mode == SEND_POSTCOPY) {
+			/* the vCPUs are stopped for good: RAM is still */
+			*h = ferry_page_hash(p, ps);
+			rc = ferry_stream_put_page(s->enc, b->id, off,
+						   FERRY_PAGE_RAW, p, ps);
+			s->normal++;
 		} else if (mode == SEND_FIRST) {
 			*h = ferry_page_hash(p, ps);
 			*ex &= ~bit;
@@ -477,7 +489,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 					   wire + FERRY_STREAM_RECORD_HDR_LEN +
 						   FERRY_STREAM_PAGE_HDR_LEN,
 					   ps);
-		if (o->xbzrle)
+		if (o->xbzrle && mode != SEND_POSTCOPY)
 			xbz_note(s, gpn, rc ? NULL : copy, ps);
 	}
 	if (rc)
@@ -658,6 +670,42 @@ int out_sync(struct out *o, struct ferry_error *err)
 	return send_pages(o, &o->resend, SEND_FULL, err);
 }
 
+int send_one(struct sender *s, uint32_t bi, uint64_t page, enum send_mode mode,
+	     struct ferry_error *err)
+{
+	return send_page(s, bi, page, mode, err);
+}
+
+int sender_flush(struct sender *s, struct ferry_error *err)
+{
+	int rc = ferry_stream_flush(s->enc);
+
+	sender_publish(s);
+	return rc ? peer_verdict(s->o, rc, err) : 0;
+}
+
+int out_barrier(struct out *o, struct ferry_error *err)
+{
+	unsigned ids[FERRY_STREAM_MAX_CHANNELS + 1], n = 0, i;
+	int rc = 0;
+
+	o->sync_seq++;
+	for (i = 0; i < (o->nchans ? o->nchans : 1) && !rc; i++) {
+		struct sender *s = o->nchans ? &o->chans[i] : &o->main;
+
+		rc = ferry_stream_put_sync(s->enc, o->sync_seq);
+		if (!rc)
+			rc = ferry_stream_flush(s->enc);
+		ids[n++] = s->index;
+	}
+	if (!rc)
+		rc = rp_wait_acks(&o->rp, ids, n, o->sync_seq, &o->m->cancel,
+				  err);
+	if (rc)
+		return err->code ? rc : peer_verdict(o, rc, err);
+	return 0;
+}
+
 int out_number_pages(struct out *o, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = o->vm;
@@ -704,7 +752,8 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 					       "out of memory for codec-auto");
 		s->autoc_on = true;
 	}
-	if (p.xbzrle && (o->nchans ? index >= 1 : index == 0)) {
+	if (p.xbzrle && index <= o->nchans &&
+	    (o->nchans ? index >= 1 : index == 0)) {
 		/* the cache, split among the page carriers */
 		uint64_t share =
 			p.xbzrle_cache_size / (o->nchans ? o->nchans : 1);
@@ -724,13 +773,15 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	rc = ferry_stream_put_header(
 		s->enc,
 		(o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
+			(o->postcopy ? FERRY_STREAM_F_POSTCOPY : 0) |
 			FERRY_STREAM_F_UNCHANGED | FERRY_STREAM_F_CHECK |
 			(p.xbzrle ? FERRY_STREAM_F_XBZRLE : 0) |
 			(s->codec || s->autoc_on ? FERRY_STREAM_F_COMPRESS
 						 : 0));
-	if (!rc && o->nchans)
-		rc = ferry_stream_put_channel(s->enc, session, (uint16_t)index,
-					      (uint16_t)o->nchans);
+	if (!rc && (o->nchans || o->postcopy))
+		rc = ferry_stream_put_channel(
+			s->enc, session, (uint16_t)index,
+			(uint16_t)(o->nchans + (o->postcopy ? 1 : 0)));
 	if (!rc)
 		rc = ferry_stream_put_config(s->enc, vm->page_size, vm->blocks,
 					     vm->nblocks);

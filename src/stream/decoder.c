@@ -31,7 +31,10 @@ struct ferry_stream_decoder {
 	bool compress_ok;  /* header flag COMPRESS */
 	void *cctx[8];	   /* decompression contexts, by encoding */
 	bool check_ok;	   /* header flag CHECK */
-	bool xbzrle_ok;	   /* header flag XBZRLE */
+	bool postcopy_ok;  /* header flag POSTCOPY */
+	bool no_place;	   /* decode pages, do not place them */
+	struct ferry_stream_range *ranges; /* the last discard record's */
+	bool xbzrle_ok;			   /* header flag XBZRLE */
 	uint64_t last_iter;
 	struct ferry_stream_config config;
 	uint32_t last_block; /* cache for block id lookups */
@@ -57,6 +60,8 @@ static const char *const type_names[] = {
 	[FERRY_REC_END] = "end-of-stream",
 	[FERRY_REC_CHANNEL] = "channel",
 	[FERRY_REC_SYNC] = "sync",
+	[FERRY_REC_DISCARD] = "discard",
+	[FERRY_REC_POSTCOPY] = "postcopy",
 };
 
 const char *ferry_record_type_name(uint32_t type)
@@ -91,7 +96,14 @@ void ferry_stream_decoder_free(struct ferry_stream_decoder *d)
 	free(d->config.blocks);
 	free(d->ram_map);
 	free(d->body);
+	free(d->ranges);
 	free(d);
+}
+
+void ferry_stream_decoder_set_placement(struct ferry_stream_decoder *d,
+					bool place)
+{
+	d->no_place = !place;
 }
 
 void ferry_stream_decoder_attach_ram(struct ferry_stream_decoder *d,
@@ -210,7 +222,9 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 				       "flags 0x%x",
 				       f & ~FERRY_STREAM_F_KNOWN);
 	d->header_read = true;
-	d->want_channel = f & FERRY_STREAM_F_MULTIFD;
+	d->want_channel = f &
+			  (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_POSTCOPY);
+	d->postcopy_ok = f & FERRY_STREAM_F_POSTCOPY;
 	d->unchanged_ok = f & FERRY_STREAM_F_UNCHANGED;
 	d->compress_ok = f & FERRY_STREAM_F_COMPRESS;
 	d->check_ok = f & FERRY_STREAM_F_CHECK;
@@ -512,8 +526,13 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 			    "record carries %u payload bytes (%u expected)",
 			    at, encoding_name(enc), plen, payload_len(enc, ps));
 
-	if (d->ram)
+	if (d->ram && !d->no_place)
 		dst = d->ram[d->ram_map[idx]].host + off;
+	if (xbz && d->ram && d->no_place)
+		return FAIL(-EPROTO,
+			    "stream offset %" PRIu64 ": xbzrle page record "
+			    "where pages are not placed (post-copy)",
+			    at);
 	rec->u.page.run = 1;
 	if (enc == FERRY_PAGE_UNCHANGED_RUN) {
 		uint8_t c[4];
@@ -602,7 +621,7 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 	rec->u.page.encoding = (enum ferry_page_encoding)enc;
 	rec->u.page.len = plen;
 	rec->u.page.placed = dst != NULL;
-	rec->u.page.ram_index = dst ? d->ram_map[idx] : 0;
+	rec->u.page.ram_index = d->ram ? d->ram_map[idx] : 0;
 	return 0;
 }
 
@@ -671,6 +690,58 @@ static int parse_end(struct ferry_stream_decoder *d, uint64_t at,
 	return 0;
 }
 
+static int parse_discard(struct ferry_stream_decoder *d, uint64_t at,
+			 uint32_t len, struct ferry_stream_record *rec,
+			 struct ferry_error *err)
+{
+	uint32_t i, n = len / 24;
+	uint64_t pages = 0;
+
+	if (!n || len % 24)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": discard record of "
+			    "%u bytes (1 to %u ranges of 24)",
+			    at, len, FERRY_STREAM_MAX_DISCARDS);
+	if (!d->ranges) {
+		d->ranges =
+			calloc(FERRY_STREAM_MAX_DISCARDS, sizeof(*d->ranges));
+		if (!d->ranges)
+			return FAIL(-ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		const uint8_t *p = d->body + i * 24;
+		struct ferry_stream_range *r = &d->ranges[i];
+		uint64_t bpages;
+		uint32_t idx;
+
+		if (find_block(d, le32_load(p), &idx))
+			return FAIL(-ENXIO,
+				    "stream offset %" PRIu64 ": discard "
+				    "record names RAM block id %u, which the "
+				    "configuration does not declare",
+				    at, le32_load(p));
+		bpages = d->config.blocks[idx].length / d->config.page_size;
+		r->block_index = idx;
+		r->ram_index = d->ram ? d->ram_map[idx] : 0;
+		r->first = le64_load(p + 8);
+		r->count = le64_load(p + 16);
+		if (le32_load(p + 4) || !r->count || r->first >= bpages ||
+		    r->count > bpages - r->first)
+			return FAIL(r->count && !le32_load(p + 4) ? -ERANGE
+								  : -EBADMSG,
+				    "stream offset %" PRIu64 ": discard "
+				    "range %u: pages %" PRIu64 "+%" PRIu64
+				    " of block '%s' (%" PRIu64 " pages)",
+				    at, i, r->first, r->count,
+				    d->config.blocks[idx].name, bpages);
+		pages += r->count;
+	}
+	rec->u.discard.ranges = d->ranges;
+	rec->u.discard.n = n;
+	rec->u.discard.pages = pages;
+	return 0;
+}
+
 /* Largest body each record type may have, before anything is read. */
 static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
 {
@@ -691,6 +762,10 @@ static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
 	case FERRY_REC_CHANNEL:
 		return 16;
 	case FERRY_REC_SYNC:
+		return 8;
+	case FERRY_REC_DISCARD:
+		return FERRY_STREAM_MAX_DISCARDS * 24;
+	case FERRY_REC_POSTCOPY:
 		return 8;
 	}
 	return 0;
@@ -722,9 +797,11 @@ static int next_record(struct ferry_stream_decoder *d,
 	rec->type = (enum ferry_record_type)type;
 	rec->stream_offset = at;
 
-	if (type < FERRY_REC_CONFIG || type > FERRY_REC_SYNC ||
+	if (type < FERRY_REC_CONFIG || type > FERRY_REC_POSTCOPY ||
 	    (type == FERRY_REC_CHANNEL && !d->want_channel) ||
-	    (type == FERRY_REC_SYNC && !d->check_ok))
+	    (type == FERRY_REC_SYNC && !d->check_ok) ||
+	    ((type == FERRY_REC_DISCARD || type == FERRY_REC_POSTCOPY) &&
+	     !d->postcopy_ok))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": unknown "
 			    "record type %u",
@@ -757,7 +834,8 @@ static int next_record(struct ferry_stream_decoder *d,
 			    "length %u exceeds the limit of %" PRIu64,
 			    at, tn, len, max_body(d, type));
 	if ((type == FERRY_REC_ITER_END || type == FERRY_REC_END ||
-	     type == FERRY_REC_CHANNEL || type == FERRY_REC_SYNC) &&
+	     type == FERRY_REC_CHANNEL || type == FERRY_REC_SYNC ||
+	     type == FERRY_REC_POSTCOPY) &&
 	    len != max_body(d, type))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": %s record "
@@ -820,6 +898,11 @@ static int next_record(struct ferry_stream_decoder *d,
 	case FERRY_REC_SYNC:
 		rec->u.sync.seq = le64_load(d->body);
 		return 0;
+	case FERRY_REC_POSTCOPY:
+		rec->u.postcopy.pages = le64_load(d->body);
+		return 0;
+	case FERRY_REC_DISCARD:
+		return parse_discard(d, at, len, rec, err);
 	case FERRY_REC_END:
 		rc = parse_end(d, at, rec, err);
 		if (!rc)

@@ -327,3 +327,34 @@ int ferry_stream_put_sync(struct ferry_stream_encoder *e, uint64_t seq)
 	le64_store(h + 8, seq);
 	return put_bytes(e, h, sizeof(h));
 }
+
+int ferry_stream_put_discard(struct ferry_stream_encoder *e,
+			     const uint32_t *block_ids, const uint64_t *first,
+			     const uint64_t *count, uint32_t n)
+{
+	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN], r[24];
+	uint32_t i;
+	int rc;
+
+	if (!n || n > FERRY_STREAM_MAX_DISCARDS)
+		return -EINVAL;
+	record_header(h, FERRY_REC_DISCARD, n * 24);
+	rc = put_bytes(e, h, sizeof(h));
+	for (i = 0; i < n && !rc; i++) {
+		le32_store(r, block_ids[i]);
+		le32_store(r + 4, 0);
+		le64_store(r + 8, first[i]);
+		le64_store(r + 16, count[i]);
+		rc = put_bytes(e, r, sizeof(r));
+	}
+	return rc;
+}
+
+int ferry_stream_put_postcopy(struct ferry_stream_encoder *e, uint64_t pages)
+{
+	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN + 8];
+
+	record_header(h, FERRY_REC_POSTCOPY, 8);
+	le64_store(h + 8, pages);
+	return put_bytes(e, h, sizeof(h));
+}

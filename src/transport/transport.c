@@ -1,5 +1,7 @@
 /* transport.c - URI scheme lookup and accept, shared by all transports. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,6 +95,13 @@ int transport_accept(int lfd, int *fd, int timeout_ms, atomic_int *cancel,
 			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
 			if (c >= 0) {
+				int one = 1;
+
+				/* the return path's small messages (page
+				 * requests) must not wait for Nagle; a UNIX
+				 * socket ignores this */
+				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one,
+					   sizeof(one));
 				*fd = c;
 				return 0;
 			}

@@ -60,7 +60,7 @@ check "migrate --set without =" 1 "" "expected PARAM=VALUE" -- \
 	migrate --qmp unix:/x --set downtime-limit tcp:127.0.0.1:1
 check "migrate --cap bad state" 1 "" "NAME=on or NAME=off" -- \
 	migrate --qmp unix:/x --cap verify=maybe tcp:127.0.0.1:1
-check "demo with an unknown mode" 1 "" "only precopy" -- demo --mode teleport
+check "demo with an unknown mode" 1 "" "expected precopy, postcopy or hybrid" -- demo --mode teleport
 check "incoming on an unknown transport" 1 "" "unknown transport 'pigeon'" -- \
 	run --ram 16M --incoming pigeon:coop
 check "incoming on a malformed tcp URI" 1 "" "expected tcp:HOST:PORT" -- \

@@ -117,7 +117,8 @@ def t_parameters():
     caps = {c["capability"]: c["state"]
             for c in g.qmp.cmd("query-migrate-capabilities")}
     assert caps == {"auto-converge": True, "verify": False,
-                    "multifd": False, "xbzrle": False}, caps
+                    "multifd": False, "xbzrle": False,
+                    "postcopy-ram": False}, caps
     g.qmp.cmd("migrate-set-parameters", **{"xbzrle-cache-size": 32 << 20})
     p = g.qmp.cmd("query-migrate-parameters")
     assert p["xbzrle-cache-size"] == 32 << 20, p

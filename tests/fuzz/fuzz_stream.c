@@ -172,7 +172,30 @@ static void check_record(const struct ferry_stream_decoder *d,
 	case FERRY_REC_END:
 		break;
 	case FERRY_REC_SYNC:
+	case FERRY_REC_POSTCOPY:
 		break;
+	case FERRY_REC_DISCARD: {
+		const struct ferry_stream_config *c =
+			ferry_stream_decoder_config(d);
+		uint32_t i;
+
+		check(rec->u.discard.n >= 1 &&
+			      rec->u.discard.n <= FERRY_STREAM_MAX_DISCARDS,
+		      "discard record with no or too many ranges");
+		for (i = 0; i < rec->u.discard.n; i++) {
+			const struct ferry_stream_range *r =
+				&rec->u.discard.ranges[i];
+			uint64_t n;
+
+			check(r->block_index < c->nblocks,
+			      "discard in an undeclared block");
+			n = c->blocks[r->block_index].length / c->page_size;
+			check(r->count && r->first < n &&
+				      r->count <= n - r->first,
+			      "discard range past its block");
+		}
+		break;
+	}
 	case FERRY_REC_CHANNEL:
 		check(rec->u.channel.count >= 1 &&
 			      rec->u.channel.count <=

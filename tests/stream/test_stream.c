@@ -695,7 +695,11 @@ static void test_record_type_name(void **state)
 	assert_string_equal(ferry_record_type_name(FERRY_REC_CHANNEL),
 			    "channel");
 	assert_string_equal(ferry_record_type_name(FERRY_REC_SYNC), "sync");
-	assert_string_equal(ferry_record_type_name(8), "unknown");
+	assert_string_equal(ferry_record_type_name(FERRY_REC_DISCARD),
+			    "discard");
+	assert_string_equal(ferry_record_type_name(FERRY_REC_POSTCOPY),
+			    "postcopy");
+	assert_string_equal(ferry_record_type_name(10), "unknown");
 	assert_string_equal(ferry_record_type_name(UINT32_MAX), "unknown");
 }
 
@@ -1074,6 +1078,134 @@ static void test_unchanged_run(void **state)
 	ferry_buf_free(&b);
 }
 
+/* header (postcopy), channel, config (ram0: 256 pages), one discard record
+ * of the given range, a postcopy record, end */
+static void discard_stream(struct ferry_buf *b, uint32_t flags, uint32_t id,
+			   uint64_t first, uint64_t count)
+{
+	struct ferry_ramblock blk = { .id = 0,
+				      .name = "ram0",
+				      .length = 1 << 20 };
+	struct ferry_stream_encoder *e;
+
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(ferry_stream_encoder_new(ferry_stream_sink_buf(b), &e),
+			 0);
+	assert_int_equal(ferry_stream_put_header(e, flags), 0);
+	if (flags & FERRY_STREAM_F_POSTCOPY)
+		assert_int_equal(ferry_stream_put_channel(e, 7, 0, 1), 0);
+	assert_int_equal(ferry_stream_put_config(e, 4096, &blk, 1), 0);
+	assert_int_equal(ferry_stream_put_discard(e, &id, &first, &count, 1),
+			 0);
+	assert_int_equal(ferry_stream_put_postcopy(e, count), 0);
+	assert_int_equal(ferry_stream_put_end(e, NULL), 0);
+	assert_int_equal(ferry_stream_flush(e), 0);
+	ferry_stream_encoder_free(e);
+}
+
+static void test_discard_record(void **state)
+{
+	struct ferry_stream_record rec;
+	struct ferry_stream_memsrc m;
+	struct ferry_stream_decoder *d;
+	struct ferry_error err = { 0 };
+	struct ferry_buf b;
+	int n;
+
+	(void)state;
+	discard_stream(&b, FERRY_STREAM_F_POSTCOPY, 0, 10, 246);
+	m = (struct ferry_stream_memsrc){ b.data, b.len, 0 };
+	assert_int_equal(
+		ferry_stream_decoder_new(ferry_stream_source_mem(&m), &d), 0);
+	assert_int_equal(ferry_stream_read_header(d, NULL, &err), 0);
+	assert_int_equal(ferry_stream_decoder_next(d, &rec, &err), 0);
+	assert_int_equal(rec.type, FERRY_REC_CHANNEL);
+	assert_int_equal(ferry_stream_decoder_next(d, &rec, &err), 0);
+	assert_int_equal(ferry_stream_decoder_next(d, &rec, &err), 0);
+	assert_int_equal(rec.type, FERRY_REC_DISCARD);
+	assert_int_equal(rec.u.discard.n, 1);
+	assert_true(rec.u.discard.pages == 246);
+	assert_true(rec.u.discard.ranges[0].first == 10);
+	assert_int_equal(ferry_stream_decoder_next(d, &rec, &err), 0);
+	assert_int_equal(rec.type, FERRY_REC_POSTCOPY);
+	assert_true(rec.u.postcopy.pages == 246);
+	ferry_stream_decoder_free(d);
+	ferry_buf_free(&b);
+	/* one page past the block */
+	discard_stream(&b, FERRY_STREAM_F_POSTCOPY, 0, 10, 247);
+	check_err(&err, decode_all(&b, &n, &rec, &err), -ERANGE);
+	assert_non_null(strstr(err.msg, "discard range 0"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* a count of zero */
+	discard_stream(&b, FERRY_STREAM_F_POSTCOPY, 0, 10, 0);
+	check_err(&err, decode_all(&b, &n, &rec, &err), -EBADMSG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* a block the configuration did not declare */
+	discard_stream(&b, FERRY_STREAM_F_POSTCOPY, 9, 0, 1);
+	check_err(&err, decode_all(&b, &n, &rec, &err), -ENXIO);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* without the flag */
+	discard_stream(&b, 0, 0, 0, 1);
+	check_err(&err, decode_all(&b, &n, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "unknown record type 8"));
+	ferry_buf_free(&b);
+}
+
+/* Without placement, pages come back as data and RAM stays as it was;
+ * XBZRLE, which needs the old page, is refused. */
+static void test_no_placement(void **state)
+{
+	static uint8_t ram[1 << 20], page[4096];
+	static const uint8_t delta[] = { 10, 1, 7 };
+	struct ferry_ramblock blk = {
+		.id = 0, .name = "ram0", .host = ram, .length = sizeof(ram)
+	};
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record rec;
+	struct ferry_stream_memsrc m;
+	struct ferry_stream_decoder *d;
+	struct ferry_buf b;
+	int i;
+
+	(void)state;
+	memset(ram, 0xab, sizeof(ram));
+	memset(page, 0x11, sizeof(page));
+	for (i = 0; i < 2; i++) {
+		if (i == 0)
+			one_page_stream(&b, 0, FERRY_PAGE_RAW, page, 4096,
+					false);
+		else
+			one_page_stream(&b, FERRY_STREAM_F_XBZRLE,
+					FERRY_PAGE_XBZRLE, delta, sizeof(delta),
+					false);
+		m = (struct ferry_stream_memsrc){ b.data, b.len, 0 };
+		assert_int_equal(ferry_stream_decoder_new(
+					 ferry_stream_source_mem(&m), &d),
+				 0);
+		ferry_stream_decoder_attach_ram(d, 4096, &blk, 1);
+		ferry_stream_decoder_set_placement(d, false);
+		assert_int_equal(ferry_stream_read_header(d, NULL, &err), 0);
+		assert_int_equal(ferry_stream_decoder_next(d, &rec, &err), 0);
+		if (i == 0) {
+			assert_int_equal(
+				ferry_stream_decoder_next(d, &rec, &err), 0);
+			assert_false(rec.u.page.placed);
+			assert_int_equal(rec.u.page.ram_index, 0);
+			assert_memory_equal(rec.u.page.data, page, 4096);
+		} else {
+			check_err(&err,
+				  ferry_stream_decoder_next(d, &rec, &err),
+				  -EPROTO);
+		}
+		assert_true(all_bytes(ram, sizeof(ram), 0xab));
+		ferry_stream_decoder_free(d);
+		ferry_buf_free(&b);
+	}
+}
+
 /* ---- a long stream through a small pipe ---------------------------------- */
 
 #define PIPE_PAGES   2000u
@@ -1309,7 +1441,7 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 32); /* bits 0 to 4 are known */
+	le32_store(s.buf.data + 12, 64); /* bits 0 to 5 are known */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	le32_store(s.buf.data + 12, 0x80000000u);
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
@@ -2556,6 +2688,8 @@ int main(void)
 		cmocka_unit_test(test_sync_record),
 		cmocka_unit_test(test_xbzrle_encoding),
 		cmocka_unit_test(test_unchanged_run),
+		cmocka_unit_test(test_discard_record),
+		cmocka_unit_test(test_no_placement),
 		cmocka_unit_test(test_header_len),
 		cmocka_unit_test(test_truncated_header),
 		cmocka_unit_test(test_empty_after_header),

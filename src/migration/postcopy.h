@@ -1,0 +1,88 @@
+/*
+ * postcopy.h - post-copy, both sides (docs/stream.md, "Post-copy").
+ *
+ * Destination (postcopy_in.c): pages dropped by the source's discard
+ * records are "missing"; the guest's faults on them are caught with
+ * userfaultfd and asked for on the return path; pages are placed with
+ * UFFDIO_COPY or UFFDIO_ZEROPAGE, once each.
+ *
+ * Source (postcopy_out.c): the pages still to send are a bitmap; the
+ * urgent thread answers requests (the page and a window after it) on the
+ * urgent connection, and the engine's thread sends the rest on the main
+ * connection, from just past the last request.
+ */
+#ifndef FERRY_POSTCOPY_H
+#define FERRY_POSTCOPY_H
+
+#include "migration_internal.h"
+
+struct pc_in {
+	const struct ferry_vm *vm;
+	struct rp_tx *tx;
+	int uffd, quit_fd;
+	size_t registered; /* blocks registered with uffd */
+	pthread_t fault_thread;
+	bool thread_live;
+	_Atomic uint64_t **missing; /* [block] bitmap: dropped, not placed */
+	_Atomic uint32_t **req_us;  /* [block][page]: when asked (us), 0 */
+	uint32_t *src_id;	    /* [block]: the source's block id */
+	uint64_t t0_ns;
+	uint64_t zero_hash;
+	_Atomic uint64_t left, placed, requests;
+	atomic_int tx_failed;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* left reached 0 */
+	uint32_t *lat;	     /* lock: request-to-placement, us */
+	size_t nlat, lat_cap;
+	uint64_t blocktime_us; /* lock */
+};
+
+int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
+	       struct ferry_error *err);
+/* Drop pages first..first+count-1 of block ri (they come again). */
+int pc_in_discard(struct pc_in *pc, uint32_t ri, uint64_t first, uint64_t count,
+		  struct ferry_error *err);
+/* Register RAM with userfaultfd and start the fault thread. */
+int pc_in_start(struct pc_in *pc, struct ferry_error *err);
+/* Place a page (data NULL: a zero page) unless it is there already.
+ * 1 with *hash set when this call placed it, 0 when it was there. */
+int pc_in_place(struct pc_in *pc, uint32_t ri, uint64_t page,
+		const uint8_t *data, uint64_t *hash, struct ferry_error *err);
+/* Fail unless every dropped page has been placed. */
+int pc_in_wait_all(struct pc_in *pc, int timeout_ms, struct ferry_error *err);
+void pc_in_stats(struct pc_in *pc, struct ferry_mig_stats *st);
+/* Stop the fault thread, unregister, free. */
+void pc_in_free(struct pc_in *pc);
+
+struct out;
+struct sender;
+
+struct pc_out {
+	struct out *o;
+	_Atomic uint64_t *todo; /* bitmap by global page: still to send */
+	uint64_t npages;
+	_Atomic uint64_t left;
+	_Atomic uint64_t hint; /* where the background goes on */
+	pthread_t thread;      /* the urgent thread */
+	bool live;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t *q; /* lock: requests, by global page */
+	size_t qcap, qhead, qn;
+	bool quit;
+	uint64_t last_req, window; /* the urgent thread's */
+	_Atomic uint64_t served;
+	int rc;
+	struct ferry_error err;
+};
+
+int pc_out_init(struct pc_out *pc, struct out *o,
+		const struct ferry_dirty_set *pending, struct ferry_error *err);
+void pc_out_request(void *opaque, uint32_t block, uint64_t page);
+int pc_out_start(struct pc_out *pc, struct ferry_error *err);
+/* On the engine's thread: send every page still to go. */
+int pc_out_background(struct pc_out *pc, struct ferry_error *err);
+int pc_out_stop(struct pc_out *pc, struct ferry_error *err);
+void pc_out_free(struct pc_out *pc);
+
+#endif

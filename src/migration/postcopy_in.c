@@ -1,0 +1,404 @@
+/*
+ * postcopy_in.c - the destination's side of post-copy: drop the pages the
+ * source will send again, catch the guest's faults on them with
+ * userfaultfd (missing mode), ask the source for each, and place pages
+ * atomically with UFFDIO_COPY / UFFDIO_ZEROPAGE as they arrive, from the
+ * main connection (background) or the urgent one (answers).
+ *
+ * A page is "missing" from its discard until it is placed; a page placed
+ * once is never placed again (the second copy finds it present: EEXIST).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "le.h"
+#include "postcopy.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_MISSING_SHMEM
+#define UFFD_FEATURE_MISSING_SHMEM (1 << 5)
+#endif
+#ifndef MADV_REMOVE
+#define MADV_REMOVE 9
+#endif
+
+static bool test_bit(const _Atomic uint64_t *w, uint64_t i)
+{
+	return atomic_load(&w[i / 64]) & (1ull << (i % 64));
+}
+
+/* Clear bit i; true if this call cleared it. */
+static bool test_clear_bit(_Atomic uint64_t *w, uint64_t i)
+{
+	uint64_t m = 1ull << (i % 64);
+
+	return atomic_fetch_and(&w[i / 64], ~m) & m;
+}
+
+int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
+	       struct ferry_error *err)
+{
+	size_t i;
+
+	memset(pc, 0, sizeof(*pc));
+	pc->vm = vm;
+	pc->tx = tx;
+	pc->uffd = -1;
+	pc->quit_fd = -1;
+	pthread_mutex_init(&pc->lock, NULL);
+	pthread_cond_init(&pc->cond, NULL);
+	pc->missing = calloc(vm->nblocks, sizeof(*pc->missing));
+	pc->req_us = calloc(vm->nblocks, sizeof(*pc->req_us));
+	pc->src_id = calloc(vm->nblocks, sizeof(*pc->src_id));
+	if (!pc->missing || !pc->req_us || !pc->src_id)
+		goto oom;
+	for (i = 0; i < vm->nblocks; i++) {
+		uint64_t n = vm->blocks[i].length / vm->page_size;
+
+		pc->missing[i] = calloc((n + 63) / 64, sizeof(uint64_t));
+		pc->req_us[i] = calloc(n, sizeof(uint32_t));
+		if (!pc->missing[i] || !pc->req_us[i])
+			goto oom;
+	}
+	pc->t0_ns = mig_now_ns();
+	return 0;
+oom:
+	pc_in_free(pc);
+	return ferry_error_set(err, -ENOMEM,
+			       "out of memory for post-copy page maps");
+}
+
+int pc_in_discard(struct pc_in *pc, uint32_t ri, uint64_t first, uint64_t count,
+		  struct ferry_error *err)
+{
+	const struct ferry_ramblock *b = &pc->vm->blocks[ri];
+	uint32_t ps = pc->vm->page_size;
+	uint8_t *p = b->host + first * ps;
+	uint64_t k, added = 0;
+
+	for (k = first; k < first + count; k++) {
+		uint64_t m = 1ull << (k % 64);
+
+		if (!(atomic_fetch_or(&pc->missing[ri][k / 64], m) & m))
+			added++;
+	}
+	atomic_fetch_add(&pc->left, added);
+	/* shared memory (memfd) keeps pages unless the hole is punched */
+	if (madvise(p, count * ps, MADV_REMOVE) &&
+	    madvise(p, count * ps, MADV_DONTNEED))
+		return ferry_error_set(err, -errno,
+				       "post-copy: dropping %" PRIu64
+				       " pages of RAM block '%s': %s",
+				       count, b->name, strerror(errno));
+	return 0;
+}
+
+static void record_latency(struct pc_in *pc, uint64_t us)
+{
+	pthread_mutex_lock(&pc->lock);
+	if (pc->nlat == pc->lat_cap) {
+		size_t cap = pc->lat_cap ? pc->lat_cap * 2 : 4096;
+		uint32_t *l = realloc(pc->lat, cap * sizeof(*l));
+
+		if (l) {
+			pc->lat = l;
+			pc->lat_cap = cap;
+		}
+	}
+	if (pc->nlat < pc->lat_cap)
+		pc->lat[pc->nlat++] = us > UINT32_MAX ? UINT32_MAX
+						      : (uint32_t)us;
+	pc->blocktime_us += us;
+	pthread_mutex_unlock(&pc->lock);
+}
+
+static uint32_t now_us(const struct pc_in *pc)
+{
+	uint64_t us = (mig_now_ns() - pc->t0_ns) / 1000 + 1;
+
+	return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+int pc_in_place(struct pc_in *pc, uint32_t ri, uint64_t page,
+		const uint8_t *data, uint64_t *hash, struct ferry_error *err)
+{
+	const struct ferry_ramblock *b = &pc->vm->blocks[ri];
+	uint32_t ps = pc->vm->page_size;
+	uintptr_t dst = (uintptr_t)(b->host + page * ps);
+	uint32_t req;
+	int rc;
+
+	if (!test_bit(pc->missing[ri], page))
+		return 0; /* placed already, or never dropped */
+	for (;;) {
+		if (data) {
+			struct uffdio_copy c = { .dst = dst,
+						 .src = (uintptr_t)data,
+						 .len = ps };
+
+			rc = ioctl(pc->uffd, UFFDIO_COPY, &c);
+		} else {
+			struct uffdio_zeropage z = { .range = { .start = dst,
+								.len = ps } };
+
+			rc = ioctl(pc->uffd, UFFDIO_ZEROPAGE, &z);
+		}
+		if (rc == 0 || errno != EAGAIN)
+			break;
+	}
+	if (rc && errno == EEXIST)
+		return 0; /* the other connection placed it first */
+	if (rc)
+		return ferry_error_set(err, -errno,
+				       "post-copy: placing page %" PRIu64
+				       " of RAM block '%s': %s",
+				       page, b->name, strerror(errno));
+	if (!test_clear_bit(pc->missing[ri], page))
+		return 0;
+	*hash = data ? ferry_page_hash(data, ps) : pc->zero_hash;
+	atomic_fetch_sub(&pc->left, 1);
+	atomic_fetch_add(&pc->placed, 1);
+	req = atomic_exchange(&pc->req_us[ri][page], 0);
+	if (req)
+		record_latency(pc, now_us(pc) - req);
+	if (atomic_load(&pc->left) == 0) {
+		pthread_mutex_lock(&pc->lock);
+		pthread_cond_broadcast(&pc->cond);
+		pthread_mutex_unlock(&pc->lock);
+	}
+	return 1;
+}
+
+/* A fault: ask for the page, once; or wake the faulting thread if the
+ * page arrived between the fault and now. */
+static void on_fault(struct pc_in *pc, uint64_t addr)
+{
+	const struct ferry_vm *vm = pc->vm;
+	uint32_t ps = vm->page_size;
+	size_t i;
+
+	for (i = 0; i < vm->nblocks; i++) {
+		const struct ferry_ramblock *b = &vm->blocks[i];
+		uint64_t page;
+		uint32_t zero = 0;
+
+		if (addr < (uintptr_t)b->host ||
+		    addr >= (uintptr_t)b->host + b->length)
+			continue;
+		page = (addr - (uintptr_t)b->host) / ps;
+		if (!test_bit(pc->missing[i], page)) {
+			struct uffdio_range r = { .start = (uintptr_t)b->host +
+							   page * ps,
+						  .len = ps };
+
+			ioctl(pc->uffd, UFFDIO_WAKE, &r);
+			return;
+		}
+		if (!atomic_compare_exchange_strong(&pc->req_us[i][page], &zero,
+						    now_us(pc)))
+			return; /* asked already */
+		atomic_fetch_add(&pc->requests, 1);
+		if (rp_send_page_req(pc->tx, pc->src_id[i], page * ps))
+			atomic_store(&pc->tx_failed, 1);
+		/* placed meanwhile (the request raced a placement)? */
+		if (!test_bit(pc->missing[i], page)) {
+			struct uffdio_range r = { .start = (uintptr_t)b->host +
+							   page * ps,
+						  .len = ps };
+
+			ioctl(pc->uffd, UFFDIO_WAKE, &r);
+		}
+		return;
+	}
+}
+
+static void *fault_main(void *arg)
+{
+	struct pc_in *pc = arg;
+	struct uffd_msg msg[16];
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = pc->uffd, .events = POLLIN },
+				       { .fd = pc->quit_fd,
+					 .events = POLLIN } };
+		ssize_t n;
+		int i;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		n = read(pc->uffd, msg, sizeof(msg));
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
+			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
+				on_fault(pc, msg[i].arg.pagefault.address);
+	}
+	return NULL;
+}
+
+static int open_uffd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd,
+			      O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+
+	if (fd < 0 && errno == EINVAL) /* kernels before 5.11 */
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+int pc_in_start(struct pc_in *pc, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = pc->vm;
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_MISSING_SHMEM };
+	uint8_t *zero;
+	size_t i;
+	int rc;
+
+	zero = calloc(1, vm->page_size);
+	if (!zero)
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	pc->zero_hash = ferry_page_hash(zero, vm->page_size);
+	free(zero);
+	rc = open_uffd();
+	if (rc < 0)
+		return ferry_error_set(err, rc,
+				       "post-copy needs userfaultfd: %s "
+				       "(vm.unprivileged_userfaultfd, or run "
+				       "as root)",
+				       strerror(-rc));
+	pc->uffd = rc;
+	if (ioctl(pc->uffd, UFFDIO_API, &api) < 0)
+		return ferry_error_set(err, -errno, "post-copy: UFFDIO_API: %s",
+				       strerror(errno));
+	for (i = 0; i < vm->nblocks; i++) {
+		struct uffdio_register reg = {
+			.range = { .start = (uintptr_t)vm->blocks[i].host,
+				   .len = vm->blocks[i].length },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		if (ioctl(pc->uffd, UFFDIO_REGISTER, &reg) < 0)
+			return ferry_error_set(err, -errno,
+					       "post-copy: registering RAM "
+					       "block '%s' with userfaultfd: "
+					       "%s",
+					       vm->blocks[i].name,
+					       strerror(errno));
+		pc->registered = i + 1;
+	}
+	pc->quit_fd = eventfd(0, EFD_CLOEXEC);
+	if (pc->quit_fd < 0)
+		return ferry_error_set(err, -errno, "eventfd: %s",
+				       strerror(errno));
+	rc = pthread_create(&pc->fault_thread, NULL, fault_main, pc);
+	if (rc)
+		return ferry_error_set(err, -rc, "post-copy fault thread: %s",
+				       strerror(rc));
+	pc->thread_live = true;
+	return 0;
+}
+
+int pc_in_wait_all(struct pc_in *pc, int timeout_ms, struct ferry_error *err)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	pthread_mutex_lock(&pc->lock);
+	while (atomic_load(&pc->left) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&pc->cond, &pc->lock, &ts);
+	pthread_mutex_unlock(&pc->lock);
+	if (atomic_load(&pc->left))
+		return ferry_error_set(
+			err, -ENODATA,
+			"post-copy: the stream ended with %" PRIu64
+			" pages never received",
+			(uint64_t)atomic_load(&pc->left));
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void pc_in_stats(struct pc_in *pc, struct ferry_mig_stats *st)
+{
+	pthread_mutex_lock(&pc->lock);
+	st->postcopy_requests = atomic_load(&pc->requests);
+	st->postcopy_pages = atomic_load(&pc->placed);
+	st->postcopy_blocktime_ms = pc->blocktime_us / 1000;
+	if (pc->nlat) {
+		qsort(pc->lat, pc->nlat, sizeof(*pc->lat), cmp_u32);
+		st->fault_p50_us = pc->lat[pc->nlat / 2];
+		st->fault_p99_us = pc->lat[pc->nlat * 99 / 100];
+		st->fault_max_us = pc->lat[pc->nlat - 1];
+	}
+	pthread_mutex_unlock(&pc->lock);
+}
+
+void pc_in_free(struct pc_in *pc)
+{
+	const struct ferry_vm *vm = pc->vm;
+	size_t i;
+
+	if (pc->thread_live) {
+		uint64_t one = 1;
+
+		if (write(pc->quit_fd, &one, sizeof(one)) != sizeof(one))
+			pthread_cancel(pc->fault_thread);
+		pthread_join(pc->fault_thread, NULL);
+		pc->thread_live = false;
+	}
+	for (i = 0; i < pc->registered; i++) {
+		struct uffdio_range r = {
+			.start = (uintptr_t)vm->blocks[i].host,
+			.len = vm->blocks[i].length,
+		};
+
+		ioctl(pc->uffd, UFFDIO_UNREGISTER, &r);
+	}
+	if (pc->uffd >= 0)
+		close(pc->uffd);
+	if (pc->quit_fd >= 0)
+		close(pc->quit_fd);
+	for (i = 0; vm && i < vm->nblocks; i++) {
+		if (pc->missing)
+			free(pc->missing[i]);
+		if (pc->req_us)
+			free(pc->req_us[i]);
+	}
+	free(pc->missing);
+	free(pc->req_us);
+	free(pc->src_id);
+	free(pc->lat);
+	pthread_cond_destroy(&pc->cond);
+	pthread_mutex_destroy(&pc->lock);
+	memset(pc, 0, sizeof(*pc));
+	pc->uffd = pc->quit_fd = -1;
+}

@@ -1,0 +1,221 @@
+/*
+ * postcopy_out.c - the source's side of post-copy, once the destination
+ * runs the guest: answer page requests first, on the urgent connection,
+ * with a window of the pages after the one asked for; send every other
+ * page still to go on the main connection, from just past the last
+ * request (where the guest is likely to touch next).  Each page goes
+ * once: whichever thread clears its bit in `todo` sends it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "outgoing.h"
+#include "postcopy.h"
+
+#define NO_HINT	   UINT64_MAX
+#define WINDOW_MAX 64
+
+static bool test_clear(_Atomic uint64_t *w, uint64_t i)
+{
+	uint64_t m = 1ull << (i % 64);
+
+	return atomic_fetch_and(&w[i / 64], ~m) & m;
+}
+
+static void split(const struct out *o, uint64_t gpn, uint32_t *bi,
+		  uint64_t *page)
+{
+	uint32_t i = (uint32_t)o->vm->nblocks - 1;
+
+	while (i && o->first_page[i] > gpn)
+		i--;
+	*bi = i;
+	*page = gpn - o->first_page[i];
+}
+
+int pc_out_init(struct pc_out *pc, struct out *o,
+		const struct ferry_dirty_set *pending, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = o->vm;
+	size_t i;
+	uint64_t k;
+
+	memset(pc, 0, sizeof(*pc));
+	pc->o = o;
+	pthread_mutex_init(&pc->lock, NULL);
+	pthread_cond_init(&pc->cond, NULL);
+	pc->npages = o->first_page[vm->nblocks - 1] +
+		     vm->blocks[vm->nblocks - 1].length / vm->page_size;
+	pc->todo = calloc((pc->npages + 63) / 64, sizeof(uint64_t));
+	pc->qcap = 4096;
+	pc->q = calloc(pc->qcap, sizeof(*pc->q));
+	if (!pc->todo || !pc->q)
+		return ferry_error_set(err, -ENOMEM,
+				       "out of memory for post-copy");
+	for (i = 0; i < pending->n; i++) {
+		const struct ferry_dirty_range *r = &pending->ranges[i];
+
+		for (k = 0; k < r->count; k++) {
+			uint64_t g = o->first_page[r->block] + r->first + k;
+			uint64_t m = 1ull << (g % 64);
+
+			if (!(atomic_fetch_or(&pc->todo[g / 64], m) & m))
+				pc->left++;
+		}
+	}
+	atomic_store(&pc->hint, NO_HINT);
+	pc->window = 4;
+	return 0;
+}
+
+/* On the return path's thread: queue a request. */
+void pc_out_request(void *opaque, uint32_t block, uint64_t page)
+{
+	struct pc_out *pc = opaque;
+
+	pthread_mutex_lock(&pc->lock);
+	if (pc->qn < pc->qcap) { /* full: the background sends it anyway */
+		pc->q[(pc->qhead + pc->qn) % pc->qcap] =
+			pc->o->first_page[block] + page;
+		pc->qn++;
+		pthread_cond_signal(&pc->cond);
+	}
+	pthread_mutex_unlock(&pc->lock);
+}
+
+/* Send page gpn on s if nobody has; 1 if this call sent it. */
+static int take(struct pc_out *pc, struct sender *s, uint64_t gpn,
+		struct ferry_error *err)
+{
+	uint32_t bi;
+	uint64_t page;
+	int rc;
+
+	if (gpn >= pc->npages || !test_clear(pc->todo, gpn))
+		return 0;
+	split(pc->o, gpn, &bi, &page);
+	rc = send_one(s, bi, page, SEND_POSTCOPY, err);
+	atomic_fetch_sub(&pc->left, 1);
+	return rc ? rc : 1;
+}
+
+/* The urgent thread: each request, then the window after it. */
+static void *urgent_main(void *arg)
+{
+	struct pc_out *pc = arg;
+	struct sender *s = &pc->o->urgent;
+	int rc = 0;
+
+	pthread_mutex_lock(&pc->lock);
+	while (!rc) {
+		uint64_t gpn, k, w;
+
+		while (!pc->qn && !pc->quit)
+			pthread_cond_wait(&pc->cond, &pc->lock);
+		if (pc->quit)
+			break;
+		gpn = pc->q[pc->qhead];
+		pc->qhead = (pc->qhead + 1) % pc->qcap;
+		pc->qn--;
+		pthread_mutex_unlock(&pc->lock);
+		/* sequential faults widen the window, scattered ones
+		 * narrow it */
+		if (pc->served && gpn > pc->last_req &&
+		    gpn <= pc->last_req + 2 * pc->window + 16)
+			pc->window = pc->window * 2 > WINDOW_MAX
+					     ? WINDOW_MAX
+					     : pc->window * 2;
+		else if (pc->window > 1)
+			pc->window /= 2;
+		pc->last_req = gpn;
+		pc->served++;
+		w = pc->window;
+		rc = take(pc, s, gpn, &pc->err);
+		for (k = 1; k <= w && rc >= 0; k++)
+			rc = take(pc, s, gpn + k, &pc->err);
+		if (rc >= 0)
+			rc = sender_flush(s, &pc->err);
+		atomic_store(&pc->hint, gpn + w + 1);
+		pthread_mutex_lock(&pc->lock);
+	}
+	pc->rc = rc < 0 ? rc : 0;
+	pthread_mutex_unlock(&pc->lock);
+	return NULL;
+}
+
+int pc_out_start(struct pc_out *pc, struct ferry_error *err)
+{
+	int rc = pthread_create(&pc->thread, NULL, urgent_main, pc);
+
+	if (rc)
+		return ferry_error_set(err, -rc, "post-copy thread: %s",
+				       strerror(rc));
+	pc->live = true;
+	return 0;
+}
+
+int pc_out_background(struct pc_out *pc, struct ferry_error *err)
+{
+	struct sender *s = &pc->o->main;
+	uint64_t cursor = 0, scanned = 0;
+	int rc = 0;
+
+	while (atomic_load(&pc->left) && rc >= 0) {
+		uint64_t h = atomic_exchange(&pc->hint, NO_HINT), w;
+
+		if (h != NO_HINT) {
+			cursor = h % pc->npages;
+			scanned = 0;
+		}
+		/* the next word with a page still to go */
+		w = atomic_load(&pc->todo[cursor / 64]) >> (cursor % 64);
+		if (!w) {
+			cursor = (cursor / 64 + 1) * 64;
+			scanned += 64;
+			if (cursor >= pc->npages)
+				cursor = 0;
+			if (scanned > pc->npages + 128)
+				break; /* the urgent thread has the rest */
+			continue;
+		}
+		cursor += (uint64_t)__builtin_ctzll(w);
+		rc = take(pc, s, cursor, err);
+		cursor = cursor + 1 >= pc->npages ? 0 : cursor + 1;
+		scanned = 0;
+	}
+	if (rc >= 0)
+		rc = sender_flush(s, err);
+	return rc < 0 ? rc : 0;
+}
+
+int pc_out_stop(struct pc_out *pc, struct ferry_error *err)
+{
+	int rc = 0;
+
+	if (pc->live) {
+		pthread_mutex_lock(&pc->lock);
+		pc->quit = true;
+		pthread_cond_broadcast(&pc->cond);
+		pthread_mutex_unlock(&pc->lock);
+		pthread_join(pc->thread, NULL);
+		pc->live = false;
+		if (pc->rc)
+			rc = ferry_error_set(err, pc->rc, "urgent channel: %s",
+					     ferry_error_msg(&pc->err));
+	}
+	return rc;
+}
+
+void pc_out_free(struct pc_out *pc)
+{
+	free(pc->todo);
+	free(pc->q);
+	pc->todo = NULL;
+	pc->q = NULL;
+	if (pc->o) {
+		pthread_cond_destroy(&pc->cond);
+		pthread_mutex_destroy(&pc->lock);
+	}
+	pc->o = NULL;
+}
