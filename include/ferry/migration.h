@@ -110,6 +110,8 @@ struct ferry_mig_stats {
 	uint64_t postcopy_bytes;	/* stream bytes after the switch */
 	uint64_t postcopy_pages;	/* pages that went after the switch */
 	uint64_t postcopy_blocktime_ms; /* destination: vCPU time blocked */
+	uint64_t postcopy_time_ms;	/* source: from the destination's
+					   resume to the end */
 	uint64_t fault_p50_us, fault_p99_us, fault_max_us;
 	char postcopy_reason[64]; /* why it switched */
 };

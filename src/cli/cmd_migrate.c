@@ -25,8 +25,8 @@ static void usage(FILE *f)
 		"  --cap verify=on|off, auto-converge=on|off, multifd=on|off, "
 		"xbzrle=on|off,\n"
 		"        postcopy-ram=on|off\n"
-		"  --mode precopy (default), postcopy (switch after the bulk "
-		"pass) or hybrid\n"
+		"  --mode precopy (default), postcopy (switch at once: the "
+		"memory follows) or hybrid\n"
 		"        (postcopy after precopy-time-limit, 2000 ms unless "
 		"--set)\n");
 }

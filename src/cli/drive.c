@@ -132,7 +132,7 @@ json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 		return NULL;
 	json_decref(r);
 	if (o->mode == DRIVE_POSTCOPY) {
-		/* taken at the end of the bulk pass */
+		/* taken at once, during the bulk pass */
 		r = qmpc_call(c, "migrate-start-postcopy", NULL, err, errlen);
 		if (!r)
 			return NULL;

@@ -20,7 +20,7 @@ struct drive_opts {
 enum { DRIVE_PRECOPY, DRIVE_POSTCOPY, DRIVE_HYBRID };
 
 /* --mode precopy|postcopy|hybrid: postcopy-ram on for the last two;
- * postcopy switches right after the bulk pass, hybrid after
+ * postcopy switches at once (during the bulk pass), hybrid after
  * precopy-time-limit (2000 ms unless --set). */
 int drive_set_mode(struct drive_opts *o, const char *arg);
 

@@ -353,6 +353,9 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		} else {
 			json_object_set_new(r, "postcopy-reason",
 					    json_string(st->postcopy_reason));
+			json_object_set_new(
+				r, "postcopy-time",
+				json_integer((json_int_t)st->postcopy_time_ms));
 		}
 	}
 	if (st->throttle_percent)

@@ -90,6 +90,15 @@ static void set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v)
 	pthread_mutex_unlock(&m->lock);
 }
 
+static void set_reason(struct out *o, const char *why)
+{
+	pthread_mutex_lock(&o->m->lock);
+	if (!o->m->stats.postcopy_reason[0])
+		snprintf(o->m->stats.postcopy_reason,
+			 sizeof(o->m->stats.postcopy_reason), "%s", why);
+	pthread_mutex_unlock(&o->m->lock);
+}
+
 /* With postcopy-ram: switch now?  When asked (migrate-start-postcopy),
  * and in hybrid mode (precopy-time-limit) when the limit is up or the
  * guest has dirtied memory faster than the link carried it for three
@@ -110,12 +119,58 @@ static bool want_postcopy(struct out *o, uint64_t dirtied, uint64_t sent,
 		why = "dirty rate above bandwidth";
 	if (!why)
 		return false;
-	pthread_mutex_lock(&o->m->lock);
-	snprintf(o->m->stats.postcopy_reason,
-		 sizeof(o->m->stats.postcopy_reason), "%s", why);
-	pthread_mutex_unlock(&o->m->lock);
+	set_reason(o, why);
 	o->go_postcopy = true;
 	return true;
+}
+
+bool out_switch_now(struct out *o)
+{
+	uint64_t limit;
+
+	if (atomic_load(&o->bulk_abort))
+		return true;
+	pthread_mutex_lock(&o->m->lock);
+	limit = o->m->params.precopy_time_limit_ms;
+	pthread_mutex_unlock(&o->m->lock);
+	if (atomic_load(&o->m->postcopy_req))
+		set_reason(o, "migrate-start-postcopy");
+	else if (limit && mig_now_ns() - o->t_precopy_ns >= limit * 1000000ull)
+		set_reason(o, "precopy-time-limit");
+	else
+		return false;
+	atomic_store(&o->bulk_abort, 1);
+	return true;
+}
+
+/* The bulk pass stopped early: the pages it did not reach go in
+ * post-copy, with the dirty ones. */
+static int add_unsent(struct out *o, struct ferry_dirty_set *set)
+{
+	const struct ferry_vm *vm = o->vm;
+	uint32_t i;
+	uint64_t k, run = 0;
+	int rc = 0;
+
+	for (i = 0; i < vm->nblocks && !rc; i++) {
+		uint64_t n = vm->blocks[i].length / vm->page_size;
+
+		for (k = 0; k <= n && !rc; k++) {
+			uint64_t g = o->first_page[i] + k;
+			bool sent = k < n &&
+				    (atomic_load(&o->bulk_sent[g / 64]) &
+				     (1ull << (g % 64)));
+
+			if (k < n && !sent) {
+				run++;
+				continue;
+			}
+			if (run)
+				rc = ferry_dirty_set_add(set, i, k - run, run);
+			run = 0;
+		}
+	}
+	return rc;
 }
 
 static int precopy(struct out *o, struct ferry_error *err)
@@ -136,7 +191,21 @@ static int precopy(struct out *o, struct ferry_error *err)
 	if (defer && hot_init(&hp, vm))
 		return ferry_error_set(err, -ENOMEM,
 				       "out of memory for hot-page marks");
+	o->in_bulk = true;
 	rc = send_pages(o, NULL, SEND_FIRST, err); /* the bulk pass */
+	o->in_bulk = false;
+	if (rc && atomic_load(&o->bulk_abort)) {
+		/* post-copy now: what the bulk pass did not reach goes then */
+		ferry_error_clear(err);
+		o->go_postcopy = true;
+		rc = add_unsent(o, &set);
+		if (rc)
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
+		hot_free(&hp);
+		ferry_dirty_set_free(&o->pending);
+		o->pending = set;
+		return rc;
+	}
 	for (;;) {
 		uint64_t now, dt, sent, bw, expected, limit, dirty_bytes;
 		uint64_t dirty_pages, page_rate;
@@ -410,6 +479,7 @@ static int postcopy(struct out *o, struct ferry_error *err)
 	m->stats.postcopy_bytes = bytes0;
 	m->stats.postcopy_requests = atomic_load(&pc.served);
 	m->stats.postcopy_pages = to_go;
+	m->stats.postcopy_time_ms = (mig_now_ns() - running_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
 	if (!rc)
 		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, &status, msg,
@@ -468,6 +538,14 @@ void *mig_outgoing_main(void *arg)
 	o.urgent.fd = -1;
 	session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
 	rc = out_number_pages(&o, &err);
+	if (!rc && o.postcopy) {
+		uint64_t n = o.first_page[vm->nblocks - 1] +
+			     vm->blocks[vm->nblocks - 1].length / vm->page_size;
+
+		o.bulk_sent = calloc((n + 63) / 64, sizeof(uint64_t));
+		if (!o.bulk_sent)
+			rc = ferry_error_set(&err, -ENOMEM, "out of memory");
+	}
 	if (!rc)
 		rc = sender_open(&o, &o.main, 0, session, &err);
 	if (!rc) {
@@ -541,6 +619,7 @@ out:
 	rp_rx_stop(&o.rp);
 	sender_close(&o.main);
 	free(o.first_page);
+	free(o.bulk_sent);
 	ferry_dirty_set_free(&o.resend);
 	ferry_dirty_set_free(&o.pending);
 	page_hashes_free(&o.ph, vm);

@@ -79,7 +79,10 @@ struct out {
 	unsigned over_bw;	 /* hybrid: iterations dirtying faster than
 				    the link, in a row */
 	bool go_postcopy;	 /* precopy() stopped to switch to post-copy */
-	uint64_t t_precopy_ns;	 /* when the bulk pass began */
+	bool in_bulk;		 /* the bulk pass runs */
+	atomic_int bulk_abort;	 /* it stopped early, for post-copy */
+	_Atomic uint64_t *bulk_sent;	/* bit per global page: sent in it */
+	uint64_t t_precopy_ns;		/* when the bulk pass began */
 	struct ferry_dirty_set pending; /* dirty, not yet sent */
 	struct page_hashes ph;		/* verify: hash of each page sent */
 
@@ -111,6 +114,8 @@ int multifd_start(struct out *o, unsigned n, uint64_t session,
 int multifd_finish(struct out *o, struct ferry_error *err);
 void multifd_stop(struct out *o);
 void sender_close(struct sender *s);
+/* Post-copy now, during the bulk pass?  Sets the reason. */
+bool out_switch_now(struct out *o);
 /* One page on s (post-copy's threads), and flushing s. */
 int send_one(struct sender *s, uint32_t bi, uint64_t page, enum send_mode mode,
 	     struct ferry_error *err);

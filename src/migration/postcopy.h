@@ -69,6 +69,7 @@ struct pc_out {
 	pthread_cond_t cond;
 	uint64_t *q; /* lock: requests, by global page */
 	size_t qcap, qhead, qn;
+	atomic_size_t waiting; /* qn, for a look without the lock */
 	bool quit;
 	uint64_t last_req, window; /* the urgent thread's */
 	_Atomic uint64_t served;

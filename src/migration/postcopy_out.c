@@ -7,6 +7,7 @@
  * once: whichever thread clears its bit in `todo` sends it.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,7 @@ void pc_out_request(void *opaque, uint32_t block, uint64_t page)
 		pc->q[(pc->qhead + pc->qn) % pc->qcap] =
 			pc->o->first_page[block] + page;
 		pc->qn++;
+		atomic_fetch_add(&pc->waiting, 1);
 		pthread_cond_signal(&pc->cond);
 	}
 	pthread_mutex_unlock(&pc->lock);
@@ -118,6 +120,7 @@ static void *urgent_main(void *arg)
 		gpn = pc->q[pc->qhead];
 		pc->qhead = (pc->qhead + 1) % pc->qcap;
 		pc->qn--;
+		atomic_fetch_sub(&pc->waiting, 1);
 		pthread_mutex_unlock(&pc->lock);
 		/* sequential faults widen the window, scattered ones
 		 * narrow it */
@@ -180,6 +183,10 @@ int pc_out_background(struct pc_out *pc, struct ferry_error *err)
 			continue;
 		}
 		cursor += (uint64_t)__builtin_ctzll(w);
+		/* a vCPU waits for a page: let the urgent thread have the CPU
+		 * (two cores are shared by everything here) */
+		if (atomic_load(&pc->waiting))
+			sched_yield();
 		rc = take(pc, s, cursor, err);
 		cursor = cursor + 1 >= pc->npages ? 0 : cursor + 1;
 		scanned = 0;

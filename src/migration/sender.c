@@ -187,6 +187,9 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 				       "migration cancelled by request");
 	if (rp_spoke(&o->rp))
 		return peer_verdict(o, -ECONNRESET, err);
+	if (o->in_bulk && o->postcopy && out_switch_now(o))
+		return ferry_error_set(err, -EINTR,
+				       "bulk pass stopped for post-copy");
 	pthread_mutex_lock(&o->m->lock);
 	/* post-copy's answers are not held back: a vCPU waits for them */
 	bw = s == &o->urgent
@@ -492,6 +495,9 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 		if (o->xbzrle && mode != SEND_POSTCOPY)
 			xbz_note(s, gpn, rc ? NULL : copy, ps);
 	}
+	if (!rc && mode == SEND_FIRST && o->bulk_sent) /* a channel owns
+							  whole words */
+		atomic_fetch_or(&o->bulk_sent[gpn / 64], 1ull << (gpn % 64));
 	if (rc)
 		return peer_verdict(o, rc, err);
 	if (++s->sent_pages == PAGES_PER_CHECK) {
