@@ -120,7 +120,9 @@ struct rp_rx {
 	uint64_t resends;
 	bool running; /* post-copy: the destination resumed the guest */
 	uint64_t running_ns;
-	/* post-copy: called on the reader's thread for each page asked for */
+	/* post-copy: called on the reader's thread for each page asked for,
+	 * under req_lock */
+	pthread_mutex_t req_lock;
 	void (*on_request)(void *opaque, uint32_t block, uint64_t page);
 	void *req_opaque;
 };

@@ -460,6 +460,10 @@ static int postcopy(struct out *o, struct ferry_error *err)
 		goto out;
 	set_stat(m, &m->stats.downtime_ms, (running_ns - t_stop) / 1000000);
 	rc = pc_out_background(&pc, err);
+	/* no more answers (late requests are for pages sent already); the
+	 * lock waits for one under way */
+	pc.live = false;
+	rp_on_request(&o->rp, pc_out_request, &pc);
 	if (!rc)
 		rc = pc_out_stop(&pc, err);
 	if (!rc)

@@ -7,9 +7,9 @@
  * UFFDIO_COPY or UFFDIO_ZEROPAGE, once each.
  *
  * Source (postcopy_out.c): the pages still to send are a bitmap; the
- * urgent thread answers requests (the page and a window after it) on the
- * urgent connection, and the engine's thread sends the rest on the main
- * connection, from just past the last request.
+ * return path's thread answers requests (the page and a window after it)
+ * on the urgent connection, and the engine's thread sends the rest on the
+ * main connection, from just past the last request.
  */
 #ifndef FERRY_POSTCOPY_H
 #define FERRY_POSTCOPY_H
@@ -62,18 +62,12 @@ struct pc_out {
 	_Atomic uint64_t *todo; /* bitmap by global page: still to send */
 	uint64_t npages;
 	_Atomic uint64_t left;
-	_Atomic uint64_t hint; /* where the background goes on */
-	pthread_t thread;      /* the urgent thread */
-	bool live;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	uint64_t *q; /* lock: requests, by global page */
-	size_t qcap, qhead, qn;
-	atomic_size_t waiting; /* qn, for a look without the lock */
-	bool quit;
-	uint64_t last_req, window; /* the urgent thread's */
+	_Atomic uint64_t hint;	   /* where the background goes on */
+	atomic_bool live;	   /* answering requests */
+	atomic_size_t waiting;	   /* a request is being answered */
+	uint64_t last_req, window; /* the return path thread's */
 	_Atomic uint64_t served;
-	int rc;
+	int rc; /* the first failure answering */
 	struct ferry_error err;
 };
 

@@ -234,14 +234,15 @@ static int on_page_req(struct rp_rx *rx, const uint8_t *b)
 	if (k == vm->nblocks || le32_load(b + 4) || off % vm->page_size ||
 	    off >= vm->blocks[k].length)
 		return -EPROTO;
-	/* under the lock: rp_on_request(NULL) waits for a call to end */
-	pthread_mutex_lock(&rx->lock);
+	/* under req_lock (not lock: the answer may ask whether the
+	 * destination spoke): rp_on_request(NULL) waits for a call to end */
+	pthread_mutex_lock(&rx->req_lock);
 	fn = rx->on_request;
 	opaque = rx->req_opaque;
-	if (fn)
+	if (fn) /* none: a late request, for a page already sent */
 		fn(opaque, k, off / vm->page_size);
-	pthread_mutex_unlock(&rx->lock);
-	return fn ? 0 : -EPROTO;
+	pthread_mutex_unlock(&rx->req_lock);
+	return 0;
 }
 
 static void *rp_main(void *arg)
@@ -304,8 +305,7 @@ static void *rp_main(void *arg)
 			if (on_page_req(rx, body)) {
 				rp_closed(rx, -EPROTO,
 					  "the destination asked for a page "
-					  "outside guest RAM, or outside "
-					  "post-copy");
+					  "outside guest RAM");
 				break;
 			}
 		} else if (h[0] == RP_RUNNING) {
@@ -349,6 +349,7 @@ int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd)
 	rx->vm = vm;
 	rx->fd = fd;
 	pthread_mutex_init(&rx->lock, NULL);
+	pthread_mutex_init(&rx->req_lock, NULL);
 	pthread_cond_init(&rx->cond, NULL);
 	rc = pthread_create(&rx->thread, NULL, rp_main, rx);
 	if (rc)
@@ -367,6 +368,7 @@ void rp_rx_stop(struct rp_rx *rx)
 	rx->live = false;
 	ferry_dirty_set_free(&rx->resend);
 	pthread_cond_destroy(&rx->cond);
+	pthread_mutex_destroy(&rx->req_lock);
 	pthread_mutex_destroy(&rx->lock);
 }
 
@@ -471,10 +473,10 @@ void rp_on_request(struct rp_rx *rx,
 		   void (*fn)(void *opaque, uint32_t block, uint64_t page),
 		   void *opaque)
 {
-	pthread_mutex_lock(&rx->lock);
+	pthread_mutex_lock(&rx->req_lock);
 	rx->on_request = fn;
 	rx->req_opaque = opaque;
-	pthread_mutex_unlock(&rx->lock);
+	pthread_mutex_unlock(&rx->req_lock);
 }
 
 int rp_wait_running(struct rp_rx *rx, int timeout_ms, uint64_t *when_ns,
