@@ -412,14 +412,21 @@ static int postcopy(struct out *o, struct ferry_error *err)
 	uint8_t digest[16];
 	uint64_t t_stop, bytes0, running_ns;
 	char msg[RP_RESULT_MSG_MAX + 1];
+	struct ferry_dirty_set last = { 0 }; /* written since the last sync */
 	uint64_t to_go = 0;
 	int rc, status;
+	size_t i;
 
 	ferry_migration_get_params(m, &p);
 	t_stop = mig_now_ns();
 	vm->runctl.stop(vm->runctl.opaque);
 	o->stopped = true;
-	rc = ferry_dirty_sync(vm->dirty, &o->pending, err);
+	rc = ferry_dirty_sync(vm->dirty, &last, err);
+	for (i = 0; !rc && i < last.n; i++)
+		if (ferry_dirty_set_add(&o->pending, last.ranges[i].block,
+					last.ranges[i].first,
+					last.ranges[i].count))
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 	if (!rc)
 		rc = out_barrier(o, err);
 	if (!rc)
@@ -429,7 +436,7 @@ static int postcopy(struct out *o, struct ferry_error *err)
 	if (!rc)
 		rc = send_devices(o, err);
 	if (!rc)
-		rc = pc_out_init(&pc, o, &o->pending, err);
+		rc = pc_out_init(&pc, o, &o->pending, &last, err);
 	if (rc)
 		goto out;
 	/* Past this point the destination may run the guest: no cancel, and
@@ -511,6 +518,7 @@ out:
 				ferry_error_msg(&e));
 	}
 	pc_out_free(&pc);
+	ferry_dirty_set_free(&last);
 	return rc;
 }
 

@@ -60,6 +60,7 @@ struct sender;
 struct pc_out {
 	struct out *o;
 	_Atomic uint64_t *todo; /* bitmap by global page: still to send */
+	uint64_t *hot;		/* bitmap: written in the last iteration */
 	uint64_t npages;
 	_Atomic uint64_t left;
 	_Atomic uint64_t hint;	   /* where the background goes on */
@@ -72,7 +73,8 @@ struct pc_out {
 };
 
 int pc_out_init(struct pc_out *pc, struct out *o,
-		const struct ferry_dirty_set *pending, struct ferry_error *err);
+		const struct ferry_dirty_set *pending,
+		const struct ferry_dirty_set *hot, struct ferry_error *err);
 void pc_out_request(void *opaque, uint32_t block, uint64_t page);
 int pc_out_start(struct pc_out *pc, struct ferry_error *err);
 /* On the engine's thread: send every page still to go. */

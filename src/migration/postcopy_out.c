@@ -17,6 +17,7 @@
 
 #define NO_HINT	   UINT64_MAX
 #define WINDOW_MAX 64
+#define NEAR_PAGES 64 /* the background's run after a request */
 
 static bool test_clear(_Atomic uint64_t *w, uint64_t i)
 {
@@ -37,7 +38,8 @@ static void split(const struct out *o, uint64_t gpn, uint32_t *bi,
 }
 
 int pc_out_init(struct pc_out *pc, struct out *o,
-		const struct ferry_dirty_set *pending, struct ferry_error *err)
+		const struct ferry_dirty_set *pending,
+		const struct ferry_dirty_set *hot, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = o->vm;
 	size_t i;
@@ -48,7 +50,8 @@ int pc_out_init(struct pc_out *pc, struct out *o,
 	pc->npages = o->first_page[vm->nblocks - 1] +
 		     vm->blocks[vm->nblocks - 1].length / vm->page_size;
 	pc->todo = calloc((pc->npages + 63) / 64, sizeof(uint64_t));
-	if (!pc->todo)
+	pc->hot = calloc((pc->npages + 63) / 64, sizeof(uint64_t));
+	if (!pc->todo || !pc->hot)
 		return ferry_error_set(err, -ENOMEM,
 				       "out of memory for post-copy");
 	for (i = 0; i < pending->n; i++) {
@@ -60,6 +63,15 @@ int pc_out_init(struct pc_out *pc, struct out *o,
 
 			if (!(atomic_fetch_or(&pc->todo[g / 64], m) & m))
 				pc->left++;
+		}
+	}
+	for (i = 0; i < hot->n; i++) {
+		const struct ferry_dirty_range *r = &hot->ranges[i];
+
+		for (k = 0; k < r->count; k++) {
+			uint64_t g = o->first_page[r->block] + r->first + k;
+
+			pc->hot[g / 64] |= 1ull << (g % 64);
 		}
 	}
 	atomic_store(&pc->hint, NO_HINT);
@@ -126,38 +138,70 @@ int pc_out_start(struct pc_out *pc, struct ferry_error *err)
 	return 0;
 }
 
+/* The first page at or after `from` whose bit is set in todo (and, with
+ * only_hot, in hot), or npages. */
+static uint64_t next_page(const struct pc_out *pc, uint64_t from, bool only_hot)
+{
+	while (from < pc->npages) {
+		uint64_t w = atomic_load(&pc->todo[from / 64]);
+
+		if (only_hot)
+			w &= pc->hot[from / 64];
+		w >>= from % 64;
+		if (w)
+			return from + (uint64_t)__builtin_ctzll(w);
+		from = (from / 64 + 1) * 64;
+	}
+	return pc->npages;
+}
+
+/*
+ * Hottest first: the pages after the last one asked for (where the guest
+ * is likely to go next), then the pages written during the last
+ * iteration (the guest's working set), then the rest in order.
+ */
 int pc_out_background(struct pc_out *pc, struct ferry_error *err)
 {
 	struct sender *s = &pc->o->main;
-	uint64_t cursor = 0, scanned = 0;
+	uint64_t cursor = 0, hot = 0, near = 0, near_left = 0, g;
 	int rc = 0;
 
 	while (atomic_load(&pc->left) && rc >= 0) {
-		uint64_t h = atomic_exchange(&pc->hint, NO_HINT), w;
+		uint64_t h = atomic_exchange(&pc->hint, NO_HINT);
 
-		if (h != NO_HINT) {
-			cursor = h % pc->npages;
-			scanned = 0;
+		if (h != NO_HINT && h < pc->npages) {
+			near = h;
+			near_left = NEAR_PAGES;
 		}
-		/* the next word with a page still to go */
-		w = atomic_load(&pc->todo[cursor / 64]) >> (cursor % 64);
-		if (!w) {
-			cursor = (cursor / 64 + 1) * 64;
-			scanned += 64;
-			if (cursor >= pc->npages)
+		if (near_left) {
+			g = next_page(pc, near, false);
+			near_left = g - near < near_left
+					    ? near_left - (g - near)
+					    : 0;
+			near = g + 1;
+			if (!near_left || g >= pc->npages)
+				continue;
+			near_left--;
+		} else if (pc->hot && hot < pc->npages) {
+			g = next_page(pc, hot, true);
+			hot = g + 1;
+			if (g >= pc->npages)
+				continue;
+		} else {
+			g = next_page(pc, cursor, false);
+			if (g >= pc->npages) {
+				if (!cursor)
+					break; /* answers took the rest */
 				cursor = 0;
-			if (scanned > pc->npages + 128)
-				break; /* the urgent thread has the rest */
-			continue;
+				continue;
+			}
+			cursor = g + 1;
 		}
-		cursor += (uint64_t)__builtin_ctzll(w);
-		/* a vCPU waits for a page: let the urgent thread have the CPU
-		 * (two cores are shared by everything here) */
+		/* a vCPU waits for a page: let its answer have the CPU (two
+		 * cores are shared by everything here) */
 		if (atomic_load(&pc->waiting))
 			sched_yield();
-		rc = take(pc, s, cursor, err);
-		cursor = cursor + 1 >= pc->npages ? 0 : cursor + 1;
-		scanned = 0;
+		rc = take(pc, s, g, err);
 	}
 	if (rc >= 0)
 		rc = sender_flush(s, err);
@@ -177,6 +221,8 @@ int pc_out_stop(struct pc_out *pc, struct ferry_error *err)
 void pc_out_free(struct pc_out *pc)
 {
 	free(pc->todo);
+	free(pc->hot);
 	pc->todo = NULL;
+	pc->hot = NULL;
 	pc->o = NULL;
 }
