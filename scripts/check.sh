@@ -1,14 +1,33 @@
 #!/bin/sh
 # check.sh BUILD FUZZ_BUILD FUZZ_SECONDS - everything `make check` runs:
-# the unit and end-to-end tests (meson, TAP), the stream decoder fuzzed
-# for FUZZ_SECONDS, and the style checks.  Ends with one line
-# "N passed, N failed, N skipped" counting every test case.
+# the unit and end-to-end tests (meson, TAP), the same again built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (any report fails), the
+# stream decoder fuzzed for FUZZ_SECONDS, and the style checks.  Ends
+# with one line "N passed, N failed, N skipped" counting every test case.
 set -u
 build=$1 fuzz_build=$2 fuzz_seconds=$3
 cd "$(dirname "$0")/.."
 
 meson test -C "$build" --print-errorlogs --num-processes 1
 tests_rc=$?
+
+echo "== the same tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+san_build="$build-san"
+san_rc=0
+if [ ! -f "$san_build/build.ninja" ]; then
+	meson setup "$san_build" -Db_sanitize=address,undefined \
+		-Db_lundef=false --buildtype=debug >/dev/null || san_rc=1
+fi
+if [ $san_rc = 0 ]; then
+	ninja -C "$san_build" >/dev/null &&
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C "$san_build" --print-errorlogs --num-processes 1 \
+			>"$san_build/check.log" 2>&1
+	san_rc=$?
+	grep -E "^ *[0-9]+/[0-9]+ " "$san_build/check.log"
+	[ $san_rc = 0 ] || tail -n 40 "$san_build/check.log"
+fi
 
 echo "== fuzz: stream decoder for ${fuzz_seconds}s"
 fuzz_rc=0
@@ -28,6 +47,6 @@ scripts/lint.sh
 lint_rc=$?
 
 python3 scripts/summary.py "$build/meson-logs/testlog.json" \
-	"fuzz-stream=$fuzz_rc" "lint=$lint_rc"
+	"asan+ubsan=$san_rc" "fuzz-stream=$fuzz_rc" "lint=$lint_rc"
 summary_rc=$?
 [ $tests_rc = 0 ] && [ $summary_rc = 0 ]

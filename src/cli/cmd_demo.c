@@ -211,7 +211,8 @@ int cmd_demo(int argc, char **argv)
 		{ 0 },
 	};
 	char *guest_args[MAX_ARGS], *argv_dst[MAX_ARGS + 8],
-		*argv_src[MAX_ARGS + 8];
+		*argv_src[MAX_ARGS + 8], *owned[MAX_ARGS + 2];
+	int nowned = 0;
 	char dir[] = "/tmp/ferry-demo-XXXXXX", uri[300], err[512], *end;
 	struct child dst = { .name = "destination", .pid = -1 };
 	struct child src = { .name = "source", .pid = -1 };
@@ -231,6 +232,7 @@ int cmd_demo(int argc, char **argv)
 			if (n + 2 >= MAX_ARGS)
 				return cli_fail("demo: too many options");
 			guest_args[n] = malloc(strlen(opts[idx].name) + 3);
+			owned[nowned++] = guest_args[n];
 			sprintf(guest_args[n++], "--%s", opts[idx].name);
 			if (o == 'g')
 				guest_args[n++] = optarg;
@@ -300,11 +302,11 @@ int cmd_demo(int argc, char **argv)
 	for (i = 0, idx = 2; i < n; i++, idx++)
 		argv_dst[idx] = argv_src[idx] = guest_args[i];
 	argv_src[idx] = "--qmp";
-	argv_src[idx + 1] = malloc(strlen(src.sock) + 6);
+	argv_src[idx + 1] = owned[nowned++] = malloc(strlen(src.sock) + 6);
 	sprintf(argv_src[idx + 1], "unix:%s", src.sock);
 	argv_src[idx + 2] = NULL;
 	argv_dst[idx] = "--qmp";
-	argv_dst[idx + 1] = malloc(strlen(dst.sock) + 6);
+	argv_dst[idx + 1] = owned[nowned++] = malloc(strlen(dst.sock) + 6);
 	sprintf(argv_dst[idx + 1], "unix:%s", dst.sock);
 	argv_dst[idx + 2] = "--incoming";
 	argv_dst[idx + 3] = uri;
@@ -389,5 +391,7 @@ out:
 	finish(&src);
 	finish(&dst);
 	rmdir(dir);
+	while (nowned)
+		free(owned[--nowned]);
 	return rc;
 }
