@@ -97,6 +97,26 @@ def t_hybrid():
     dst.quit()
 
 
+def t_hybrid_multifd():
+    """Hybrid with 3 multifd channels: pre-copy pages on the channels,
+    then the switch after a sync on each, post-copy answers on the urgent
+    connection; verified."""
+    src, dst = pair("zipf:rate=200000")
+    caps = [{"capability": "multifd", "state": True}]
+    for g in (src, dst):
+        g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    src.qmp.cmd("migrate-set-parameters", **{
+        "max-bandwidth": 100 << 20, "precopy-time-limit": 4000,
+        "multifd-channels": 3})
+    time.sleep(0.3)
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    s, d = src.qmp.wait_migration(), dst.qmp.wait_migration()
+    check_postcopy(s, d, "precopy-time-limit")
+    assert s["ram"]["iterations"] >= 1, s["ram"]
+    src.quit()
+    dst.quit()
+
+
 def t_cancel_ignored():
     """migrate_cancel during post-copy is refused silently: neither side
     holds the whole guest, so the migration runs on and completes."""
@@ -173,6 +193,7 @@ for name, fn in [
      postcopy("stress:bytes=256M,threads=2", 60 << 20)),
     ("post-copy, zipf guest, verified", postcopy("zipf:rate=200000")),
     ("hybrid: precopy-time-limit switches, verified", t_hybrid),
+    ("hybrid over 3 multifd channels, verified", t_hybrid_multifd),
     ("migrate_cancel in post-copy is ignored; completes verified",
      t_cancel_ignored),
     ("migrate-start-postcopy refused without capability or migration",
