@@ -26,6 +26,7 @@ struct pc_in {
 	_Atomic uint64_t **missing; /* [block] bitmap: dropped, not placed */
 	_Atomic uint32_t **req_us;  /* [block][page]: when asked (us), 0 */
 	uint32_t *src_id;	    /* [block]: the source's block id */
+	bool *anon;		    /* [block]: MADV_REMOVE refused */
 	uint64_t t0_ns;
 	uint64_t zero_hash;
 	_Atomic uint64_t left, placed, requests;

@@ -63,6 +63,7 @@ int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
 	pc->missing = calloc(vm->nblocks, sizeof(*pc->missing));
 	pc->req_us = calloc(vm->nblocks, sizeof(*pc->req_us));
 	pc->src_id = calloc(vm->nblocks, sizeof(*pc->src_id));
+	pc->anon = calloc(vm->nblocks, sizeof(*pc->anon));
 	if (!pc->missing || !pc->req_us || !pc->src_id)
 		goto oom;
 	for (i = 0; i < vm->nblocks; i++) {
@@ -96,9 +97,15 @@ int pc_in_discard(struct pc_in *pc, uint32_t ri, uint64_t first, uint64_t count,
 			added++;
 	}
 	atomic_fetch_add(&pc->left, added);
-	/* shared memory (memfd) keeps pages unless the hole is punched */
-	if (madvise(p, count * ps, MADV_REMOVE) &&
-	    madvise(p, count * ps, MADV_DONTNEED))
+	/* shared memory (memfd) keeps pages unless the hole is punched;
+	 * private memory refuses that (EINVAL), once per block */
+	if (!pc->anon || !pc->anon[ri]) {
+		if (!madvise(p, count * ps, MADV_REMOVE))
+			return 0;
+		if (errno == EINVAL && pc->anon)
+			pc->anon[ri] = true;
+	}
+	if (madvise(p, count * ps, MADV_DONTNEED))
 		return ferry_error_set(err, -errno,
 				       "post-copy: dropping %" PRIu64
 				       " pages of RAM block '%s': %s",
@@ -396,6 +403,7 @@ void pc_in_free(struct pc_in *pc)
 	free(pc->missing);
 	free(pc->req_us);
 	free(pc->src_id);
+	free(pc->anon);
 	free(pc->lat);
 	pthread_cond_destroy(&pc->cond);
 	pthread_mutex_destroy(&pc->lock);
