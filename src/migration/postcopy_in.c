@@ -189,6 +189,18 @@ int pc_in_place(struct pc_in *pc, uint32_t ri, uint64_t page,
 	return 1;
 }
 
+/* Wake the threads waiting on a page that is there. */
+static void wake(struct pc_in *pc, const struct ferry_ramblock *b,
+		 uint64_t page)
+{
+	struct uffdio_range r = {
+		.start = (uintptr_t)b->host + page * pc->vm->page_size,
+		.len = pc->vm->page_size,
+	};
+
+	ioctl(pc->uffd, UFFDIO_WAKE, &r);
+}
+
 /* A fault: ask for the page, once; or wake the faulting thread if the
  * page arrived between the fault and now. */
 static void on_fault(struct pc_in *pc, uint64_t addr)
@@ -207,11 +219,7 @@ static void on_fault(struct pc_in *pc, uint64_t addr)
 			continue;
 		page = (addr - (uintptr_t)b->host) / ps;
 		if (!test_bit(pc->missing[i], page)) {
-			struct uffdio_range r = { .start = (uintptr_t)b->host +
-							   page * ps,
-						  .len = ps };
-
-			ioctl(pc->uffd, UFFDIO_WAKE, &r);
+			wake(pc, b, page);
 			return;
 		}
 		if (!atomic_compare_exchange_strong(&pc->req_us[i][page], &zero,
@@ -221,13 +229,8 @@ static void on_fault(struct pc_in *pc, uint64_t addr)
 		if (rp_send_page_req(pc->tx, pc->src_id[i], page * ps))
 			atomic_store(&pc->tx_failed, 1);
 		/* placed meanwhile (the request raced a placement)? */
-		if (!test_bit(pc->missing[i], page)) {
-			struct uffdio_range r = { .start = (uintptr_t)b->host +
-							   page * ps,
-						  .len = ps };
-
-			ioctl(pc->uffd, UFFDIO_WAKE, &r);
-		}
+		if (!test_bit(pc->missing[i], page))
+			wake(pc, b, page);
 		return;
 	}
 }

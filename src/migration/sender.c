@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,30 +29,30 @@
 #define PAGES_PER_CHECK 256 /* cancel / rate-limit check interval */
 #define GRANULE_SHIFT	9   /* 512 pages of 4 KiB: 2 MiB */
 
-uint64_t out_pages(struct out *o)
+/* The sum of one published counter over every connection. */
+static uint64_t sum(struct out *o, size_t field)
 {
+#define F(s) (*(const uint64_t *)((const char *)(s) + field))
 	uint64_t n;
 	unsigned i;
 
 	pthread_mutex_lock(&o->m->lock);
-	n = o->main.pub_pages + o->urgent.pub_pages;
+	n = F(&o->main) + F(&o->urgent);
 	for (i = 0; i < o->nchans; i++)
-		n += o->chans[i].pub_pages;
+		n += F(&o->chans[i]);
 	pthread_mutex_unlock(&o->m->lock);
 	return n;
+#undef F
+}
+
+uint64_t out_pages(struct out *o)
+{
+	return sum(o, offsetof(struct sender, pub_pages));
 }
 
 uint64_t out_bytes(struct out *o)
 {
-	uint64_t b;
-	unsigned i;
-
-	pthread_mutex_lock(&o->m->lock);
-	b = o->main.pub_bytes + o->urgent.pub_bytes;
-	for (i = 0; i < o->nchans; i++)
-		b += o->chans[i].pub_bytes;
-	pthread_mutex_unlock(&o->m->lock);
-	return b;
+	return sum(o, offsetof(struct sender, pub_bytes));
 }
 
 /* codec-auto's totals over all senders; the choice of the first. */
