@@ -480,9 +480,16 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 				break;
 			}
 			rc = placed(vm, &pl, &rec, err);
-			if ((++n & 4095) == 0)
+			if ((++n & 4095) == 0) {
 				publish(m, &pl.t,
 					ferry_stream_decoder_offset(d));
+				if (atomic_load(&running)) {
+					/* post-copy's figures, while it runs */
+					pthread_mutex_lock(&m->lock);
+					pc_in_stats(&pc, &m->stats);
+					pthread_mutex_unlock(&m->lock);
+				}
+			}
 		} else if (rec.type == FERRY_REC_SYNC) {
 			rc = synced(&pl, rec.u.sync.seq, err);
 		} else if (rec.type == FERRY_REC_DEVICE) {
