@@ -44,6 +44,7 @@ bench: build
 	$(BUILD)/bench/dirty-sync
 	$(BUILD)/bench/codec
 	bench/precopy --ferry $(BUILD)/ferry
+	bench/postcopy --ferry $(BUILD)/ferry
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(BUILD)-san
