@@ -155,6 +155,61 @@ class Guest:
         self.qmp.close()
 
 
+class Proxy:
+    """A TCP proxy for every connection of a migration.  The connection
+    accepted `flip_conn`-th (0 = the main one) gets byte `flip_at` of its
+    stream from source to destination flipped."""
+
+    def __init__(self, target_uri, flip_conn=0, flip_at=None):
+        import threading
+        host, port = target_uri.split(":")[1:]
+        self.target = (host, int(port))
+        self.flip_conn, self.flip_at = flip_conn, flip_at
+        self.flipped = False
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _pump(self, a, b, flip_at):
+        seen = 0
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                if flip_at is not None and seen <= flip_at < seen + len(data):
+                    i = flip_at - seen
+                    data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
+                    self.flipped = True
+                seen += len(data)
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(2)
+            except OSError:
+                pass
+
+    def _run(self):
+        import threading
+        n = 0
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            d = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(d, c, None),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(
+                c, d, self.flip_at if n == self.flip_conn else None),
+                daemon=True).start()
+            n += 1
+
+
 class TAP:
     def __init__(self):
         self.n = 0

@@ -168,6 +168,33 @@ def t_killed_destination():
     src.quit()
 
 
+def t_corrupted_in_postcopy():
+    """A byte flipped on the main connection well after the switch (the
+    guest already runs on the destination): the destination fails, by the
+    digest when the byte was in a page, by the decoder when it was in a
+    header, and stops its guest; the source stays stopped; nobody runs a
+    corrupted guest on."""
+    src, dst = pair("zipf:rate=50000")
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 100 << 20})
+    proxy = ft.Proxy(dst.incoming_uri(), flip_conn=0,
+                     flip_at=100 << 20)  # in post-copy's background
+    src.qmp.cmd("migrate", uri=proxy.uri)
+    src.qmp.cmd("migrate-start-postcopy")
+    s = src.qmp.wait_migration()
+    assert proxy.flipped
+    assert s["status"] == "failed", s
+    assert "source stays stopped" in s["error-desc"], s
+    assert not src.qmp.cmd("query-status")["running"]
+    assert dst.proc.wait(timeout=60) == 1  # ferry run exits on failure
+    out = dst.output()
+    assert "post-copy failed while the guest ran here" in out, out[-2000:]
+    assert "the guest is stopped" in out, out[-2000:]
+    assert "digest mismatch" in out or "stream offset" in out, out[-2000:]
+    print("# destination: " + [ln for ln in out.splitlines()
+                               if "post-copy failed" in ln][0][:300])
+    src.quit()
+
+
 def t_demo_modes():
     """ferry demo --mode postcopy and --mode hybrid: one verified result
     each."""
@@ -200,6 +227,8 @@ for name, fn in [
      t_refused),
     ("killed destination in post-copy: source stays stopped, says why",
      t_killed_destination),
+    ("a byte flipped in post-copy: destination stops its guest",
+     t_corrupted_in_postcopy),
     ("ferry demo --mode postcopy and hybrid", t_demo_modes),
 ]:
     if os.environ.get("FERRY_TEST_ONLY", "") in name:
