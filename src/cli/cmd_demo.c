@@ -147,7 +147,11 @@ static void report(json_t *r, const char *uri, char *const guest_args[])
 	char a[32], b[32], c[32];
 	int i;
 
-	printf("ferry demo: pre-copy over %s; guest:", uri);
+	printf("ferry demo: %s over %s; guest:",
+	       json_object_get(r, "postcopy-reason")
+		       ? "pre-copy, then post-copy"
+		       : "pre-copy",
+	       uri);
 	for (i = 0; guest_args[i]; i++)
 		printf(" %s", guest_args[i]);
 	printf("\n  status       %s%s\n", status,
@@ -182,6 +186,26 @@ static void report(json_t *r, const char *uri, char *const guest_args[])
 					 a, sizeof(a)),
 		       ferry_format_size((uint64_t)jnum(ram, "downtime-bytes"),
 					 c, sizeof(c)));
+	}
+	if (json_object_get(r, "postcopy-reason") && ram) {
+		json_t *l = json_object_get(r, "postcopy-fault-latency-us");
+
+		printf("  post-copy    switched (%s) after %.0f ms; %.0f pages "
+		       "(%s) followed in %.0f ms, %.0f of them asked for by "
+		       "the destination\n",
+		       json_string_value(json_object_get(r, "postcopy-reason")),
+		       jnum(r, "total-time") - jnum(r, "postcopy-time"),
+		       jnum(ram, "postcopy-pages"),
+		       ferry_format_size((uint64_t)jnum(ram, "postcopy-bytes"),
+					 a, sizeof(a)),
+		       jnum(r, "postcopy-time"),
+		       jnum(ram, "postcopy-requests"));
+		if (l)
+			printf("  faults       request to placement: p50 %.0f "
+			       "us, p99 %.0f us, max %.0f us; vCPUs blocked "
+			       "%.0f ms in all\n",
+			       jnum(l, "p50"), jnum(l, "p99"), jnum(l, "max"),
+			       jnum(r, "postcopy-blocktime"));
 	}
 	if (g)
 		printf("  guest view   longest heartbeat stall: %.1f ms at "
@@ -373,6 +397,14 @@ int cmd_demo(int argc, char **argv)
 				       "max-stall-ms")));
 	if (!dinfo)
 		json_object_set_new(r, "destination-error", json_string(err));
+	/* post-copy: what only the destination measures */
+	if (dinfo && json_object_get(dinfo, "postcopy-fault-latency-us")) {
+		json_object_set(r, "postcopy-blocktime",
+				json_object_get(dinfo, "postcopy-blocktime"));
+		json_object_set(r, "postcopy-fault-latency-us",
+				json_object_get(dinfo,
+						"postcopy-fault-latency-us"));
+	}
 	status = json_string_value(json_object_get(r, "status"));
 	rc = status && !strcmp(status, "completed") && (!dv || json_is_true(dv))
 		     ? 0

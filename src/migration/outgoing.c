@@ -413,12 +413,13 @@ static int postcopy(struct out *o, struct ferry_error *err)
 	uint64_t t_stop, bytes0, running_ns;
 	char msg[RP_RESULT_MSG_MAX + 1];
 	struct ferry_dirty_set last = { 0 }; /* written since the last sync */
-	uint64_t to_go = 0;
+	uint64_t to_go = 0, stop_bytes;
 	int rc, status;
 	size_t i;
 
 	ferry_migration_get_params(m, &p);
 	t_stop = mig_now_ns();
+	stop_bytes = ferry_stream_encoder_bytes(o->main.enc);
 	vm->runctl.stop(vm->runctl.opaque);
 	o->stopped = true;
 	rc = ferry_dirty_sync(vm->dirty, &last, err);
@@ -466,6 +467,10 @@ static int postcopy(struct out *o, struct ferry_error *err)
 	if (rc)
 		goto out;
 	set_stat(m, &m->stats.downtime_ms, (running_ns - t_stop) / 1000000);
+	/* the discards, the devices and the switch, on the main connection
+	 * while stopped (the page channels only ended) */
+	set_stat(m, &m->stats.downtime_bytes,
+		 ferry_stream_encoder_bytes(o->main.enc) - stop_bytes);
 	rc = pc_out_background(&pc, err);
 	/* no more answers (late requests are for pages sent already); the
 	 * lock waits for one under way */
