@@ -261,16 +261,10 @@ int cmd_demo(int argc, char **argv)
 			if (o == 'g')
 				guest_args[n++] = optarg;
 			break;
-		case 'm':
-			if (drive_set_mode(&d, optarg))
-				return 1;
-			break;
 		case 's':
-			if (drive_add_set(&d, optarg))
-				return 1;
-			break;
 		case 'c':
-			if (drive_add_cap(&d, optarg))
+		case 'm':
+			if (drive_option(&d, o, optarg))
 				return 1;
 			break;
 		case 't':

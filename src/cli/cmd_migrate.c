@@ -56,15 +56,9 @@ int cmd_migrate(int argc, char **argv)
 			qmp = optarg;
 			break;
 		case 's':
-			if (drive_add_set(&d, optarg))
-				return 1;
-			break;
 		case 'c':
-			if (drive_add_cap(&d, optarg))
-				return 1;
-			break;
 		case 'm':
-			if (drive_set_mode(&d, optarg))
+			if (drive_option(&d, o, optarg))
 				return 1;
 			break;
 		case 'h':

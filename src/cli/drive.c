@@ -62,6 +62,15 @@ int drive_set_mode(struct drive_opts *o, const char *arg)
 	return 0;
 }
 
+int drive_option(struct drive_opts *o, int opt, const char *arg)
+{
+	if (opt == 's')
+		return drive_add_set(o, arg);
+	if (opt == 'c')
+		return drive_add_cap(o, arg);
+	return drive_set_mode(o, arg);
+}
+
 int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 		char *err, size_t errlen)
 {

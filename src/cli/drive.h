@@ -24,6 +24,10 @@ enum { DRIVE_PRECOPY, DRIVE_POSTCOPY, DRIVE_HYBRID };
  * precopy-time-limit (2000 ms unless --set). */
 int drive_set_mode(struct drive_opts *o, const char *arg);
 
+/* The options `ferry migrate` and `ferry demo` share, by getopt value:
+ * 's' (--set), 'c' (--cap), 'm' (--mode).  Nonzero after an error. */
+int drive_option(struct drive_opts *o, int opt, const char *arg);
+
 /* Remember one --set or --cap; checks the shape, not the name. */
 int drive_add_set(struct drive_opts *o, const char *arg);
 int drive_add_cap(struct drive_opts *o, const char *arg);

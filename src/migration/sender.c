@@ -634,39 +634,39 @@ static void mark_exact(struct out *o, const struct ferry_dirty_set *set,
 	}
 }
 
+/* The connections that carry pages in pre-copy: the main one, or the
+ * multifd channels. */
+static unsigned npage_senders(const struct out *o)
+{
+	return o->nchans ? o->nchans : 1;
+}
+
+static struct sender *page_sender(struct out *o, unsigned i)
+{
+	return o->nchans ? &o->chans[i] : &o->main;
+}
+
 int out_sync(struct out *o, struct ferry_error *err)
 {
-	unsigned ids[FERRY_STREAM_MAX_CHANNELS + 1], n = 0, i;
-	struct sender *s;
 	bool any = false;
-	int rc = 0;
+	unsigned i;
+	int rc;
 
-	for (i = 0; i < (o->nchans ? o->nchans : 1); i++)
-		any |= (o->nchans ? &o->chans[i] : &o->main)->checks_unsynced;
+	for (i = 0; i < npage_senders(o); i++) {
+		any |= page_sender(o, i)->checks_unsynced;
+		page_sender(o, i)->checks_unsynced = false;
+	}
 	if (!any)
 		return 0;
-	o->sync_seq++;
-	/* the channels' threads are idle between jobs */
-	for (i = 0; i < (o->nchans ? o->nchans : 1) && !rc; i++) {
-		s = o->nchans ? &o->chans[i] : &o->main;
-		rc = ferry_stream_put_sync(s->enc, o->sync_seq);
-		if (!rc)
-			rc = ferry_stream_flush(s->enc);
-		s->checks_unsynced = false;
-		ids[n++] = s->index;
-	}
-	if (!rc)
-		rc = rp_wait_acks(&o->rp, ids, n, o->sync_seq, &o->m->cancel,
-				  err);
+	rc = out_barrier(o, err);
 	if (rc)
-		return err->code ? rc : peer_verdict(o, rc, err);
+		return rc;
 	rp_take_resends(&o->rp, &o->resend);
 	/* The destination holds what each checked page hashes to, except
 	 * the stale ones: those go again, in full. */
-	for (i = 0; i < (o->nchans ? o->nchans : 1); i++) {
-		s = o->nchans ? &o->chans[i] : &o->main;
-		mark_exact(o, &s->checked_set, true);
-		ferry_dirty_set_reset(&s->checked_set);
+	for (i = 0; i < npage_senders(o); i++) {
+		mark_exact(o, &page_sender(o, i)->checked_set, true);
+		ferry_dirty_set_reset(&page_sender(o, i)->checked_set);
 	}
 	mark_exact(o, &o->resend, false);
 	pthread_mutex_lock(&o->m->lock);
@@ -693,21 +693,22 @@ int sender_flush(struct sender *s, struct ferry_error *err)
 
 int out_barrier(struct out *o, struct ferry_error *err)
 {
-	unsigned ids[FERRY_STREAM_MAX_CHANNELS + 1], n = 0, i;
+	unsigned ids[FERRY_STREAM_MAX_CHANNELS + 1], i;
 	int rc = 0;
 
 	o->sync_seq++;
-	for (i = 0; i < (o->nchans ? o->nchans : 1) && !rc; i++) {
-		struct sender *s = o->nchans ? &o->chans[i] : &o->main;
+	/* the channels' threads are idle between jobs */
+	for (i = 0; i < npage_senders(o) && !rc; i++) {
+		struct sender *s = page_sender(o, i);
 
 		rc = ferry_stream_put_sync(s->enc, o->sync_seq);
 		if (!rc)
 			rc = ferry_stream_flush(s->enc);
-		ids[n++] = s->index;
+		ids[i] = s->index;
 	}
 	if (!rc)
-		rc = rp_wait_acks(&o->rp, ids, n, o->sync_seq, &o->m->cancel,
-				  err);
+		rc = rp_wait_acks(&o->rp, ids, npage_senders(o), o->sync_seq,
+				  &o->m->cancel, err);
 	if (rc)
 		return err->code ? rc : peer_verdict(o, rc, err);
 	return 0;

@@ -158,27 +158,35 @@ class Guest:
 class Proxy:
     """A TCP proxy for every connection of a migration.  The connection
     accepted `flip_conn`-th (0 = the main one) gets byte `flip_at` of its
-    stream from source to destination flipped."""
+    stream from source to destination flipped; those whose accept order is
+    in `slow` forward each chunk towards the destination only after
+    `delay` seconds, so they run behind the others."""
 
-    def __init__(self, target_uri, flip_conn=0, flip_at=None):
+    def __init__(self, target_uri, flip_conn=0, flip_at=None, slow=(),
+                 delay=0):
         import threading
         host, port = target_uri.split(":")[1:]
         self.target = (host, int(port))
         self.flip_conn, self.flip_at = flip_conn, flip_at
+        self.slow, self.delay = set(slow), delay
         self.flipped = False
+        self.delayed = 0
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
         self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
         threading.Thread(target=self._run, daemon=True).start()
 
-    def _pump(self, a, b, flip_at):
+    def _pump(self, a, b, flip_at=None, delay=0):
         seen = 0
         try:
             while True:
                 data = a.recv(1 << 16)
                 if not data:
                     break
+                if delay:
+                    time.sleep(delay)
+                    self.delayed += 1
                 if flip_at is not None and seen <= flip_at < seen + len(data):
                     i = flip_at - seen
                     data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
@@ -202,11 +210,11 @@ class Proxy:
             except OSError:
                 return
             d = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(d, c, None),
+            threading.Thread(target=self._pump, args=(d, c),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(
-                c, d, self.flip_at if n == self.flip_conn else None),
-                daemon=True).start()
+                c, d, self.flip_at if n == self.flip_conn else None,
+                self.delay if n in self.slow else 0), daemon=True).start()
             n += 1
 
 

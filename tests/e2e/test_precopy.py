@@ -274,105 +274,6 @@ def t_demo_json():
     assert info["ram"]["total"] == 256 << 20
 
 
-class FlipProxy:
-    """A TCP proxy that flips one byte of the stream at a chosen offset."""
-
-    def __init__(self, target_uri, flip_at):
-        import socket
-        import threading
-        host, port = target_uri.split(":")[1:]
-        self.target = (host, int(port))
-        self.flip_at = flip_at
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(1)
-        self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _pump(self, a, b, flip):
-        seen = 0
-        try:
-            while True:
-                data = a.recv(1 << 16)
-                if not data:
-                    break
-                if flip and seen <= self.flip_at < seen + len(data):
-                    i = self.flip_at - seen
-                    data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
-                seen += len(data)
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(2)
-            except OSError:
-                pass
-
-    def _run(self):
-        import socket
-        import threading
-        c, _ = self.lsock.accept()
-        d = socket.create_connection(self.target)
-        threading.Thread(target=self._pump, args=(d, c, False),
-                         daemon=True).start()
-        self._pump(c, d, True)
-
-
-class DelayProxy:
-    """A TCP proxy for every connection of a migration; the connections
-    whose accept order is in `slow` forward each chunk only after a
-    delay, so those channels run behind the others."""
-
-    def __init__(self, target_uri, slow, delay):
-        import socket
-        import threading
-        host, port = target_uri.split(":")[1:]
-        self.target = (host, int(port))
-        self.slow, self.delay = slow, delay
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
-        self.delayed = 0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _pump(self, a, b, delay):
-        try:
-            while True:
-                data = a.recv(1 << 16)
-                if not data:
-                    break
-                if delay:
-                    time.sleep(delay)
-                    self.delayed += 1
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(2)
-            except OSError:
-                pass
-
-    def _run(self):
-        import socket
-        import threading
-        n = 0
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            d = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(d, c, 0),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(
-                c, d, self.delay if n in self.slow else 0),
-                daemon=True).start()
-            n += 1
-
-
 def t_reordered_channels():
     """Channels 1 and 3 of 4 run behind (each chunk waits 2 ms in a
     proxy) while a stress guest rewrites its pages every pass: copies of
@@ -386,7 +287,7 @@ def t_reordered_channels():
         g.qmp.cmd("migrate-set-capabilities", capabilities=caps)
     src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": 4,
                                              "codec-auto": False})
-    proxy = DelayProxy(dst.incoming_uri(), slow={1, 3}, delay=0.002)
+    proxy = ft.Proxy(dst.incoming_uri(), slow={1, 3}, delay=0.002)
     src.qmp.cmd("migrate", uri=proxy.uri)
     s, d = src.qmp.wait_migration(), dst.qmp.wait_migration()
     check_verified(s, d)
@@ -456,7 +357,7 @@ def t_corrupted_page():
     src = ft.Guest("src", args, tmp=dst.tmp)
     # header 16 + configuration 8+8+20 = 52 bytes, then page records of
     # 8 + 24 + 4096 bytes: byte 100 of page 300's payload
-    proxy = FlipProxy(dst.incoming_uri(), 52 + 300 * 4128 + 32 + 100)
+    proxy = ft.Proxy(dst.incoming_uri(), flip_at=52 + 300 * 4128 + 32 + 100)
     src.qmp.cmd("migrate", uri=proxy.uri)
     s = src.qmp.wait_migration()
     assert s["status"] == "failed", s
