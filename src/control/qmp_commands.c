@@ -358,6 +358,31 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 				json_integer((json_int_t)st->postcopy_time_ms));
 		}
 	}
+	if (st->rdma) {
+		json_t *o = json_pack(
+			"{s:s,s:b,s:I,s:I,s:I}", "provider", st->rdma_provider,
+			"pin-all", st->rdma_pin_all, "chunks-registered",
+			(json_int_t)st->rdma_chunks_registered, "zero-messages",
+			(json_int_t)st->rdma_zero_messages, "write-bytes",
+			(json_int_t)st->rdma_write_bytes);
+
+		if (!st->incoming) {
+			json_object_set_new(
+				o, "register-requests",
+				json_integer(
+					(json_int_t)st->rdma_register_requests));
+			json_object_set_new(
+				o, "register-time",
+				json_integer((json_int_t)st->rdma_register_ms));
+			json_object_set_new(
+				o, "writes",
+				json_integer((json_int_t)st->rdma_writes));
+			json_object_set_new(
+				o, "completions",
+				json_integer((json_int_t)st->rdma_completions));
+		}
+		json_object_set_new(r, "rdma", o);
+	}
 	if (st->throttle_percent)
 		json_object_set_new(r, "cpu-throttle-percentage",
 				    json_integer(st->throttle_percent));
@@ -440,6 +465,22 @@ static json_t *cmd_set_params(struct qmp_backend *b, json_t *args,
 				p.defer_hot_pages = json_is_true(v);
 			continue;
 		}
+		if (!strcmp(key, "rdma-provider")) {
+			const char *name = json_string_value(v);
+
+			if (!name || strlen(name) >= sizeof(p.rdma_provider) ||
+			    strspn(name, "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789_;") != strlen(name))
+				return fail(e, NULL,
+					    "Parameter 'rdma-provider' expects "
+					    "a libfabric provider name such "
+					    "as verbs or tcp (\"\" lets "
+					    "libfabric pick)");
+			snprintf(p.rdma_provider, sizeof(p.rdma_provider),
+				 "%s", name);
+			continue;
+		}
 		if (!strcmp(key, "multifd-compression")) {
 			const char *name = json_string_value(v);
 
@@ -507,6 +548,7 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 	json_object_set_new(r, "codec-auto", json_boolean(p.codec_auto));
 	json_object_set_new(r, "defer-hot-pages",
 			    json_boolean(p.defer_hot_pages));
+	json_object_set_new(r, "rdma-provider", json_string(p.rdma_provider));
 	json_object_set_new(
 		r, "multifd-compression",
 		json_string(p.compression
@@ -556,6 +598,8 @@ static json_t *cmd_set_caps(struct qmp_backend *b, json_t *args,
 			p.xbzrle = json_is_true(state);
 		else if (!strcmp(n, "postcopy-ram"))
 			p.postcopy_ram = json_is_true(state);
+		else if (!strcmp(n, "rdma-pin-all"))
+			p.rdma_pin_all = json_is_true(state);
 		else if (json_is_true(state))
 			return fail(e, NULL,
 				    "Capability '%s' is not supported "
@@ -573,12 +617,15 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
-	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
+	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},"
+			 "{s:s,s:b}]",
 			 "capability", "verify", "state", p.verify,
 			 "capability", "auto-converge", "state",
 			 p.auto_converge, "capability", "multifd", "state",
 			 p.multifd, "capability", "xbzrle", "state", p.xbzrle,
-			 "capability", "postcopy-ram", "state", p.postcopy_ram);
+			 "capability", "postcopy-ram", "state", p.postcopy_ram,
+			 "capability", "rdma-pin-all", "state",
+			 p.rdma_pin_all);
 }
 
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,

@@ -19,6 +19,7 @@
 
 #include "migration_internal.h"
 #include "postcopy.h"
+#include "rdma.h"
 #include "transport.h"
 
 #define CHANNEL_ACCEPT_MS 10000
@@ -402,6 +403,34 @@ static int postcopy_run(struct ferry_migration *m,
 	return 0;
 }
 
+/* rdma: the hash of every page as it is in RAM now. */
+static void hash_ram(const struct ferry_vm *vm, struct page_hashes *ph)
+{
+	unsigned i;
+	uint64_t k;
+
+	for (i = 0; i < vm->nblocks; i++)
+		for (k = 0; k < vm->blocks[i].length / vm->page_size; k++)
+			ph->h[i][k] = ferry_page_hash(
+				vm->blocks[i].host + k * vm->page_size,
+				vm->page_size);
+}
+
+static void rdma_in_stats(struct ferry_migration *m)
+{
+	struct rdma_stats r;
+
+	rdma_get_stats(m->rdma, &r);
+	pthread_mutex_lock(&m->lock);
+	m->stats.rdma = true;
+	snprintf(m->stats.rdma_provider, sizeof(m->stats.rdma_provider), "%s",
+		 r.provider);
+	m->stats.rdma_pin_all = r.pin_all;
+	m->stats.rdma_chunks_registered = r.chunks_registered;
+	m->stats.rdma_zero_messages = r.zero_messages;
+	pthread_mutex_unlock(&m->lock);
+}
+
 static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 		   struct ferry_error *err)
 {
@@ -461,7 +490,8 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 					   flags & FERRY_STREAM_F_POSTCOPY, rx,
 					   nchan, err);
 	}
-	close(m->listen_fd); /* every connection is in */
+	if (m->listen_fd >= 0)
+		close(m->listen_fd); /* every connection is in */
 	m->listen_fd = -1;
 	while (!rc) {
 		rc = ferry_stream_decoder_next(d, &rec, err);
@@ -562,6 +592,14 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 		rc = ferry_error_set(err, -EPROTO,
 				     "the source sent no digest but 'verify' "
 				     "is on here");
+	if (!rc && m->rdma) {
+		/* pages landed unseen: no write may land after this, then
+		 * hash what is there */
+		rdma_revoke(m->rdma);
+		rdma_in_stats(m);
+		if (rec.u.end.has_digest)
+			hash_ram(vm, &ph);
+	}
 	if (!rc && rec.u.end.has_digest)
 		rc = check_digest(m, &ph, *ran ? saved : NULL, &rec, err);
 	page_hashes_free(&ph, vm);
@@ -569,6 +607,33 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 		ferry_buf_free(&saved[i]);
 	free(saved);
 	return rc;
+}
+
+/* The source over rdma: the connection, and the stream's socket. */
+static int rdma_in_accept(struct ferry_migration *m, int *fd,
+			  struct ferry_error *err)
+{
+	const struct ferry_vm *vm = m->vm;
+	struct rdma_ram *ram = calloc(vm->nblocks, sizeof(*ram));
+	unsigned i;
+	int rc;
+
+	if (!ram)
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	for (i = 0; i < vm->nblocks; i++)
+		ram[i] = (struct rdma_ram){ vm->blocks[i].name,
+					    vm->blocks[i].host,
+					    vm->blocks[i].length };
+	rc = rdma_accept(m->rdma_listener, ram, vm->nblocks, -1, &m->cancel,
+			 &m->rdma, err);
+	free(ram);
+	rdma_listener_close(m->rdma_listener);
+	m->rdma_listener = NULL;
+	if (rc)
+		return rc;
+	*fd = rdma_stream_fd(m->rdma);
+	rdma_in_stats(m);
+	return 0;
 }
 
 void *mig_incoming_main(void *arg)
@@ -580,9 +645,13 @@ void *mig_incoming_main(void *arg)
 	bool ran = false;
 	int fd = -1, rc;
 
-	rc = transport_accept(m->listen_fd, &fd, -1, &m->cancel, &err);
+	if (m->rdma_listener)
+		rc = rdma_in_accept(m, &fd, &err);
+	else
+		rc = transport_accept(m->listen_fd, &fd, -1, &m->cancel, &err);
 	if (rc) {
-		close(m->listen_fd);
+		if (m->listen_fd >= 0)
+			close(m->listen_fd);
 		m->listen_fd = -1;
 		goto fail;
 	}
@@ -629,6 +698,11 @@ out:
 	if (fd >= 0) {
 		rp_tx_destroy(&tx);
 		close(fd);
+	}
+	if (m->rdma) {
+		rdma_in_stats(m);
+		rdma_close(m->rdma); /* after the verdict went out */
+		m->rdma = NULL;
 	}
 	return NULL;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "migration_internal.h"
+#include "rdma.h"
 #include "transport.h"
 
 static const char *const state_names[] = {
@@ -247,11 +248,38 @@ int ferry_migration_start_postcopy(struct ferry_migration *m,
 	return 0;
 }
 
+/* What the rdma transport does not carry (docs/rdma.md). */
+static int rdma_refusals(struct ferry_migration *m, struct ferry_error *err)
+{
+	struct ferry_mig_params p;
+
+	ferry_migration_get_params(m, &p);
+	if (p.multifd)
+		return ferry_error_set(err, -EINVAL,
+				       "rdma: multifd is not supported over "
+				       "rdma (pages go by RDMA WRITE on one "
+				       "connection); turn multifd off");
+	if (p.postcopy_ram)
+		return ferry_error_set(err, -EINVAL,
+				       "rdma: post-copy is not supported over "
+				       "rdma yet; turn postcopy-ram off or "
+				       "use tcp:");
+	if (p.xbzrle || p.compression)
+		return ferry_error_set(err, -EINVAL,
+				       "rdma: pages go uncompressed by RDMA "
+				       "WRITE; turn %s off",
+				       p.xbzrle ? "xbzrle"
+						: "multifd-compression");
+	return 0;
+}
+
 int ferry_migration_start(struct ferry_migration *m, const char *uri,
 			  struct ferry_error *err)
 {
 	int rc = transport_check(uri, err);
 
+	if (!rc && transport_is_rdma(uri))
+		rc = rdma_refusals(m, err);
 	if (rc)
 		return rc;
 	return begin(m, uri, false, mig_outgoing_main, err);
@@ -267,6 +295,24 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 		return ferry_error_set(err, -EBUSY,
 				       "this guest already took an incoming "
 				       "migration");
+	if (transport_is_rdma(uri)) {
+		struct ferry_mig_params p;
+
+		rc = transport_check(uri, err);
+		if (rc)
+			return rc;
+		ferry_migration_get_params(m, &p);
+		rc = rdma_listen(uri + 5, p.rdma_provider, &m->rdma_listener,
+				 bound, sizeof(bound), err);
+		if (rc)
+			return rc;
+		rc = begin(m, bound, true, mig_incoming_main, err);
+		if (rc) {
+			rdma_listener_close(m->rdma_listener);
+			m->rdma_listener = NULL;
+		}
+		return rc;
+	}
 	rc = transport_listen(uri, &fd, bound, sizeof(bound), err);
 	if (rc)
 		return rc;
@@ -334,6 +380,7 @@ void ferry_migration_free(struct ferry_migration *m)
 		pthread_join(m->thread, NULL);
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
+	rdma_listener_close(m->rdma_listener);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

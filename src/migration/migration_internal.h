@@ -39,6 +39,8 @@ struct ferry_migration {
 	/* the connections (0 = main), -1 when none; cancel shuts them */
 	atomic_int fds[FERRY_STREAM_MAX_CHANNELS + 1];
 	int listen_fd; /* destination, engine thread */
+	struct rdma_listener *rdma_listener; /* destination over rdma: */
+	struct rdma_conn *rdma;		     /* engine thread */
 	char uri[256];
 
 	uint64_t t_start_ns;

@@ -27,6 +27,7 @@
 #include "hot.h"
 #include "postcopy.h"
 #include "outgoing.h"
+#include "rdma.h"
 #include "transport.h"
 
 static int send_devices(struct out *o, struct ferry_error *err)
@@ -623,6 +624,15 @@ void *mig_outgoing_main(void *arg)
 		mig_set_state(m, FERRY_MIG_CANCELLING, FERRY_MIG_COMPLETED);
 	goto out;
 fail:
+	if (o.rdma && *rdma_failure(o.rdma) && strncmp(err.msg, "rdma:", 5) &&
+	    strncmp(err.msg, "destination:", 12) && err.code != -ECANCELED) {
+		/* the transport knows better than a closed stream */
+		struct ferry_error e = err;
+
+		ferry_error_clear(&err);
+		ferry_error_set(&err, e.code, "rdma: %s (%s)",
+				rdma_failure(o.rdma), ferry_error_msg(&e));
+	}
 	if (o.tracking)
 		ferry_dirty_stop(vm->dirty);
 	if (o.throttle)
@@ -635,6 +645,12 @@ out:
 	sender_close(&o.urgent);
 	rp_rx_stop(&o.rp);
 	sender_close(&o.main);
+	if (o.rdma) {
+		pthread_mutex_lock(&m->lock);
+		rdma_out_stats(&o, &m->stats);
+		pthread_mutex_unlock(&m->lock);
+		rdma_close(o.rdma);
+	}
 	free(o.first_page);
 	free(o.bulk_sent);
 	ferry_dirty_set_free(&o.resend);

@@ -31,6 +31,7 @@ struct sender {
 	int fd;
 	struct ferry_stream_encoder *enc;
 	uint64_t duplicate, normal, unchanged;	/* owner thread */
+	uint64_t xfer_bytes; /* bytes moved outside the stream (rdma) */
 	uint64_t sent_pages;			/* since the last checkpoint */
 	uint64_t win_start_ns, win_bytes_start; /* max-bandwidth window */
 	uint64_t pub_bytes, pub_duplicate, pub_normal,
@@ -84,6 +85,7 @@ struct out {
 	_Atomic uint64_t *bulk_sent;	/* bit per global page: sent in it */
 	uint64_t t_precopy_ns;		/* when the bulk pass began */
 	struct ferry_dirty_set pending; /* dirty, not yet sent */
+	struct rdma_conn *rdma;		/* rdma: pages go by RDMA WRITE */
 	struct page_hashes ph;		/* verify: hash of each page sent */
 
 	/* page jobs for the channels' threads */
@@ -97,6 +99,9 @@ struct out {
 };
 
 /* sender.c */
+/* Cancel, the destination's verdict, max-bandwidth: every few pages. */
+int sender_checkpoint(struct sender *s, struct ferry_error *err);
+void sender_publish(struct sender *s);
 int sender_open(struct out *o, struct sender *s, unsigned index,
 		uint64_t session, struct ferry_error *err);
 /* Send a dirty set (or with NULL every page) on the main connection or,
@@ -131,5 +136,14 @@ uint64_t out_pages(struct out *o);
 void out_publish(struct out *o, uint64_t remaining_pages);
 /* The destination's reason, if it sent one, else a send error. */
 int peer_verdict(struct out *o, int rc, struct ferry_error *err);
+
+/* rdma_out.c: a sender's share of a set over rdma, flushed (and, after
+ * zero messages, acknowledged). */
+int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
+		    enum send_mode mode, struct ferry_error *err);
+/* Connect the main sender over rdma; its fd is the stream's socket. */
+int rdma_sender_open(struct out *o, struct sender *s, struct ferry_error *err);
+/* Copy the transport's figures into the statistics (m->lock held). */
+void rdma_out_stats(struct out *o, struct ferry_mig_stats *st);
 
 #endif

@@ -84,12 +84,12 @@ static void auto_stats(struct out *o, struct ferry_mig_stats *st)
 	}
 }
 
-static void sender_publish(struct sender *s)
+void sender_publish(struct sender *s)
 {
 	struct ferry_migration *m = s->o->m;
 
 	pthread_mutex_lock(&m->lock);
-	s->pub_bytes = ferry_stream_encoder_bytes(s->enc);
+	s->pub_bytes = ferry_stream_encoder_bytes(s->enc) + s->xfer_bytes;
 	s->pub_duplicate = s->duplicate;
 	s->pub_normal = s->normal;
 	s->pub_unchanged = s->unchanged;
@@ -106,6 +106,8 @@ static void sender_publish(struct sender *s)
 	if (s->autoc_on)
 		s->pub_auto = s->autoc;
 	auto_stats(s->o, &m->stats);
+	if (s->o->rdma)
+		rdma_out_stats(s->o, &m->stats);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -178,7 +180,7 @@ int peer_verdict(struct out *o, int rc, struct ferry_error *err)
 
 /* Between batches: honour a cancel, the destination's verdict and this
  * sender's share of max-bandwidth. */
-static int checkpoint(struct sender *s, struct ferry_error *err)
+int sender_checkpoint(struct sender *s, struct ferry_error *err)
 {
 	struct out *o = s->o;
 	uint64_t bw, bytes, due_ns, now;
@@ -206,7 +208,8 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 				  o->vm->page_size);
 	if (!bw)
 		return 0;
-	bytes = ferry_stream_encoder_bytes(s->enc) - s->win_bytes_start;
+	bytes = ferry_stream_encoder_bytes(s->enc) + s->xfer_bytes -
+		s->win_bytes_start;
 	due_ns = s->win_start_ns + (uint64_t)((double)bytes / (double)bw * 1e9);
 	now = mig_now_ns();
 	if (due_ns > now) {
@@ -220,7 +223,8 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	}
 	if (now - s->win_start_ns > 1000000000ull) { /* a new 1 s window */
 		s->win_start_ns = mig_now_ns();
-		s->win_bytes_start = ferry_stream_encoder_bytes(s->enc);
+		s->win_bytes_start =
+			ferry_stream_encoder_bytes(s->enc) + s->xfer_bytes;
 	}
 	return 0;
 }
@@ -503,7 +507,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 		return peer_verdict(o, rc, err);
 	if (++s->sent_pages == PAGES_PER_CHECK) {
 		s->sent_pages = 0;
-		return checkpoint(s, err);
+		return sender_checkpoint(s, err);
 	}
 	return 0;
 }
@@ -528,6 +532,8 @@ static int send_share(struct sender *s, const struct ferry_dirty_set *set,
 	size_t i;
 	int rc = 0;
 
+	if (s->o->rdma)
+		return rdma_send_share(s, set, mode, err);
 	if (set) {
 		for (i = 0; i < set->n && !rc; i++) {
 			const struct ferry_dirty_range *r = &set->ranges[i];
@@ -740,7 +746,10 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	s->o = o;
 	s->index = index;
 	s->fd = -1;
-	rc = transport_connect(o->m->uri, &s->fd, err);
+	if (transport_is_rdma(o->m->uri))
+		rc = rdma_sender_open(o, s, err);
+	else
+		rc = transport_connect(o->m->uri, &s->fd, err);
 	if (rc)
 		return rc;
 	atomic_store(&o->m->fds[index], s->fd);
@@ -754,7 +763,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		if (!s->codec || !s->cctx)
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for compression");
-	} else if (p.codec_auto) {
+	} else if (p.codec_auto && !o->rdma) { /* rdma: pages go raw */
 		if (codec_auto_init(&s->autoc, p.zstd_level))
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for codec-auto");

@@ -7,12 +7,24 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "rdma.h"
 #include "transport.h"
+
+const struct transport_ops transport_rdma = {
+	.scheme = "rdma",
+	.check = rdma_check_addr,
+};
 
 static const struct transport_ops *const transports[] = {
 	&transport_tcp,
 	&transport_unix,
+	&transport_rdma,
 };
+
+int transport_is_rdma(const char *uri)
+{
+	return uri && !strncmp(uri, "rdma:", 5);
+}
 
 int transport_find(const char *uri, const struct transport_ops **ops,
 		   const char **addr, struct ferry_error *err)
@@ -23,7 +35,7 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 	if (!colon)
 		return ferry_error_set(err, -EINVAL,
 				       "URI '%s' has no scheme (expected "
-				       "tcp:HOST:PORT or unix:PATH)",
+				       "tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)",
 				       uri ? uri : "");
 	for (i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
 		size_t n = strlen(transports[i]->scheme);
@@ -37,7 +49,7 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 	}
 	return ferry_error_set(err, -EPROTONOSUPPORT,
 			       "URI '%s': unknown transport '%.*s' (known: "
-			       "tcp, unix)",
+			       "tcp, unix, rdma)",
 			       uri, (int)(colon - uri), uri);
 }
 
@@ -61,6 +73,9 @@ int transport_listen(const char *uri, int *fd, char *bound, size_t len,
 
 	if (rc)
 		return rc;
+	if (!ops->listen)
+		return ferry_error_set(err, -EPROTONOSUPPORT,
+				       "URI '%s': not a socket transport", uri);
 	return ops->listen(addr, fd, bound, len, err);
 }
 
@@ -72,6 +87,9 @@ int transport_connect(const char *uri, int *fd, struct ferry_error *err)
 
 	if (rc)
 		return rc;
+	if (!ops->connect)
+		return ferry_error_set(err, -EPROTONOSUPPORT,
+				       "URI '%s': not a socket transport", uri);
 	return ops->connect(addr, fd, err);
 }
 

@@ -27,6 +27,11 @@ struct transport_ops {
 
 extern const struct transport_ops transport_tcp;
 extern const struct transport_ops transport_unix;
+/* rdma: only check; the engine connects through rdma.h, not an fd. */
+extern const struct transport_ops transport_rdma;
+
+/* Whether the URI names the rdma transport. */
+int transport_is_rdma(const char *uri);
 
 /* Split "scheme:addr" and find the transport; *addr points into uri. */
 int transport_find(const char *uri, const struct transport_ops **ops,

@@ -1,0 +1,185 @@
+/*
+ * rdma_out.c - the source's pages over rdma (docs/rdma.md).
+ *
+ * The main sender's stream goes on the control channel (rdma.h); pages do
+ * not enter it.  Each page is hashed (for the digest) and written with
+ * RDMA WRITE straight from guest RAM into the same place on the
+ * destination; contiguous pages of a chunk become one write.  Zero pages
+ * of the bulk pass go as zero messages instead, one per run within a
+ * chunk; since the destination applies those on its own time, a sync
+ * follows such a pass, and the destination acknowledges it only after
+ * them.  Later passes write zero pages from a zero buffer, in order with
+ * every other write.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "ferry/vm.h"
+#include "outgoing.h"
+#include "rdma.h"
+#include "rdma_proto.h"
+
+#define PAGES_PER_CHECK 256
+
+struct zrun { /* zero pages of the bulk pass, not yet sent */
+	bool on;
+	uint32_t block;
+	uint64_t off, len;
+};
+
+static int zrun_flush(struct out *o, struct zrun *z, struct ferry_error *err)
+{
+	int rc = 0;
+
+	if (z->on)
+		rc = rdma_zero(o->rdma, z->block, z->off, z->len, true, err);
+	z->on = false;
+	return rc;
+}
+
+static int zrun_add(struct out *o, struct zrun *z, uint32_t bi, uint64_t off,
+		    uint32_t ps, struct ferry_error *err)
+{
+	int rc;
+
+	if (z->on && z->block == bi && z->off + z->len == off &&
+	    (off >> RDMA_CHUNK_SHIFT) == (z->off >> RDMA_CHUNK_SHIFT)) {
+		z->len += ps;
+		return 0;
+	}
+	rc = zrun_flush(o, z, err);
+	*z = (struct zrun){ true, bi, off, ps };
+	return rc;
+}
+
+static int page(struct sender *s, struct zrun *z, uint32_t bi, uint64_t pg,
+		enum send_mode mode, struct ferry_error *err)
+{
+	struct out *o = s->o;
+	const struct ferry_ramblock *b = &o->vm->blocks[bi];
+	uint32_t ps = o->vm->page_size;
+	uint64_t off = pg * ps;
+	const uint8_t *p = b->host + off;
+	int rc;
+
+	if (codec_is_zero(p, ps)) {
+		o->ph.h[bi][pg] = o->ph.zero;
+		s->duplicate++;
+		if (mode == SEND_FIRST) {
+			rc = zrun_add(o, z, bi, off, ps, err);
+		} else {
+			rc = rdma_zero(o->rdma, bi, off, ps, false, err);
+			s->xfer_bytes += ps;
+		}
+	} else {
+		/* taken before the write: a racing store dirties the page,
+		 * which then goes again (docs/stream.md, "The digest") */
+		o->ph.h[bi][pg] = ferry_page_hash(p, ps);
+		s->normal++;
+		rc = rdma_write(o->rdma, bi, off, ps, err);
+		s->xfer_bytes += ps;
+	}
+	if (!rc && ++s->sent_pages == PAGES_PER_CHECK) {
+		s->sent_pages = 0;
+		rc = sender_checkpoint(s, err);
+	}
+	return rc;
+}
+
+int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
+		    enum send_mode mode, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = s->o->vm;
+	struct out *o = s->o;
+	struct rdma_stats before, after;
+	struct zrun z = { 0 };
+	uint64_t k;
+	size_t i;
+	int rc = 0;
+
+	rdma_get_stats(o->rdma, &before);
+	if (set) {
+		for (i = 0; i < set->n && !rc; i++) {
+			const struct ferry_dirty_range *r = &set->ranges[i];
+
+			for (k = 0; k < r->count && !rc; k++)
+				rc = page(s, &z, r->block, r->first + k, mode,
+					  err);
+		}
+	} else {
+		for (i = 0; i < vm->nblocks && !rc; i++) {
+			uint64_t n = vm->blocks[i].length / vm->page_size;
+
+			for (k = 0; k < n && !rc; k++)
+				rc = page(s, &z, (uint32_t)i, k, SEND_FIRST,
+					  err);
+		}
+	}
+	if (!rc)
+		rc = zrun_flush(o, &z, err);
+	if (!rc)
+		rc = rdma_flush(o->rdma, err);
+	if (!rc) {
+		rc = ferry_stream_flush(s->enc);
+		if (rc)
+			rc = peer_verdict(o, rc, err);
+	}
+	rdma_get_stats(o->rdma, &after);
+	s->xfer_bytes += (after.zero_messages - before.zero_messages) *
+			 (RDMA_HDR_SIZE + 20);
+	/* zero messages are applied by the destination as they come: the
+	 * next pass may write the same pages only after they are done */
+	if (!rc && after.zero_messages != before.zero_messages)
+		rc = out_barrier(o, err);
+	sender_publish(s);
+	return rc;
+}
+
+int rdma_sender_open(struct out *o, struct sender *s, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = o->vm;
+	struct ferry_mig_params p;
+	struct rdma_ram *ram = calloc(vm->nblocks, sizeof(*ram));
+	unsigned i;
+	int rc;
+
+	if (!ram)
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	for (i = 0; i < vm->nblocks; i++)
+		ram[i] = (struct rdma_ram){ vm->blocks[i].name,
+					    vm->blocks[i].host,
+					    vm->blocks[i].length };
+	ferry_migration_get_params(o->m, &p);
+	rc = rdma_connect(o->m->uri + 5, p.rdma_provider, p.rdma_pin_all, ram,
+			  vm->nblocks, &o->rdma, err);
+	free(ram);
+	if (!rc)
+		s->fd = rdma_stream_fd(o->rdma);
+	pthread_mutex_lock(&o->m->lock);
+	rdma_out_stats(o, &o->m->stats);
+	pthread_mutex_unlock(&o->m->lock);
+	return rc;
+}
+
+void rdma_out_stats(struct out *o, struct ferry_mig_stats *st)
+{
+	struct rdma_stats r;
+
+	if (!o->rdma)
+		return;
+	rdma_get_stats(o->rdma, &r);
+	st->rdma = true;
+	snprintf(st->rdma_provider, sizeof(st->rdma_provider), "%s",
+		 r.provider);
+	st->rdma_pin_all = r.pin_all;
+	st->rdma_chunks_registered = r.register_requests;
+	st->rdma_register_requests = r.register_requests;
+	st->rdma_register_ms = r.register_ns / 1000000;
+	st->rdma_zero_messages = r.zero_messages;
+	st->rdma_writes = r.writes;
+	st->rdma_completions = r.completions;
+	st->rdma_write_bytes = r.write_bytes;
+}
