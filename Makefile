@@ -35,10 +35,11 @@ lint: deps
 $(FUZZ_BUILD)/build.ninja: | deps
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Dbuildtype=debugoptimized
 
-# A longer fuzzing session: make fuzz FUZZ_SECONDS=3600
+# A longer fuzzing session, each target in turn: make fuzz FUZZ_SECONDS=3600
 fuzz: build $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
-	scripts/fuzz.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	scripts/fuzz.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS) stream
+	scripts/fuzz.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS) rdma
 
 bench: build
 	$(BUILD)/bench/dirty-sync

@@ -29,8 +29,8 @@ if [ $san_rc = 0 ]; then
 	[ $san_rc = 0 ] || tail -n 40 "$san_build/check.log"
 fi
 
-echo "== fuzz: stream decoder for ${fuzz_seconds}s"
-fuzz_rc=0
+echo "== fuzz: stream decoder for ${fuzz_seconds}s, rdma messages for 15s"
+fuzz_rc=0 fuzz_rdma_rc=0
 if [ ! -f "$fuzz_build/build.ninja" ]; then
 	CC=clang meson setup "$fuzz_build" -Dfuzzing=true >/dev/null || fuzz_rc=1
 fi
@@ -40,6 +40,12 @@ if [ $fuzz_rc = 0 ]; then
 			>"$fuzz_build/fuzz.log" 2>&1
 	fuzz_rc=$?
 	tail -n 12 "$fuzz_build/fuzz.log"
+	scripts/fuzz.sh "$build" "$fuzz_build" 15 rdma \
+		>"$fuzz_build/fuzz-rdma.log" 2>&1
+	fuzz_rdma_rc=$?
+	tail -n 6 "$fuzz_build/fuzz-rdma.log"
+else
+	fuzz_rdma_rc=1
 fi
 
 echo "== lint: clang-format and cppcheck"
@@ -47,6 +53,6 @@ scripts/lint.sh
 lint_rc=$?
 
 python3 scripts/summary.py "$build/meson-logs/testlog.json" \
-	"asan+ubsan=$san_rc" "fuzz-stream=$fuzz_rc" "lint=$lint_rc"
+	"asan+ubsan=$san_rc" "fuzz-stream=$fuzz_rc" "fuzz-rdma=$fuzz_rdma_rc" "lint=$lint_rc"
 summary_rc=$?
 [ $tests_rc = 0 ] && [ $summary_rc = 0 ]
