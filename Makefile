@@ -46,6 +46,7 @@ bench: build
 	$(BUILD)/bench/codec
 	bench/precopy --ferry $(BUILD)/ferry
 	bench/postcopy --ferry $(BUILD)/ferry
+	bench/rdma --ferry $(BUILD)/ferry
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD) $(BUILD)-san

@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="build-essential meson ninja-build pkg-config python3
-libxxhash-dev libjansson-dev libzstd-dev liblz4-dev libfabric-dev libssl-dev
+libxxhash-dev libjansson-dev libzstd-dev liblz4-dev libfabric-dev libfabric-bin
+libssl-dev
 libcmocka-dev clang libclang-rt-14-dev clang-format cppcheck iperf3"
 
 missing=""

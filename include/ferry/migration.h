@@ -51,6 +51,10 @@ struct ferry_mig_params {
 	uint64_t precopy_time_limit_ms; /* precopy-time-limit (ferry's): with
 					   postcopy-ram, switch after this
 					   long; 0 = only when asked */
+	bool rdma_pin_all;		/* capability "rdma-pin-all" */
+	char rdma_provider[32];		/* rdma-provider (ferry's): the
+					   libfabric provider, "" = let it
+					   pick (FI_PROVIDER is honoured) */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -114,6 +118,15 @@ struct ferry_mig_stats {
 					   resume to the end */
 	uint64_t fault_p50_us, fault_p99_us, fault_max_us;
 	char postcopy_reason[64]; /* why it switched */
+	/* rdma: transport */
+	bool rdma;
+	char rdma_provider[32];
+	bool rdma_pin_all;
+	uint64_t rdma_chunks_registered; /* destination keys handed out */
+	uint64_t rdma_register_requests; /* source: round trips for keys */
+	uint64_t rdma_register_ms;	 /* source: time spent on them */
+	uint64_t rdma_zero_messages;
+	uint64_t rdma_writes, rdma_completions, rdma_write_bytes;
 };
 
 struct ferry_migration;

@@ -477,8 +477,8 @@ static json_t *cmd_set_params(struct qmp_backend *b, json_t *args,
 					    "a libfabric provider name such "
 					    "as verbs or tcp (\"\" lets "
 					    "libfabric pick)");
-			snprintf(p.rdma_provider, sizeof(p.rdma_provider),
-				 "%s", name);
+			snprintf(p.rdma_provider, sizeof(p.rdma_provider), "%s",
+				 name);
 			continue;
 		}
 		if (!strcmp(key, "multifd-compression")) {
@@ -624,8 +624,7 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 			 p.auto_converge, "capability", "multifd", "state",
 			 p.multifd, "capability", "xbzrle", "state", p.xbzrle,
 			 "capability", "postcopy-ram", "state", p.postcopy_ram,
-			 "capability", "rdma-pin-all", "state",
-			 p.rdma_pin_all);
+			 "capability", "rdma-pin-all", "state", p.rdma_pin_all);
 }
 
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,

@@ -411,9 +411,9 @@ static void hash_ram(const struct ferry_vm *vm, struct page_hashes *ph)
 
 	for (i = 0; i < vm->nblocks; i++)
 		for (k = 0; k < vm->blocks[i].length / vm->page_size; k++)
-			ph->h[i][k] = ferry_page_hash(
-				vm->blocks[i].host + k * vm->page_size,
-				vm->page_size);
+			ph->h[i][k] = ferry_page_hash(vm->blocks[i].host +
+							      k * vm->page_size,
+						      vm->page_size);
 }
 
 static void rdma_in_stats(struct ferry_migration *m)

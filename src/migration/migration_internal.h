@@ -38,7 +38,7 @@ struct ferry_migration {
 	atomic_int postcopy_req; /* migrate-start-postcopy was asked */
 	/* the connections (0 = main), -1 when none; cancel shuts them */
 	atomic_int fds[FERRY_STREAM_MAX_CHANNELS + 1];
-	int listen_fd; /* destination, engine thread */
+	int listen_fd;			     /* destination, engine thread */
 	struct rdma_listener *rdma_listener; /* destination over rdma: */
 	struct rdma_conn *rdma;		     /* engine thread */
 	char uri[256];

@@ -30,9 +30,9 @@ struct sender {
 	unsigned index; /* 0 = main connection, 1..n = page channels */
 	int fd;
 	struct ferry_stream_encoder *enc;
-	uint64_t duplicate, normal, unchanged;	/* owner thread */
+	uint64_t duplicate, normal, unchanged; /* owner thread */
 	uint64_t xfer_bytes; /* bytes moved outside the stream (rdma) */
-	uint64_t sent_pages;			/* since the last checkpoint */
+	uint64_t sent_pages; /* since the last checkpoint */
 	uint64_t win_start_ns, win_bytes_start; /* max-bandwidth window */
 	uint64_t pub_bytes, pub_duplicate, pub_normal,
 		pub_unchanged;		/* m->lock */

@@ -69,7 +69,7 @@ struct rblock {
 	struct rdma_ram ram;
 	uint32_t nchunks;
 	/* source */
-	unsigned peer;	/* the destination's index of this block */
+	unsigned peer;		/* the destination's index of this block */
 	uint64_t *raddr, *rkey; /* per chunk, valid where have[] */
 	uint8_t *have;
 	struct fid_mr **lmr; /* FI_MR_LOCAL: our chunks, registered */
@@ -274,8 +274,8 @@ static struct fi_info *make_hints(const char *provider)
 	h->caps = FI_MSG | FI_RMA;
 	h->mode = FI_CONTEXT | FI_CONTEXT2;
 	h->addr_format = FI_FORMAT_UNSPEC;
-	h->domain_attr->mr_mode =
-		FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
+	h->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR |
+				  FI_MR_ALLOCATED | FI_MR_PROV_KEY;
 	h->domain_attr->threading = FI_THREAD_SAFE;
 	/* the stream's end of iteration comes after that iteration's pages */
 	h->tx_attr->msg_order = FI_ORDER_SAW;
@@ -356,8 +356,7 @@ static int post_recv(struct rdma_conn *c, unsigned i)
 }
 
 /* Account for transmit completions read; lock held. */
-static void tx_done(struct rdma_conn *c, const struct fi_cq_entry *e,
-		    ssize_t n)
+static void tx_done(struct rdma_conn *c, const struct fi_cq_entry *e, ssize_t n)
 {
 	ssize_t i;
 
@@ -643,8 +642,8 @@ static int set_ram(struct rdma_conn *c, const struct rdma_ram *ram,
 
 	if (nram > RDMA_BLOCKS_MAX)
 		return ferry_error_set(err, -E2BIG,
-				       "rdma: %u RAM blocks, at most %d",
-				       nram, RDMA_BLOCKS_MAX);
+				       "rdma: %u RAM blocks, at most %d", nram,
+				       RDMA_BLOCKS_MAX);
 	c->b = calloc(nram, sizeof(*c->b));
 	if (!c->b)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
@@ -709,7 +708,8 @@ static int start(struct rdma_conn *c, struct ferry_error *err)
 		return failure(c, err);
 	rc = pthread_create(&c->pump, NULL, pump_main, c);
 	if (rc)
-		return ferry_error_set(err, -rc, "rdma: starting its thread: %s",
+		return ferry_error_set(err, -rc,
+				       "rdma: starting its thread: %s",
 				       strerror(rc));
 	c->pump_live = true;
 	return 0;
@@ -1088,8 +1088,8 @@ static int write_from(struct rdma_conn *c, unsigned block, uint64_t off,
 	return 0;
 }
 
-int rdma_write(struct rdma_conn *c, unsigned block, uint64_t off,
-	       uint64_t len, struct ferry_error *err)
+int rdma_write(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
+	       struct ferry_error *err)
 {
 	if (block >= c->nb)
 		return ferry_error_set(err, -EINVAL, "rdma: no block %u",
@@ -1376,9 +1376,9 @@ static void on_register(struct rdma_conn *c, const struct rdma_msg *in,
 				c->st.chunks_registered++;
 			}
 			mr = b->mr[k];
-			base = c->mr_virt
-				       ? (uint64_t)(uintptr_t)(b->ram.host + off)
-				       : 0;
+			base = c->mr_virt ? (uint64_t)(uintptr_t)(b->ram.host +
+								  off)
+					  : 0;
 		}
 		out->u.reg_result.keys[i].addr = base;
 		out->u.reg_result.keys[i].key = fi_mr_key(mr);
@@ -1395,8 +1395,8 @@ static void on_unregister(struct rdma_conn *c, const struct rdma_msg *in)
 	if (in->u.reg.block >= c->nb)
 		return;
 	b = &c->b[in->u.reg.block];
-	for (i = 0; i < in->u.reg.count &&
-		    in->u.reg.first + (uint64_t)i < b->nchunks;
+	for (i = 0;
+	     i < in->u.reg.count && in->u.reg.first + (uint64_t)i < b->nchunks;
 	     i++)
 		mr_close(&b->mr[in->u.reg.first + i]);
 }
@@ -1420,8 +1420,7 @@ static int on_zero(struct rdma_conn *c, const struct rdma_msg *in)
 		    c->b[in->u.zero.block].ram.length) {
 		fail_locked(c, -EPROTO,
 			    "a zero message for bytes outside RAM "
-			    "(block %u, offset %" PRIu64 ", %" PRIu64
-			    " bytes)",
+			    "(block %u, offset %" PRIu64 ", %" PRIu64 " bytes)",
 			    in->u.zero.block, in->u.zero.offset,
 			    in->u.zero.length);
 		return -EPROTO;
@@ -1476,9 +1475,10 @@ static void *on_blocks_req(struct rdma_conn *c, struct rdma_msg *out)
 		snprintf(d[i].name, sizeof(d[i].name), "%s", c->b[i].ram.name);
 		d[i].length = c->b[i].ram.length;
 		if (c->b[i].pin) {
-			d[i].addr = c->mr_virt
-					    ? (uint64_t)(uintptr_t)c->b[i].ram.host
-					    : 0;
+			d[i].addr =
+				c->mr_virt
+					? (uint64_t)(uintptr_t)c->b[i].ram.host
+					: 0;
 			d[i].key = fi_mr_key(c->b[i].pin);
 		}
 	}
@@ -1561,7 +1561,8 @@ static bool handle_one(struct rdma_conn *c)
 	struct rdma_msg m = { 0 }, reply;
 	bool need_reply;
 
-	need_reply = buf[1] == RDMA_MSG_REGISTER || buf[1] == RDMA_MSG_BLOCKS_REQ;
+	need_reply = buf[1] == RDMA_MSG_REGISTER ||
+		     buf[1] == RDMA_MSG_BLOCKS_REQ;
 	if (need_reply && c->dest && !can_send(c, false))
 		return false;
 	if (buf[1] == RDMA_MSG_BLOCKS) {
@@ -1672,8 +1673,8 @@ static void read_rx(struct rdma_conn *c)
 		}
 		for (i = 0; i < n; i++) {
 			struct op *op = e[i].op_context;
-			const uint8_t *b = c->rxb + (size_t)op->idx *
-							    RDMA_MSG_MAX;
+			const uint8_t *b =
+				c->rxb + (size_t)op->idx * RDMA_MSG_MAX;
 			struct rx_slot *s =
 				&c->fifo[(c->fifo_head + c->fifo_n) % WINDOW];
 
@@ -1722,7 +1723,8 @@ static void pump_out(struct rdma_conn *c)
 	static __thread uint8_t chunk[RDMA_PAYLOAD_MAX];
 
 	while (!c->local_eof && can_send(c, false)) {
-		ssize_t n = recv(c->sock[1], chunk, sizeof(chunk), MSG_DONTWAIT);
+		ssize_t n =
+			recv(c->sock[1], chunk, sizeof(chunk), MSG_DONTWAIT);
 		struct rdma_msg m = { .type = RDMA_MSG_STREAM };
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))

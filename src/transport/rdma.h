@@ -78,8 +78,8 @@ int rdma_stream_fd(struct rdma_conn *c);
 /* Source: write `len` bytes at `off` of local block `block` into the same
  * place on the destination.  [off, off + len) lies within one chunk.
  * Writes complete in the background; rdma_flush waits for them all. */
-int rdma_write(struct rdma_conn *c, unsigned block, uint64_t off,
-	       uint64_t len, struct ferry_error *err);
+int rdma_write(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
+	       struct ferry_error *err);
 /* Source: the same place on the destination becomes zero, by a zero
  * message (`message`: a run whose earlier writes were flushed and acked)
  * or by writing zeros from a local zero buffer (ordered like any write). */

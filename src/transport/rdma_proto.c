@@ -85,7 +85,8 @@ static void put64(struct wr *w, uint64_t v)
 int rdma_msg_encode(const struct rdma_msg *msg, uint8_t *buf, size_t len)
 {
 	struct wr w = { buf + RDMA_HDR_SIZE,
-			buf + (len < RDMA_MSG_MAX ? len : RDMA_MSG_MAX), false };
+			buf + (len < RDMA_MSG_MAX ? len : RDMA_MSG_MAX),
+			false };
 	uint32_t i;
 
 	if (len < RDMA_HDR_SIZE)
@@ -331,8 +332,8 @@ int rdma_msg_decode(const uint8_t *buf, size_t len, struct rdma_msg *msg,
 		if (!r.bad &&
 		    (!msg->u.reg.count || msg->u.reg.count > RDMA_REG_MAX))
 			return malformed(err, t, "chunk count out of range");
-		if (!r.bad && msg->u.reg.first + (uint64_t)msg->u.reg.count >
-				      UINT32_MAX)
+		if (!r.bad &&
+		    msg->u.reg.first + (uint64_t)msg->u.reg.count > UINT32_MAX)
 			return malformed(err, t, "chunk index overflows");
 		break;
 	case RDMA_MSG_REGISTER_RESULT: {

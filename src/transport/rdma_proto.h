@@ -34,15 +34,15 @@
 #define RDMA_CAPS_KNOWN	   RDMA_CAP_PIN_ALL
 
 enum rdma_msg_type {
-	RDMA_MSG_READY = 1,	 /* window: receives posted */
-	RDMA_MSG_STREAM,	 /* bytes of the ferry stream (non-RAM state) */
-	RDMA_MSG_BLOCKS_REQ,	 /* source: your RAM blocks, please */
-	RDMA_MSG_BLOCKS,	 /* destination: its RAM blocks */
-	RDMA_MSG_REGISTER,	 /* source: register these chunks */
+	RDMA_MSG_READY = 1,  /* window: receives posted */
+	RDMA_MSG_STREAM,     /* bytes of the ferry stream (non-RAM state) */
+	RDMA_MSG_BLOCKS_REQ, /* source: your RAM blocks, please */
+	RDMA_MSG_BLOCKS,     /* destination: its RAM blocks */
+	RDMA_MSG_REGISTER,   /* source: register these chunks */
 	RDMA_MSG_REGISTER_RESULT, /* destination: their keys, or why not */
-	RDMA_MSG_UNREGISTER,	 /* source: revoke these chunks' keys */
-	RDMA_MSG_ZERO,		 /* source: these pages are zero */
-	RDMA_MSG_CREDIT,	 /* only the header's credits */
+	RDMA_MSG_UNREGISTER,	  /* source: revoke these chunks' keys */
+	RDMA_MSG_ZERO,		  /* source: these pages are zero */
+	RDMA_MSG_CREDIT,	  /* only the header's credits */
 	RDMA_MSG_TYPE_MAX = RDMA_MSG_CREDIT,
 };
 

@@ -33,10 +33,11 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 	size_t i;
 
 	if (!colon)
-		return ferry_error_set(err, -EINVAL,
-				       "URI '%s' has no scheme (expected "
-				       "tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)",
-				       uri ? uri : "");
+		return ferry_error_set(
+			err, -EINVAL,
+			"URI '%s' has no scheme (expected "
+			"tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)",
+			uri ? uri : "");
 	for (i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
 		size_t n = strlen(transports[i]->scheme);
 

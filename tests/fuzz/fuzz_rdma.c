@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	ferry_error_clear(&err);
 	if (rdma_connect_decode(data, size, &cd, &err))
-		check(err.code && err.msg[0], "connect: failure without reason");
+		check(err.code && err.msg[0],
+		      "connect: failure without reason");
 	ferry_error_clear(&err);
 	m.u.blocks.blocks = room;
 	rc = rdma_msg_decode(data, size, &m, &err);

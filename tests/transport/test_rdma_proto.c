@@ -49,8 +49,10 @@ static void test_round_trips(void **state)
 {
 	static const uint8_t bytes[] = "a stream record";
 	struct rdma_block_desc blocks[2] = {
-		{ .name = "pc.ram", .addr = 0x7f0000000000ull,
-		  .length = 256ull << 20, .key = 77 },
+		{ .name = "pc.ram",
+		  .addr = 0x7f0000000000ull,
+		  .length = 256ull << 20,
+		  .key = 77 },
 		{ .name = "vga", .addr = 0, .length = 4096, .key = 0 },
 	};
 	struct rdma_msg m, d;
