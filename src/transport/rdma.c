@@ -1046,7 +1046,7 @@ static int write_from(struct rdma_conn *c, unsigned block, uint64_t off,
 		pthread_mutex_unlock(&c->lock);
 		return failure(c, err);
 	}
-	reap_tx(c);
+	/* no reap here: completions are read when room runs short */
 	rc = chunk_key(c, b, chunk, err);
 	if (!rc && !desc) {
 		desc = local_desc(c, b, chunk, &rc);

@@ -118,7 +118,10 @@ def t_parameters():
             for c in g.qmp.cmd("query-migrate-capabilities")}
     assert caps == {"auto-converge": True, "verify": False,
                     "multifd": False, "xbzrle": False,
-                    "postcopy-ram": False}, caps
+                    "postcopy-ram": False, "rdma-pin-all": False}, caps
+    g.qmp.cmd("migrate-set-parameters", **{"rdma-provider": "verbs"})
+    assert g.qmp.cmd("query-migrate-parameters")["rdma-provider"] == "verbs"
+    g.qmp.cmd("migrate-set-parameters", **{"rdma-provider": ""})
     g.qmp.cmd("migrate-set-parameters", **{"xbzrle-cache-size": 32 << 20})
     p = g.qmp.cmd("query-migrate-parameters")
     assert p["xbzrle-cache-size"] == 32 << 20, p
