@@ -614,16 +614,11 @@ static int rdma_in_accept(struct ferry_migration *m, int *fd,
 			  struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
-	struct rdma_ram *ram = calloc(vm->nblocks, sizeof(*ram));
-	unsigned i;
+	struct rdma_ram *ram = mig_rdma_ram(vm);
 	int rc;
 
 	if (!ram)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
-	for (i = 0; i < vm->nblocks; i++)
-		ram[i] = (struct rdma_ram){ vm->blocks[i].name,
-					    vm->blocks[i].host,
-					    vm->blocks[i].length };
 	rc = rdma_accept(m->rdma_listener, ram, vm->nblocks, -1, &m->cancel,
 			 &m->rdma, err);
 	free(ram);

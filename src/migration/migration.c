@@ -325,6 +325,18 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 	return rc;
 }
 
+struct rdma_ram *mig_rdma_ram(const struct ferry_vm *vm)
+{
+	struct rdma_ram *ram = calloc(vm->nblocks, sizeof(*ram));
+	unsigned i;
+
+	for (i = 0; ram && i < vm->nblocks; i++)
+		ram[i] = (struct rdma_ram){ vm->blocks[i].name,
+					    vm->blocks[i].host,
+					    vm->blocks[i].length };
+	return ram;
+}
+
 void ferry_migration_cancel(struct ferry_migration *m)
 {
 	enum ferry_mig_state s = mig_state(m);

@@ -70,6 +70,9 @@ int page_hashes_init(struct page_hashes *ph, const struct ferry_vm *vm,
 		     struct ferry_error *err);
 void page_hashes_free(struct page_hashes *ph, const struct ferry_vm *vm);
 
+/* The guest's RAM blocks as the rdma transport takes them; free() it. */
+struct rdma_ram *mig_rdma_ram(const struct ferry_vm *vm);
+
 void *mig_outgoing_main(void *arg);
 void *mig_incoming_main(void *arg);
 

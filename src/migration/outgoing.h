@@ -99,8 +99,9 @@ struct out {
 };
 
 /* sender.c */
-/* Cancel, the destination's verdict, max-bandwidth: every few pages. */
-int sender_checkpoint(struct sender *s, struct ferry_error *err);
+/* After each page: every few pages, the cancel, the destination's
+ * verdict and max-bandwidth are looked at. */
+int sender_page_sent(struct sender *s, struct ferry_error *err);
 void sender_publish(struct sender *s);
 int sender_open(struct out *o, struct sender *s, unsigned index,
 		uint64_t session, struct ferry_error *err);

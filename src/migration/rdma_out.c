@@ -22,8 +22,6 @@
 #include "rdma.h"
 #include "rdma_proto.h"
 
-#define PAGES_PER_CHECK 256
-
 struct zrun { /* zero pages of the bulk pass, not yet sent */
 	bool on;
 	uint32_t block;
@@ -82,11 +80,7 @@ static int page(struct sender *s, struct zrun *z, uint32_t bi, uint64_t pg,
 		rc = rdma_write(o->rdma, bi, off, ps, err);
 		s->xfer_bytes += ps;
 	}
-	if (!rc && ++s->sent_pages == PAGES_PER_CHECK) {
-		s->sent_pages = 0;
-		rc = sender_checkpoint(s, err);
-	}
-	return rc;
+	return rc ? rc : sender_page_sent(s, err);
 }
 
 int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
@@ -142,16 +136,11 @@ int rdma_sender_open(struct out *o, struct sender *s, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = o->vm;
 	struct ferry_mig_params p;
-	struct rdma_ram *ram = calloc(vm->nblocks, sizeof(*ram));
-	unsigned i;
+	struct rdma_ram *ram = mig_rdma_ram(vm);
 	int rc;
 
 	if (!ram)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
-	for (i = 0; i < vm->nblocks; i++)
-		ram[i] = (struct rdma_ram){ vm->blocks[i].name,
-					    vm->blocks[i].host,
-					    vm->blocks[i].length };
 	ferry_migration_get_params(o->m, &p);
 	rc = rdma_connect(o->m->uri + 5, p.rdma_provider, p.rdma_pin_all, ram,
 			  vm->nblocks, &o->rdma, err);

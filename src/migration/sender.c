@@ -180,7 +180,7 @@ int peer_verdict(struct out *o, int rc, struct ferry_error *err)
 
 /* Between batches: honour a cancel, the destination's verdict and this
  * sender's share of max-bandwidth. */
-int sender_checkpoint(struct sender *s, struct ferry_error *err)
+static int checkpoint(struct sender *s, struct ferry_error *err)
 {
 	struct out *o = s->o;
 	uint64_t bw, bytes, due_ns, now;
@@ -505,11 +505,15 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 		atomic_fetch_or(&o->bulk_sent[gpn / 64], 1ull << (gpn % 64));
 	if (rc)
 		return peer_verdict(o, rc, err);
-	if (++s->sent_pages == PAGES_PER_CHECK) {
-		s->sent_pages = 0;
-		return sender_checkpoint(s, err);
-	}
-	return 0;
+	return sender_page_sent(s, err);
+}
+
+int sender_page_sent(struct sender *s, struct ferry_error *err)
+{
+	if (++s->sent_pages < PAGES_PER_CHECK)
+		return 0;
+	s->sent_pages = 0;
+	return checkpoint(s, err);
 }
 
 /* Does this sender carry page `page` of block `bi`? */

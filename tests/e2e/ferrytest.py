@@ -73,6 +73,14 @@ class QMP:
             raise QMPError(msg["error"]["class"], msg["error"]["desc"])
         return msg["return"]
 
+    def error(self, name, **args):
+        """Run a command that must fail; its error description."""
+        try:
+            self.cmd(name, **args)
+        except QMPError as e:
+            return e.desc
+        raise AssertionError(f"{name} {args} succeeded")
+
     def wait_migration(self, states=("completed", "failed", "cancelled"),
                        timeout=300):
         deadline = time.time() + timeout

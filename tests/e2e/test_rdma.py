@@ -50,6 +50,14 @@ def migrate(src, dst, **params):
     return src.qmp.wait_migration(), dst.qmp.wait_migration()
 
 
+def start_throttled(src, dst, bandwidth, settle):
+    """Start a migration slow enough to act on while it is active."""
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": bandwidth})
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    src.qmp.wait_migration(states=("active",))
+    time.sleep(settle)
+
+
 def check_verified(s, d):
     assert s["status"] == "completed", s
     assert d["status"] == "completed", d
@@ -137,10 +145,7 @@ def t_zipf():
 
 def t_killed_destination():
     src, dst = pair("zipf:rate=20000", fill="random")
-    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 30 << 20})
-    src.qmp.cmd("migrate", uri=dst.incoming_uri())
-    src.qmp.wait_migration(states=("active",))
-    time.sleep(0.5)
+    start_throttled(src, dst, 30 << 20, 0.5)
     dst.kill()
     s = src.qmp.wait_migration()
     assert s["status"] == "failed", s
@@ -158,10 +163,7 @@ def t_killed_destination():
 
 def t_cancel():
     src, dst = pair("idle", fill="random")
-    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 20 << 20})
-    src.qmp.cmd("migrate", uri=dst.incoming_uri())
-    src.qmp.wait_migration(states=("active",))
-    time.sleep(0.3)
+    start_throttled(src, dst, 20 << 20, 0.3)
     src.qmp.cmd("migrate_cancel")
     s = src.qmp.wait_migration()
     assert s["status"] == "cancelled", s
@@ -177,19 +179,13 @@ def t_refusals():
                       ("xbzrle", "xbzrle")):
         src.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": cap, "state": True}])
-        try:
-            src.qmp.cmd("migrate", uri=uri)
-            raise AssertionError(cap + " over rdma was accepted")
-        except ft.QMPError as e:
-            assert "rdma" in e.desc and word in e.desc, e.desc
+        d = src.qmp.error("migrate", uri=uri)
+        assert "rdma" in d and word in d, d
         src.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": cap, "state": False}])
     for bad in ("rdma:127.0.0.1", "rdma::1234", "rdma:host:99999"):
-        try:
-            src.qmp.cmd("migrate", uri=bad)
-            raise AssertionError(bad + " was accepted")
-        except ft.QMPError as e:
-            assert "rdma address" in e.desc, e.desc
+        d = src.qmp.error("migrate", uri=bad)
+        assert "rdma address" in d, d
     # nothing was lost: the same pair still migrates
     check_verified(*migrate(src, dst))
     finish(src, dst)
@@ -198,17 +194,11 @@ def t_refusals():
 def t_no_such_provider():
     dst = ft.Guest("dst", RAM + ["--workload", "idle"], incoming="defer")
     dst.qmp.cmd("migrate-set-parameters", **{"rdma-provider": "nosuch"})
-    try:
-        dst.qmp.cmd("migrate-incoming", uri="rdma:127.0.0.1:0")
-        raise AssertionError("a missing provider was accepted")
-    except ft.QMPError as e:
-        assert "no libfabric provider named nosuch" in e.desc, e.desc
-    try:
-        dst.qmp.cmd("migrate-set-parameters",
-                    **{"rdma-provider": "a b; rm -rf"})
-        raise AssertionError("a malformed provider name was accepted")
-    except ft.QMPError as e:
-        assert "rdma-provider" in e.desc, e.desc
+    d = dst.qmp.error("migrate-incoming", uri="rdma:127.0.0.1:0")
+    assert "no libfabric provider named nosuch" in d, d
+    d = dst.qmp.error("migrate-set-parameters",
+                      **{"rdma-provider": "a b; rm -rf"})
+    assert "rdma-provider" in d, d
     params = dst.qmp.cmd("query-migrate-parameters")
     assert params["rdma-provider"] == "nosuch", params
     finish(dst)
