@@ -133,7 +133,6 @@ struct rdma_conn {
 	bool have_blocks, have_reg;
 	struct rdma_msg reg; /* the last register result */
 	int32_t blocks_status;
-	bool pinned;
 	bool revoked;
 	int fail_rc;
 	char fail[256];
@@ -495,6 +494,20 @@ static int post_msg(struct rdma_conn *c, struct rdma_msg *m)
 	return 0;
 }
 
+/* Wait on cond for at most ms milliseconds; lock held. */
+static void cond_wait_ms(struct rdma_conn *c, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
 /* Send from a thread other than the pump: wait for a credit and a buffer
  * (the pump brings credits in).  Lock held. */
 static int send_wait(struct rdma_conn *c, struct rdma_msg *m)
@@ -513,19 +526,10 @@ static int send_wait(struct rdma_conn *c, struct rdma_msg *m)
 				    ANSWER_TIMEOUT_MS / 1000);
 			return -ETIMEDOUT;
 		}
-		if (c->tx_used == TX_BUFS || c->outstanding >= c->tx_depth) {
+		if (c->tx_used == TX_BUFS || c->outstanding >= c->tx_depth)
 			wait_tx(c);
-		} else {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-		}
+		else
+			cond_wait_ms(c, 10);
 	}
 }
 
@@ -752,8 +756,6 @@ static int wait_answer(struct rdma_conn *c, bool *flag, const char *what)
 	uint64_t deadline = now_ns() + ANSWER_TIMEOUT_MS * 1000000ull;
 
 	while (!*flag && !atomic_load(&c->failed)) {
-		struct timespec ts;
-
 		if (now_ns() > deadline) {
 			fail_locked(c, -ETIMEDOUT,
 				    "the destination did not answer a %s in "
@@ -761,13 +763,7 @@ static int wait_answer(struct rdma_conn *c, bool *flag, const char *what)
 				    what, ANSWER_TIMEOUT_MS / 1000);
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		cond_wait_ms(c, 20);
 	}
 	return *flag ? 0 : (c->fail_rc ? c->fail_rc : -EIO);
 }
@@ -1495,7 +1491,6 @@ static void on_blocks(struct rdma_conn *c, const struct rdma_msg *m)
 	unsigned i, j;
 
 	c->blocks_status = m->u.blocks.status;
-	c->pinned = m->u.blocks.pinned;
 	for (i = 0; !m->u.blocks.status && i < c->nb; i++) {
 		struct rblock *b = &c->b[i];
 
@@ -1789,9 +1784,8 @@ static void *pump_main(void *arg)
 
 			post_msg(c, &m);
 		}
-		if (c->local_eof && !c->outstanding) {
-			break; /* all the engine said went out */
-		}
+		/* after the engine closed its end the pump still answers
+		 * (a register the engine waits on, say) until rdma_close */
 		stalled = c->fifo_n != 0;
 		if (!c->local_eof && can_send(c, false))
 			p[np++] = (struct pollfd){ c->sock[1], POLLIN, 0 };
@@ -1813,8 +1807,7 @@ static void *pump_main(void *arg)
 			p[np++] = (struct pollfd){ c->rxcq_fd, POLLIN, 0 };
 			p[np++] = (struct pollfd){ c->eq_fd, POLLIN, 0 };
 		}
-		if (timeout || np)
-			poll(p, (nfds_t)np, timeout ? timeout : 1);
+		poll(p, (nfds_t)np, timeout ? timeout : 1);
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -1858,6 +1851,7 @@ void rdma_close(struct rdma_conn *c)
 			bool done;
 
 			pthread_mutex_lock(&c->lock);
+			reap_tx(c);
 			done = c->local_eof && !c->outstanding;
 			pthread_mutex_unlock(&c->lock);
 			if (done)
