@@ -403,7 +403,10 @@ def unchanged(channels):
         time.sleep(0.3)
         s, d = migrate(src, dst)
         check_verified(s, d)
-        assert s["ram"]["iterations"] >= 3, s["ram"]
+        # a fast run converges after 2 (seen in CI): unchanged pages
+        # need one iteration after the bulk pass, and their count below
+        # shows they flowed
+        assert s["ram"]["iterations"] >= 2, s["ram"]
         assert s["ram"]["unchanged"] > 8192, s["ram"]
         # flags and checks; a failed check sends the page again
         assert d["ram"]["unchanged"] + d["ram"]["unchanged-stale"] == \
