@@ -4,12 +4,13 @@
  * The main sender's stream goes on the control channel (rdma.h); pages do
  * not enter it.  Each page is hashed (for the digest) and written with
  * RDMA WRITE straight from guest RAM into the same place on the
- * destination; contiguous pages of a chunk become one write.  Zero pages
- * of the bulk pass go as zero messages instead, one per run within a
- * chunk; since the destination applies those on its own time, a sync
- * follows such a pass, and the destination acknowledges it only after
- * them.  Later passes write zero pages from a zero buffer, in order with
- * every other write.
+ * destination; contiguous pages of a chunk become one write.  In the bulk
+ * pass a chunk that is all zero goes as one zero message instead (the
+ * seed's "compress"); since the destination applies those on its own
+ * time, a sync follows such a pass, and the destination acknowledges it
+ * only after them.  Other zero pages are written from a zero buffer, in
+ * order with every other write: a message per scattered zero page would
+ * cost more than its 4 KiB.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,39 +23,8 @@
 #include "rdma.h"
 #include "rdma_proto.h"
 
-struct zrun { /* zero pages of the bulk pass, not yet sent */
-	bool on;
-	uint32_t block;
-	uint64_t off, len;
-};
-
-static int zrun_flush(struct out *o, struct zrun *z, struct ferry_error *err)
-{
-	int rc = 0;
-
-	if (z->on)
-		rc = rdma_zero(o->rdma, z->block, z->off, z->len, true, err);
-	z->on = false;
-	return rc;
-}
-
-static int zrun_add(struct out *o, struct zrun *z, uint32_t bi, uint64_t off,
-		    uint32_t ps, struct ferry_error *err)
-{
-	int rc;
-
-	if (z->on && z->block == bi && z->off + z->len == off &&
-	    (off >> RDMA_CHUNK_SHIFT) == (z->off >> RDMA_CHUNK_SHIFT)) {
-		z->len += ps;
-		return 0;
-	}
-	rc = zrun_flush(o, z, err);
-	*z = (struct zrun){ true, bi, off, ps };
-	return rc;
-}
-
-static int page(struct sender *s, struct zrun *z, uint32_t bi, uint64_t pg,
-		enum send_mode mode, struct ferry_error *err)
+static int page(struct sender *s, uint32_t bi, uint64_t pg,
+		struct ferry_error *err)
 {
 	struct out *o = s->o;
 	const struct ferry_ramblock *b = &o->vm->blocks[bi];
@@ -66,54 +36,74 @@ static int page(struct sender *s, struct zrun *z, uint32_t bi, uint64_t pg,
 	if (codec_is_zero(p, ps)) {
 		o->ph.h[bi][pg] = o->ph.zero;
 		s->duplicate++;
-		if (mode == SEND_FIRST) {
-			rc = zrun_add(o, z, bi, off, ps, err);
-		} else {
-			rc = rdma_zero(o->rdma, bi, off, ps, false, err);
-			s->xfer_bytes += ps;
-		}
+		rc = rdma_zero(o->rdma, bi, off, ps, false, err);
 	} else {
 		/* taken before the write: a racing store dirties the page,
 		 * which then goes again (docs/stream.md, "The digest") */
 		o->ph.h[bi][pg] = ferry_page_hash(p, ps);
 		s->normal++;
 		rc = rdma_write(o->rdma, bi, off, ps, err);
-		s->xfer_bytes += ps;
 	}
+	s->xfer_bytes += ps;
 	return rc ? rc : sender_page_sent(s, err);
+}
+
+/* The bulk pass over one chunk of pages [first, first + n). */
+static int bulk_chunk(struct sender *s, uint32_t bi, uint64_t first, uint64_t n,
+		      struct ferry_error *err)
+{
+	struct out *o = s->o;
+	uint32_t ps = o->vm->page_size;
+	const uint8_t *p = o->vm->blocks[bi].host + first * ps;
+	uint64_t k;
+	int rc = 0;
+
+	if (!codec_is_zero(p, n * ps)) {
+		for (k = 0; k < n && !rc; k++)
+			rc = page(s, bi, first + k, err);
+		return rc;
+	}
+	rc = rdma_zero(o->rdma, bi, first * ps, n * ps, true, err);
+	s->xfer_bytes += RDMA_HDR_SIZE + 20;
+	for (k = 0; k < n && !rc; k++) {
+		o->ph.h[bi][first + k] = o->ph.zero;
+		s->duplicate++;
+		rc = sender_page_sent(s, err);
+	}
+	return rc;
 }
 
 int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
 		    enum send_mode mode, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = s->o->vm;
+	uint64_t per_chunk = RDMA_CHUNK_SIZE / vm->page_size;
 	struct out *o = s->o;
 	struct rdma_stats before, after;
-	struct zrun z = { 0 };
 	uint64_t k;
 	size_t i;
 	int rc = 0;
 
+	(void)mode; /* every pass sends pages whole */
 	rdma_get_stats(o->rdma, &before);
 	if (set) {
 		for (i = 0; i < set->n && !rc; i++) {
 			const struct ferry_dirty_range *r = &set->ranges[i];
 
 			for (k = 0; k < r->count && !rc; k++)
-				rc = page(s, &z, r->block, r->first + k, mode,
-					  err);
+				rc = page(s, r->block, r->first + k, err);
 		}
 	} else {
 		for (i = 0; i < vm->nblocks && !rc; i++) {
 			uint64_t n = vm->blocks[i].length / vm->page_size;
 
-			for (k = 0; k < n && !rc; k++)
-				rc = page(s, &z, (uint32_t)i, k, SEND_FIRST,
-					  err);
+			for (k = 0; k < n && !rc; k += per_chunk)
+				rc = bulk_chunk(s, (uint32_t)i, k,
+						n - k < per_chunk ? n - k
+								  : per_chunk,
+						err);
 		}
 	}
-	if (!rc)
-		rc = zrun_flush(o, &z, err);
 	if (!rc)
 		rc = rdma_flush(o->rdma, err);
 	if (!rc) {
@@ -122,8 +112,6 @@ int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
 			rc = peer_verdict(o, rc, err);
 	}
 	rdma_get_stats(o->rdma, &after);
-	s->xfer_bytes += (after.zero_messages - before.zero_messages) *
-			 (RDMA_HDR_SIZE + 20);
 	/* zero messages are applied by the destination as they come: the
 	 * next pass may write the same pages only after they are done */
 	if (!rc && after.zero_messages != before.zero_messages)
@@ -141,6 +129,14 @@ int rdma_sender_open(struct out *o, struct sender *s, struct ferry_error *err)
 
 	if (!ram)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
+	if (vm->page_size > RDMA_CHUNK_SIZE) {
+		free(ram);
+		return ferry_error_set(err, -ENOTSUP,
+				       "rdma: pages of %u bytes are larger "
+				       "than a chunk (%llu bytes)",
+				       vm->page_size,
+				       (unsigned long long)RDMA_CHUNK_SIZE);
+	}
 	ferry_migration_get_params(o->m, &p);
 	rc = rdma_connect(o->m->uri + 5, p.rdma_provider, p.rdma_pin_all, ram,
 			  vm->nblocks, &o->rdma, err);

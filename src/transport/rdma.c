@@ -1104,7 +1104,10 @@ int rdma_zero(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
 		return ferry_error_set(err, -EINVAL,
 				       "rdma: a zero run outside its block");
 	if (!message)
-		return write_from(c, block, off, len, c->zbuf,
+		/* the same offset in the zero chunk: zero pages in a row
+		 * stay one write */
+		return write_from(c, block, off, len,
+				  c->zbuf + (off & (RDMA_CHUNK_SIZE - 1)),
 				  c->zmr ? fi_mr_desc(c->zmr) : NULL, err);
 	m.u.zero.block = c->b[block].peer;
 	m.u.zero.offset = off;

@@ -81,8 +81,9 @@ int rdma_stream_fd(struct rdma_conn *c);
 int rdma_write(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
 	       struct ferry_error *err);
 /* Source: the same place on the destination becomes zero, by a zero
- * message (`message`: a run whose earlier writes were flushed and acked)
- * or by writing zeros from a local zero buffer (ordered like any write). */
+ * message (`message`: the destination applies it on its own time, so the
+ * caller syncs before writing there again) or by writing zeros from a
+ * local zero buffer (ordered like any write). */
 int rdma_zero(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
 	      bool message, struct ferry_error *err);
 int rdma_flush(struct rdma_conn *c, struct ferry_error *err);
