@@ -48,17 +48,24 @@ static int page(struct sender *s, uint32_t bi, uint64_t pg,
 	return rc ? rc : sender_page_sent(s, err);
 }
 
+static bool chunk_zero(const struct out *o, uint32_t bi, uint64_t first,
+		       uint64_t n)
+{
+	uint32_t ps = o->vm->page_size;
+
+	return codec_is_zero(o->vm->blocks[bi].host + first * ps, n * ps);
+}
+
 /* The bulk pass over one chunk of pages [first, first + n). */
 static int bulk_chunk(struct sender *s, uint32_t bi, uint64_t first, uint64_t n,
-		      struct ferry_error *err)
+		      bool zero, struct ferry_error *err)
 {
 	struct out *o = s->o;
 	uint32_t ps = o->vm->page_size;
-	const uint8_t *p = o->vm->blocks[bi].host + first * ps;
 	uint64_t k;
 	int rc = 0;
 
-	if (!codec_is_zero(p, n * ps)) {
+	if (!zero) {
 		for (k = 0; k < n && !rc; k++)
 			rc = page(s, bi, first + k, err);
 		return rc;
@@ -73,11 +80,40 @@ static int bulk_chunk(struct sender *s, uint32_t bi, uint64_t first, uint64_t n,
 	return rc;
 }
 
+/* The bulk pass over a block, chunk by chunk.  The next chunk's key is
+ * asked for while this one is written (unless it is all zero and needs
+ * none), so the register round trip overlaps the writes. */
+static int bulk_block(struct sender *s, uint32_t bi, struct ferry_error *err)
+{
+	struct out *o = s->o;
+	uint64_t per_chunk = RDMA_CHUNK_SIZE / o->vm->page_size;
+	uint64_t n = o->vm->blocks[bi].length / o->vm->page_size, k, len;
+	bool zero = false, next_zero = false;
+	int rc = 0;
+
+	for (k = 0; k < n && !rc; k += per_chunk) {
+		len = n - k < per_chunk ? n - k : per_chunk;
+		zero = k ? next_zero : chunk_zero(o, bi, k, len);
+		if (k + per_chunk < n) {
+			uint64_t k2 = k + per_chunk;
+
+			next_zero = chunk_zero(o, bi, k2,
+					       n - k2 < per_chunk ? n - k2
+								  : per_chunk);
+			if (!next_zero)
+				rc = rdma_prefetch(o->rdma, bi,
+						   k2 * o->vm->page_size, err);
+		}
+		if (!rc)
+			rc = bulk_chunk(s, bi, k, len, zero, err);
+	}
+	return rc;
+}
+
 int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
 		    enum send_mode mode, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = s->o->vm;
-	uint64_t per_chunk = RDMA_CHUNK_SIZE / vm->page_size;
 	struct out *o = s->o;
 	struct rdma_stats before, after;
 	uint64_t k;
@@ -94,15 +130,8 @@ int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
 				rc = page(s, r->block, r->first + k, err);
 		}
 	} else {
-		for (i = 0; i < vm->nblocks && !rc; i++) {
-			uint64_t n = vm->blocks[i].length / vm->page_size;
-
-			for (k = 0; k < n && !rc; k += per_chunk)
-				rc = bulk_chunk(s, (uint32_t)i, k,
-						n - k < per_chunk ? n - k
-								  : per_chunk,
-						err);
-		}
+		for (i = 0; i < vm->nblocks && !rc; i++)
+			rc = bulk_block(s, (uint32_t)i, err);
 	}
 	if (!rc)
 		rc = rdma_flush(o->rdma, err);

@@ -57,6 +57,7 @@
 #define FI_API		   FI_VERSION(1, 10)
 
 enum op_kind { OP_RECV = 1, OP_SEND, OP_WRITE };
+enum key_state { KEY_NONE, KEY_ASKED, KEY_HAVE };
 
 struct op {
 	struct fi_context2 ctx; /* first: the provider's, and our key */
@@ -70,10 +71,10 @@ struct rblock {
 	uint32_t nchunks;
 	/* source */
 	unsigned peer;		/* the destination's index of this block */
-	uint64_t *raddr, *rkey; /* per chunk, valid where have[] */
-	uint8_t *have;
-	struct fid_mr **lmr; /* FI_MR_LOCAL: our chunks, registered */
-	struct fid_mr *lpin; /* FI_MR_LOCAL with pin-all: the whole block */
+	uint64_t *raddr, *rkey; /* per chunk, valid where KEY_HAVE */
+	uint8_t *have;		/* per chunk: KEY_NONE, KEY_ASKED, KEY_HAVE */
+	struct fid_mr **lmr;	/* FI_MR_LOCAL: our chunks, registered */
+	struct fid_mr *lpin;	/* FI_MR_LOCAL with pin-all: the whole block */
 	/* destination */
 	struct fid_mr **mr; /* per chunk, exposed */
 	struct fid_mr *pin; /* pin-all: the whole block */
@@ -130,8 +131,7 @@ struct rdma_conn {
 	unsigned writes_out;  /* of those, writes */
 	unsigned streak;      /* writes since the last that asked */
 	struct held held;
-	bool have_blocks, have_reg;
-	struct rdma_msg reg; /* the last register result */
+	uint8_t have_blocks;
 	int32_t blocks_status;
 	bool revoked;
 	int fail_rc;
@@ -751,11 +751,13 @@ static int eq_wait(struct fid_eq *eq, uint32_t want, uint8_t *buf, size_t len,
 
 /* ---- the source ---------------------------------------------------------- */
 
-static int wait_answer(struct rdma_conn *c, bool *flag, const char *what)
+/* Wait until *state is `want`; lock held. */
+static int wait_answer(struct rdma_conn *c, const uint8_t *state, uint8_t want,
+		       const char *what)
 {
 	uint64_t deadline = now_ns() + ANSWER_TIMEOUT_MS * 1000000ull;
 
-	while (!*flag && !atomic_load(&c->failed)) {
+	while (*state != want && !atomic_load(&c->failed)) {
 		if (now_ns() > deadline) {
 			fail_locked(c, -ETIMEDOUT,
 				    "the destination did not answer a %s in "
@@ -765,7 +767,7 @@ static int wait_answer(struct rdma_conn *c, bool *flag, const char *what)
 		}
 		cond_wait_ms(c, 20);
 	}
-	return *flag ? 0 : (c->fail_rc ? c->fail_rc : -EIO);
+	return *state == want ? 0 : (c->fail_rc ? c->fail_rc : -EIO);
 }
 
 /* Local registration of our RAM, where the provider wants it. */
@@ -807,7 +809,7 @@ static int source_blocks(struct rdma_conn *c, struct ferry_error *err)
 	pthread_mutex_lock(&c->lock);
 	rc = send_wait(c, &m);
 	if (!rc)
-		rc = wait_answer(c, &c->have_blocks, "blocks request");
+		rc = wait_answer(c, &c->have_blocks, 1, "blocks request");
 	pthread_mutex_unlock(&c->lock);
 	if (rc)
 		return failure(c, err);
@@ -898,52 +900,59 @@ int rdma_connect(const char *addr, const char *provider, bool pin_all,
 	return rc;
 }
 
-/* The remote place of a chunk, asking the destination the first time. */
-static int chunk_key(struct rdma_conn *c, struct rblock *b, uint32_t chunk,
-		     struct ferry_error *err)
+/* Ask for a chunk's key without waiting for the answer; lock held. */
+static int ask_key(struct rdma_conn *c, struct rblock *b, uint32_t chunk)
 {
 	struct rdma_msg m = { .type = RDMA_MSG_REGISTER };
-	uint64_t t0;
 	int rc;
 
-	if (b->have[chunk])
+	if (b->have[chunk] != KEY_NONE)
 		return 0;
 	m.u.reg.block = b->peer;
 	m.u.reg.first = chunk;
 	m.u.reg.count = 1;
-	t0 = now_ns();
-	c->have_reg = false;
 	rc = send_wait(c, &m);
-	if (!rc)
-		rc = wait_answer(c, &c->have_reg, "register request");
-	c->st.register_requests++;
-	c->st.register_ns += now_ns() - t0;
-	if (rc)
-		return failure(c, err);
-	if (c->reg.u.reg_result.block != b->peer ||
-	    c->reg.u.reg_result.first != chunk) {
-		fail_locked(c, -EPROTO,
-			    "the destination answered a register request for "
-			    "another chunk");
-		return failure(c, err);
+	if (!rc) {
+		b->have[chunk] = KEY_ASKED;
+		c->st.register_requests++;
 	}
-	if (c->reg.u.reg_result.status) {
-		int e = c->reg.u.reg_result.status;
-		bool lim = e == ENOMEM || e == EAGAIN || e == EPERM;
+	return rc;
+}
 
-		fail_locked(c, -e,
-			    "the destination refused to register chunk %u of "
-			    "block %s: %s%s",
-			    chunk, b->ram.name, strerror(e),
-			    lim ? "; raise its locked-memory limit (ulimit -l "
-				  "there)"
-				: "");
-		return failure(c, err);
-	}
-	b->raddr[chunk] = c->reg.u.reg_result.keys[0].addr;
-	b->rkey[chunk] = c->reg.u.reg_result.keys[0].key;
-	b->have[chunk] = 1;
-	return 0;
+/* The remote place of a chunk, asking the destination the first time
+ * (the pump stores the answer); lock held. */
+static int chunk_key(struct rdma_conn *c, struct rblock *b, uint32_t chunk,
+		     struct ferry_error *err)
+{
+	uint64_t t0;
+	int rc;
+
+	if (b->have[chunk] == KEY_HAVE)
+		return 0;
+	t0 = now_ns();
+	rc = ask_key(c, b, chunk);
+	if (!rc)
+		rc = wait_answer(c, &b->have[chunk], KEY_HAVE,
+				 "register request");
+	c->st.register_ns += now_ns() - t0;
+	return rc ? failure(c, err) : 0;
+}
+
+int rdma_prefetch(struct rdma_conn *c, unsigned block, uint64_t off,
+		  struct ferry_error *err)
+{
+	int rc;
+
+	if (block >= c->nb || off >= c->b[block].ram.length)
+		return ferry_error_set(err, -EINVAL,
+				       "rdma: a key asked for outside RAM");
+	pthread_mutex_lock(&c->lock);
+	rc = atomic_load(&c->failed)
+		     ? -EIO
+		     : ask_key(c, &c->b[block],
+			       (uint32_t)(off >> RDMA_CHUNK_SHIFT));
+	pthread_mutex_unlock(&c->lock);
+	return rc ? failure(c, err) : 0;
 }
 
 static void *local_desc(struct rdma_conn *c, struct rblock *b, uint32_t chunk,
@@ -1523,11 +1532,52 @@ static void on_blocks(struct rdma_conn *c, const struct rdma_msg *m)
 				b->raddr[k] = m->u.blocks.blocks[j].addr +
 					      ((uint64_t)k << RDMA_CHUNK_SHIFT);
 				b->rkey[k] = m->u.blocks.blocks[j].key;
-				b->have[k] = 1;
+				b->have[k] = KEY_HAVE;
 			}
 		}
 	}
-	c->have_blocks = true;
+	c->have_blocks = 1;
+	pthread_cond_broadcast(&c->cond);
+}
+
+/* Keys the source asked for: into the cache, for whoever waits. */
+static void on_reg_result(struct rdma_conn *c, const struct rdma_msg *m)
+{
+	uint32_t first = m->u.reg_result.first, n = m->u.reg_result.count, k;
+	struct rblock *b = NULL;
+	unsigned i;
+
+	for (i = 0; i < c->nb && !b; i++)
+		if (c->b[i].peer == m->u.reg_result.block)
+			b = &c->b[i];
+	for (k = 0; b && k < n; k++)
+		if ((uint64_t)first + k >= b->nchunks ||
+		    b->have[first + k] != KEY_ASKED)
+			b = NULL;
+	if (!b) {
+		fail_locked(c, -EPROTO,
+			    "the destination answered a register request for "
+			    "a chunk not asked for");
+		return;
+	}
+	if (m->u.reg_result.status) {
+		int e = m->u.reg_result.status;
+		bool lim = e == ENOMEM || e == EAGAIN || e == EPERM;
+
+		fail_locked(c, -e,
+			    "the destination refused to register chunk %u of "
+			    "block %s: %s%s",
+			    first, b->ram.name, strerror(e),
+			    lim ? "; raise its locked-memory limit (ulimit -l "
+				  "there)"
+				: "");
+		return;
+	}
+	for (k = 0; k < n; k++) {
+		b->raddr[first + k] = m->u.reg_result.keys[k].addr;
+		b->rkey[first + k] = m->u.reg_result.keys[k].key;
+		b->have[first + k] = KEY_HAVE;
+	}
 	pthread_cond_broadcast(&c->cond);
 }
 
@@ -1623,9 +1673,7 @@ static bool handle_one(struct rdma_conn *c)
 		post_msg(c, &reply);
 		break;
 	case RDMA_MSG_REGISTER_RESULT:
-		c->reg = m;
-		c->have_reg = true;
-		pthread_cond_broadcast(&c->cond);
+		on_reg_result(c, &m);
 		break;
 	case RDMA_MSG_UNREGISTER:
 		on_unregister(c, &m);

@@ -87,6 +87,10 @@ int rdma_write(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
 int rdma_zero(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
 	      bool message, struct ferry_error *err);
 int rdma_flush(struct rdma_conn *c, struct ferry_error *err);
+/* Source: ask for the key of the chunk holding `off` now, without waiting
+ * for the answer, so that its first write finds it there. */
+int rdma_prefetch(struct rdma_conn *c, unsigned block, uint64_t off,
+		  struct ferry_error *err);
 
 /* Destination: revoke every key now (no write lands after this). */
 void rdma_revoke(struct rdma_conn *c);
