@@ -79,19 +79,29 @@ int pc_out_init(struct pc_out *pc, struct out *o,
 	return 0;
 }
 
-/* Send page gpn on s if nobody has; 1 if this call sent it. */
-static int take(struct pc_out *pc, struct sender *s, uint64_t gpn,
+/*
+ * Send page gpn on s if nobody has (or, `asked`, even if the background
+ * took it: that copy may wait behind megabytes queued on the main
+ * connection, and the destination places whichever arrives first); 1 if
+ * this call sent it.
+ */
+static int take(struct pc_out *pc, struct sender *s, uint64_t gpn, bool asked,
 		struct ferry_error *err)
 {
 	uint32_t bi;
 	uint64_t page;
+	bool first;
 	int rc;
 
-	if (gpn >= pc->npages || !test_clear(pc->todo, gpn))
+	if (gpn >= pc->npages)
+		return 0;
+	first = test_clear(pc->todo, gpn);
+	if (!first && !asked)
 		return 0;
 	split(pc->o, gpn, &bi, &page);
 	rc = send_one(s, bi, page, SEND_POSTCOPY, err);
-	atomic_fetch_sub(&pc->left, 1);
+	if (first)
+		atomic_fetch_sub(&pc->left, 1);
 	return rc ? rc : 1;
 }
 
@@ -120,9 +130,11 @@ void pc_out_request(void *opaque, uint32_t block, uint64_t page)
 	pc->last_req = gpn;
 	atomic_fetch_add(&pc->served, 1);
 	w = pc->window;
-	rc = take(pc, s, gpn, &pc->err);
+	rc = take(pc, s, gpn, true, &pc->err);
+	if (rc > 0) /* the page asked for leaves before its window */
+		rc = sender_flush(s, &pc->err);
 	for (k = 1; k <= w && rc >= 0; k++)
-		rc = take(pc, s, gpn + k, &pc->err);
+		rc = take(pc, s, gpn + k, false, &pc->err);
 	if (rc >= 0)
 		rc = sender_flush(s, &pc->err);
 	atomic_store(&pc->hint, gpn + w + 1);
@@ -201,7 +213,7 @@ int pc_out_background(struct pc_out *pc, struct ferry_error *err)
 		 * cores are shared by everything here) */
 		if (atomic_load(&pc->waiting))
 			sched_yield();
-		rc = take(pc, s, g, err);
+		rc = take(pc, s, g, false, err);
 	}
 	if (rc >= 0)
 		rc = sender_flush(s, err);

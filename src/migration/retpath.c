@@ -33,12 +33,12 @@
 
 /* ---- destination -------------------------------------------------------- */
 
-static int send_all(int fd, const uint8_t *p, size_t n)
+static int send_all(int fd, const uint8_t *p, size_t n, int flags)
 {
 	size_t off = 0;
 
 	while (off < n) {
-		ssize_t w = send(fd, p + off, n - off, MSG_NOSIGNAL);
+		ssize_t w = send(fd, p + off, n - off, MSG_NOSIGNAL | flags);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -57,9 +57,10 @@ static int rp_send(struct rp_tx *tx, uint8_t type, const void *body,
 
 	le32_store(h + 4, len);
 	pthread_mutex_lock(&tx->lock);
-	rc = send_all(tx->fd, h, sizeof(h));
+	/* one segment: a header alone would wake the reader for nothing */
+	rc = send_all(tx->fd, h, sizeof(h), len ? MSG_MORE : 0);
 	if (!rc && len)
-		rc = send_all(tx->fd, body, len);
+		rc = send_all(tx->fd, body, len, 0);
 	pthread_mutex_unlock(&tx->lock);
 	return rc;
 }
