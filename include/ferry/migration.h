@@ -55,6 +55,10 @@ struct ferry_mig_params {
 	char rdma_provider[32];		/* rdma-provider (ferry's): the
 					   libfabric provider, "" = let it
 					   pick (FI_PROVIDER is honoured) */
+	uint64_t net_timeout_ms; /* net-timeout (ferry's): no byte moved on
+				    any TCP connection for this long fails
+				    pre-copy and pauses post-copy; default
+				    10000, 0 = never */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);

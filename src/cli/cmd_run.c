@@ -148,6 +148,7 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	ferry_migration_on_event(mig, on_migration_event, &sv);
 	backend.vm = ferry_guest_vm(g);
 	backend.mig = mig;
+	backend.guest = g;
 	backend.incoming = incoming != NULL;
 	backend.incoming_defer = incoming && !strcmp(incoming, "defer");
 	if (qmp_uri && qmp_server_start(qmp_uri, &backend, &sv.qmp, &err)) {

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "ferry/error.h"
+#include "ferry/guest.h"
 #include "ferry/migration.h"
 #include "ferry/vm.h"
 
@@ -22,6 +23,7 @@ struct qmp_server;
 struct qmp_backend {
 	const struct ferry_vm *vm;
 	struct ferry_migration *mig;
+	const struct ferry_guest *guest; /* the reference guest, or NULL */
 	bool incoming;	     /* a destination (started with --incoming) */
 	bool incoming_defer; /* migrate-incoming may start it */
 	atomic_bool quit;    /* set by the quit command */

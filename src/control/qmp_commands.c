@@ -434,6 +434,7 @@ static const struct param params[] = {
 	P("multifd-zstd-level", 1, 19, zstd_level, false),
 	P("xbzrle-cache-size", 4096, 1ull << 40, xbzrle_cache_size, true),
 	P("precopy-time-limit", 0, 86400000, precopy_time_limit_ms, true),
+	P("net-timeout", 0, 3600000, net_timeout_ms, true),
 };
 #undef P
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -627,6 +628,25 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 			 "capability", "rdma-pin-all", "state", p.rdma_pin_all);
 }
 
+/* ferry's: the reference guest's own view (its heartbeat ticks while it
+ * runs, whatever the migration does). */
+static json_t *cmd_query_guest(struct qmp_backend *b, json_t *args,
+			       struct qmp_error *e)
+{
+	struct ferry_guest_stats st;
+
+	(void)args;
+	if (!b->guest)
+		return fail(e, "CommandNotFound",
+			    "this VMM embeds libferry without the reference "
+			    "guest");
+	ferry_guest_stats(b->guest, &st);
+	return json_pack("{s:I,s:I,s:f,s:b}", "heartbeat-ticks",
+			 (json_int_t)st.heartbeat_ticks, "writes",
+			 (json_int_t)st.writes, "max-stall-ms",
+			 st.max_stall_us / 1000.0, "running", st.running);
+}
+
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,
 				  struct qmp_error *e);
 
@@ -648,6 +668,7 @@ static const struct {
 	{ "migrate-set-capabilities", cmd_set_caps },
 	{ "query-migrate-capabilities", cmd_query_caps },
 	{ "query-commands", cmd_query_commands },
+	{ "x-query-guest", cmd_query_guest },
 };
 
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,

@@ -640,6 +640,12 @@ void *mig_incoming_main(void *arg)
 	bool ran = false;
 	int fd = -1, rc;
 
+	rc = mig_watch_start(m);
+	if (rc) {
+		ferry_error_set(&err, rc, "net-timeout thread: %s",
+				strerror(-rc));
+		goto fail;
+	}
 	if (m->rdma_listener)
 		rc = rdma_in_accept(m, &fd, &err);
 	else
@@ -699,5 +705,6 @@ out:
 		rdma_close(m->rdma); /* after the verdict went out */
 		m->rdma = NULL;
 	}
+	mig_watch_stop(m);
 	return NULL;
 }

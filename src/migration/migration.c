@@ -77,6 +77,7 @@ void ferry_mig_params_default(struct ferry_mig_params *p)
 		.defer_hot_pages = true,
 		.xbzrle = false,
 		.xbzrle_cache_size = 64ull << 20,
+		.net_timeout_ms = 10000,
 	};
 }
 
@@ -118,7 +119,14 @@ void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
 	    mig_set_state(m, s, FERRY_MIG_CANCELLING))
 		s = FERRY_MIG_CANCELLING;
 	pthread_mutex_lock(&m->lock);
-	if (!m->stats.error[0])
+	if (!m->stats.error[0] && atomic_load(&m->net_stalled_ms) &&
+	    s != FERRY_MIG_CANCELLING)
+		snprintf(m->stats.error, sizeof(m->stats.error),
+			 "no progress on the network for %llu ms "
+			 "(net-timeout): %s",
+			 (unsigned long long)atomic_load(&m->net_stalled_ms),
+			 ferry_error_msg(err));
+	else if (!m->stats.error[0])
 		snprintf(m->stats.error, sizeof(m->stats.error), "%s",
 			 ferry_error_msg(err));
 	pthread_mutex_unlock(&m->lock);
@@ -138,6 +146,7 @@ int ferry_migration_new(const struct ferry_vm *vm, struct ferry_migration **out,
 		return ferry_error_set(err, -ENOMEM, "out of memory");
 	m->vm = vm;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->watch_cond, NULL);
 	ferry_mig_params_default(&m->params);
 	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++)
 		atomic_init(&m->fds[i], -1);
@@ -393,6 +402,7 @@ void ferry_migration_free(struct ferry_migration *m)
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	rdma_listener_close(m->rdma_listener);
+	pthread_cond_destroy(&m->watch_cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

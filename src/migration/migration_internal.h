@@ -44,9 +44,21 @@ struct ferry_migration {
 	char uri[256];
 
 	uint64_t t_start_ns;
+
+	/* net-timeout (watch.c): the watcher beside the engine's thread */
+	pthread_t watch_thread;
+	bool watch_live;		 /* engine thread */
+	bool watch_quit;		 /* lock */
+	pthread_cond_t watch_cond;	 /* lock */
+	_Atomic uint64_t net_stalled_ms; /* it fired: no byte for this long */
 };
 
 uint64_t mig_now_ns(void);
+
+/* Watch the migration's connections for net-timeout while the engine's
+ * thread runs (watch.c); 0 or a negative errno. */
+int mig_watch_start(struct ferry_migration *m);
+void mig_watch_stop(struct ferry_migration *m);
 
 /* Move from `from` to `to` if the table allows it and the state is still
  * `from`; emits the event.  Returns false when the state was another. */

@@ -549,6 +549,12 @@ void *mig_outgoing_main(void *arg)
 				     "this guest has no dirty tracker");
 		goto fail;
 	}
+	rc = mig_watch_start(m);
+	if (rc) {
+		ferry_error_set(&err, rc, "net-timeout thread: %s",
+				strerror(-rc));
+		goto fail;
+	}
 	ferry_migration_get_params(m, &params);
 	o.nchans = params.multifd ? params.multifd_channels : 0;
 	o.xbzrle = params.xbzrle;
@@ -659,5 +665,6 @@ out:
 	pthread_cond_destroy(&o.go);
 	pthread_cond_destroy(&o.done);
 	pthread_mutex_destroy(&o.lock);
+	mig_watch_stop(m);
 	return NULL;
 }

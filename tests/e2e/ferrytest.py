@@ -142,6 +142,12 @@ class Guest:
         self.log.seek(0)
         return self.log.read()
 
+    def ticking(self, seconds=0.2):
+        """Does the guest's heartbeat tick (x-query-guest)?"""
+        before = self.qmp.cmd("x-query-guest")["heartbeat-ticks"]
+        time.sleep(seconds)
+        return self.qmp.cmd("x-query-guest")["heartbeat-ticks"] > before
+
     def incoming_uri(self):
         return self.qmp.cmd("query-migrate")["uri"]
 
@@ -168,15 +174,21 @@ class Proxy:
     accepted `flip_conn`-th (0 = the main one) gets byte `flip_at` of its
     stream from source to destination flipped; those whose accept order is
     in `slow` forward each chunk towards the destination only after
-    `delay` seconds, so they run behind the others."""
+    `delay` seconds, so they run behind the others.  Once the main
+    connection has carried `stall_at` bytes towards the destination, no
+    connection moves another byte, either way (a dead link), until
+    `release()`."""
 
     def __init__(self, target_uri, flip_conn=0, flip_at=None, slow=(),
-                 delay=0):
+                 delay=0, stall_at=None):
         import threading
         host, port = target_uri.split(":")[1:]
         self.target = (host, int(port))
         self.flip_conn, self.flip_at = flip_conn, flip_at
         self.slow, self.delay = set(slow), delay
+        self.stall_at = stall_at
+        self.stalled = threading.Event()
+        self.released = threading.Event()
         self.flipped = False
         self.delayed = 0
         self.lsock = socket.socket()
@@ -185,10 +197,15 @@ class Proxy:
         self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
         threading.Thread(target=self._run, daemon=True).start()
 
-    def _pump(self, a, b, flip_at=None, delay=0):
+    def release(self):
+        self.released.set()
+
+    def _pump(self, a, b, flip_at=None, delay=0, stall_at=None):
         seen = 0
         try:
             while True:
+                if self.stalled.is_set():
+                    self.released.wait()
                 data = a.recv(1 << 16)
                 if not data:
                     break
@@ -199,6 +216,12 @@ class Proxy:
                     i = flip_at - seen
                     data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
                     self.flipped = True
+                if stall_at is not None and seen + len(data) > stall_at:
+                    b.sendall(data[:stall_at - seen])
+                    self.stalled.set()
+                    self.released.wait()
+                    data = data[stall_at - seen:]
+                    stall_at = None
                 seen += len(data)
                 b.sendall(data)
         except OSError:
@@ -222,7 +245,8 @@ class Proxy:
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(
                 c, d, self.flip_at if n == self.flip_conn else None,
-                self.delay if n in self.slow else 0), daemon=True).start()
+                self.delay if n in self.slow else 0,
+                self.stall_at if n == 0 else None), daemon=True).start()
             n += 1
 
 

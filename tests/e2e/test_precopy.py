@@ -32,13 +32,6 @@ def migrate(src, dst, **params):
     return src.qmp.wait_migration(), dst.qmp.wait_migration()
 
 
-def heartbeat_ticks(guest):
-    """The heartbeat runs if the guest's longest-stall window is reset and
-    query-status says running; ticks are checked through the digest
-    changing: a running guest's state moves."""
-    return guest.qmp.cmd("query-status")["running"]
-
-
 def check_verified(s, d):
     assert s["status"] == "completed", s
     assert d["status"] == "completed", d
@@ -369,6 +362,33 @@ def t_corrupted_page():
     finish(src)
 
 
+def t_net_timeout():
+    """The link goes dead in the bulk pass: with no byte moving for
+    net-timeout ms both sides give up, with that cause; the source runs
+    on, and migrates again once the link is back."""
+    src, dst = pair("zipf:rate=2000")
+    src.qmp.cmd("migrate-set-parameters", **{"net-timeout": 1500})
+    dst.qmp.cmd("migrate-set-parameters", **{"net-timeout": 1500})
+    assert src.qmp.cmd("query-migrate-parameters")["net-timeout"] == 1500
+    proxy = ft.Proxy(dst.incoming_uri(), stall_at=20 << 20)
+    src.qmp.cmd("migrate", uri=proxy.uri)
+    s = src.qmp.wait_migration(timeout=60)
+    assert proxy.stalled.is_set()
+    assert s["status"] == "failed", s
+    assert "no progress on the network for" in s["error-desc"], s
+    assert "(net-timeout)" in s["error-desc"], s
+    assert src.qmp.cmd("query-status")["status"] == "running"
+    assert src.ticking()
+    assert dst.proc.wait(timeout=30) == 1
+    assert "(net-timeout)" in dst.output(), dst.output()
+    proxy.release()
+    dst2 = ft.Guest("dst2", RAM + ["--workload", "zipf:rate=2000"],
+                    incoming="tcp:127.0.0.1:0", tmp=dst.tmp)
+    s, d = migrate(src, dst2)
+    check_verified(s, d)
+    finish(src, dst2)
+
+
 def multifd(n, workload, fill="mixed:30"):
     def t():
         src, dst = pair(workload, ["--fill", fill])
@@ -550,6 +570,8 @@ for name, fn in [
     ("a flipped bit is caught by the digest; nothing resumes",
      t_corrupted_page),
     ("a busy port is one clear line", t_busy_port),
+    ("a dead link fails both sides after net-timeout; migrates again",
+     t_net_timeout),
     ("connection refused: failed with the reason, guest runs", t_refused),
     ("ferry demo --json prints one verified result", t_demo_json),
     ("idle guest, zero pages as flags, verified", t_idle),

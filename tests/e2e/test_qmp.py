@@ -134,16 +134,21 @@ def t_parameters():
               "query-migrate", "migrate-set-parameters",
               "query-migrate-parameters", "migrate-set-capabilities",
               "query-migrate-capabilities", "query-status", "stop", "cont",
-              "quit"):
+              "quit", "x-query-guest"):
         assert n in names, n
 
 
 def t_stop_cont():
+    assert g.ticking()
     g.qmp.cmd("stop")
     assert g.qmp.cmd("query-status") == {
         "running": False, "singlestep": False, "status": "paused"}
+    q = g.qmp.cmd("x-query-guest")
+    assert q["running"] is False and q["heartbeat-ticks"] > 0, q
+    assert not g.ticking()
     g.qmp.cmd("cont")
     assert g.qmp.cmd("query-status")["status"] == "running"
+    assert g.ticking()
 
 
 def t_socket_mode():

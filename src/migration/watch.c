@@ -1,0 +1,127 @@
+/*
+ * watch.c - net-timeout: a migration whose connections move no byte for
+ * that long has lost its link (a stalled network, a peer that stopped
+ * reading), and a blocked send or receive would otherwise wait for ever.
+ *
+ * A thread beside the engine's samples the kernel's byte counters of every
+ * TCP connection of the migration (TCP_INFO: bytes acknowledged by the
+ * peer, bytes received) a few times per timeout.  When none has moved for
+ * net-timeout ms it notes the stall and shuts the connections down: the
+ * engine's blocked call returns, and the engine fails (pre-copy) or pauses
+ * (post-copy) with the stall as its cause.  Unix sockets and rdma have no
+ * such counters and are not watched; neither is a migration with no
+ * connection yet (listening, connecting: those have their own timeouts).
+ */
+#include <netinet/in.h>
+#include <linux/tcp.h> /* tcp_info with the byte counters */
+#include <sys/socket.h>
+#include <time.h>
+
+#include "migration_internal.h"
+
+/* A signature of every byte counter; 0 when nothing can be watched. */
+static uint64_t sample(struct ferry_migration *m)
+{
+	uint64_t sig = 0;
+	int i;
+
+	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
+		int fd = atomic_load(&m->fds[i]);
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		if (fd < 0 ||
+		    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+		    len < offsetof(struct tcp_info, tcpi_bytes_received) +
+				    sizeof(ti.tcpi_bytes_received))
+			continue;
+		/* distinct per connection, and never 0 */
+		sig = sig * 0x9e3779b97f4a7c15ull + ti.tcpi_bytes_acked +
+		      (ti.tcpi_bytes_received << 1) + (uint64_t)fd + 1;
+	}
+	return sig;
+}
+
+static bool watched_state(enum ferry_mig_state s)
+{
+	return s == FERRY_MIG_SETUP || s == FERRY_MIG_ACTIVE ||
+	       s == FERRY_MIG_DEVICE || s == FERRY_MIG_POSTCOPY_ACTIVE;
+}
+
+static void *watch_main(void *arg)
+{
+	struct ferry_migration *m = arg;
+	uint64_t last_sig = 0, since = mig_now_ns();
+
+	pthread_mutex_lock(&m->lock);
+	while (!m->watch_quit) {
+		uint64_t timeout = m->params.net_timeout_ms, now, sig;
+		uint64_t step_ms = timeout ? timeout / 8 : 1000;
+		struct timespec ts;
+		bool watch;
+
+		if (step_ms < 10)
+			step_ms = 10;
+		if (step_ms > 1000)
+			step_ms = 1000;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(step_ms / 1000);
+		ts.tv_nsec += (long)(step_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&m->watch_cond, &m->lock, &ts);
+		if (m->watch_quit)
+			break;
+		watch = timeout && watched_state(m->stats.state);
+		pthread_mutex_unlock(&m->lock);
+		sig = watch ? sample(m) : 0;
+		now = mig_now_ns();
+		if (!sig || sig != last_sig) {
+			last_sig = sig;
+			since = now;
+		} else if (now - since >= timeout * 1000000) {
+			int i;
+
+			atomic_store(&m->net_stalled_ms,
+				     (now - since) / 1000000);
+			for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
+				int fd = atomic_load(&m->fds[i]);
+
+				if (fd >= 0)
+					shutdown(fd, SHUT_RDWR);
+			}
+			last_sig = 0;
+			since = now;
+		}
+		pthread_mutex_lock(&m->lock);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+int mig_watch_start(struct ferry_migration *m)
+{
+	int rc;
+
+	atomic_store(&m->net_stalled_ms, 0);
+	pthread_mutex_lock(&m->lock);
+	m->watch_quit = false;
+	pthread_mutex_unlock(&m->lock);
+	rc = pthread_create(&m->watch_thread, NULL, watch_main, m);
+	m->watch_live = !rc;
+	return -rc;
+}
+
+void mig_watch_stop(struct ferry_migration *m)
+{
+	if (!m->watch_live)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->watch_quit = true;
+	pthread_cond_broadcast(&m->watch_cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->watch_thread, NULL);
+	m->watch_live = false;
+}
