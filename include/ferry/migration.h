@@ -25,7 +25,10 @@ enum ferry_mig_state {
 	FERRY_MIG_FAILED,
 	FERRY_MIG_CANCELLING,
 	FERRY_MIG_CANCELLED,
-	FERRY_MIG_POSTCOPY_ACTIVE, /* the destination runs; pages follow */
+	FERRY_MIG_POSTCOPY_ACTIVE,  /* the destination runs; pages follow */
+	FERRY_MIG_POSTCOPY_PAUSED,  /* the link broke in post-copy: both
+				       sides wait for a new one */
+	FERRY_MIG_POSTCOPY_RECOVER, /* reconnecting after a pause */
 };
 
 const char *ferry_mig_state_name(enum ferry_mig_state s);
@@ -121,7 +124,9 @@ struct ferry_mig_stats {
 	uint64_t postcopy_time_ms;	/* source: from the destination's
 					   resume to the end */
 	uint64_t fault_p50_us, fault_p99_us, fault_max_us;
-	char postcopy_reason[64]; /* why it switched */
+	char postcopy_reason[64];		/* why it switched */
+	uint64_t postcopy_recoveries;		/* pauses recovered from */
+	char pause_reason[FERRY_ERROR_MSG_MAX]; /* why it last paused */
 	/* rdma: transport */
 	bool rdma;
 	char rdma_provider[32];
@@ -158,13 +163,30 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 			     struct ferry_error *err);
 
 /* Cancel, in any state; a finished migration ignores it, and so does one
- * in post-copy (neither side has the whole guest then). */
+ * in post-copy (neither side has the whole guest then).  A paused
+ * post-copy is given up: it fails, and its guest stays stopped. */
 void ferry_migration_cancel(struct ferry_migration *m);
 
 /* Source, with postcopy-ram: switch to post-copy at the end of the
  * current iteration.  -EINVAL (with err) when not possible now. */
 int ferry_migration_start_postcopy(struct ferry_migration *m,
 				   struct ferry_error *err);
+
+/*
+ * Post-copy recovery (docs/stream.md, "Post-copy recovery").  A broken
+ * connection after the switch pauses both sides (postcopy-paused) instead
+ * of failing.  The destination listens again on uri (recover), the source
+ * connects to it (resume); the destination tells which pages it holds,
+ * and post-copy goes on.  Each returns -EINVAL (with err) when the
+ * migration is not paused on that side.
+ */
+int ferry_migration_recover(struct ferry_migration *m, const char *uri,
+			    struct ferry_error *err);
+int ferry_migration_resume(struct ferry_migration *m, const char *uri,
+			   struct ferry_error *err);
+/* Either side, in post-copy: break the connections now, as a failed link
+ * would (migrate-pause). */
+int ferry_migration_pause(struct ferry_migration *m, struct ferry_error *err);
 
 void ferry_migration_query(struct ferry_migration *m,
 			   struct ferry_mig_stats *st);

@@ -43,10 +43,13 @@
 	32u /* records 8 and 9; a channel record
 					follows the header, and the last
 					channel is the urgent one */
+/* With F_POSTCOPY only: this connection resumes a paused post-copy */
+#define FERRY_STREAM_F_RESUME 64u
 #define FERRY_STREAM_F_KNOWN                                 \
 	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED | \
 	 FERRY_STREAM_F_COMPRESS | FERRY_STREAM_F_CHECK |    \
-	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY)
+	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY |   \
+	 FERRY_STREAM_F_RESUME)
 #define FERRY_STREAM_MAX_CHANNELS 64
 
 enum ferry_record_type {

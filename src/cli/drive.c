@@ -147,7 +147,7 @@ json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 			return NULL;
 		json_decref(r);
 	}
-	for (;;) {
+	for (bool told = false;;) {
 		const char *status;
 		json_t *ram;
 
@@ -158,6 +158,15 @@ json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 		if (!status || !strcmp(status, "completed") ||
 		    !strcmp(status, "failed") || !strcmp(status, "cancelled"))
 			break;
+		if (!strcmp(status, "postcopy-paused") && !told)
+			/* the operator's turn, over QMP */
+			fprintf(stderr,
+				"\npost-copy paused (%s): waiting for "
+				"migrate-recover on the destination and "
+				"migrate with resume on the source\n",
+				json_string_value(json_object_get(
+					r, "postcopy-pause-reason")));
+		told = !strcmp(status, "postcopy-paused");
 		ram = json_object_get(r, "ram");
 		if (progress && ram) {
 			double total = (double)num(ram, "total");

@@ -118,6 +118,8 @@ static bool migrating(struct qmp_backend *b)
 	return (st.state == FERRY_MIG_SETUP && !st.incoming) ||
 	       st.state == FERRY_MIG_ACTIVE || st.state == FERRY_MIG_DEVICE ||
 	       st.state == FERRY_MIG_POSTCOPY_ACTIVE ||
+	       st.state == FERRY_MIG_POSTCOPY_PAUSED ||
+	       st.state == FERRY_MIG_POSTCOPY_RECOVER ||
 	       st.state == FERRY_MIG_CANCELLING;
 }
 
@@ -176,10 +178,17 @@ static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
 			    "destination; it cannot migrate out "
 			    "before it has arrived");
 	v = args ? json_object_get(args, "resume") : NULL;
-	if (v && json_is_true(v))
+	if (v && !json_is_boolean(v))
 		return fail(e, NULL,
-			    "Parameter 'resume' needs post-copy, "
-			    "which ferry does not do yet");
+			    "Invalid parameter type for 'resume', "
+			    "expected: bool");
+	if (v && json_is_true(v)) {
+		/* a paused post-copy connects again, to migrate-recover's
+		 * uri */
+		if (ferry_migration_resume(b->mig, uri, &err))
+			return fail(e, NULL, "%s", ferry_error_msg(&err));
+		return json_object();
+	}
 	v = args ? json_object_get(args, "blk") : NULL;
 	if (v && json_is_true(v))
 		return fail(e, NULL, "Block migration is not supported");
@@ -216,6 +225,31 @@ static json_t *cmd_start_postcopy(struct qmp_backend *b, json_t *args,
 
 	(void)args;
 	if (ferry_migration_start_postcopy(b->mig, &err))
+		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	return json_object();
+}
+
+static json_t *cmd_migrate_recover(struct qmp_backend *b, json_t *args,
+				   struct qmp_error *e)
+{
+	static const char *const known[] = { "uri", NULL };
+	struct ferry_error err = { 0 };
+	const char *uri = uri_arg(args, known, e);
+
+	if (!uri)
+		return NULL;
+	if (ferry_migration_recover(b->mig, uri, &err))
+		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	return json_object();
+}
+
+static json_t *cmd_migrate_pause(struct qmp_backend *b, json_t *args,
+				 struct qmp_error *e)
+{
+	struct ferry_error err = { 0 };
+
+	(void)args;
+	if (ferry_migration_pause(b->mig, &err))
 		return fail(e, NULL, "%s", ferry_error_msg(&err));
 	return json_object();
 }
@@ -339,6 +373,12 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		json_object_set_new(
 			json_object_get(r, "ram"), "postcopy-pages",
 			json_integer((json_int_t)st->postcopy_pages));
+		json_object_set_new(
+			r, "postcopy-recoveries",
+			json_integer((json_int_t)st->postcopy_recoveries));
+		if (st->pause_reason[0])
+			json_object_set_new(r, "postcopy-pause-reason",
+					    json_string(st->pause_reason));
 		if (st->incoming) {
 			json_object_set_new(
 				r, "postcopy-blocktime",
@@ -662,6 +702,8 @@ static const struct {
 	{ "migrate-incoming", cmd_migrate_incoming },
 	{ "migrate_cancel", cmd_migrate_cancel },
 	{ "migrate-start-postcopy", cmd_start_postcopy },
+	{ "migrate-recover", cmd_migrate_recover },
+	{ "migrate-pause", cmd_migrate_pause },
 	{ "query-migrate", cmd_query_migrate },
 	{ "migrate-set-parameters", cmd_set_params },
 	{ "query-migrate-parameters", cmd_query_params },

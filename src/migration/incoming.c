@@ -431,6 +431,124 @@ static void rdma_in_stats(struct ferry_migration *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* Errors of the link or the stream on it, which a new connection mends;
+ * not those of this side (memory, placement). */
+static bool link_failure(int rc)
+{
+	switch (-rc) {
+	case ECONNRESET:
+	case ECONNABORTED:
+	case EPIPE:
+	case ENOTCONN:
+	case ESHUTDOWN:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ENETDOWN:
+	case EIO:
+	case ENODATA: /* the stream ended early */
+	case EBADMSG: /* garbage on the wire: nothing of it was placed */
+	case EPROTO:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Accept the source's connections after a pause, and tell it which pages
+ * are here. */
+static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
+		     struct pc_in *pc, const struct placer *pl,
+		     uint64_t session, int *fd, struct ferry_stream_decoder **d,
+		     struct rx **rx, unsigned *nchan, struct ferry_error *err)
+{
+	struct ferry_stream_record rec;
+	uint32_t flags = 0;
+	int rc;
+
+	rc = transport_accept(m->listen_fd, fd, -1, &m->cancel, err);
+	if (!rc) {
+		atomic_store(&m->fds[0], *fd);
+		rc = open_decoder(m->vm, fd, d, &flags, err);
+	}
+	if (*d) /* post-copy places pages itself, atomically */
+		ferry_stream_decoder_set_placement(*d, false);
+	if (!rc && !(flags & FERRY_STREAM_F_RESUME))
+		rc = ferry_error_set(err, -EPROTO,
+				     "post-copy recovery: the connection "
+				     "does not resume a post-copy (header "
+				     "flags 0x%x)",
+				     flags);
+	if (!rc)
+		rc = ferry_stream_decoder_next(*d, &rec, err);
+	if (!rc && (rec.u.channel.index != 0 || rec.u.channel.count != 1 ||
+		    rec.u.channel.session != session))
+		rc = ferry_error_set(err, -EPROTO,
+				     "post-copy recovery: a connection for "
+				     "channel %u of %u of another migration",
+				     rec.u.channel.index, rec.u.channel.count);
+	if (!rc) {
+		/* the channel threads' main_fd, and the fault thread's
+		 * requests: from now on, this connection */
+		rp_tx_set_fd(tx, *fd);
+		*rx = calloc(1, sizeof(**rx));
+		if (!*rx)
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (!rc) {
+		(*rx)[0].fd = -1;
+		*nchan = 1;
+		rc = open_channels(m, pl, session, true, *rx, 1, err);
+	}
+	close(m->listen_fd);
+	m->listen_fd = -1;
+	if (!rc)
+		rc = pc_in_resume(pc, err);
+	return rc;
+}
+
+/*
+ * Post-copy, the link broke: drop the connection, pause until
+ * migrate-recover gives a new uri, and pause again if the new connection
+ * fails too.  0 once post-copy goes on.
+ */
+static int recover(struct ferry_migration *m, struct rp_tx *tx,
+		   struct pc_in *pc, struct placer *pl, uint64_t session,
+		   int *fd, struct ferry_stream_decoder **d, struct rx **rx,
+		   unsigned *nchan, struct ferry_error *err)
+{
+	struct ferry_error cause = *err;
+	int rc;
+
+	for (;;) {
+		rp_tx_set_fd(tx, -1);
+		atomic_store(&m->fds[0], -1);
+		ferry_stream_decoder_free(*d);
+		*d = NULL;
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		ferry_error_clear(err);
+		rc = mig_pause(m, &cause, err);
+		if (rc)
+			return rc;
+		rc = reconnect(m, tx, pc, pl, session, fd, d, rx, nchan, err);
+		if (!rc) {
+			mig_recovered(m);
+			return 0;
+		}
+		if (*rx) {
+			struct ferry_error e = { 0 };
+
+			close_channels(m, *rx, *nchan, true, &pl->t, &e);
+			*rx = NULL;
+		}
+		if (rc == -ENOMEM)
+			return rc;
+		cause = *err;
+	}
+}
+
 static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 		   struct ferry_error *err)
 {
@@ -454,7 +572,8 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
 	unsigned nchan = 0, i;
 	uint32_t flags = 0;
-	uint64_t n = 0;
+	uint64_t n = 0, session = 0, bytes = 0; /* bytes: of lost connections */
+	bool resumed = false;
 	size_t idx;
 	int rc;
 
@@ -480,6 +599,7 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 					     "channel %u, not the main one",
 					     rec.u.channel.index);
 		nchan = rc ? 0 : rec.u.channel.count;
+		session = rec.u.channel.session;
 		rx = calloc(nchan + 1, sizeof(*rx));
 		for (i = 0; rx && i < nchan; i++)
 			rx[i].fd = -1;
@@ -493,10 +613,21 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 	if (m->listen_fd >= 0)
 		close(m->listen_fd); /* every connection is in */
 	m->listen_fd = -1;
+again:
 	while (!rc) {
 		rc = ferry_stream_decoder_next(d, &rec, err);
 		if (rc)
 			break;
+		if (resumed && rec.type != FERRY_REC_PAGE &&
+		    rec.type != FERRY_REC_CONFIG && rec.type != FERRY_REC_END) {
+			rc = ferry_error_set(err, -EPROTO,
+					     "stream offset %" PRIu64
+					     ": a %s record after a post-copy "
+					     "recovery",
+					     rec.stream_offset,
+					     ferry_record_type_name(rec.type));
+			break;
+		}
 		if (rec.type == FERRY_REC_PAGE) {
 			if (nchan > (flags & FERRY_STREAM_F_POSTCOPY ? 1u
 								     : 0u) &&
@@ -512,7 +643,7 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 			rc = placed(vm, &pl, &rec, err);
 			if ((++n & 4095) == 0) {
 				publish(m, &pl.t,
-					ferry_stream_decoder_offset(d));
+					bytes + ferry_stream_decoder_offset(d));
 				if (atomic_load(&running)) {
 					/* post-copy's figures, while it runs */
 					pthread_mutex_lock(&m->lock);
@@ -569,10 +700,23 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 			ferry_error_clear(err);
 			rc = ferry_error_set(err, crc, "%s", cerr.msg);
 		}
+		rx = NULL;
+	}
+	if (rc && atomic_load(&running) && link_failure(rc)) {
+		/* post-copy: the guest runs here on what it has; wait for a
+		 * new connection rather than lose it */
+		bytes += d ? ferry_stream_decoder_offset(d) : 0;
+		rc = recover(m, tx, &pc, &pl, session, &fd, &d, &rx, &nchan,
+			     err);
+		if (!rc) {
+			resumed = true;
+			atomic_store(&first_fail, 0);
+			goto again;
+		}
 	}
 	if (!rc && atomic_load(&running))
 		rc = pc_in_wait_all(&pc, 0, err);
-	publish(m, &pl.t, ferry_stream_decoder_offset(d));
+	publish(m, &pl.t, bytes + (d ? ferry_stream_decoder_offset(d) : 0));
 	if (pc_inited) {
 		pthread_mutex_lock(&m->lock);
 		pc_in_stats(&pc, &m->stats);
@@ -691,14 +835,16 @@ void *mig_incoming_main(void *arg)
 			      FERRY_MIG_COMPLETED);
 	goto out;
 fail:
-	if (fd >= 0)
-		rp_fail_peer(&tx, -rc, ferry_error_msg(&err));
+	if (fd >= 0 && tx.fd >= 0) /* a post-copy recovery may have */
+		rp_fail_peer(&tx, -rc, ferry_error_msg(&err)); /* lost it */
 	mig_fail(m, &err);
 out:
 	atomic_store(&m->fds[0], -1);
 	if (fd >= 0) {
+		/* the connection now, after any post-copy recovery */
+		if (tx.fd >= 0)
+			close(tx.fd);
 		rp_tx_destroy(&tx);
-		close(fd);
 	}
 	if (m->rdma) {
 		rdma_in_stats(m);

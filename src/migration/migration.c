@@ -25,6 +25,8 @@ static const char *const state_names[] = {
 	[FERRY_MIG_CANCELLING] = "cancelling",
 	[FERRY_MIG_CANCELLED] = "cancelled",
 	[FERRY_MIG_POSTCOPY_ACTIVE] = "postcopy-active",
+	[FERRY_MIG_POSTCOPY_PAUSED] = "postcopy-paused",
+	[FERRY_MIG_POSTCOPY_RECOVER] = "postcopy-recover",
 };
 
 #define S(x) (1u << FERRY_MIG_##x)
@@ -40,7 +42,11 @@ static const unsigned allowed[] = {
 	[FERRY_MIG_FAILED] = S(SETUP),
 	[FERRY_MIG_CANCELLING] = S(CANCELLED) | S(FAILED) | S(COMPLETED),
 	[FERRY_MIG_CANCELLED] = S(SETUP),
-	[FERRY_MIG_POSTCOPY_ACTIVE] = S(COMPLETED) | S(FAILED),
+	[FERRY_MIG_POSTCOPY_ACTIVE] = S(COMPLETED) | S(FAILED) |
+				      S(POSTCOPY_PAUSED),
+	[FERRY_MIG_POSTCOPY_PAUSED] = S(POSTCOPY_RECOVER) | S(FAILED),
+	[FERRY_MIG_POSTCOPY_RECOVER] = S(POSTCOPY_ACTIVE) | S(POSTCOPY_PAUSED) |
+				       S(FAILED),
 };
 #undef S
 
@@ -49,6 +55,17 @@ const char *ferry_mig_state_name(enum ferry_mig_state s)
 	if ((unsigned)s < sizeof(state_names) / sizeof(state_names[0]))
 		return state_names[s];
 	return "unknown";
+}
+
+void mig_shut_connections(struct ferry_migration *m)
+{
+	int fd, i;
+
+	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
+		fd = atomic_load(&m->fds[i]);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
 }
 
 uint64_t mig_now_ns(void)
@@ -147,6 +164,7 @@ int ferry_migration_new(const struct ferry_vm *vm, struct ferry_migration **out,
 	m->vm = vm;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->watch_cond, NULL);
+	pthread_cond_init(&m->recovery_cond, NULL);
 	ferry_mig_params_default(&m->params);
 	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++)
 		atomic_init(&m->fds[i], -1);
@@ -257,6 +275,149 @@ int ferry_migration_start_postcopy(struct ferry_migration *m,
 	return 0;
 }
 
+int ferry_migration_pause(struct ferry_migration *m, struct ferry_error *err)
+{
+	enum ferry_mig_state s = mig_state(m);
+
+	if (s != FERRY_MIG_POSTCOPY_ACTIVE && s != FERRY_MIG_POSTCOPY_RECOVER)
+		return ferry_error_set(err, -EINVAL,
+				       "migrate-pause: the migration is not "
+				       "in post-copy (it is %s)",
+				       ferry_mig_state_name(s));
+	atomic_store(&m->pause_req, 1);
+	mig_shut_connections(m);
+	return 0;
+}
+
+/* The side and state that recover/resume need. */
+static int check_paused(struct ferry_migration *m, bool incoming,
+			const char *what, const char *uri,
+			struct ferry_error *err)
+{
+	struct ferry_mig_stats st;
+	int rc;
+
+	ferry_migration_query(m, &st);
+	if (st.incoming != incoming)
+		return ferry_error_set(err, -EINVAL, "%s is for the %s side",
+				       what,
+				       incoming ? "destination" : "source");
+	if (st.state != FERRY_MIG_POSTCOPY_PAUSED)
+		return ferry_error_set(err, -EINVAL,
+				       "%s: the migration is not paused in "
+				       "post-copy (it is %s)",
+				       what, ferry_mig_state_name(st.state));
+	rc = transport_check(uri, err);
+	if (!rc && transport_is_rdma(uri))
+		rc = ferry_error_set(err, -EINVAL,
+				     "%s: post-copy runs over tcp: or unix:, "
+				     "not rdma:",
+				     what);
+	return rc;
+}
+
+int ferry_migration_recover(struct ferry_migration *m, const char *uri,
+			    struct ferry_error *err)
+{
+	char bound[256];
+	int rc, fd;
+
+	rc = check_paused(m, true, "migrate-recover", uri, err);
+	if (!rc)
+		rc = transport_listen(uri, &fd, bound, sizeof(bound), err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	if (m->recovery_asked || m->stats.state != FERRY_MIG_POSTCOPY_PAUSED) {
+		pthread_mutex_unlock(&m->lock);
+		close(fd);
+		return ferry_error_set(err, -EBUSY,
+				       "migrate-recover: a recovery is "
+				       "already under way");
+	}
+	m->listen_fd = fd;
+	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", bound);
+	m->recovery_asked = true;
+	pthread_cond_broadcast(&m->recovery_cond);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int ferry_migration_resume(struct ferry_migration *m, const char *uri,
+			   struct ferry_error *err)
+{
+	int rc = check_paused(m, false, "migrate with resume", uri, err);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	if (m->recovery_asked || m->stats.state != FERRY_MIG_POSTCOPY_PAUSED) {
+		pthread_mutex_unlock(&m->lock);
+		return ferry_error_set(err, -EBUSY,
+				       "migrate: a resume is already under "
+				       "way");
+	}
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
+	m->recovery_asked = true;
+	pthread_cond_broadcast(&m->recovery_cond);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mig_pause(struct ferry_migration *m, const struct ferry_error *cause,
+	      struct ferry_error *err)
+{
+	uint64_t stalled = atomic_exchange(&m->net_stalled_ms, 0);
+	bool asked = atomic_exchange(&m->pause_req, 0);
+	enum ferry_mig_state s = mig_state(m);
+
+	pthread_mutex_lock(&m->lock);
+	if (asked)
+		snprintf(m->stats.pause_reason, sizeof(m->stats.pause_reason),
+			 "migrate-pause");
+	else if (stalled)
+		snprintf(m->stats.pause_reason, sizeof(m->stats.pause_reason),
+			 "no progress on the network for %llu ms "
+			 "(net-timeout): %s",
+			 (unsigned long long)stalled, ferry_error_msg(cause));
+	else
+		snprintf(m->stats.pause_reason, sizeof(m->stats.pause_reason),
+			 "%s", ferry_error_msg(cause));
+	m->recovery_asked = false;
+	pthread_mutex_unlock(&m->lock);
+	if (!mig_set_state(m, s, FERRY_MIG_POSTCOPY_PAUSED))
+		return ferry_error_set(err, -EINVAL,
+				       "post-copy cannot pause in state %s",
+				       ferry_mig_state_name(s));
+	fprintf(stderr,
+		"ferry: post-copy paused (%s); waiting for %s with a new "
+		"uri\n",
+		m->stats.pause_reason,
+		m->stats.incoming ? "migrate-recover" : "migrate with resume");
+	pthread_mutex_lock(&m->lock);
+	while (!m->recovery_asked && atomic_load(&m->cancel) != 1)
+		pthread_cond_wait(&m->recovery_cond, &m->lock);
+	asked = m->recovery_asked;
+	m->recovery_asked = false;
+	pthread_mutex_unlock(&m->lock);
+	if (!asked)
+		return ferry_error_set(err, -ECANCELED,
+				       "post-copy given up while paused "
+				       "(migrate_cancel; the pause was: %s)",
+				       m->stats.pause_reason);
+	mig_set_state(m, FERRY_MIG_POSTCOPY_PAUSED, FERRY_MIG_POSTCOPY_RECOVER);
+	return 0;
+}
+
+void mig_recovered(struct ferry_migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy_recoveries++;
+	pthread_mutex_unlock(&m->lock);
+	mig_set_state(m, FERRY_MIG_POSTCOPY_RECOVER, FERRY_MIG_POSTCOPY_ACTIVE);
+}
+
 /* What the rdma transport does not carry (docs/rdma.md). */
 static int rdma_refusals(struct ferry_migration *m, struct ferry_error *err)
 {
@@ -349,7 +510,17 @@ struct rdma_ram *mig_rdma_ram(const struct ferry_vm *vm)
 void ferry_migration_cancel(struct ferry_migration *m)
 {
 	enum ferry_mig_state s = mig_state(m);
-	int fd, i;
+
+	if (s == FERRY_MIG_POSTCOPY_PAUSED || s == FERRY_MIG_POSTCOPY_RECOVER) {
+		/* give up waiting: the engine fails, its guest stays
+		 * stopped */
+		pthread_mutex_lock(&m->lock);
+		atomic_store(&m->cancel, 1);
+		pthread_cond_broadcast(&m->recovery_cond);
+		pthread_mutex_unlock(&m->lock);
+		mig_shut_connections(m);
+		return;
+	}
 
 	if (s != FERRY_MIG_SETUP && s != FERRY_MIG_ACTIVE &&
 	    s != FERRY_MIG_DEVICE)
@@ -361,11 +532,7 @@ void ferry_migration_cancel(struct ferry_migration *m)
 	if (!mig_set_state(m, s, FERRY_MIG_CANCELLING))
 		return;
 	/* Unblock a send or receive; the engine's thread cleans up. */
-	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
-		fd = atomic_load(&m->fds[i]);
-		if (fd >= 0)
-			shutdown(fd, SHUT_RDWR);
-	}
+	mig_shut_connections(m);
 }
 
 void ferry_migration_query(struct ferry_migration *m,
@@ -382,7 +549,11 @@ void ferry_migration_query(struct ferry_migration *m,
 			m->vm->runctl.stall_us(m->vm->runctl.opaque, false);
 	}
 	if (st->state == FERRY_MIG_SETUP || st->state == FERRY_MIG_ACTIVE ||
-	    st->state == FERRY_MIG_DEVICE || st->state == FERRY_MIG_CANCELLING)
+	    st->state == FERRY_MIG_DEVICE ||
+	    st->state == FERRY_MIG_CANCELLING ||
+	    st->state == FERRY_MIG_POSTCOPY_ACTIVE ||
+	    st->state == FERRY_MIG_POSTCOPY_PAUSED ||
+	    st->state == FERRY_MIG_POSTCOPY_RECOVER)
 		st->total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
 }
@@ -403,6 +574,7 @@ void ferry_migration_free(struct ferry_migration *m)
 		close(m->listen_fd);
 	rdma_listener_close(m->rdma_listener);
 	pthread_cond_destroy(&m->watch_cond);
+	pthread_cond_destroy(&m->recovery_cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

@@ -19,6 +19,9 @@
 #define RP_SYNC_ACK	      3
 #define RP_PAGE_REQ	      4
 #define RP_RUNNING	      5
+#define RP_HELD		      6 /* post-copy recovery: pages held */
+#define RP_HELD_END	      7
+#define RP_HELD_MAX	      4096 /* bytes of a held message's body */
 #define RP_RESULT_MSG_MAX     1024
 #define RP_RESEND_MAX	      256 /* entries per resend message */
 #define MIG_RESULT_TIMEOUT_MS 60000
@@ -45,6 +48,12 @@ struct ferry_migration {
 
 	uint64_t t_start_ns;
 
+	/* post-copy recovery: the engine waits, paused, for recover (a new
+	 * listen_fd) or resume (a new uri) */
+	pthread_cond_t recovery_cond; /* lock */
+	bool recovery_asked;	      /* lock */
+	atomic_int pause_req;	      /* migrate-pause broke the link */
+
 	/* net-timeout (watch.c): the watcher beside the engine's thread */
 	pthread_t watch_thread;
 	bool watch_live;		 /* engine thread */
@@ -54,6 +63,8 @@ struct ferry_migration {
 };
 
 uint64_t mig_now_ns(void);
+/* Shut every connection down: a blocked send or receive returns. */
+void mig_shut_connections(struct ferry_migration *m);
 
 /* Watch the migration's connections for net-timeout while the engine's
  * thread runs (watch.c); 0 or a negative errno. */
@@ -69,6 +80,14 @@ enum ferry_mig_state mig_state(struct ferry_migration *m);
 /* Record why the migration failed (first message wins) and move to
  * FAILED, or to CANCELLED when a cancel was asked for. */
 void mig_fail(struct ferry_migration *m, const struct ferry_error *err);
+
+/* Post-copy recovery, on the engine's thread: note why the link broke
+ * (the stall or migrate-pause, if either did it), move to postcopy-paused
+ * and wait for recover/resume (0, in postcopy-recover) or a cancel. */
+int mig_pause(struct ferry_migration *m, const struct ferry_error *cause,
+	      struct ferry_error *err);
+/* A new connection is up: postcopy-recover -> postcopy-active. */
+void mig_recovered(struct ferry_migration *m);
 
 /* Per-page hashes for the digest (docs/stream.md, "The digest"). */
 struct page_hashes {
@@ -113,6 +132,13 @@ int rp_send_sync_ack(struct rp_tx *tx, uint64_t seq, unsigned channel);
 /* Post-copy: ask for a page (the source's block id); say the guest runs. */
 int rp_send_page_req(struct rp_tx *tx, uint32_t block_id, uint64_t offset);
 int rp_send_running(struct rp_tx *tx);
+/* Post-copy recovery: the pages held (a bit per page from `first` of the
+ * source's block `block_id`, 1 = held), then the end of that list. */
+int rp_send_held(struct rp_tx *tx, uint32_t block_id, uint64_t first,
+		 const uint8_t *bits, uint32_t nbytes);
+int rp_send_held_end(struct rp_tx *tx);
+/* Point the return path at a new connection (-1: none, sends fail). */
+void rp_tx_set_fd(struct rp_tx *tx, int fd);
 /* Send a failure verdict and give the source time to read it before the
  * connection closes. */
 void rp_fail_peer(struct rp_tx *tx, int rc, const char *msg);
@@ -142,6 +168,12 @@ struct rp_rx {
 	pthread_mutex_t req_lock;
 	void (*on_request)(void *opaque, uint32_t block, uint64_t page);
 	void *req_opaque;
+	/* post-copy recovery: set before rp_rx_start; the reader sets a bit
+	 * per page held (global numbering by first_page), then waits after
+	 * the end of the list until the engine says go on */
+	_Atomic uint64_t *held;
+	const uint64_t *first_page;
+	bool held_done, go_on, stopping; /* lock */
 };
 
 int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd);
@@ -160,6 +192,10 @@ void rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into);
 void rp_on_request(struct rp_rx *rx,
 		   void (*fn)(void *opaque, uint32_t block, uint64_t page),
 		   void *opaque);
+/* Post-copy recovery: wait for the whole list of pages held; then let
+ * the reader go on (to the page requests that follow it). */
+int rp_wait_held(struct rp_rx *rx, int timeout_ms, struct ferry_error *err);
+void rp_go_on(struct rp_rx *rx);
 /* Post-copy: wait until the destination says the guest runs. */
 int rp_wait_running(struct rp_rx *rx, int timeout_ms, uint64_t *when_ns,
 		    struct ferry_error *err);

@@ -397,6 +397,127 @@ static int send_discards(struct out *o, const struct ferry_dirty_set *set)
 	return rc;
 }
 
+/* A connection that goes away mid-stream: keep its byte count. */
+static void sender_drop(struct sender *s)
+{
+	if (s->enc)
+		s->xfer_bytes += ferry_stream_encoder_bytes(s->enc);
+	sender_close(s);
+}
+
+/*
+ * The pages still to go, the end of stream with the digest, the verdict:
+ * 0 once the destination has given it (in *status).
+ */
+static int postcopy_finish(struct out *o, struct pc_out *pc, bool verify,
+			   int *status, char *msg, size_t len,
+			   struct ferry_error *err)
+{
+	uint8_t digest[16];
+	int rc;
+
+	rc = pc_out_background(pc, err);
+	/* no more answers (late requests are for pages sent already); the
+	 * lock waits for one under way */
+	pc->live = false;
+	rp_on_request(&o->rp, pc_out_request, pc);
+	if (!rc)
+		rc = pc_out_stop(pc, err);
+	if (!rc)
+		rc = ferry_stream_put_end(o->urgent.enc, NULL);
+	if (!rc)
+		rc = sender_flush(&o->urgent, err);
+	if (!rc && verify)
+		rc = ferry_vm_digest_hashes(o->vm, o->ph.h, digest, err);
+	if (!rc)
+		rc = ferry_stream_put_end(o->main.enc, verify ? digest : NULL);
+	if (!rc)
+		rc = ferry_stream_flush(o->main.enc);
+	out_publish(o, 0);
+	if (!rc)
+		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, status, msg,
+				    len, err);
+	if (rc && !err->code)
+		peer_verdict(o, rc, err);
+	return rc;
+}
+
+/* A failure after the switch that a new connection can mend: the link
+ * broke, and the destination gave no verdict. */
+static bool link_failure(struct out *o, int rc)
+{
+	bool verdict;
+
+	if (rc == -ENOMEM || rc == -ECANCELED)
+		return false;
+	pthread_mutex_lock(&o->rp.lock);
+	verdict = o->rp.have_result;
+	pthread_mutex_unlock(&o->rp.lock);
+	return !verdict;
+}
+
+/* Connect again, learn which pages the destination holds, and answer
+ * its requests from there on. */
+static int reconnect(struct out *o, struct pc_out *pc, struct ferry_error *err)
+{
+	int rc;
+
+	memset(pc->held, 0, (pc->npages + 63) / 64 * sizeof(uint64_t));
+	o->rp.held = pc->held;
+	o->rp.first_page = o->first_page;
+	o->resuming = true;
+	rc = sender_open(o, &o->main, 0, o->session, err);
+	if (!rc) {
+		rc = rp_rx_start(&o->rp, o->vm, o->main.fd);
+		if (rc)
+			rc = ferry_error_set(err, rc, "return-path thread: %s",
+					     strerror(-rc));
+	}
+	if (!rc)
+		rc = sender_open(o, &o->urgent, o->nchans + 1, o->session, err);
+	o->resuming = false;
+	if (!rc)
+		rc = rp_wait_held(&o->rp, MIG_RESULT_TIMEOUT_MS, err);
+	if (rc)
+		return rc;
+	pc_out_resume(pc);
+	rp_on_request(&o->rp, pc_out_request, pc);
+	rp_go_on(&o->rp);
+	return 0;
+}
+
+/*
+ * The link broke after the switch: neither side has the whole guest, so
+ * nothing fails; pause until `migrate` with resume gives a new uri, and
+ * pause again if that connection fails too.  0 once post-copy goes on.
+ */
+static int postcopy_recover(struct out *o, struct pc_out *pc,
+			    struct ferry_error *err)
+{
+	struct ferry_error cause = *err;
+	int rc;
+
+	for (;;) {
+		rp_on_request(&o->rp, NULL, NULL);
+		rp_rx_stop(&o->rp);
+		memset(&o->rp, 0, sizeof(o->rp));
+		sender_drop(&o->urgent);
+		sender_drop(&o->main);
+		ferry_error_clear(err);
+		rc = mig_pause(o->m, &cause, err);
+		if (rc)
+			return rc;
+		rc = reconnect(o, pc, err);
+		if (!rc) {
+			mig_recovered(o->m);
+			return 0;
+		}
+		if (rc == -ENOMEM)
+			return rc;
+		cause = *err;
+	}
+}
+
 /*
  * Post-copy: stop, make sure the destination has handled every page sent
  * so far, tell it which pages to drop, send the devices and the switch;
@@ -410,8 +531,8 @@ static int postcopy(struct out *o, struct ferry_error *err)
 	const struct ferry_vm *vm = o->vm;
 	struct ferry_mig_params p;
 	struct pc_out pc = { 0 };
-	uint8_t digest[16];
-	uint64_t t_stop, bytes0, running_ns;
+	enum ferry_mig_state s;
+	uint64_t t_stop, bytes0, running_ns = 0;
 	char msg[RP_RESULT_MSG_MAX + 1];
 	struct ferry_dirty_set last = { 0 }; /* written since the last sync */
 	uint64_t to_go = 0, stop_bytes;
@@ -465,42 +586,35 @@ static int postcopy(struct out *o, struct ferry_error *err)
 	if (!rc)
 		rc = rp_wait_running(&o->rp, MIG_RESULT_TIMEOUT_MS, &running_ns,
 				     err);
-	if (rc)
-		goto out;
-	set_stat(m, &m->stats.downtime_ms, (running_ns - t_stop) / 1000000);
-	/* the discards, the devices and the switch, on the main connection
-	 * while stopped (the page channels only ended) */
-	set_stat(m, &m->stats.downtime_bytes,
-		 ferry_stream_encoder_bytes(o->main.enc) - stop_bytes);
-	rc = pc_out_background(&pc, err);
-	/* no more answers (late requests are for pages sent already); the
-	 * lock waits for one under way */
-	pc.live = false;
-	rp_on_request(&o->rp, pc_out_request, &pc);
-	if (!rc)
-		rc = pc_out_stop(&pc, err);
-	if (!rc)
-		rc = ferry_stream_put_end(o->urgent.enc, NULL);
-	if (!rc)
-		rc = sender_flush(&o->urgent, err);
-	if (!rc && p.verify)
-		rc = ferry_vm_digest_hashes(vm, o->ph.h, digest, err);
-	if (!rc)
-		rc = ferry_stream_put_end(o->main.enc,
-					  p.verify ? digest : NULL);
-	if (!rc)
-		rc = ferry_stream_flush(o->main.enc);
-	out_publish(o, 0);
+	if (!rc) {
+		set_stat(m, &m->stats.downtime_ms,
+			 (running_ns - t_stop) / 1000000);
+		/* the discards, the devices and the switch, on the main
+		 * connection while stopped (the page channels only ended) */
+		set_stat(m, &m->stats.downtime_bytes,
+			 ferry_stream_encoder_bytes(o->main.enc) - stop_bytes);
+	} else if (!err->code) {
+		peer_verdict(o, rc, err);
+	}
+	for (;;) {
+		if (!rc)
+			rc = postcopy_finish(o, &pc, p.verify, &status, msg,
+					     sizeof(msg), err);
+		if (!rc || !link_failure(o, rc))
+			break;
+		rc = postcopy_recover(o, &pc, err);
+		if (rc)
+			break;
+	}
 	bytes0 = out_bytes(o) - bytes0;
 	pthread_mutex_lock(&m->lock);
 	m->stats.postcopy_bytes = bytes0;
 	m->stats.postcopy_requests = atomic_load(&pc.served);
 	m->stats.postcopy_pages = to_go;
-	m->stats.postcopy_time_ms = (mig_now_ns() - running_ns) / 1000000;
+	if (running_ns)
+		m->stats.postcopy_time_ms =
+			(mig_now_ns() - running_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
-	if (!rc)
-		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, &status, msg,
-				    sizeof(msg), err);
 	if (!rc && status)
 		rc = ferry_error_set(err, -status, "destination: %s", msg);
 	if (!rc && p.verify) {
@@ -513,7 +627,10 @@ out:
 		peer_verdict(o, rc, err);
 	pc_out_stop(&pc, &(struct ferry_error){ 0 });
 	rp_on_request(&o->rp, NULL, NULL);
-	if (rc && mig_state(m) == FERRY_MIG_POSTCOPY_ACTIVE) {
+	s = mig_state(m);
+	if (rc &&
+	    (s == FERRY_MIG_POSTCOPY_ACTIVE || s == FERRY_MIG_POSTCOPY_PAUSED ||
+	     s == FERRY_MIG_POSTCOPY_RECOVER)) {
 		struct ferry_error e = *err;
 
 		ferry_error_clear(err);
@@ -561,6 +678,7 @@ void *mig_outgoing_main(void *arg)
 	o.postcopy = params.postcopy_ram;
 	o.urgent.fd = -1;
 	session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
+	o.session = session;
 	rc = out_number_pages(&o, &err);
 	if (!rc && o.postcopy) {
 		uint64_t n = o.first_page[vm->nblocks - 1] +

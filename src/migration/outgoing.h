@@ -80,6 +80,8 @@ struct out {
 	unsigned over_bw;	 /* hybrid: iterations dirtying faster than
 				    the link, in a row */
 	bool go_postcopy;	 /* precopy() stopped to switch to post-copy */
+	bool resuming;		 /* connecting again after a post-copy pause */
+	uint64_t session;	 /* the channel records' */
 	bool in_bulk;		 /* the bulk pass runs */
 	atomic_int bulk_abort;	 /* it stopped early, for post-copy */
 	_Atomic uint64_t *bulk_sent;	/* bit per global page: sent in it */

@@ -30,7 +30,6 @@ struct pc_in {
 	uint64_t t0_ns;
 	uint64_t zero_hash;
 	_Atomic uint64_t left, placed, requests;
-	atomic_int tx_failed;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* left reached 0 */
 	uint32_t *lat;	     /* lock: request-to-placement, us */
@@ -43,6 +42,9 @@ int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
 /* Drop pages first..first+count-1 of block ri (they come again). */
 int pc_in_discard(struct pc_in *pc, uint32_t ri, uint64_t first, uint64_t count,
 		  struct ferry_error *err);
+/* After a recovery, on the new connection: list the pages held, then ask
+ * again for every page a vCPU waits on. */
+int pc_in_resume(struct pc_in *pc, struct ferry_error *err);
 /* Register RAM with userfaultfd and start the fault thread. */
 int pc_in_start(struct pc_in *pc, struct ferry_error *err);
 /* Place a page (data NULL: a zero page) unless it is there already.
@@ -61,6 +63,7 @@ struct sender;
 struct pc_out {
 	struct out *o;
 	_Atomic uint64_t *todo; /* bitmap by global page: still to send */
+	_Atomic uint64_t *held; /* recovery: what the destination holds */
 	uint64_t *hot;		/* bitmap: written in the last iteration */
 	uint64_t npages;
 	_Atomic uint64_t left;
@@ -78,6 +81,9 @@ int pc_out_init(struct pc_out *pc, struct out *o,
 		const struct ferry_dirty_set *hot, struct ferry_error *err);
 void pc_out_request(void *opaque, uint32_t block, uint64_t page);
 int pc_out_start(struct pc_out *pc, struct ferry_error *err);
+/* After a recovery: every page the destination does not hold (pc->held)
+ * is to go again; answering resumes. */
+void pc_out_resume(struct pc_out *pc);
 /* On the engine's thread: send every page still to go. */
 int pc_out_background(struct pc_out *pc, struct ferry_error *err);
 int pc_out_stop(struct pc_out *pc, struct ferry_error *err);

@@ -226,13 +226,54 @@ static void on_fault(struct pc_in *pc, uint64_t addr)
 						    now_us(pc)))
 			return; /* asked already */
 		atomic_fetch_add(&pc->requests, 1);
-		if (rp_send_page_req(pc->tx, pc->src_id[i], page * ps))
-			atomic_store(&pc->tx_failed, 1);
+		/* failing: post-copy is paused, and pc_in_resume asks again */
+		(void)rp_send_page_req(pc->tx, pc->src_id[i], page * ps);
 		/* placed meanwhile (the request raced a placement)? */
 		if (!test_bit(pc->missing[i], page))
 			wake(pc, b, page);
 		return;
 	}
+}
+
+int pc_in_resume(struct pc_in *pc, struct ferry_error *err)
+{
+	const struct ferry_vm *vm = pc->vm;
+	uint8_t bits[RP_HELD_MAX - 16];
+	const uint64_t per = sizeof(bits) * 8;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < vm->nblocks && !rc; i++) {
+		uint64_t n = vm->blocks[i].length / vm->page_size, first, k;
+
+		for (first = 0; first < n && !rc; first += per) {
+			uint64_t cnt = n - first < per ? n - first : per;
+
+			memset(bits, 0, sizeof(bits));
+			for (k = 0; k < cnt; k++)
+				if (!test_bit(pc->missing[i], first + k))
+					bits[k / 8] |= (uint8_t)(1u << (k % 8));
+			rc = rp_send_held(pc->tx, pc->src_id[i], first, bits,
+					  (uint32_t)((cnt + 7) / 8));
+		}
+	}
+	if (!rc)
+		rc = rp_send_held_end(pc->tx);
+	for (i = 0; i < vm->nblocks && !rc; i++) {
+		uint64_t n = vm->blocks[i].length / vm->page_size, k;
+
+		for (k = 0; k < n && !rc; k++)
+			if (atomic_load(&pc->req_us[i][k]) &&
+			    test_bit(pc->missing[i], k))
+				rc = rp_send_page_req(pc->tx, pc->src_id[i],
+						      k * vm->page_size);
+	}
+	if (rc)
+		return ferry_error_set(err, rc,
+				       "post-copy recovery: listing the pages "
+				       "held: %s",
+				       strerror(-rc));
+	return 0;
 }
 
 static void *fault_main(void *arg)

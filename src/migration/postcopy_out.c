@@ -51,7 +51,8 @@ int pc_out_init(struct pc_out *pc, struct out *o,
 		     vm->blocks[vm->nblocks - 1].length / vm->page_size;
 	pc->todo = calloc((pc->npages + 63) / 64, sizeof(uint64_t));
 	pc->hot = calloc((pc->npages + 63) / 64, sizeof(uint64_t));
-	if (!pc->todo || !pc->hot)
+	pc->held = calloc((pc->npages + 63) / 64, sizeof(uint64_t));
+	if (!pc->todo || !pc->hot || !pc->held)
 		return ferry_error_set(err, -ENOMEM,
 				       "out of memory for post-copy");
 	for (i = 0; i < pending->n; i++) {
@@ -150,6 +151,25 @@ int pc_out_start(struct pc_out *pc, struct ferry_error *err)
 	return 0;
 }
 
+void pc_out_resume(struct pc_out *pc)
+{
+	uint64_t w, nw = (pc->npages + 63) / 64, left = 0;
+
+	for (w = 0; w < nw; w++) {
+		uint64_t todo = ~atomic_load(&pc->held[w]);
+
+		if (w == nw - 1 && pc->npages % 64)
+			todo &= (1ull << (pc->npages % 64)) - 1;
+		atomic_store(&pc->todo[w], todo);
+		left += (uint64_t)__builtin_popcountll(todo);
+	}
+	atomic_store(&pc->left, left);
+	atomic_store(&pc->hint, NO_HINT);
+	pc->rc = 0;
+	ferry_error_clear(&pc->err);
+	pc->live = true;
+}
+
 /* The first page at or after `from` whose bit is set in todo (and, with
  * only_hot, in hot), or npages. */
 static uint64_t next_page(const struct pc_out *pc, uint64_t from, bool only_hot)
@@ -175,7 +195,7 @@ static uint64_t next_page(const struct pc_out *pc, uint64_t from, bool only_hot)
 int pc_out_background(struct pc_out *pc, struct ferry_error *err)
 {
 	struct sender *s = &pc->o->main;
-	uint64_t cursor = 0, hot = 0, near = 0, near_left = 0, g;
+	uint64_t cursor = 0, hot = 0, near = 0, near_left = 0, g, sent = 0;
 	int rc = 0;
 
 	while (atomic_load(&pc->left) && rc >= 0) {
@@ -214,6 +234,8 @@ int pc_out_background(struct pc_out *pc, struct ferry_error *err)
 		if (atomic_load(&pc->waiting))
 			sched_yield();
 		rc = take(pc, s, g, false, err);
+		if (rc > 0 && ++sent % 4096 == 0) /* live figures */
+			out_publish(pc->o, atomic_load(&pc->left));
 	}
 	if (rc >= 0)
 		rc = sender_flush(s, err);
@@ -234,7 +256,9 @@ void pc_out_free(struct pc_out *pc)
 {
 	free(pc->todo);
 	free(pc->hot);
+	free(pc->held);
 	pc->todo = NULL;
 	pc->hot = NULL;
+	pc->held = NULL;
 	pc->o = NULL;
 }

@@ -57,6 +57,10 @@ static int rp_send(struct rp_tx *tx, uint8_t type, const void *body,
 
 	le32_store(h + 4, len);
 	pthread_mutex_lock(&tx->lock);
+	if (tx->fd < 0) { /* post-copy, paused */
+		pthread_mutex_unlock(&tx->lock);
+		return -ENOTCONN;
+	}
 	/* one segment: a header alone would wake the reader for nothing */
 	rc = send_all(tx->fd, h, sizeof(h), len ? MSG_MORE : 0);
 	if (!rc && len)
@@ -157,6 +161,32 @@ int rp_send_running(struct rp_tx *tx)
 	return rp_send(tx, RP_RUNNING, NULL, 0);
 }
 
+int rp_send_held(struct rp_tx *tx, uint32_t block_id, uint64_t first,
+		 const uint8_t *bits, uint32_t nbytes)
+{
+	uint8_t body[RP_HELD_MAX];
+
+	if (!nbytes || nbytes > RP_HELD_MAX - 16)
+		return -EINVAL;
+	le32_store(body, block_id);
+	le32_store(body + 4, 0);
+	le64_store(body + 8, first);
+	memcpy(body + 16, bits, nbytes);
+	return rp_send(tx, RP_HELD, body, 16 + nbytes);
+}
+
+int rp_send_held_end(struct rp_tx *tx)
+{
+	return rp_send(tx, RP_HELD_END, NULL, 0);
+}
+
+void rp_tx_set_fd(struct rp_tx *tx, int fd)
+{
+	pthread_mutex_lock(&tx->lock);
+	tx->fd = fd;
+	pthread_mutex_unlock(&tx->lock);
+}
+
 /* ---- source ------------------------------------------------------------- */
 
 static int read_full(int fd, uint8_t *p, size_t len)
@@ -246,6 +276,34 @@ static int on_page_req(struct rp_rx *rx, const uint8_t *b)
 	return 0;
 }
 
+/* Post-copy recovery: a piece of the destination's list of pages held. */
+static int on_held(struct rp_rx *rx, const uint8_t *b, uint32_t len)
+{
+	const struct ferry_vm *vm = rx->vm;
+	uint32_t id = le32_load(b), k, j, nbits = (len - 16) * 8;
+	uint64_t first = le64_load(b + 8), pages;
+
+	if (!rx->held)
+		return -EPROTO;
+	for (k = 0; k < vm->nblocks && vm->blocks[k].id != id; k++)
+		;
+	if (k == vm->nblocks || le32_load(b + 4))
+		return -EPROTO;
+	pages = vm->blocks[k].length / vm->page_size;
+	if (first >= pages)
+		return -EPROTO;
+	for (j = 0; j < nbits; j++) {
+		uint64_t g = rx->first_page[k] + first + j;
+
+		if (!(b[16 + j / 8] & (1u << (j % 8))))
+			continue;
+		if (first + j >= pages)
+			return -EPROTO;
+		atomic_fetch_or(&rx->held[g / 64], 1ull << (g % 64));
+	}
+	return 0;
+}
+
 static void *rp_main(void *arg)
 {
 	struct rp_rx *rx = arg;
@@ -263,10 +321,13 @@ static void *rp_main(void *arg)
 		}
 		len = le32_load(h + 4);
 		if (h[1] || le16_load(h + 2) || h[0] < RP_RESULT ||
-		    h[0] > RP_RUNNING ||
+		    h[0] > RP_HELD_END ||
 		    len > (h[0] == RP_RESULT   ? 8 + RP_RESULT_MSG_MAX
 			   : h[0] == RP_RESEND ? sizeof(body)
+			   : h[0] == RP_HELD   ? RP_HELD_MAX
 					       : 16) ||
+		    (h[0] == RP_HELD && len <= 16) ||
+		    (h[0] == RP_HELD_END && len) ||
 		    (h[0] == RP_RESULT && len < 8) ||
 		    (h[0] == RP_RESEND && len % RP_RESEND_ITEM) ||
 		    ((h[0] == RP_SYNC_ACK || h[0] == RP_PAGE_REQ) &&
@@ -314,6 +375,27 @@ static void *rp_main(void *arg)
 			rx->running = true;
 			rx->running_ns = mig_now_ns();
 			pthread_cond_broadcast(&rx->cond);
+			pthread_mutex_unlock(&rx->lock);
+		} else if (h[0] == RP_HELD) {
+			if (on_held(rx, body, len)) {
+				rp_closed(rx, -EPROTO,
+					  "the destination listed held pages "
+					  "outside guest RAM, or unasked");
+				break;
+			}
+		} else if (h[0] == RP_HELD_END) {
+			if (!rx->held) {
+				rp_closed(rx, -EPROTO,
+					  "the destination listed held pages "
+					  "unasked");
+				break;
+			}
+			/* the requests that follow need the new todo */
+			pthread_mutex_lock(&rx->lock);
+			rx->held_done = true;
+			pthread_cond_broadcast(&rx->cond);
+			while (!rx->go_on && !rx->stopping)
+				pthread_cond_wait(&rx->cond, &rx->lock);
 			pthread_mutex_unlock(&rx->lock);
 		} else if (h[0] == RP_RESEND) {
 			if (on_resend(rx, body, len)) {
@@ -363,6 +445,10 @@ void rp_rx_stop(struct rp_rx *rx)
 {
 	if (!rx->live)
 		return;
+	pthread_mutex_lock(&rx->lock);
+	rx->stopping = true; /* a reader waiting to go on */
+	pthread_cond_broadcast(&rx->cond);
+	pthread_mutex_unlock(&rx->lock);
 	/* wakes the reader: a read on a socket shut for reading ends */
 	shutdown(rx->fd, SHUT_RD);
 	pthread_join(rx->thread, NULL);
@@ -478,6 +564,43 @@ void rp_on_request(struct rp_rx *rx,
 	rx->on_request = fn;
 	rx->req_opaque = opaque;
 	pthread_mutex_unlock(&rx->req_lock);
+}
+
+int rp_wait_held(struct rp_rx *rx, int timeout_ms, struct ferry_error *err)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	deadline(&ts, timeout_ms);
+	pthread_mutex_lock(&rx->lock);
+	while (!rx->held_done && !rx->have_result && !rx->closed &&
+	       rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&rx->cond, &rx->lock, &ts);
+	if (rx->held_done)
+		rc = 0;
+	else if (rx->have_result && rx->status)
+		rc = ferry_error_set(err, -rx->status, "destination: %s",
+				     rx->msg);
+	else if (rx->have_result || rx->closed)
+		rc = ferry_error_set(err, rx->closed ? rx->close_rc : -EPROTO,
+				     "no list of held pages: %s",
+				     rx->closed ? rx->close_msg
+						: "the destination finished");
+	else
+		rc = ferry_error_set(err, -ETIMEDOUT,
+				     "the destination did not list the pages "
+				     "it holds within %d ms",
+				     timeout_ms);
+	pthread_mutex_unlock(&rx->lock);
+	return rc;
+}
+
+void rp_go_on(struct rp_rx *rx)
+{
+	pthread_mutex_lock(&rx->lock);
+	rx->go_on = true;
+	pthread_cond_broadcast(&rx->cond);
+	pthread_mutex_unlock(&rx->lock);
 }
 
 int rp_wait_running(struct rp_rx *rx, int timeout_ms, uint64_t *when_ns,

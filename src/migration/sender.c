@@ -795,11 +795,15 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		s->enc,
 		(o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
 			(o->postcopy ? FERRY_STREAM_F_POSTCOPY : 0) |
+			(o->resuming ? FERRY_STREAM_F_RESUME : 0) |
 			FERRY_STREAM_F_UNCHANGED | FERRY_STREAM_F_CHECK |
 			(p.xbzrle ? FERRY_STREAM_F_XBZRLE : 0) |
 			(s->codec || s->autoc_on ? FERRY_STREAM_F_COMPRESS
 						 : 0));
-	if (!rc && (o->nchans || o->postcopy))
+	if (!rc && o->resuming) /* the main connection and the urgent one */
+		rc = ferry_stream_put_channel(s->enc, session, index ? 1 : 0,
+					      1);
+	else if (!rc && (o->nchans || o->postcopy))
 		rc = ferry_stream_put_channel(
 			s->enc, session, (uint16_t)index,
 			(uint16_t)(o->nchans + (o->postcopy ? 1 : 0)));

@@ -45,7 +45,8 @@ static uint64_t sample(struct ferry_migration *m)
 static bool watched_state(enum ferry_mig_state s)
 {
 	return s == FERRY_MIG_SETUP || s == FERRY_MIG_ACTIVE ||
-	       s == FERRY_MIG_DEVICE || s == FERRY_MIG_POSTCOPY_ACTIVE;
+	       s == FERRY_MIG_DEVICE || s == FERRY_MIG_POSTCOPY_ACTIVE ||
+	       s == FERRY_MIG_POSTCOPY_RECOVER;
 }
 
 static void *watch_main(void *arg)
@@ -82,16 +83,9 @@ static void *watch_main(void *arg)
 			last_sig = sig;
 			since = now;
 		} else if (now - since >= timeout * 1000000) {
-			int i;
-
 			atomic_store(&m->net_stalled_ms,
 				     (now - since) / 1000000);
-			for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
-				int fd = atomic_load(&m->fds[i]);
-
-				if (fd >= 0)
-					shutdown(fd, SHUT_RDWR);
-			}
+			mig_shut_connections(m);
 			last_sig = 0;
 			since = now;
 		}

@@ -221,6 +221,10 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 				       "stream offset 12: unsupported stream "
 				       "flags 0x%x",
 				       f & ~FERRY_STREAM_F_KNOWN);
+	if ((f & FERRY_STREAM_F_RESUME) && !(f & FERRY_STREAM_F_POSTCOPY))
+		return ferry_error_set(err, -EBADMSG,
+				       "stream offset 12: the resume flag "
+				       "without the post-copy flag");
 	d->header_read = true;
 	d->want_channel = f &
 			  (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_POSTCOPY);

@@ -177,16 +177,20 @@ class Proxy:
     `delay` seconds, so they run behind the others.  Once the main
     connection has carried `stall_at` bytes towards the destination, no
     connection moves another byte, either way (a dead link), until
-    `release()`."""
+    `release()`.  `cut_now()` closes every connection (a broken link);
+    `cut_at` does it once the main connection has carried that many bytes
+    towards the destination."""
 
     def __init__(self, target_uri, flip_conn=0, flip_at=None, slow=(),
-                 delay=0, stall_at=None):
+                 delay=0, stall_at=None, cut_at=None):
         import threading
         host, port = target_uri.split(":")[1:]
         self.target = (host, int(port))
         self.flip_conn, self.flip_at = flip_conn, flip_at
         self.slow, self.delay = set(slow), delay
-        self.stall_at = stall_at
+        self.stall_at, self.cut_at = stall_at, cut_at
+        self.cut = threading.Event()
+        self.socks = []
         self.stalled = threading.Event()
         self.released = threading.Event()
         self.flipped = False
@@ -200,7 +204,16 @@ class Proxy:
     def release(self):
         self.released.set()
 
-    def _pump(self, a, b, flip_at=None, delay=0, stall_at=None):
+    def cut_now(self):
+        self.cut.set()
+        for s in list(self.socks):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _pump(self, a, b, flip_at=None, delay=0, stall_at=None,
+              cut_at=None):
         seen = 0
         try:
             while True:
@@ -216,6 +229,10 @@ class Proxy:
                     i = flip_at - seen
                     data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
                     self.flipped = True
+                if cut_at is not None and seen + len(data) > cut_at:
+                    b.sendall(data[:cut_at - seen])
+                    self.cut_now()
+                    break
                 if stall_at is not None and seen + len(data) > stall_at:
                     b.sendall(data[:stall_at - seen])
                     self.stalled.set()
@@ -240,13 +257,18 @@ class Proxy:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
+            if self.cut.is_set():
+                c.close()
+                continue
             d = socket.create_connection(self.target)
+            self.socks += [c, d]
             threading.Thread(target=self._pump, args=(d, c),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(
                 c, d, self.flip_at if n == self.flip_conn else None,
                 self.delay if n in self.slow else 0,
-                self.stall_at if n == 0 else None), daemon=True).start()
+                self.stall_at if n == 0 else None,
+                self.cut_at if n == 0 else None), daemon=True).start()
             n += 1
 
 
