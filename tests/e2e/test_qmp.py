@@ -134,8 +134,20 @@ def t_parameters():
               "query-migrate", "migrate-set-parameters",
               "query-migrate-parameters", "migrate-set-capabilities",
               "query-migrate-capabilities", "query-status", "stop", "cont",
-              "quit", "x-query-guest"):
+              "quit", "x-query-guest", "migrate-recover", "migrate-pause"):
         assert n in names, n
+    # post-copy recovery's commands need a post-copy
+    d = expect_error("GenericError", "migrate-pause")
+    assert "not in post-copy" in d, d
+    d = expect_error("GenericError", "migrate-recover",
+                     uri="tcp:127.0.0.1:0")
+    assert "for the destination side" in d, d
+    d = expect_error("GenericError", "migrate", uri="tcp:127.0.0.1:1",
+                     resume=True)
+    assert "not paused in post-copy" in d, d
+    d = expect_error("GenericError", "migrate", uri="tcp:127.0.0.1:1",
+                     resume="yes")
+    assert "expected: bool" in d, d
 
 
 def t_stop_cont():

@@ -1441,8 +1441,11 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 64); /* bits 0 to 5 are known */
+	le32_store(s.buf.data + 12, 128); /* bits 0 to 6 are known */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
+	/* resume (bit 6) only with post-copy (bit 5) */
+	le32_store(s.buf.data + 12, FERRY_STREAM_F_RESUME);
+	expect_header_fail(s.buf.data, s.buf.len, -EBADMSG);
 	le32_store(s.buf.data + 12, 0x80000000u);
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	sb_free(&s);
