@@ -466,7 +466,16 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 	uint32_t flags = 0;
 	int rc;
 
-	rc = transport_accept(m->listen_fd, fd, -1, &m->cancel, err);
+	/* until the source comes, a cancel, or migrate-pause (back to
+	 * postcopy-paused, for another migrate-recover) */
+	do {
+		ferry_error_clear(err);
+		rc = transport_accept(m->listen_fd, fd, 200, &m->cancel, err);
+	} while (rc == -ETIMEDOUT && !atomic_load(&m->pause_req));
+	if (rc == -ETIMEDOUT)
+		rc = ferry_error_set(err, -ECONNABORTED,
+				     "migrate-pause before the source "
+				     "connected");
 	if (!rc) {
 		atomic_store(&m->fds[0], *fd);
 		rc = open_decoder(m->vm, fd, d, &flags, err);

@@ -298,6 +298,12 @@ def t_recover_refused():
     dst.qmp.cmd("migrate-recover", uri="tcp:127.0.0.1:0")
     e = dst.qmp.error("migrate-recover", uri="tcp:127.0.0.1:0")
     assert "not paused" in e or "under way" in e, e
+    # the source never comes: migrate-pause takes the destination back
+    # to postcopy-paused, for another migrate-recover
+    dst.qmp.wait_migration(states=("postcopy-recover",))
+    dst.qmp.cmd("migrate-pause")
+    dst.qmp.wait_migration(states=("postcopy-paused",))
+    dst.qmp.cmd("migrate-recover", uri="tcp:127.0.0.1:0")
     uri = dst.qmp.cmd("query-migrate")["uri"]
     src.qmp.cmd("migrate", uri=uri, resume=True)
     check_recovered(src, dst, 1)
