@@ -773,7 +773,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 					       "out of memory for codec-auto");
 		s->autoc_on = true;
 	}
-	if (p.xbzrle && index <= o->nchans &&
+	if (p.xbzrle && !o->resuming && index <= o->nchans &&
 	    (o->nchans ? index >= 1 : index == 0)) {
 		/* the cache, split among the page carriers */
 		uint64_t share =
