@@ -6,9 +6,10 @@
  * guest or a migration, so the QMP fuzz target (tests/fuzz/fuzz_qmp.c)
  * runs all of it; qmp.c reads the socket and sends, qmp_commands.c acts.
  *
- * Input is a stream of JSON objects, not necessarily one per line; each
- * complete object is a request.  Malformed JSON gets an error reply and
- * the client's buffer is dropped, as QEMU's parser resets.
+ * Input is a stream of JSON objects, not necessarily one per line, cut
+ * anywhere by the socket; each complete object is a request.  Malformed
+ * JSON gets an error reply and the client's buffer is dropped, as QEMU's
+ * parser resets.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -81,34 +82,69 @@ void qmp_input_free(struct qmp_input *in)
 }
 
 /*
+ * The length of the JSON value at p[0] ('{' or '['), or 0 when the input
+ * ends before it does.  Brackets are counted outside strings, as QEMU's
+ * JSON streamer does, so that a value cut anywhere (inside a string, an
+ * escape, a number, true, a UTF-8 sequence) waits for its rest; whether
+ * the whole is JSON is jansson's to say.
+ */
+static size_t value_len(const char *p, size_t n)
+{
+	bool str = false, esc = false;
+	size_t i, depth = 0;
+
+	for (i = 0; i < n; i++) {
+		if (esc)
+			esc = false;
+		else if (str && p[i] == '\\')
+			esc = true;
+		else if (p[i] == '"')
+			str = !str;
+		else if (!str && (p[i] == '{' || p[i] == '['))
+			depth++;
+		else if (!str && (p[i] == '}' || p[i] == ']') && !--depth)
+			return i + 1;
+	}
+	return 0;
+}
+
+static json_t *parse_error(struct qmp_input *in, const char *why)
+{
+	char desc[300];
+
+	snprintf(desc, sizeof(desc), "JSON parse error, %s", why);
+	in->off = in->len; /* drop the rest, like QEMU's parser */
+	return qmp_error_reply("GenericError", desc, NULL);
+}
+
+/*
  * The next JSON value after in->off: returns it, or NULL with *reply set on
  * malformed JSON, or NULL alone when the input holds no whole value yet.
  */
 static json_t *next_value(struct qmp_input *in, json_t **reply)
 {
 	json_error_t jerr;
+	size_t n;
 	json_t *v;
 
 	while (in->off < in->len && strchr(" \t\r\n", in->buf[in->off]))
 		in->off++;
 	if (in->off == in->len)
 		return NULL;
-	v = json_loadb(in->buf + in->off, in->len - in->off,
-		       JSON_DISABLE_EOF_CHECK, &jerr);
-	if (v) {
-		in->off += jerr.position;
-		return v;
+	if (in->buf[in->off] != '{' && in->buf[in->off] != '[') {
+		*reply = parse_error(in, "'[' or '{' expected");
+		return NULL;
 	}
-	if (json_error_code(&jerr) == json_error_premature_end_of_input)
+	n = value_len(in->buf + in->off, in->len - in->off);
+	if (!n)
 		return NULL; /* wait for the rest */
-	{
-		char desc[300];
-
-		snprintf(desc, sizeof(desc), "JSON parse error, %s", jerr.text);
-		*reply = qmp_error_reply("GenericError", desc, NULL);
+	v = json_loadb(in->buf + in->off, n, 0, &jerr);
+	if (!v) {
+		*reply = parse_error(in, jerr.text);
+		return NULL;
 	}
-	in->off = in->len; /* drop the rest, like QEMU's parser */
-	return NULL;
+	in->off += n;
+	return v;
 }
 
 /* A request's shape and the negotiation: NULL when it is a command for
