@@ -35,11 +35,29 @@ static int bad(struct qmp_error *e, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* The length of s without a UTF-8 sequence cut short at its end:
+ * snprintf cuts a description at a byte, not at a character. */
+static size_t utf8_whole(const char *s)
+{
+	size_t n = strlen(s), i = n, k = 0, need;
+	unsigned char lead;
+
+	while (i && k < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--, k++;
+	if (!i)
+		return n;
+	lead = (unsigned char)s[i - 1];
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	return k + 1 < need ? i - 1 : n;
+}
+
 json_t *qmp_error_reply(const char *cls, const char *desc, json_t *id)
 {
-	json_t *r =
-		json_pack("{s:{s:s,s:s}}", "error", "class", cls, "desc", desc);
+	json_t *d = json_stringn(desc, utf8_whole(desc)), *r;
 
+	if (!d) /* JSON cannot carry it, and the request needs a reply */
+		d = json_string("(the error's description is not UTF-8)");
+	r = json_pack("{s:{s:s,s:o}}", "error", "class", cls, "desc", d);
 	if (r && id)
 		json_object_set(r, "id", id);
 	return r;

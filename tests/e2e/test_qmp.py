@@ -108,6 +108,11 @@ def t_errors():
     assert "x-colo" in d, d
     d = expect_error("GenericError", "migrate-incoming", uri="tcp:0:0")
     assert "incoming" in d, d
+    # a description cut inside a UTF-8 character still gets a reply
+    d = expect_error("GenericError", "migrate-set-parameters",
+                     **{"x" + "\u00e9" * 300: 1})
+    assert "is unexpected" not in d and d.startswith("Parameter 'x"), d
+    expect_error("CommandNotFound", "x" + "\u00e9" * 300)
 
 
 def t_parameters():
