@@ -2,7 +2,8 @@
 # check.sh BUILD FUZZ_BUILD FUZZ_SECONDS - everything `make check` runs:
 # the unit and end-to-end tests (meson, TAP), the same again built with
 # AddressSanitizer and UndefinedBehaviorSanitizer (any report fails), the
-# stream decoder fuzzed for FUZZ_SECONDS, and the style checks.  Ends
+# stream decoder fuzzed for FUZZ_SECONDS, the RDMA messages, each codec's
+# decoder and the QMP parser for 15 s each, and the style checks.  Ends
 # with one line "N passed, N failed, N skipped" counting every test case.
 set -u
 build=$1 fuzz_build=$2 fuzz_seconds=$3
@@ -29,30 +30,36 @@ if [ $san_rc = 0 ]; then
 	[ $san_rc = 0 ] || tail -n 40 "$san_build/check.log"
 fi
 
-echo "== fuzz: stream decoder for ${fuzz_seconds}s, rdma messages for 15s"
-fuzz_rc=0 fuzz_rdma_rc=0
+echo "== fuzz: stream decoder for ${fuzz_seconds}s; rdma messages, each codec's" \
+	"decoder and the QMP parser for 15s each"
+build_rc=0 fuzz_rc=1 fuzz_more=""
 if [ ! -f "$fuzz_build/build.ninja" ]; then
-	CC=clang meson setup "$fuzz_build" -Dfuzzing=true >/dev/null || fuzz_rc=1
+	CC=clang meson setup "$fuzz_build" -Dfuzzing=true >/dev/null || build_rc=1
 fi
-if [ $fuzz_rc = 0 ]; then
-	ninja -C "$fuzz_build" >/dev/null &&
-		scripts/fuzz.sh "$build" "$fuzz_build" "$fuzz_seconds" \
-			>"$fuzz_build/fuzz.log" 2>&1
+[ $build_rc = 0 ] && { ninja -C "$fuzz_build" >/dev/null || build_rc=1; }
+if [ $build_rc = 0 ]; then
+	scripts/fuzz.sh "$build" "$fuzz_build" "$fuzz_seconds" \
+		>"$fuzz_build/fuzz.log" 2>&1
 	fuzz_rc=$?
 	tail -n 12 "$fuzz_build/fuzz.log"
-	scripts/fuzz.sh "$build" "$fuzz_build" 15 rdma \
-		>"$fuzz_build/fuzz-rdma.log" 2>&1
-	fuzz_rdma_rc=$?
-	tail -n 6 "$fuzz_build/fuzz-rdma.log"
-else
-	fuzz_rdma_rc=1
 fi
+for t in rdma zstd lz4 xbzrle qmp; do
+	rc=1 # a target that did not build fails
+	if [ $build_rc = 0 ]; then
+		scripts/fuzz.sh "$build" "$fuzz_build" 15 "$t" \
+			>"$fuzz_build/fuzz-$t.log" 2>&1
+		rc=$?
+		tail -n 6 "$fuzz_build/fuzz-$t.log"
+	fi
+	fuzz_more="$fuzz_more fuzz-$t=$rc"
+done
 
 echo "== lint: clang-format and cppcheck"
 scripts/lint.sh
 lint_rc=$?
 
+# shellcheck disable=SC2086 # fuzz_more is NAME=RC words
 python3 scripts/summary.py "$build/meson-logs/testlog.json" \
-	"asan+ubsan=$san_rc" "fuzz-stream=$fuzz_rc" "fuzz-rdma=$fuzz_rdma_rc" "lint=$lint_rc"
+	"asan+ubsan=$san_rc" "fuzz-stream=$fuzz_rc" $fuzz_more "lint=$lint_rc"
 summary_rc=$?
 [ $tests_rc = 0 ] && [ $summary_rc = 0 ]

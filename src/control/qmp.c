@@ -1,10 +1,7 @@
 /*
- * qmp.c - the QMP server: sockets, framing, greeting, negotiation, events.
- * The commands themselves are in qmp_commands.c.
- *
- * Input is a stream of JSON objects, not necessarily one per line; each
- * complete object is executed as it arrives.  Malformed JSON gets an error
- * reply and the client's buffer is dropped, as QEMU's parser resets.
+ * qmp.c - the QMP server: sockets, greeting, events.  What it does with a
+ * client's bytes (framing, the request's shape, negotiation) is in
+ * qmp_parse.c, the commands themselves in qmp_commands.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,13 +20,10 @@
 #include "transport.h"
 
 #define MAX_CLIENTS 16
-#define MAX_INPUT   (1u << 20)
 
 struct qmp_client {
 	int fd;
-	bool negotiated;
-	char *buf;
-	size_t len;
+	struct qmp_input in; /* pending bytes, negotiation */
 };
 
 struct qmp_server {
@@ -65,112 +59,26 @@ static void send_json(struct qmp_server *s, struct qmp_client *c, json_t *j)
 	free(text);
 }
 
-static json_t *error_reply(const char *cls, const char *desc, json_t *id)
-{
-	json_t *r =
-		json_pack("{s:{s:s,s:s}}", "error", "class", cls, "desc", desc);
-
-	if (id)
-		json_object_set(r, "id", id);
-	return r;
-}
-
-static void execute(struct qmp_server *s, struct qmp_client *c, json_t *req)
-{
-	json_t *id = json_is_object(req) ? json_object_get(req, "id") : NULL;
-	json_t *cmd = json_is_object(req) ? json_object_get(req, "execute")
-					  : NULL;
-	json_t *args = json_is_object(req) ? json_object_get(req, "arguments")
-					   : NULL;
-	json_t *reply, *ret;
-	struct qmp_error e = { 0 };
-
-	if (!json_is_object(req)) {
-		reply = error_reply("GenericError",
-				    "QMP input must be a JSON object", NULL);
-	} else if (!json_is_string(cmd)) {
-		reply = error_reply("GenericError",
-				    "QMP input lacks member 'execute'", id);
-	} else if (args && !json_is_object(args)) {
-		reply = error_reply("GenericError",
-				    "QMP input member 'arguments' must be an "
-				    "object",
-				    id);
-	} else if (!c->negotiated &&
-		   strcmp(json_string_value(cmd), "qmp_capabilities")) {
-		reply = error_reply("CommandNotFound",
-				    "Expecting capabilities negotiation with "
-				    "'qmp_capabilities'",
-				    id);
-	} else if (!strcmp(json_string_value(cmd), "qmp_capabilities")) {
-		if (c->negotiated)
-			reply = error_reply("CommandNotFound",
-					    "Capabilities negotiation is "
-					    "already complete, command ignored",
-					    id);
-		else {
-			c->negotiated = true;
-			reply = json_pack("{s:{}}", "return");
-			if (id)
-				json_object_set(reply, "id", id);
-		}
-	} else {
-		ret = qmp_dispatch(s->b, json_string_value(cmd), args, &e);
-		if (ret) {
-			reply = json_pack("{s:o}", "return", ret);
-			if (id)
-				json_object_set(reply, "id", id);
-		} else {
-			reply = error_reply(e.cls ? e.cls : "GenericError",
-					    e.desc, id);
-		}
-	}
-	pthread_mutex_lock(&s->lock);
-	send_json(s, c, reply);
-	pthread_mutex_unlock(&s->lock);
-	json_decref(reply);
-}
-
-/* Execute every complete object in the client's buffer. */
+/* Answer every complete request in the client's input. */
 static void consume(struct qmp_server *s, struct qmp_client *c)
 {
-	size_t off = 0;
+	struct qmp_request r;
 
-	while (off < c->len) {
-		json_error_t jerr;
-		json_t *req;
+	while (qmp_input_next(&c->in, &r)) {
+		if (!r.reply) {
+			struct qmp_error e = { 0 };
 
-		while (off < c->len && strchr(" \t\r\n", c->buf[off]))
-			off++;
-		if (off == c->len)
-			break;
-		req = json_loadb(c->buf + off, c->len - off,
-				 JSON_DISABLE_EOF_CHECK, &jerr);
-		if (!req) {
-			if (json_error_code(&jerr) ==
-			    json_error_premature_end_of_input)
-				break; /* wait for the rest */
-			{
-				char desc[300];
-				json_t *r;
-
-				snprintf(desc, sizeof(desc),
-					 "JSON parse error, %s", jerr.text);
-				r = error_reply("GenericError", desc, NULL);
-				pthread_mutex_lock(&s->lock);
-				send_json(s, c, r);
-				pthread_mutex_unlock(&s->lock);
-				json_decref(r);
-			}
-			off = c->len; /* drop the rest, like QEMU's parser */
-			break;
+			r.reply =
+				qmp_reply(qmp_dispatch(s->b, r.cmd, r.args, &e),
+					  &e, r.id);
 		}
-		off += jerr.position;
-		execute(s, c, req);
-		json_decref(req);
+		if (r.reply) {
+			pthread_mutex_lock(&s->lock);
+			send_json(s, c, r.reply);
+			pthread_mutex_unlock(&s->lock);
+		}
+		qmp_request_done(&r);
 	}
-	memmove(c->buf, c->buf + off, c->len - off);
-	c->len -= off;
 }
 
 static void drop(struct qmp_server *s, struct qmp_client *c)
@@ -178,10 +86,7 @@ static void drop(struct qmp_server *s, struct qmp_client *c)
 	pthread_mutex_lock(&s->lock);
 	close(c->fd);
 	c->fd = -1;
-	free(c->buf);
-	c->buf = NULL;
-	c->len = 0;
-	c->negotiated = false;
+	qmp_input_free(&c->in);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -251,17 +156,10 @@ static void *server_main(void *arg)
 				drop(s, c);
 				continue;
 			}
-			if (c->len + (size_t)r > MAX_INPUT) {
-				drop(s, c); /* a client that never ends */
+			if (qmp_input_push(&c->in, tmp, (size_t)r)) {
+				drop(s, c); /* never ends, or no memory */
 				continue;
 			}
-			c->buf = realloc(c->buf, c->len + (size_t)r + 1);
-			if (!c->buf) {
-				drop(s, c);
-				continue;
-			}
-			memcpy(c->buf + c->len, tmp, (size_t)r);
-			c->len += (size_t)r;
 			consume(s, c);
 		}
 	}
@@ -283,7 +181,7 @@ void qmp_server_event_migration(struct qmp_server *s, enum ferry_mig_state st)
 		       (json_int_t)tv.tv_usec);
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0 && s->clients[i].negotiated)
+		if (s->clients[i].fd >= 0 && s->clients[i].in.negotiated)
 			send_json(s, &s->clients[i], ev);
 	pthread_mutex_unlock(&s->lock);
 	json_decref(ev);

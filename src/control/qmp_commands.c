@@ -4,6 +4,7 @@
  * migrate, migrate-incoming, migrate_cancel, query-migrate,
  * migrate-set-parameters, query-migrate-parameters,
  * migrate-set-capabilities, query-migrate-capabilities, query-commands.
+ * Their arguments are checked and parsed by qmp_parse.c; here they act.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,7 +12,6 @@
 #include <string.h>
 
 #include "codec.h"
-#include "ferry/stream.h"
 #include "qmp_internal.h"
 
 static json_t *fail(struct qmp_error *e, const char *cls, const char *fmt, ...)
@@ -26,64 +26,6 @@ static json_t *fail(struct qmp_error *e, const char *cls, const char *fmt, ...)
 	vsnprintf(e->desc, sizeof(e->desc), fmt, ap);
 	va_end(ap);
 	return NULL;
-}
-
-/* Every argument must be one the command knows. */
-static bool only_args(json_t *args, const char *const *known,
-		      struct qmp_error *e)
-{
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	json_object_foreach(args, key, v)
-	{
-		for (i = 0; known[i]; i++)
-			if (!strcmp(key, known[i]))
-				break;
-		if (!known[i]) {
-			fail(e, NULL, "Parameter '%s' is unexpected", key);
-			return false;
-		}
-	}
-	return true;
-}
-
-static const char *str_arg(json_t *args, const char *name, bool required,
-			   struct qmp_error *e, bool *bad)
-{
-	json_t *v = args ? json_object_get(args, name) : NULL;
-
-	*bad = false;
-	if (!v) {
-		if (required) {
-			fail(e, NULL, "Parameter '%s' is missing", name);
-			*bad = true;
-		}
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		fail(e, NULL,
-		     "Invalid parameter type for '%s', expected: "
-		     "string",
-		     name);
-		*bad = true;
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
-/* The "uri" argument of migrate and migrate-incoming; NULL on error. */
-static const char *uri_arg(json_t *args, const char *const *known,
-			   struct qmp_error *e)
-{
-	const char *uri;
-	bool bad;
-
-	if (args && !only_args(args, known, e))
-		return NULL;
-	uri = str_arg(args, "uri", true, e, &bad);
-	return bad ? NULL : uri;
 }
 
 static bool vm_running(const struct qmp_backend *b)
@@ -161,15 +103,11 @@ static json_t *cmd_quit(struct qmp_backend *b, json_t *args,
 static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
 			   struct qmp_error *e)
 {
-	static const char *const known[] = { "uri", "detach", "blk",
-					     "inc", "resume", NULL };
 	struct ferry_error err = { 0 };
+	struct qmp_migrate_args a;
 	struct ferry_mig_stats st;
-	const char *uri;
-	json_t *v;
 
-	uri = uri_arg(args, known, e);
-	if (!uri)
+	if (qmp_parse_migrate(args, &a, e))
 		return NULL;
 	ferry_migration_query(b->mig, &st);
 	if (st.incoming && st.state != FERRY_MIG_COMPLETED)
@@ -177,22 +115,16 @@ static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
 			    "Guest is an incoming migration "
 			    "destination; it cannot migrate out "
 			    "before it has arrived");
-	v = args ? json_object_get(args, "resume") : NULL;
-	if (v && !json_is_boolean(v))
-		return fail(e, NULL,
-			    "Invalid parameter type for 'resume', "
-			    "expected: bool");
-	if (v && json_is_true(v)) {
+	if (a.resume) {
 		/* a paused post-copy connects again, to migrate-recover's
 		 * uri */
-		if (ferry_migration_resume(b->mig, uri, &err))
+		if (ferry_migration_resume(b->mig, a.uri, &err))
 			return fail(e, NULL, "%s", ferry_error_msg(&err));
 		return json_object();
 	}
-	v = args ? json_object_get(args, "blk") : NULL;
-	if (v && json_is_true(v))
+	if (a.blk)
 		return fail(e, NULL, "Block migration is not supported");
-	if (ferry_migration_start(b->mig, uri, &err))
+	if (ferry_migration_start(b->mig, a.uri, &err))
 		return fail(e, NULL, "%s", ferry_error_msg(&err));
 	return json_object();
 }
@@ -200,12 +132,10 @@ static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
 static json_t *cmd_migrate_incoming(struct qmp_backend *b, json_t *args,
 				    struct qmp_error *e)
 {
-	static const char *const known[] = { "uri", NULL };
 	struct ferry_error err = { 0 };
 	const char *uri;
 
-	uri = uri_arg(args, known, e);
-	if (!uri)
+	if (qmp_parse_migrate_incoming(args, &uri, e))
 		return NULL;
 	if (!b->incoming_defer)
 		return fail(e, NULL,
@@ -232,11 +162,10 @@ static json_t *cmd_start_postcopy(struct qmp_backend *b, json_t *args,
 static json_t *cmd_migrate_recover(struct qmp_backend *b, json_t *args,
 				   struct qmp_error *e)
 {
-	static const char *const known[] = { "uri", NULL };
 	struct ferry_error err = { 0 };
-	const char *uri = uri_arg(args, known, e);
+	const char *uri;
 
-	if (!uri)
+	if (qmp_parse_migrate_incoming(args, &uri, e)) /* the same: a uri */
 		return NULL;
 	if (ferry_migration_recover(b->mig, uri, &err))
 		return fail(e, NULL, "%s", ferry_error_msg(&err));
@@ -452,118 +381,14 @@ static json_t *cmd_query_migrate(struct qmp_backend *b, json_t *args,
 	return qmp_migrate_info(&st);
 }
 
-struct param {
-	const char *name;
-	uint64_t min, max;
-	size_t offset; /* into ferry_mig_params */
-	bool is_u64;
-};
-
-#define P(n, lo, hi, field, u64)                                         \
-	{                                                                \
-		n, lo, hi, offsetof(struct ferry_mig_params, field), u64 \
-	}
-static const struct param params[] = {
-	P("downtime-limit", 0, 2000000, downtime_limit_ms, true),
-	P("max-bandwidth", 0, INT64_MAX, max_bandwidth, true),
-	P("cpu-throttle-initial", 1, 99, cpu_throttle_initial, false),
-	P("cpu-throttle-increment", 1, 99, cpu_throttle_increment, false),
-	P("max-cpu-throttle", 1, 99, max_cpu_throttle, false),
-	P("multifd-channels", 1, FERRY_STREAM_MAX_CHANNELS, multifd_channels,
-	  false),
-	P("multifd-zstd-level", 1, 19, zstd_level, false),
-	P("xbzrle-cache-size", 4096, 1ull << 40, xbzrle_cache_size, true),
-	P("precopy-time-limit", 0, 86400000, precopy_time_limit_ms, true),
-	P("net-timeout", 0, 3600000, net_timeout_ms, true),
-};
-#undef P
-#define NPARAMS (sizeof(params) / sizeof(params[0]))
-
 static json_t *cmd_set_params(struct qmp_backend *b, json_t *args,
 			      struct qmp_error *e)
 {
 	struct ferry_mig_params p;
-	const char *key;
-	json_t *v;
-	size_t i;
 
 	ferry_migration_get_params(b->mig, &p);
-	json_object_foreach(args, key, v)
-	{
-		const struct page_codec *c;
-		json_int_t x;
-
-		if (!strcmp(key, "codec-auto") ||
-		    !strcmp(key, "defer-hot-pages")) {
-			if (!json_is_boolean(v))
-				return fail(e, NULL,
-					    "Invalid parameter type for "
-					    "'%s', expected: bool",
-					    key);
-			if (!strcmp(key, "codec-auto"))
-				p.codec_auto = json_is_true(v);
-			else
-				p.defer_hot_pages = json_is_true(v);
-			continue;
-		}
-		if (!strcmp(key, "rdma-provider")) {
-			const char *name = json_string_value(v);
-
-			if (!name || strlen(name) >= sizeof(p.rdma_provider) ||
-			    strspn(name, "abcdefghijklmnopqrstuvwxyz"
-					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					 "0123456789_;") != strlen(name))
-				return fail(e, NULL,
-					    "Parameter 'rdma-provider' expects "
-					    "a libfabric provider name such "
-					    "as verbs or tcp (\"\" lets "
-					    "libfabric pick)");
-			snprintf(p.rdma_provider, sizeof(p.rdma_provider), "%s",
-				 name);
-			continue;
-		}
-		if (!strcmp(key, "multifd-compression")) {
-			const char *name = json_string_value(v);
-
-			if (!name)
-				return fail(e, NULL,
-					    "Invalid parameter type for "
-					    "'%s', expected: string",
-					    key);
-			c = strcmp(name, "none") ? codec_by_name(name) : NULL;
-			if (strcmp(name, "none") && !c)
-				return fail(e, NULL,
-					    "Parameter 'multifd-compression' "
-					    "expects none, zstd or lz4");
-			p.compression = c ? c->encoding : 0;
-			continue;
-		}
-		for (i = 0; i < NPARAMS; i++)
-			if (!strcmp(key, params[i].name))
-				break;
-		if (i == NPARAMS)
-			return fail(e, NULL, "Parameter '%s' is unexpected",
-				    key);
-		if (!json_is_integer(v))
-			return fail(e, NULL,
-				    "Invalid parameter type for "
-				    "'%s', expected: integer",
-				    key);
-		x = json_integer_value(v);
-		if (x < 0 || (uint64_t)x < params[i].min ||
-		    (uint64_t)x > params[i].max)
-			return fail(e, NULL,
-				    "Parameter '%s' expects a value "
-				    "from %llu to %llu",
-				    key, (unsigned long long)params[i].min,
-				    (unsigned long long)params[i].max);
-		if (params[i].is_u64)
-			*(uint64_t *)((char *)&p + params[i].offset) =
-				(uint64_t)x;
-		else
-			*(unsigned *)((char *)&p + params[i].offset) =
-				(unsigned)x;
-	}
+	if (qmp_parse_params(args, &p, e))
+		return NULL;
 	ferry_migration_set_params(b->mig, &p);
 	return json_object();
 }
@@ -577,13 +402,13 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
-	for (i = 0; i < NPARAMS; i++) {
-		const char *f = (const char *)&p + params[i].offset;
-		uint64_t v = params[i].is_u64
+	for (i = 0; i < qmp_nparams; i++) {
+		const char *f = (const char *)&p + qmp_params[i].offset;
+		uint64_t v = qmp_params[i].is_u64
 				     ? *(const uint64_t *)(const void *)f
 				     : *(const unsigned *)(const void *)f;
 
-		json_object_set_new(r, params[i].name,
+		json_object_set_new(r, qmp_params[i].name,
 				    json_integer((json_int_t)v));
 	}
 	json_object_set_new(r, "codec-auto", json_boolean(p.codec_auto));
@@ -601,52 +426,15 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 static json_t *cmd_set_caps(struct qmp_backend *b, json_t *args,
 			    struct qmp_error *e)
 {
-	static const char *const known[] = { "capabilities", NULL };
-	json_t *list = args ? json_object_get(args, "capabilities") : NULL;
 	struct ferry_mig_params p;
-	json_t *item;
-	size_t i;
 
-	if (args && !only_args(args, known, e))
+	ferry_migration_get_params(b->mig, &p);
+	if (qmp_parse_caps(args, &p, e))
 		return NULL;
-	if (!json_is_array(list))
-		return fail(e, NULL,
-			    "Parameter 'capabilities' is missing or "
-			    "not a list");
 	if (migrating(b))
 		return fail(e, NULL,
 			    "There's a migration process in "
 			    "progress");
-	ferry_migration_get_params(b->mig, &p);
-	json_array_foreach(list, i, item)
-	{
-		json_t *name = json_object_get(item, "capability");
-		json_t *state = json_object_get(item, "state");
-		const char *n;
-
-		if (!json_is_string(name) || !json_is_boolean(state))
-			return fail(e, NULL,
-				    "Each capability is {\"capability"
-				    "\": string, \"state\": bool}");
-		n = json_string_value(name);
-		if (!strcmp(n, "verify"))
-			p.verify = json_is_true(state);
-		else if (!strcmp(n, "auto-converge"))
-			p.auto_converge = json_is_true(state);
-		else if (!strcmp(n, "multifd"))
-			p.multifd = json_is_true(state);
-		else if (!strcmp(n, "xbzrle"))
-			p.xbzrle = json_is_true(state);
-		else if (!strcmp(n, "postcopy-ram"))
-			p.postcopy_ram = json_is_true(state);
-		else if (!strcmp(n, "rdma-pin-all"))
-			p.rdma_pin_all = json_is_true(state);
-		else if (json_is_true(state))
-			return fail(e, NULL,
-				    "Capability '%s' is not supported "
-				    "by ferry yet",
-				    n);
-	}
 	ferry_migration_set_params(b->mig, &p);
 	return json_object();
 }

@@ -1,8 +1,14 @@
-/* qmp_internal.h - between the QMP server (qmp.c) and its commands. */
+/*
+ * qmp_internal.h - between the QMP server (qmp.c), what it does with a
+ * client's bytes (qmp_parse.c) and its commands (qmp_commands.c).
+ */
 #ifndef FERRY_QMP_INTERNAL_H
 #define FERRY_QMP_INTERNAL_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "qmp.h"
 
@@ -11,7 +17,76 @@ struct qmp_error {
 	char desc[512];
 };
 
-/* Run one command; returns its "return" value (owned by the caller), or
+/*
+ * qmp_parse.c: a client's bytes up to the command, trusting nothing.
+ *
+ * A client's input: bytes received, not yet taken as requests.
+ */
+#define QMP_MAX_INPUT (1u << 20) /* a client with more pending is dropped */
+
+struct qmp_input {
+	char *buf;
+	size_t len;	 /* bytes in buf */
+	size_t off;	 /* of those, taken by qmp_input_next */
+	bool negotiated; /* qmp_capabilities done */
+};
+
+/* One request taken off the input. */
+struct qmp_request {
+	json_t *req;	 /* the JSON value, NULL after malformed JSON */
+	json_t *reply;	 /* the answer, when it needs no command */
+	const char *cmd; /* else the command for qmp_dispatch, */
+	json_t *args;	 /* its arguments (NULL: none) */
+	json_t *id;	 /* and the id its reply echoes (NULL: none) */
+};
+
+/* Append n received bytes: -E2BIG past QMP_MAX_INPUT, -ENOMEM. */
+int qmp_input_push(struct qmp_input *in, const char *data, size_t n);
+/*
+ * Take the next complete request: 1 and r filled (r->reply set, or r->cmd
+ * to dispatch; qmp_capabilities and the checks of a request's shape are
+ * answered here), or 0 when none is complete: the rest stays for later.
+ * Malformed JSON is answered and drops the whole input.
+ */
+int qmp_input_next(struct qmp_input *in, struct qmp_request *r);
+void qmp_request_done(struct qmp_request *r);
+void qmp_input_free(struct qmp_input *in);
+
+/* {"error": {"class", "desc"}}, with the id when not NULL (borrowed). */
+json_t *qmp_error_reply(const char *cls, const char *desc, json_t *id);
+/* {"return": ret} (ret taken), or the error in e when ret is NULL. */
+json_t *qmp_reply(json_t *ret, const struct qmp_error *e, json_t *id);
+
+/* The arguments of the commands that take some, checked and parsed; 0, or
+ * -EINVAL with e filled.  Strings point into args. */
+struct qmp_migrate_args {
+	const char *uri;
+	bool resume, blk; /* asked for; qmp_commands.c refuses blk */
+};
+
+int qmp_parse_migrate(json_t *args, struct qmp_migrate_args *out,
+		      struct qmp_error *e);
+int qmp_parse_migrate_incoming(json_t *args, const char **uri,
+			       struct qmp_error *e);
+/* migrate-set-parameters and migrate-set-capabilities: the arguments
+ * applied onto p, which stays as it was on failure. */
+int qmp_parse_params(json_t *args, struct ferry_mig_params *p,
+		     struct qmp_error *e);
+int qmp_parse_caps(json_t *args, struct ferry_mig_params *p,
+		   struct qmp_error *e);
+
+/* The integer parameters: QMP name, range, field of ferry_mig_params. */
+struct qmp_param {
+	const char *name;
+	uint64_t min, max;
+	size_t offset; /* into ferry_mig_params */
+	bool is_u64;   /* else unsigned */
+};
+
+extern const struct qmp_param qmp_params[];
+extern const size_t qmp_nparams;
+
+/* qmp_commands.c: run one command; returns its "return" value (owned by the caller), or
  * NULL with e filled. */
 json_t *qmp_dispatch(struct qmp_backend *b, const char *cmd, json_t *args,
 		     struct qmp_error *e);
