@@ -64,7 +64,16 @@ static void consume(struct qmp_server *s, struct qmp_client *c)
 {
 	struct qmp_request r;
 
-	while (qmp_input_next(&c->in, &r)) {
+	for (;;) {
+		bool got;
+
+		/* under the lock: qmp_capabilities sets in.negotiated, which
+		 * the engine's thread reads to send events */
+		pthread_mutex_lock(&s->lock);
+		got = qmp_input_next(&c->in, &r);
+		pthread_mutex_unlock(&s->lock);
+		if (!got)
+			break;
 		if (!r.reply) {
 			struct qmp_error e = { 0 };
 
