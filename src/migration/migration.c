@@ -57,14 +57,14 @@ const char *ferry_mig_state_name(enum ferry_mig_state s)
 	return "unknown";
 }
 
-void mig_shut_connections(struct ferry_migration *m)
+void mig_shut_connections(struct ferry_migration *m, int how)
 {
 	int fd, i;
 
 	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
 		fd = atomic_load(&m->fds[i]);
 		if (fd >= 0)
-			shutdown(fd, SHUT_RDWR);
+			shutdown(fd, how);
 	}
 }
 
@@ -285,7 +285,7 @@ int ferry_migration_pause(struct ferry_migration *m, struct ferry_error *err)
 				       "in post-copy (it is %s)",
 				       ferry_mig_state_name(s));
 	atomic_store(&m->pause_req, 1);
-	mig_shut_connections(m);
+	mig_shut_connections(m, SHUT_RDWR);
 	return 0;
 }
 
@@ -518,7 +518,7 @@ void ferry_migration_cancel(struct ferry_migration *m)
 		atomic_store(&m->cancel, 1);
 		pthread_cond_broadcast(&m->recovery_cond);
 		pthread_mutex_unlock(&m->lock);
-		mig_shut_connections(m);
+		mig_shut_connections(m, SHUT_RDWR);
 		return;
 	}
 
@@ -532,7 +532,7 @@ void ferry_migration_cancel(struct ferry_migration *m)
 	if (!mig_set_state(m, s, FERRY_MIG_CANCELLING))
 		return;
 	/* Unblock a send or receive; the engine's thread cleans up. */
-	mig_shut_connections(m);
+	mig_shut_connections(m, SHUT_RDWR);
 }
 
 void ferry_migration_query(struct ferry_migration *m,

@@ -63,8 +63,9 @@ struct ferry_migration {
 };
 
 uint64_t mig_now_ns(void);
-/* Shut every connection down: a blocked send or receive returns. */
-void mig_shut_connections(struct ferry_migration *m);
+/* Shut every connection down (how: SHUT_RDWR, or SHUT_RD to unblock
+ * the receives and still send): a blocked call returns. */
+void mig_shut_connections(struct ferry_migration *m, int how);
 
 /* Watch the migration's connections for net-timeout while the engine's
  * thread runs (watch.c); 0 or a negative errno. */

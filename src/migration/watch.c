@@ -6,7 +6,8 @@
  * A thread beside the engine's samples the kernel's byte counters of every
  * TCP connection of the migration (TCP_INFO: bytes acknowledged by the
  * peer, bytes received) a few times per timeout.  When none has moved for
- * net-timeout ms it notes the stall and shuts the connections down: the
+ * net-timeout ms it notes the stall and shuts the connections down (a
+ * destination's for reading only: its verdict still goes out): the
  * engine's blocked call returns, and the engine fails (pre-copy) or pauses
  * (post-copy) with the stall as its cause.  Unix sockets and rdma have no
  * such counters and are not watched; neither is a migration with no
@@ -42,8 +43,20 @@ static uint64_t sample(struct ferry_migration *m)
 	return sig;
 }
 
-static bool watched_state(enum ferry_mig_state s)
+/*
+ * Not watched: no migration, or a finished one; and a source whose end of
+ * stream is on its way (cancel 2 in device state), which waits for the
+ * destination's verdict with a limit of its own: only that verdict can
+ * tell whether the guest runs there, and the destination's own watcher
+ * sends it when the stream stalled on that side.
+ */
+static bool watched(struct ferry_migration *m)
 {
+	enum ferry_mig_state s = m->stats.state;
+
+	if (s == FERRY_MIG_DEVICE && !m->stats.incoming &&
+	    atomic_load(&m->cancel) == 2)
+		return false;
 	return s == FERRY_MIG_SETUP || s == FERRY_MIG_ACTIVE ||
 	       s == FERRY_MIG_DEVICE || s == FERRY_MIG_POSTCOPY_ACTIVE ||
 	       s == FERRY_MIG_POSTCOPY_RECOVER;
@@ -59,7 +72,7 @@ static void *watch_main(void *arg)
 		uint64_t timeout = m->params.net_timeout_ms, now, sig;
 		uint64_t step_ms = timeout ? timeout / 8 : 1000;
 		struct timespec ts;
-		bool watch;
+		bool watch, incoming;
 
 		if (step_ms < 10)
 			step_ms = 10;
@@ -75,7 +88,8 @@ static void *watch_main(void *arg)
 		pthread_cond_timedwait(&m->watch_cond, &m->lock, &ts);
 		if (m->watch_quit)
 			break;
-		watch = timeout && watched_state(m->stats.state);
+		watch = timeout && watched(m);
+		incoming = m->stats.incoming;
 		pthread_mutex_unlock(&m->lock);
 		sig = watch ? sample(m) : 0;
 		now = mig_now_ns();
@@ -85,7 +99,9 @@ static void *watch_main(void *arg)
 		} else if (now - since >= timeout * 1000000) {
 			atomic_store(&m->net_stalled_ms,
 				     (now - since) / 1000000);
-			mig_shut_connections(m);
+			/* a destination still sends its verdict, so that
+			 * the source knows nothing resumed here */
+			mig_shut_connections(m, incoming ? SHUT_RD : SHUT_RDWR);
 			last_sig = 0;
 			since = now;
 		}
