@@ -4,8 +4,9 @@
 BUILD ?= build
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
+SOAK_SECONDS ?= 1800
 
-.PHONY: all deps build demo check test lint fuzz-check fuzz bench clean
+.PHONY: all deps build demo check test lint fuzz-check fuzz soak bench clean
 
 all: build
 
@@ -40,6 +41,12 @@ fuzz: build $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	scripts/fuzz.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS) stream
 	scripts/fuzz.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS) rdma
+
+# Randomised migrations with faults for SOAK_SECONDS (make check runs a
+# 120 s one); SOAK_SEED=N repeats a run's choices.
+soak: build
+	python3 tests/soak/soak.py --seconds $(SOAK_SECONDS) \
+		$(SOAK_SEED:%=--seed %) $(BUILD)/ferry
 
 bench: build
 	$(BUILD)/bench/dirty-sync
