@@ -143,12 +143,15 @@ class Case:
         if before:
             assert after[0] > before[0], (before, after)
         assert dst.qmp.cmd("query-status")["running"]
-        dst.quit()
+        assert dst.quit() == 0, dst.output()[-2000:]
         watch.close()
 
     def finish(self):
         self.proxy.close()
-        self.src.quit()
+        rc = self.src.quit()
+        if rc != 0:
+            self.bugs.append("source exited %d: %s" % (
+                rc, self.src.output()[-2000:]))
         if self.bugs:
             raise AssertionError("; ".join(self.bugs))
 
@@ -257,7 +260,7 @@ def t_cut_after_end():
     assert c.dst.proc.poll() is None
     time.sleep(0.2)  # still stopped a moment later
     assert not c.src.qmp.cmd("query-status")["running"]
-    c.dst.quit()
+    assert c.dst.quit() == 0, c.dst.output()[-2000:]
     c.finish()
 
 
@@ -322,7 +325,7 @@ def t_stall():
     assert s["status"] == "completed" and d["status"] == "completed", (s, d)
     assert s.get("verified") is True and d.get("verified") is True, (s, d)
     assert s["total-time"] >= 2000, s["total-time"]
-    c.dst.quit()
+    assert c.dst.quit() == 0, c.dst.output()[-2000:]
     c.finish()
 
 
