@@ -65,7 +65,7 @@ class Bytes:
     def __init__(self, n, channel=0, back=False):
         self.n, self.channel, self.back = n, channel, back
 
-    def start(self, direction):
+    def start(self):
         return self.n
 
     def observe(self, rec):
@@ -84,7 +84,7 @@ class Record:
         self.after, self.channel, self.back = after, channel, back
         self.count = 0
 
-    def start(self, direction):
+    def start(self):
         return None
 
     def observe(self, rec):
@@ -159,11 +159,14 @@ class Parser:
 
 
 class Direction:
-    def __init__(self, conn, src, dst, back):
-        self.conn, self.src, self.dst, self.back = conn, src, dst, back
+    """One way of a connection: read from `rx`, forward to `tx`."""
+
+    def __init__(self, conn, rx, tx, back):
+        self.conn, self.rx, self.tx, self.back = conn, rx, tx, back
         self.parser = Parser(0 if back else STREAM_HEADER)
         self.sent = 0           # bytes forwarded
         self.pending = b""      # read, not forwarded yet
+        self.other = None
 
 
 class Conn:
@@ -178,6 +181,7 @@ class Conn:
         self.counts = {}        # (back, type) -> records seen
         self.fwd = Direction(self, client, server, False)
         self.bwd = Direction(self, server, client, True)
+        self.fwd.other, self.bwd.other = self.bwd, self.fwd
         self.running = 2
 
 
@@ -320,7 +324,7 @@ class FaultProxy:
                 conn.counts[key] = conn.counts.get(key, 0) + 1
         for f in self._mine(d):
             if f.pos is None:
-                f.pos = f.point.start(d)
+                f.pos = f.point.start()
             for rec in heads:
                 if f.pos is None:
                     f.pos = f.point.observe(rec)
@@ -331,15 +335,15 @@ class FaultProxy:
             with d.conn.lock:
                 if d.conn.dead:
                     return False
-                if d.conn.blocked == d.back:
+                if d.conn.blocked is d:
                     return True  # dropped: the cut is on its way
             if not self.flowing.is_set():
                 self.flowing.wait(0.1)
                 continue
             try:
-                n = d.dst.send(data)
+                n = d.tx.send(data)
             except BlockingIOError:
-                select.select([], [d.dst], [], 0.1)
+                select.select([], [d.tx], [], 0.1)
                 continue
             except OSError:
                 return False
@@ -352,10 +356,9 @@ class FaultProxy:
         f.done, f.when = True, time.time()
         with self.lock:
             self.fired.append(f)
-        if f.kind == "flip":
-            i = 0  # the byte at f.pos is the first pending one
-            d.pending = bytes([d.pending[i] ^ f.how["mask"]]) + \
-                d.pending[i + 1:]
+        if f.kind == "flip":  # the byte at f.pos is the first pending one
+            d.pending = bytes([d.pending[0] ^ f.how["mask"]]) + \
+                d.pending[1:]
             return True
         if f.kind == "stall":
             self.stall_now(f.how["seconds"])
@@ -363,13 +366,13 @@ class FaultProxy:
         self._kill(d.conn, f.how["rst"])
         return False
 
-    def _forward(self, d):
+    def _forward(self, d, eof=False):
         """Send what is pending up to the next fault or the parser's safe
         point.  False once the connection is cut."""
         while True:
             base = d.sent
             limit = base + len(d.pending)
-            if not d.back:
+            if not eof:
                 limit = min(limit, d.parser.safe())
             # a flip needs its byte here; a cut or a stall may fall at the
             # very end (after the last record)
@@ -379,7 +382,7 @@ class FaultProxy:
             end = max(due[0].pos, base) if due else limit
             if due and due[0].kind == "cut":
                 with d.conn.lock:  # nothing more the other way
-                    d.conn.blocked = not d.back
+                    d.conn.blocked = d.other
             if end > base:
                 chunk, d.pending = d.pending[:end - base], \
                     d.pending[end - base:]
@@ -391,40 +394,38 @@ class FaultProxy:
                 return False
 
     def _pump(self, d):
+        """Forward one direction until it ends.  A cut ends both at once;
+        otherwise each ends by itself, as on a wire: when the destination
+        resets, its verdict on the way back still goes through."""
         conn = d.conn
-        eof = False
-        while not eof:
+        while True:
             with conn.lock:
                 if conn.dead:
                     break
             if not self.flowing.is_set():
                 self.flowing.wait(0.1)  # a dead link reads nothing
                 continue
-            r, _, _ = select.select([d.src], [], [], 0.1)
+            r, _, _ = select.select([d.rx], [], [], 0.1)
             if not r:
                 continue
             try:
-                data = d.src.recv(1 << 16)
+                data = d.rx.recv(1 << 16)
             except BlockingIOError:
                 continue
             except OSError:
                 data = b""
-            if not data:
-                eof = True
-            else:
+            if data:
                 heads, whole = d.parser.feed(data)
                 d.pending += data
                 self._read(d, heads, whole)
-            if not self._forward(d):
+            if not self._forward(d, not data) or not data:
                 break
-        if eof and not d.pending:
-            try:
-                d.dst.shutdown(socket.SHUT_WR)  # pass the end on
-            except OSError:
-                pass
-        else:
-            self._kill(conn, False)
         with conn.lock:
+            if not conn.dead:
+                try:
+                    d.tx.shutdown(socket.SHUT_WR)  # pass the end on
+                except OSError:
+                    pass
             conn.running -= 1
             last = conn.running == 0
         if last:
