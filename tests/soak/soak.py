@@ -135,6 +135,10 @@ class Soak:
                  channels=r.choice([0, 2, 4]),
                  codec=r.choice(["none", "auto", "zstd", "lz4", "xbzrle"]),
                  bandwidth=r.choice([0, 0, 200 << 20]))
+        p["limit"] = 0
+        if p["mode"] == "hybrid":  # a link the guest can outrun
+            p["limit"] = r.choice([300, 1000])
+            p["bandwidth"] = 100 << 20
         p["fault"] = self.pick_fault(p) if p["mode"] == "precopy" else None
         return p
 
@@ -151,7 +155,7 @@ class Soak:
             ("cut", "setup", lambda: Bytes(r.randrange(0, 52))),
             ("cut", "bulk pass", lambda: Record(
                 PAGE, nth=r.randrange(1, per_ch), channel=page_ch)),
-            ("cut", "switch-over", lambda: Record(
+            ("cut", "device state", lambda: Record(
                 DEVICE, offset=r.randrange(0, 40))),
             ("cut", "end of stream", lambda: Record(
                 END, offset=r.choice([0, 4, END_RECORD]))),
@@ -193,12 +197,9 @@ class Soak:
                   "multifd-compression": p["codec"] if p["codec"] in
                   ("zstd", "lz4") else "none",
                   "downtime-limit": 300, "max-bandwidth": p["bandwidth"],
-                  "precopy-time-limit": 0}
+                  "precopy-time-limit": p["limit"]}
         if p["channels"]:
             params["multifd-channels"] = p["channels"]
-        if p["mode"] == "hybrid":
-            params["precopy-time-limit"] = self.rng.choice([300, 1000])
-            params["max-bandwidth"] = 100 << 20
         src.qmp.cmd("migrate-set-parameters", **params)
 
     def describe(self, p):
@@ -206,8 +207,11 @@ class Soak:
         fault = "none"
         if f:
             fault = "%s at %s" % (f[0], f[1])
+        mode = p["mode"]
+        if p["limit"]:
+            mode += " after %d ms" % p["limit"]
         return "%s, %d channels, %s, %s, fault %s" % (
-            p["mode"], p["channels"], p["codec"],
+            mode, p["channels"], p["codec"],
             "%d MB/s" % (p["bandwidth"] >> 20) if p["bandwidth"]
             else "unlimited", fault)
 
