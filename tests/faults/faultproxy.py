@@ -18,9 +18,13 @@ so a fault can be placed by position in the stream:
     proxy.flip(Record(PAGE, nth=300, offset=PAGE_PAYLOAD + 100))
     proxy.stall(Record(PAGE, nth=1000), seconds=2)
     proxy.cut(Record(PAGE, nth=100, channel=2))   # a multifd channel
+    proxy.cut(Record(PAGE, nth=64, after=Record(POSTCOPY)))  # post-copy
+    proxy.cut(Bytes(0, back=True))             # the verdict, on its way
 
 A position is where the named record starts plus `offset` bytes: a cut or
 a stall there forwards every byte before it and none from it on.
+Channels are told apart by their channel record (index 0 is the main
+connection), or by the order they came in when there is none.
 
 Faults:
 - cut: close both directions of that connection (FIN; with rst=True a
