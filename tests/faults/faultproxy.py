@@ -19,7 +19,7 @@ so a fault can be placed by position in the stream:
     proxy.stall(Record(PAGE, nth=1000), seconds=2)
     proxy.cut(Record(PAGE, nth=100, channel=2))   # a multifd channel
     proxy.cut(Record(PAGE, nth=64, after=Record(POSTCOPY)))  # post-copy
-    proxy.cut(Bytes(0, back=True))             # the verdict, on its way
+    proxy.cut(Bytes(0, back=True))             # the first return message
 
 A position is where the named record starts plus `offset` bytes: a cut or
 a stall there forwards every byte before it and none from it on.
