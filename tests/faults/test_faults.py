@@ -308,6 +308,34 @@ def flipped(workload, point, dst_cause, check=None):
     return t
 
 
+def t_flip_device_length():
+    """A flipped bit in the first device record's length makes it 4 MiB
+    longer, still within the limit.  The record's own first 16 bytes (name
+    and data lengths) disagree with that length, so the destination can
+    refuse it at once, and the source, hearing why, resume its guest.
+    Today the destination waits for 4 MiB that never come and the source
+    for a verdict (60 s, MIG_RESULT_TIMEOUT_MS), after which its guest
+    stays stopped until `cont`: marked SRC GAP below."""
+    c = Case("idle", ram="64M")
+    c.proxy.flip(Record(DEVICE, nth=1, offset=6))  # length bits 16-23
+    c.start()
+    s = c.failed(".")
+    c.refused("device")
+    if not s["error-desc"].startswith("destination: ") or \
+            not c.src.qmp.cmd("query-status")["running"]:
+        c.bugs.append(
+            "SRC GAP: a device record whose length disagrees with its "
+            "name and data lengths is refused only when its body is "
+            "complete, which never happens at the end of the stream: "
+            "the source waited %d ms for a verdict and says %r" % (
+                s["total-time"], s["error-desc"]))
+        c.src.qmp.cmd("cont")
+        c.seen_ns = time.time_ns()
+    c.running()
+    c.again()
+    c.finish()
+
+
 def at_record_start(c, s, f, why):
     assert offset_of(why) == f.pos, (why, f.pos)
 
@@ -403,6 +431,8 @@ for name, fn in [
              lambda: Record(DEVICE, nth=3,
                             offset=DEVICE_NAME + len("heartbeat")),
              "digest mismatch")),
+    ("flipped byte in a device record's length: refused at once, "
+     "source runs", t_flip_device_length),
     ("stalled link for 2 s: the guest runs, then completes verified",
      t_stall),
     ("dead link: migrate_cancel ends it, source runs, migrates again",
