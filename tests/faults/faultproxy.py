@@ -72,6 +72,10 @@ class Bytes:
     def start(self):
         return self.n
 
+    def __repr__(self):
+        return "byte %d of channel %d%s" % (
+            self.n, self.channel, " (return path)" if self.back else "")
+
     def observe(self, rec):
         return None
 
@@ -90,6 +94,12 @@ class Record:
 
     def start(self):
         return None
+
+    def __repr__(self):
+        after = ", after %r" % self.after if self.after else ""
+        return "record %d #%d +%d on channel %d%s%s" % (
+            self.type, self.nth, self.offset, self.channel,
+            " (return path)" if self.back else "", after)
 
     def observe(self, rec):
         """The position this point names, once `rec` (type, start,
