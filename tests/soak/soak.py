@@ -71,6 +71,7 @@ class Soak:
                            verified=0, moved_on_cut=0)
         self.problems = {k: [] for k in KINDS}
         self.src = None
+        self.what = "no migration yet"
         self.ticked_after = None  # ns: the next heartbeat must be later
         self.live = []            # guests that must still run
 
@@ -124,7 +125,7 @@ class Soak:
 
     # -- bookkeeping ----------------------------------------------------
     def problem(self, kind, what):
-        msg = "migration %d: %s" % (self.n, what)
+        msg = "migration %d (%s): %s" % (self.n, self.what, what)
         self.problems[kind].append(msg)
         print("# PROBLEM (%s) %s" % (kind, msg[:3000]), flush=True)
 
@@ -206,7 +207,9 @@ class Soak:
         f = p["fault"]
         fault = "none"
         if f:
-            fault = "%s at %s" % (f[0], f[1])
+            fault = "%s at %s (%r%s)" % (
+                f[0], f[1], f[2], "".join(", %s=%s" % kv
+                                          for kv in f[3].items()))
         mode = p["mode"]
         if p["limit"]:
             mode += " after %d ms" % p["limit"]
@@ -218,6 +221,7 @@ class Soak:
     def migrate(self):
         self.n += 1
         p = self.plan()
+        p["what"] = self.what = self.describe(p)  # before points move on
         src = self.src
         dst = self.guest(incoming=True)
         self.configure(src, dst, p)
@@ -238,7 +242,7 @@ class Soak:
         try:
             s = src.qmp.wait_migration(timeout=240)
         except TimeoutError as e:
-            self.problem("outcome", "hung: %s (%s)" % (e, self.describe(p)))
+            self.problem("outcome", "hung: %s (%s)" % (e, p["what"]))
             src.qmp.cmd("migrate_cancel")
             s = src.qmp.wait_migration(timeout=60)
         seen_ns = time.time_ns()
@@ -246,7 +250,7 @@ class Soak:
         result = self.judge(p, s, dst, proxy, fired, seen_ns)
         proxy.close()
         print("# %d: %.1f s, %s -> %s" % (
-            self.n, time.time() - t0, self.describe(p), result),
+            self.n, time.time() - t0, p["what"], result),
             flush=True)
         if self.src is src:      # the guest stayed here
             self.check_usage(src, before)
@@ -293,7 +297,7 @@ class Soak:
             return s["status"]
         if not faulted:
             self.problem("outcome", "failed with no fault (%s): %s | %s" %
-                         (self.describe(p), desc, tail(dst)))
+                         (p["what"], desc, tail(dst)))
         if not desc:
             self.problem("outcome", "failed without a reason: %s" % s)
         st = src.qmp.cmd("query-status")
