@@ -5,8 +5,9 @@ BUILD ?= build
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?= stream rdma zstd lz4 xbzrle qmp
+SOAK_SECONDS ?= 1800
 
-.PHONY: all deps build demo check test lint fuzz-check fuzz bench clean
+.PHONY: all deps build demo check test lint fuzz-check fuzz soak bench clean
 
 all: build
 
@@ -44,6 +45,12 @@ fuzz: build $(FUZZ_BUILD)/build.ninja
 	for t in $(FUZZ_TARGETS); do \
 		scripts/fuzz.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS) $$t || exit 1; \
 	done
+
+# Randomised migrations with faults for SOAK_SECONDS (make check runs a
+# 120 s one); SOAK_SEED=N repeats a run's choices.
+soak: build
+	python3 tests/soak/soak.py --seconds $(SOAK_SECONDS) \
+		$(SOAK_SEED:%=--seed %) $(BUILD)/ferry
 
 bench: build
 	$(BUILD)/bench/dirty-sync
