@@ -284,19 +284,23 @@ static int open_channels(struct ferry_migration *m, const struct placer *main,
 static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 			  bool failed, struct tally *t, struct ferry_error *err)
 {
+	unsigned i, blame = n;
+	int first = n && rx[0].first_fail ? atomic_load(rx[0].first_fail) : 0;
 	int rc = 0;
-	unsigned i;
 
 	for (i = 0; failed && i < n; i++)
 		if (rx[i].fd >= 0)
 			shutdown(rx[i].fd, SHUT_RDWR);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		if (rx[i].live)
 			pthread_join(rx[i].thread, NULL);
-		if (!rc && rx[i].live && rx[i].rc)
-			rc = ferry_error_set(err, rx[i].rc, "channel %u: %s",
-					     rx[i].index,
-					     ferry_error_msg(&rx[i].err));
+	/* the channel that failed first; the others failed after it (their
+	 * connections were shut) */
+	for (i = 0; i < n; i++)
+		if (rx[i].live && rx[i].rc &&
+		    (blame == n || (int)rx[i].index == first))
+			blame = i;
+	for (i = 0; i < n; i++) {
 		t->duplicate += rx[i].pl.t.duplicate;
 		t->normal += rx[i].pl.t.normal;
 		t->unchanged += rx[i].pl.t.unchanged;
@@ -306,6 +310,10 @@ static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 		if (rx[i].fd >= 0)
 			close(rx[i].fd);
 	}
+	if (blame < n)
+		rc = ferry_error_set(err, rx[blame].rc, "channel %u: %s",
+				     rx[blame].index,
+				     ferry_error_msg(&rx[blame].err));
 	free(rx);
 	return rc;
 }

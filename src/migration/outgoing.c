@@ -352,14 +352,18 @@ static int switchover(struct out *o, struct ferry_error *err)
 	if (rc) {
 		/* The destination may hold a complete guest: do not run a
 		 * second copy here.  The operator decides ('cont'). */
+		struct ferry_error e = *err;
+
 		o->stopped = false;
+		ferry_error_clear(err);
 		return ferry_error_set(err, rc,
 				       "connection lost after the whole state "
 				       "was sent (%s): the destination may be "
 				       "running the guest, so the source guest "
 				       "stays stopped; resume it with 'cont' "
 				       "only if the destination did not",
-				       ferry_error_msg(err));
+				       e.code ? ferry_error_msg(&e)
+					      : strerror(-rc));
 	}
 	if (status)
 		return ferry_error_set(err, -status, "destination: %s", msg);

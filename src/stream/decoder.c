@@ -629,20 +629,13 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 	return 0;
 }
 
-static int parse_device(struct ferry_stream_decoder *d, uint64_t at,
-			uint32_t len, struct ferry_stream_record *rec,
-			struct ferry_error *err)
+/* The first 16 bytes of a device record's body, against its length. */
+static int device_head(struct ferry_stream_decoder *d, uint64_t at,
+		       uint32_t len, struct ferry_error *err)
 {
 	const uint8_t *p = d->body;
-	uint32_t nl, dl;
+	uint32_t nl = le16_load(p), dl = le32_load(p + 12);
 
-	if (len < FERRY_STREAM_DEVICE_HDR_LEN)
-		return FAIL(-EBADMSG,
-			    "stream offset %" PRIu64 ": device "
-			    "record of %u bytes is too short",
-			    at, len);
-	nl = le16_load(p);
-	dl = le32_load(p + 12);
 	if (le16_load(p + 2))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": device "
@@ -659,6 +652,27 @@ static int parse_device(struct ferry_stream_decoder *d, uint64_t at,
 			    "record: name length %u and data length %u "
 			    "disagree with the record length %u",
 			    at, nl, dl, len);
+	return 0;
+}
+
+static int parse_device(struct ferry_stream_decoder *d, uint64_t at,
+			uint32_t len, struct ferry_stream_record *rec,
+			struct ferry_error *err)
+{
+	const uint8_t *p = d->body;
+	uint32_t nl, dl;
+	int rc;
+
+	if (len < FERRY_STREAM_DEVICE_HDR_LEN)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": device "
+			    "record of %u bytes is too short",
+			    at, len);
+	rc = device_head(d, at, len, err);
+	if (rc)
+		return rc;
+	nl = le16_load(p);
+	dl = le32_load(p + 12);
 	if (!name_ok(p + FERRY_STREAM_DEVICE_HDR_LEN, nl))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": device "
@@ -852,7 +866,21 @@ static int next_record(struct ferry_stream_decoder *d,
 	if (body_reserve(d, len ? len : 1))
 		return FAIL(-ENOMEM, "out of memory for a %u-byte %s record",
 			    len, tn);
-	rc = read_exact(d, d->body, len, tn, at, err);
+	if (type == FERRY_REC_DEVICE && len >= FERRY_STREAM_DEVICE_HDR_LEN) {
+		/* the head first: lengths that disagree (a corrupt length)
+		 * fail now, not after waiting for bytes that never come */
+		rc = read_exact(d, d->body, FERRY_STREAM_DEVICE_HDR_LEN, tn, at,
+				err);
+		if (!rc)
+			rc = device_head(d, at, len, err);
+		if (!rc)
+			rc = read_exact(d,
+					d->body + FERRY_STREAM_DEVICE_HDR_LEN,
+					len - FERRY_STREAM_DEVICE_HDR_LEN, tn,
+					at, err);
+	} else {
+		rc = read_exact(d, d->body, len, tn, at, err);
+	}
 	if (rc)
 		return rc;
 

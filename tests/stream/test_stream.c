@@ -2122,6 +2122,18 @@ static void test_device_lengths(void **state)
 	sb_rec(&s, FERRY_REC_DEVICE, body, FERRY_STREAM_DEVICE_HDR_LEN - 1);
 	expect_fail(&s.buf, 1, -EBADMSG);
 	sb_free(&s);
+
+	/* a record length grown by a corrupt bit, and the input stops
+	 * after the head: the lengths disagree at once (EBADMSG), the
+	 * decoder does not wait for bytes that never come (ENODATA) */
+	device_body(body, 3, 0, 1, 5);
+	sb_start(&s);
+	sb_rec(&s, FERRY_REC_DEVICE, body, sizeof(body));
+	le32_store(s.buf.data + s.buf.len - sizeof(body) - 4,
+		   (uint32_t)sizeof(body) + (1u << 22));
+	s.buf.len -= sizeof(body) - FERRY_STREAM_DEVICE_HDR_LEN;
+	expect_fail(&s.buf, 1, -EBADMSG);
+	sb_free(&s);
 }
 
 /* ---- configuration records ---------------------------------------------- */
