@@ -613,14 +613,21 @@ int send_pages(struct out *o, const struct ferry_dirty_set *set,
 	while (o->busy)
 		pthread_cond_wait(&o->done, &o->lock);
 	pthread_mutex_unlock(&o->lock);
-	for (i = 0; i < o->nchans; i++)
-		if (o->chans[i].rc) {
-			/* a cancel shows on every channel: report it as such */
+	for (i = 0; i < o->nchans; i++) {
+		const char *msg = ferry_error_msg(&o->chans[i].err);
+
+		if (!o->chans[i].rc)
+			continue;
+		/* the destination's verdict, or a cancel, shows on every
+		 * channel: no channel to name then */
+		if (!strncmp(msg, "destination: ", 13) ||
+		    o->chans[i].rc == -ECANCELED)
+			ferry_error_set(err, o->chans[i].rc, "%s", msg);
+		else
 			ferry_error_set(err, o->chans[i].rc, "channel %u: %s",
-					i + 1,
-					ferry_error_msg(&o->chans[i].err));
-			return o->chans[i].rc;
-		}
+					i + 1, msg);
+		return o->chans[i].rc;
+	}
 	return 0;
 }
 

@@ -29,9 +29,13 @@ Checks, each migration:
   before (the QMP client's connection stays open throughout); no zombie,
   no stray child process, and every retired `ferry run` exits 0.
 
-Post-copy and hybrid migrations get no fault: post-copy recovery is being
-built, and until then a fault after the switch fails both sides by design
-(docs/usage.md, "Post-copy and hybrid").
+Post-copy and hybrid migrations get their faults after the switch: the
+link cut, or `migrate-pause` on either side.  Both sides must pause
+(`postcopy-paused`), recover over a new connection (`migrate-recover`,
+`migrate` with `resume`), sometimes twice, and complete, verified, with
+the recoveries counted.  When the cut comes after the destination
+finished (its verdict lost), the source's pause is given up with
+`migrate_cancel`; it stays stopped and says so, and the guest moves on.
 
 Prints a line per migration, then the counts and one TAP case per kind
 of check; exits 1 on any problem."""
@@ -68,7 +72,7 @@ class Soak:
         self.n = 0            # migrations run
         self.names = 0
         self.counts = dict(faulted=0, cut=0, flipped=0, stalled=0,
-                           verified=0, moved_on_cut=0)
+                           verified=0, moved_on_cut=0, recovered=0)
         self.problems = {k: [] for k in KINDS}
         self.src = None
         self.what = "no migration yet"
@@ -141,6 +145,10 @@ class Soak:
             p["limit"] = r.choice([300, 1000])
             p["bandwidth"] = 100 << 20
         p["fault"] = self.pick_fault(p) if p["mode"] == "precopy" else None
+        # post-copy: faults after the switch, then recovery
+        p["pc_faults"] = [] if p["mode"] == "precopy" else \
+            r.choice([[], [], ["cut"], ["pause-src"], ["pause-dst"],
+                      ["cut", "pause-dst"]])
         return p
 
     def pick_fault(self, p):
@@ -213,6 +221,8 @@ class Soak:
         mode = p["mode"]
         if p["limit"]:
             mode += " after %d ms" % p["limit"]
+        if p["pc_faults"]:
+            fault = "after the switch: " + ", ".join(p["pc_faults"])
         return "%s, %d channels, %s, %s, fault %s" % (
             mode, p["channels"], p["codec"],
             "%d MB/s" % (p["bandwidth"] >> 20) if p["bandwidth"]
@@ -239,6 +249,8 @@ class Soak:
                 src.qmp.cmd("migrate-start-postcopy")
             except ft.QMPError:
                 pass  # it completed before
+        if p["pc_faults"]:
+            self.postcopy_faults(p, src, dst, proxy)
         try:
             s = src.qmp.wait_migration(timeout=240)
         except TimeoutError as e:
@@ -258,6 +270,38 @@ class Soak:
             self.check_usage(src, before)
             self.retire(src)
         self.check_processes()
+
+    def postcopy_faults(self, p, src, dst, proxy):
+        """Break the link after the switch, once per fault, and recover
+        each time; give the source's pause up if the destination
+        finished (its verdict lost on the way)."""
+        r = self.rng
+        for f in p["pc_faults"]:
+            if not wait_status(src, ("postcopy-active",), 60):
+                return  # it finished before, or never switched
+            time.sleep(r.uniform(0, 0.6))
+            try:
+                if f == "cut":
+                    proxy.cut_now(rst=r.random() < 0.5)
+                else:
+                    (src if f == "pause-src" else dst).qmp.cmd(
+                        "migrate-pause")
+            except ft.QMPError:
+                return  # it finished meanwhile
+            if not wait_status(src, ("postcopy-paused",), 60):
+                return
+            if not wait_status(dst, ("postcopy-paused",), 60):
+                if dst.qmp.cmd("query-migrate").get("status") == \
+                        "completed":
+                    src.qmp.cmd("migrate_cancel")  # the verdict was lost
+                    return
+                self.problem("outcome", "the source paused, the "
+                             "destination did not: %s" % tail(dst))
+                return
+            dst.qmp.cmd("migrate-recover", uri="tcp:127.0.0.1:0")
+            uri = dst.qmp.cmd("query-migrate")["uri"]
+            src.qmp.cmd("migrate", uri=uri, resume=True)
+            self.counts["recovered"] += 1
 
     def judge(self, p, s, dst, proxy, fired, seen_ns):
         """Check one migration's outcome; returns it in words."""
@@ -286,6 +330,12 @@ class Soak:
                              "destination says %s: %s" % (d, tail(dst)))
             else:
                 self.counts["verified"] += 1
+            if p["pc_faults"] and s.get("postcopy-recoveries", 0) != \
+                    d.get("postcopy-recoveries", 0):
+                self.problem("outcome", "recoveries differ: source %s, "
+                             "destination %s" % (
+                                 s.get("postcopy-recoveries"),
+                                 d.get("postcopy-recoveries")))
             self.src = dst
             self.ticked_after = None
             return "completed, verified"
@@ -394,6 +444,20 @@ class Soak:
                              "ferry %d has a child %d" % (pid, k))
 
 
+def wait_status(g, states, timeout):
+    """Wait until g's migration is in one of `states`; False if it ended
+    (completed, failed, cancelled) or the time ran out first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = g.qmp.cmd("query-migrate").get("status")
+        if st in states:
+            return True
+        if st in ("completed", "failed", "cancelled"):
+            return False
+        time.sleep(0.02)
+    return False
+
+
 def dst_outcome(dst, timeout=60):
     """The destination's query-migrate once it ended, or {} if it
     exited."""
@@ -475,10 +539,10 @@ def main():
     c = soak.counts
     print("# %d migrations in %.0f s: %d faulted (%d cut, %d flipped), "
           "%d stalled, %d verified; %d cut after the whole state went "
-          "out and ran on the destination" % (
+          "out and ran on the destination; %d post-copy recoveries" % (
               soak.n, time.time() - t0, c["faulted"], c["cut"],
               c["flipped"], c["stalled"], c["verified"],
-              c["moved_on_cut"]), flush=True)
+              c["moved_on_cut"], c["recovered"]), flush=True)
     tap = ft.TAP()
     tap.run("soak: %d migrations, %d faulted, %d verified (seed %d)" % (
         soak.n, c["faulted"], c["verified"], seed),
