@@ -852,8 +852,11 @@ void *mig_incoming_main(void *arg)
 			      FERRY_MIG_COMPLETED);
 	goto out;
 fail:
-	if (fd >= 0 && tx.fd >= 0) /* a post-copy recovery may have */
-		rp_fail_peer(&tx, -rc, ferry_error_msg(&err)); /* lost it */
+	/* the verdict names a stall too; a post-copy recovery may have lost
+	 * the connection to send it on */
+	mig_explain_stall(m, &err);
+	if (fd >= 0 && tx.fd >= 0)
+		rp_fail_peer(&tx, -rc, ferry_error_msg(&err));
 	mig_fail(m, &err);
 out:
 	atomic_store(&m->fds[0], -1);

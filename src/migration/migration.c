@@ -128,24 +128,35 @@ enum ferry_mig_state mig_state(struct ferry_migration *m)
 	return s;
 }
 
+void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err)
+{
+	uint64_t ms;
+	struct ferry_error e = *err;
+
+	if (atomic_load(&m->cancel) == 1 || !atomic_load(&m->net_stalled_ms))
+		return;
+	ms = atomic_exchange(&m->net_stalled_ms, 0);
+	ferry_error_clear(err);
+	ferry_error_set(err, e.code ? e.code : -ETIMEDOUT,
+			"no progress on the network for %llu ms "
+			"(net-timeout): %s",
+			(unsigned long long)ms, ferry_error_msg(&e));
+}
+
 void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
 {
 	enum ferry_mig_state s = mig_state(m);
+	struct ferry_error e = *err;
 
 	if (atomic_load(&m->cancel) == 1 && s != FERRY_MIG_CANCELLING &&
 	    mig_set_state(m, s, FERRY_MIG_CANCELLING))
 		s = FERRY_MIG_CANCELLING;
+	if (s != FERRY_MIG_CANCELLING)
+		mig_explain_stall(m, &e);
 	pthread_mutex_lock(&m->lock);
-	if (!m->stats.error[0] && atomic_load(&m->net_stalled_ms) &&
-	    s != FERRY_MIG_CANCELLING)
-		snprintf(m->stats.error, sizeof(m->stats.error),
-			 "no progress on the network for %llu ms "
-			 "(net-timeout): %s",
-			 (unsigned long long)atomic_load(&m->net_stalled_ms),
-			 ferry_error_msg(err));
-	else if (!m->stats.error[0])
+	if (!m->stats.error[0])
 		snprintf(m->stats.error, sizeof(m->stats.error), "%s",
-			 ferry_error_msg(err));
+			 ferry_error_msg(&e));
 	pthread_mutex_unlock(&m->lock);
 	if (s == FERRY_MIG_CANCELLING)
 		mig_set_state(m, s, FERRY_MIG_CANCELLED);
@@ -368,22 +379,14 @@ int ferry_migration_resume(struct ferry_migration *m, const char *uri,
 int mig_pause(struct ferry_migration *m, const struct ferry_error *cause,
 	      struct ferry_error *err)
 {
-	uint64_t stalled = atomic_exchange(&m->net_stalled_ms, 0);
 	bool asked = atomic_exchange(&m->pause_req, 0);
 	enum ferry_mig_state s = mig_state(m);
+	struct ferry_error why = *cause;
 
+	mig_explain_stall(m, &why);
 	pthread_mutex_lock(&m->lock);
-	if (asked)
-		snprintf(m->stats.pause_reason, sizeof(m->stats.pause_reason),
-			 "migrate-pause");
-	else if (stalled)
-		snprintf(m->stats.pause_reason, sizeof(m->stats.pause_reason),
-			 "no progress on the network for %llu ms "
-			 "(net-timeout): %s",
-			 (unsigned long long)stalled, ferry_error_msg(cause));
-	else
-		snprintf(m->stats.pause_reason, sizeof(m->stats.pause_reason),
-			 "%s", ferry_error_msg(cause));
+	snprintf(m->stats.pause_reason, sizeof(m->stats.pause_reason), "%s",
+		 asked ? "migrate-pause" : ferry_error_msg(&why));
 	m->recovery_asked = false;
 	pthread_mutex_unlock(&m->lock);
 	if (!mig_set_state(m, s, FERRY_MIG_POSTCOPY_PAUSED))

@@ -81,6 +81,8 @@ enum ferry_mig_state mig_state(struct ferry_migration *m);
 /* Record why the migration failed (first message wins) and move to
  * FAILED, or to CANCELLED when a cancel was asked for. */
 void mig_fail(struct ferry_migration *m, const struct ferry_error *err);
+/* If net-timeout shut the connections, say so first in err (once). */
+void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err);
 
 /* Post-copy recovery, on the engine's thread: note why the link broke
  * (the stall or migrate-pause, if either did it), move to postcopy-paused

@@ -480,16 +480,25 @@ bool rp_spoke(struct rp_rx *rx)
 	return r;
 }
 
-int rp_wait_result(struct rp_rx *rx, int timeout_ms, int *status, char *msg,
-		   size_t len, struct ferry_error *err)
+/* Under rx->lock: wait until *flag, the verdict or a hang-up, or until
+ * timeout_ms have gone by. */
+static void wait_locked(struct rp_rx *rx, const bool *flag, int timeout_ms)
 {
 	struct timespec ts;
 	int rc = 0;
 
 	deadline(&ts, timeout_ms);
-	pthread_mutex_lock(&rx->lock);
-	while (!rx->have_result && !rx->closed && rc != ETIMEDOUT)
+	while (!*flag && !rx->have_result && !rx->closed && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&rx->cond, &rx->lock, &ts);
+}
+
+int rp_wait_result(struct rp_rx *rx, int timeout_ms, int *status, char *msg,
+		   size_t len, struct ferry_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&rx->lock);
+	wait_locked(rx, &rx->have_result, timeout_ms);
 	if (rx->have_result) {
 		*status = rx->status;
 		snprintf(msg, len, "%s", rx->msg);
@@ -568,14 +577,10 @@ void rp_on_request(struct rp_rx *rx,
 
 int rp_wait_held(struct rp_rx *rx, int timeout_ms, struct ferry_error *err)
 {
-	struct timespec ts;
-	int rc = 0;
+	int rc;
 
-	deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&rx->lock);
-	while (!rx->held_done && !rx->have_result && !rx->closed &&
-	       rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&rx->cond, &rx->lock, &ts);
+	wait_locked(rx, &rx->held_done, timeout_ms);
 	if (rx->held_done)
 		rc = 0;
 	else if (rx->have_result && rx->status)
@@ -606,14 +611,10 @@ void rp_go_on(struct rp_rx *rx)
 int rp_wait_running(struct rp_rx *rx, int timeout_ms, uint64_t *when_ns,
 		    struct ferry_error *err)
 {
-	struct timespec ts;
-	int rc = 0;
+	int rc;
 
-	deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&rx->lock);
-	while (!rx->running && !rx->have_result && !rx->closed &&
-	       rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&rx->cond, &rx->lock, &ts);
+	wait_locked(rx, &rx->running, timeout_ms);
 	if (rx->running) {
 		*when_ns = rx->running_ns;
 		rc = 0;
