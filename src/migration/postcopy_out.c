@@ -132,8 +132,6 @@ void pc_out_request(void *opaque, uint32_t block, uint64_t page)
 	atomic_fetch_add(&pc->served, 1);
 	w = pc->window;
 	rc = take(pc, s, gpn, true, &pc->err);
-	if (rc > 0) /* the page asked for leaves before its window */
-		rc = sender_flush(s, &pc->err);
 	for (k = 1; k <= w && rc >= 0; k++)
 		rc = take(pc, s, gpn + k, false, &pc->err);
 	if (rc >= 0)
