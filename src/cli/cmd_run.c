@@ -103,7 +103,7 @@ static int parse_seconds(const char *opt, const char *arg, double *out)
 }
 
 struct service {
-	struct qmp_server *qmp;
+	struct qmp_server *_Atomic qmp; /* the engine's thread reads it */
 	atomic_int last_state;
 };
 
@@ -112,7 +112,7 @@ static void on_migration_event(void *opaque, enum ferry_mig_state st)
 	struct service *sv = opaque;
 
 	atomic_store(&sv->last_state, (int)st);
-	qmp_server_event_migration(sv->qmp, st);
+	qmp_server_event_migration(atomic_load(&sv->qmp), st);
 	printf("migration: %s\n", ferry_mig_state_name(st));
 	fflush(stdout);
 }
@@ -128,6 +128,7 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	struct ferry_error err = { 0 };
 	struct qmp_backend backend = { 0 };
 	struct service sv = { 0 };
+	struct qmp_server *qs = NULL;
 	struct ferry_migration *mig = NULL;
 	struct ferry_mig_stats st;
 	struct ferry_guest *g = NULL;
@@ -151,15 +152,18 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	backend.guest = g;
 	backend.incoming = incoming != NULL;
 	backend.incoming_defer = incoming && !strcmp(incoming, "defer");
-	if (qmp_uri && qmp_server_start(qmp_uri, &backend, &sv.qmp, &err)) {
-		cli_fail("--qmp: %s", ferry_error_msg(&err));
-		goto out;
-	}
+	/* listening first: a client that finds the control socket finds the
+	 * incoming migration's uri in query-migrate */
 	if (incoming && !backend.incoming_defer &&
 	    ferry_migration_incoming(mig, incoming, &err)) {
 		cli_fail("--incoming: %s", ferry_error_msg(&err));
 		goto out;
 	}
+	if (qmp_uri && qmp_server_start(qmp_uri, &backend, &qs, &err)) {
+		cli_fail("--qmp: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	atomic_store(&sv.qmp, qs);
 	ferry_migration_query(mig, &st);
 	printf("ferry run: %s%s%s%s\n",
 	       incoming ? "waiting for a migration on " : "guest running",
@@ -192,7 +196,7 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 		}
 	}
 out:
-	qmp_server_stop(sv.qmp);
+	qmp_server_stop(atomic_exchange(&sv.qmp, NULL));
 	ferry_migration_free(mig);
 	ferry_guest_destroy(g);
 	return rc;
