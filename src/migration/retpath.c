@@ -125,22 +125,26 @@ int rp_send_sync_ack(struct rp_tx *tx, uint64_t seq, unsigned channel)
 
 void rp_fail_peer(struct rp_tx *tx, int rc, const char *msg)
 {
+	uint64_t end = mig_now_ns() + 3000000000ull;
 	char buf[4096];
-	int i;
 
 	if (rp_send_result(tx, rc, msg))
 		return;
 	/* Let the source read the verdict: stop sending, and drain what it
-	 * still sends until it hangs up (closing with unread data would
-	 * reset the connection and could lose the verdict). */
+	 * still sends until it hangs up, for up to three seconds (closing
+	 * with unread data would reset the connection and could lose the
+	 * verdict). */
 	shutdown(tx->fd, SHUT_WR);
-	for (i = 0; i < 300; i++) {
+	while (mig_now_ns() < end) {
 		struct pollfd p = { .fd = tx->fd, .events = POLLIN };
 		ssize_t r;
+		int n = poll(&p, 1, 10);
 
-		if (poll(&p, 1, 10) < 0)
+		if (n < 0 && errno != EINTR)
 			break;
-		r = read(tx->fd, buf, sizeof(buf));
+		if (n <= 0)
+			continue;
+		r = recv(tx->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
 			break;
 	}
