@@ -174,25 +174,15 @@ class Proxy:
     accepted `flip_conn`-th (0 = the main one) gets byte `flip_at` of its
     stream from source to destination flipped; those whose accept order is
     in `slow` forward each chunk towards the destination only after
-    `delay` seconds, so they run behind the others.  Once the main
-    connection has carried `stall_at` bytes towards the destination, no
-    connection moves another byte, either way (a dead link), until
-    `release()`.  `cut_now()` closes every connection (a broken link);
-    `cut_at` does it once the main connection has carried that many bytes
-    towards the destination."""
+    `delay` seconds, so they run behind the others."""
 
     def __init__(self, target_uri, flip_conn=0, flip_at=None, slow=(),
-                 delay=0, stall_at=None, cut_at=None):
+                 delay=0):
         import threading
         host, port = target_uri.split(":")[1:]
         self.target = (host, int(port))
         self.flip_conn, self.flip_at = flip_conn, flip_at
         self.slow, self.delay = set(slow), delay
-        self.stall_at, self.cut_at = stall_at, cut_at
-        self.cut = threading.Event()
-        self.socks = []
-        self.stalled = threading.Event()
-        self.released = threading.Event()
         self.flipped = False
         self.delayed = 0
         self.lsock = socket.socket()
@@ -201,24 +191,10 @@ class Proxy:
         self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
         threading.Thread(target=self._run, daemon=True).start()
 
-    def release(self):
-        self.released.set()
-
-    def cut_now(self):
-        self.cut.set()
-        for s in list(self.socks):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _pump(self, a, b, flip_at=None, delay=0, stall_at=None,
-              cut_at=None):
+    def _pump(self, a, b, flip_at=None, delay=0):
         seen = 0
         try:
             while True:
-                if self.stalled.is_set():
-                    self.released.wait()
                 data = a.recv(1 << 16)
                 if not data:
                     break
@@ -229,16 +205,6 @@ class Proxy:
                     i = flip_at - seen
                     data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
                     self.flipped = True
-                if cut_at is not None and seen + len(data) > cut_at:
-                    b.sendall(data[:cut_at - seen])
-                    self.cut_now()
-                    break
-                if stall_at is not None and seen + len(data) > stall_at:
-                    b.sendall(data[:stall_at - seen])
-                    self.stalled.set()
-                    self.released.wait()
-                    data = data[stall_at - seen:]
-                    stall_at = None
                 seen += len(data)
                 b.sendall(data)
         except OSError:
@@ -257,18 +223,12 @@ class Proxy:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
-            if self.cut.is_set():
-                c.close()
-                continue
             d = socket.create_connection(self.target)
-            self.socks += [c, d]
             threading.Thread(target=self._pump, args=(d, c),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(
                 c, d, self.flip_at if n == self.flip_conn else None,
-                self.delay if n in self.slow else 0,
-                self.stall_at if n == 0 else None,
-                self.cut_at if n == 0 else None), daemon=True).start()
+                self.delay if n in self.slow else 0), daemon=True).start()
             n += 1
 
 

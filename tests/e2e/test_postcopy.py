@@ -7,8 +7,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "faults"))
 import ferrytest as ft  # noqa: E402
+import faultproxy as fp  # noqa: E402
 
 if len(sys.argv) > 1:
     ft.FERRY = sys.argv[1]
@@ -241,7 +244,7 @@ def cut_at(point):
     background pass, or when most pages are across): both sides pause,
     then recover and complete, verified."""
     def t():
-        src, dst, proxy = started(via=ft.Proxy)
+        src, dst, proxy = started(via=fp.FaultProxy)
         both(src, dst, "postcopy-active")
         if point == "background":
             time.sleep(0.5)
@@ -265,12 +268,13 @@ def t_stalled_postcopy():
     for g in (src, dst):
         g.qmp.cmd("migrate-set-parameters", **{"net-timeout": 1000})
     src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 40 << 20})
-    proxy = ft.Proxy(dst.incoming_uri(), stall_at=60 << 20)
+    proxy = fp.FaultProxy(dst.incoming_uri())
+    proxy.stall(fp.Bytes(60 << 20))
     time.sleep(0.3)
     src.qmp.cmd("migrate", uri=proxy.uri)
     src.qmp.cmd("migrate-start-postcopy")
     s, d = both(src, dst, "postcopy-paused")
-    assert proxy.stalled.is_set()
+    assert [f.kind for f in proxy.fired] == ["stall"], proxy.fired
     for x in (s, d):
         assert "(net-timeout)" in x["postcopy-pause-reason"], x
     recover(src, dst)

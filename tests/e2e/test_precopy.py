@@ -7,8 +7,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "faults"))
 import ferrytest as ft  # noqa: E402
+import faultproxy as fp  # noqa: E402
 
 if len(sys.argv) > 1:
     ft.FERRY = sys.argv[1]
@@ -370,10 +373,11 @@ def t_net_timeout():
     src.qmp.cmd("migrate-set-parameters", **{"net-timeout": 1500})
     dst.qmp.cmd("migrate-set-parameters", **{"net-timeout": 1500})
     assert src.qmp.cmd("query-migrate-parameters")["net-timeout"] == 1500
-    proxy = ft.Proxy(dst.incoming_uri(), stall_at=20 << 20)
+    proxy = fp.FaultProxy(dst.incoming_uri())
+    proxy.stall(fp.Bytes(20 << 20))
     src.qmp.cmd("migrate", uri=proxy.uri)
     s = src.qmp.wait_migration(timeout=60)
-    assert proxy.stalled.is_set()
+    assert [f.kind for f in proxy.fired] == ["stall"], proxy.fired
     assert s["status"] == "failed", s
     assert "no progress on the network for" in s["error-desc"], s
     assert "(net-timeout)" in s["error-desc"], s
