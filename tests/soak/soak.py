@@ -447,15 +447,12 @@ class Soak:
 def wait_status(g, states, timeout):
     """Wait until g's migration is in one of `states`; False if it ended
     (completed, failed, cancelled) or the time ran out first."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = g.qmp.cmd("query-migrate").get("status")
-        if st in states:
-            return True
-        if st in ("completed", "failed", "cancelled"):
-            return False
-        time.sleep(0.02)
-    return False
+    try:
+        info = g.qmp.wait_migration(
+            states + ("completed", "failed", "cancelled"), timeout)
+    except TimeoutError:
+        return False
+    return info["status"] in states
 
 
 def dst_outcome(dst, timeout=60):
