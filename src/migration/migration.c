@@ -327,6 +327,29 @@ static int check_paused(struct ferry_migration *m, bool incoming,
 	return rc;
 }
 
+/* Hand the paused engine its way back: a listening socket (recover) or
+ * a uri to connect to (resume, lfd -1). */
+static int ask_recovery(struct ferry_migration *m, const char *what, int lfd,
+			const char *uri, struct ferry_error *err)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->recovery_asked || m->stats.state != FERRY_MIG_POSTCOPY_PAUSED) {
+		pthread_mutex_unlock(&m->lock);
+		return ferry_error_set(err, -EBUSY,
+				       "%s: a recovery is already under way",
+				       what);
+	}
+	if (lfd >= 0)
+		m->listen_fd = lfd;
+	else
+		snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
+	m->recovery_asked = true;
+	pthread_cond_broadcast(&m->recovery_cond);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 int ferry_migration_recover(struct ferry_migration *m, const char *uri,
 			    struct ferry_error *err)
 {
@@ -336,22 +359,12 @@ int ferry_migration_recover(struct ferry_migration *m, const char *uri,
 	rc = check_paused(m, true, "migrate-recover", uri, err);
 	if (!rc)
 		rc = transport_listen(uri, &fd, bound, sizeof(bound), err);
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&m->lock);
-	if (m->recovery_asked || m->stats.state != FERRY_MIG_POSTCOPY_PAUSED) {
-		pthread_mutex_unlock(&m->lock);
-		close(fd);
-		return ferry_error_set(err, -EBUSY,
-				       "migrate-recover: a recovery is "
-				       "already under way");
+	if (!rc) {
+		rc = ask_recovery(m, "migrate-recover", fd, bound, err);
+		if (rc)
+			close(fd);
 	}
-	m->listen_fd = fd;
-	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", bound);
-	m->recovery_asked = true;
-	pthread_cond_broadcast(&m->recovery_cond);
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return rc;
 }
 
 int ferry_migration_resume(struct ferry_migration *m, const char *uri,
@@ -359,21 +372,7 @@ int ferry_migration_resume(struct ferry_migration *m, const char *uri,
 {
 	int rc = check_paused(m, false, "migrate with resume", uri, err);
 
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&m->lock);
-	if (m->recovery_asked || m->stats.state != FERRY_MIG_POSTCOPY_PAUSED) {
-		pthread_mutex_unlock(&m->lock);
-		return ferry_error_set(err, -EBUSY,
-				       "migrate: a resume is already under "
-				       "way");
-	}
-	snprintf(m->uri, sizeof(m->uri), "%s", uri);
-	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
-	m->recovery_asked = true;
-	pthread_cond_broadcast(&m->recovery_cond);
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return rc ? rc : ask_recovery(m, "migrate with resume", -1, uri, err);
 }
 
 int mig_pause(struct ferry_migration *m, const struct ferry_error *cause,
