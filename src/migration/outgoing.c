@@ -656,7 +656,6 @@ void *mig_outgoing_main(void *arg)
 	struct ferry_error err = { 0 };
 	struct out o = { .m = m, .vm = vm, .main.fd = -1 };
 	struct ferry_mig_params params;
-	uint64_t session;
 	uint64_t t0 = mig_now_ns();
 	int rc;
 
@@ -681,8 +680,7 @@ void *mig_outgoing_main(void *arg)
 	o.xbzrle = params.xbzrle;
 	o.postcopy = params.postcopy_ram;
 	o.urgent.fd = -1;
-	session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
-	o.session = session;
+	o.session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
 	rc = out_number_pages(&o, &err);
 	if (!rc && o.postcopy) {
 		uint64_t n = o.first_page[vm->nblocks - 1] +
@@ -693,7 +691,7 @@ void *mig_outgoing_main(void *arg)
 			rc = ferry_error_set(&err, -ENOMEM, "out of memory");
 	}
 	if (!rc)
-		rc = sender_open(&o, &o.main, 0, session, &err);
+		rc = sender_open(&o, &o.main, 0, o.session, &err);
 	if (!rc) {
 		rc = rp_rx_start(&o.rp, vm, o.main.fd);
 		if (rc)
@@ -704,9 +702,9 @@ void *mig_outgoing_main(void *arg)
 		rc = ferry_error_set(&err, -ECANCELED,
 				     "migration cancelled by request");
 	if (!rc && o.nchans)
-		rc = multifd_start(&o, o.nchans, session, &err);
+		rc = multifd_start(&o, o.nchans, o.session, &err);
 	if (!rc && o.postcopy)
-		rc = sender_open(&o, &o.urgent, o.nchans + 1, session, &err);
+		rc = sender_open(&o, &o.urgent, o.nchans + 1, o.session, &err);
 	if (rc)
 		goto fail;
 	/* always: "unchanged" pages need them, and the digest */
