@@ -47,6 +47,7 @@
 
 #include "rdma.h"
 #include "rdma_proto.h"
+#include "transport.h"
 
 #define WINDOW		   32 /* receives posted on each side */
 #define TX_BUFS		   32 /* control messages in flight */
@@ -215,44 +216,23 @@ static int failure(struct rdma_conn *c, struct ferry_error *err)
 static int split_addr(const char *addr, char *host, size_t hl, char *port,
 		      size_t pl, struct ferry_error *err)
 {
-	const char *colon, *h = addr;
-	size_t n;
+	enum hostport_fault f =
+		transport_split_hostport(addr, host, hl, port, pl);
 
-	if (addr[0] == '[') {
-		const char *end = strchr(addr, ']');
-
-		if (!end || end[1] != ':')
-			return ferry_error_set(err, -EINVAL,
-					       "rdma address '%s': expected "
-					       "[IPV6]:PORT",
-					       addr);
-		h = addr + 1;
-		n = (size_t)(end - h);
-		colon = end + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return ferry_error_set(err, -EINVAL,
-					       "rdma address '%s': expected "
-					       "HOST:PORT",
-					       addr);
-		n = (size_t)(colon - addr);
-	}
-	if (!n || n >= hl)
-		return ferry_error_set(err, -EINVAL,
-				       "rdma address '%s': no host, or one "
-				       "too long",
-				       addr);
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (!colon[1] || strlen(colon + 1) >= pl ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
-	    atol(colon + 1) > 65535)
+	if (f == HOSTPORT_FORM)
+		return ferry_error_set(
+			err, -EINVAL, "rdma address '%s': expected %s", addr,
+			addr[0] == '[' ? "[IPV6]:PORT" : "HOST:PORT");
+	if (f == HOSTPORT_PORT)
 		return ferry_error_set(err, -EINVAL,
 				       "rdma address '%s': the port must be a "
 				       "number from 0 to 65535",
 				       addr);
-	strcpy(port, colon + 1);
+	if (f == HOSTPORT_HOST || !host[0])
+		return ferry_error_set(err, -EINVAL,
+				       "rdma address '%s': no host, or one "
+				       "too long",
+				       addr);
 	return 0;
 }
 

@@ -20,42 +20,21 @@
 static int split(const char *addr, char *host, size_t hlen, char *port,
 		 size_t plen, struct ferry_error *err)
 {
-	const char *colon, *h = addr;
-	size_t n;
-	char *end;
-	long p;
-
-	if (*addr == '[') {
-		const char *close = strchr(addr, ']');
-
-		if (!close || close[1] != ':')
-			goto bad;
-		h = addr + 1;
-		n = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			goto bad;
-		n = (size_t)(colon - addr);
-	}
-	if (n >= hlen || strlen(colon + 1) >= plen)
-		goto bad;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	strcpy(port, colon + 1);
-	p = strtol(port, &end, 10);
-	if (!*port || *end || p < 0 || p > 65535)
+	switch (transport_split_hostport(addr, host, hlen, port, plen)) {
+	case HOSTPORT_OK:
+		return 0;
+	case HOSTPORT_PORT:
 		return ferry_error_set(err, -EINVAL,
-				       "tcp:%s: port '%s' is not a number from "
+				       "tcp:%s: the port is not a number from "
 				       "0 to 65535",
-				       addr, port);
-	return 0;
-bad:
-	return ferry_error_set(err, -EINVAL,
-			       "tcp:%s: expected tcp:HOST:PORT (IPv6 as "
-			       "tcp:[ADDR]:PORT)",
-			       addr);
+				       addr);
+	default:
+		return ferry_error_set(
+			err, -EINVAL,
+			"tcp:%s: expected tcp:HOST:PORT (IPv6 as "
+			"tcp:[ADDR]:PORT)",
+			addr);
+	}
 }
 
 static int resolve(const char *addr, bool passive, struct addrinfo **res,

@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -52,6 +53,39 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 			       "URI '%s': unknown transport '%.*s' (known: "
 			       "tcp, unix, rdma)",
 			       uri, (int)(colon - uri), uri);
+}
+
+enum hostport_fault transport_split_hostport(const char *addr, char *host,
+					     size_t hlen, char *port,
+					     size_t plen)
+{
+	const char *colon, *h = addr, *p;
+	size_t n;
+
+	if (*addr == '[') {
+		const char *close = strchr(addr, ']');
+
+		if (!close || close[1] != ':')
+			return HOSTPORT_FORM;
+		h = addr + 1;
+		n = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return HOSTPORT_FORM;
+		n = (size_t)(colon - addr);
+	}
+	if (n >= hlen)
+		return HOSTPORT_HOST;
+	p = colon + 1;
+	if (!*p || strlen(p) >= plen || strspn(p, "0123456789") != strlen(p) ||
+	    atol(p) > 65535)
+		return HOSTPORT_PORT;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	strcpy(port, p);
+	return HOSTPORT_OK;
 }
 
 int transport_check(const char *uri, struct ferry_error *err)

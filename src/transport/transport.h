@@ -30,6 +30,20 @@ extern const struct transport_ops transport_unix;
 /* rdma: only check; the engine connects through rdma.h, not an fd. */
 extern const struct transport_ops transport_rdma;
 
+/* What is wrong with a HOST:PORT address, if anything. */
+enum hostport_fault {
+	HOSTPORT_OK,
+	HOSTPORT_FORM, /* neither HOST:PORT nor [V6]:PORT */
+	HOSTPORT_HOST, /* the host does not fit in its buffer */
+	HOSTPORT_PORT, /* not a number from 0 to 65535 (or too long) */
+};
+
+/* "HOST:PORT" or "[V6]:PORT" into host and port strings (host may be
+ * empty); each transport words its own error. */
+enum hostport_fault transport_split_hostport(const char *addr, char *host,
+					     size_t hlen, char *port,
+					     size_t plen);
+
 /* Whether the URI names the rdma transport. */
 int transport_is_rdma(const char *uri);
 
