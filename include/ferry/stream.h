@@ -157,6 +157,11 @@ int ferry_stream_put_iter_end(struct ferry_stream_encoder *e,
 /* End of stream; digest may be NULL when verification is off. */
 int ferry_stream_put_end(struct ferry_stream_encoder *e,
 			 const uint8_t digest[16]);
+/* The same for a guest that was not running when the source stopped it
+ * (docs/stream.md, "5 - end of stream"): the destination keeps it
+ * stopped. */
+int ferry_stream_put_end_stopped(struct ferry_stream_encoder *e,
+				 const uint8_t digest[16]);
 /* With FERRY_STREAM_F_MULTIFD, the first record of every connection. */
 int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
 			     uint16_t index, uint16_t count);
@@ -220,6 +225,7 @@ struct ferry_stream_record {
 		} iter;
 		struct {
 			bool has_digest;
+			bool stopped; /* the guest stays stopped */
 			uint8_t digest[16];
 		} end;
 		struct {

@@ -693,12 +693,13 @@ static int parse_end(struct ferry_stream_decoder *d, uint64_t at,
 	const uint8_t *p = d->body;
 	uint32_t flags = le32_load(p);
 
-	if (flags > 1 || le32_load(p + 4))
+	if (flags > 3 || le32_load(p + 4))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": end-of-stream "
 			    "record has unknown flags 0x%x",
 			    at, flags);
 	rec->u.end.has_digest = flags & 1;
+	rec->u.end.stopped = flags & 2;
 	memcpy(rec->u.end.digest, p + 8, 16);
 	if (!rec->u.end.has_digest && !is_zero(p + 8, 16))
 		return FAIL(-EBADMSG,

@@ -291,19 +291,31 @@ int ferry_stream_put_iter_end(struct ferry_stream_encoder *e,
 	return put_bytes(e, h, sizeof(h));
 }
 
-int ferry_stream_put_end(struct ferry_stream_encoder *e,
-			 const uint8_t digest[16])
+static int put_end(struct ferry_stream_encoder *e, const uint8_t digest[16],
+		   uint32_t flags)
 {
 	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN + 24];
 
 	record_header(h, FERRY_REC_END, 24);
-	le32_store(h + 8, digest ? 1 : 0);
+	le32_store(h + 8, flags | (digest ? 1 : 0));
 	le32_store(h + 12, 0);
 	if (digest)
 		memcpy(h + 16, digest, 16);
 	else
 		memset(h + 16, 0, 16);
 	return put_bytes(e, h, sizeof(h));
+}
+
+int ferry_stream_put_end(struct ferry_stream_encoder *e,
+			 const uint8_t digest[16])
+{
+	return put_end(e, digest, 0);
+}
+
+int ferry_stream_put_end_stopped(struct ferry_stream_encoder *e,
+				 const uint8_t digest[16])
+{
+	return put_end(e, digest, 2);
 }
 
 int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,

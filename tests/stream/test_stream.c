@@ -631,7 +631,7 @@ static void test_iter_end(void **state)
 	sb_free(&s);
 }
 
-static void end_roundtrip(const uint8_t *digest)
+static void end_roundtrip(const uint8_t *digest, bool stopped)
 {
 	struct ferry_stream_memsrc m;
 	struct ferry_stream_decoder *d;
@@ -643,7 +643,10 @@ static void end_roundtrip(const uint8_t *digest)
 	sb_start(&s);
 	assert_int_equal(ferry_stream_put_iter_end(s.e, 0), 0);
 	at = sb_mark(&s);
-	assert_int_equal(ferry_stream_put_end(s.e, digest), 0);
+	if (stopped)
+		assert_int_equal(ferry_stream_put_end_stopped(s.e, digest), 0);
+	else
+		assert_int_equal(ferry_stream_put_end(s.e, digest), 0);
 	sb_mark(&s);
 
 	d = dec_open(&m, s.buf.data, s.buf.len);
@@ -654,6 +657,7 @@ static void end_roundtrip(const uint8_t *digest)
 	assert_int_equal(rec.type, FERRY_REC_END);
 	assert_int_equal(rec.stream_offset, at);
 	assert_int_equal(rec.u.end.has_digest, digest != NULL);
+	assert_int_equal(rec.u.end.stopped, stopped);
 	if (digest)
 		assert_memory_equal(rec.u.end.digest, digest, 16);
 	assert_int_equal(ferry_stream_decoder_offset(d), s.buf.len);
@@ -669,15 +673,26 @@ static void test_end_digest(void **state)
 
 	(void)state;
 	fill(digest, 16, 6);
-	end_roundtrip(digest);
+	end_roundtrip(digest, false);
 	memset(digest, 0, 16); /* an all-zero digest is still a digest */
-	end_roundtrip(digest);
+	end_roundtrip(digest, false);
 }
 
 static void test_end_no_digest(void **state)
 {
 	(void)state;
-	end_roundtrip(NULL);
+	end_roundtrip(NULL, false);
+}
+
+/* the run state travels: a guest stopped on the source stays stopped */
+static void test_end_stopped(void **state)
+{
+	uint8_t digest[16];
+
+	(void)state;
+	fill(digest, 16, 7);
+	end_roundtrip(digest, true);
+	end_roundtrip(NULL, true);
 }
 
 static void test_record_type_name(void **state)
@@ -1671,7 +1686,7 @@ static void test_body_reserved(void **state)
 		at = sb_mark(&s);
 		assert_int_equal(ferry_stream_put_end(s.e, digest), 0);
 		sb_mark(&s);
-		le32_store(s.buf.data + at + 8 + 4 * i, i ? 1 : 3);
+		le32_store(s.buf.data + at + 8 + 4 * i, i ? 1 : 5);
 		expect_fail(&s.buf, 1, -EBADMSG);
 		sb_free(&s);
 	}
@@ -2691,6 +2706,7 @@ int main(void)
 		cmocka_unit_test(test_iter_end),
 		cmocka_unit_test(test_end_digest),
 		cmocka_unit_test(test_end_no_digest),
+		cmocka_unit_test(test_end_stopped),
 		cmocka_unit_test(test_record_type_name),
 		cmocka_unit_test(test_fd_pipe),
 		/* malformed input */
