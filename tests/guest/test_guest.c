@@ -49,6 +49,27 @@ static void digest(struct ferry_guest *g, uint8_t out[16])
 	assert_int_equal(ferry_vm_digest(ferry_guest_vm(g), out, &err), 0);
 }
 
+/*
+ * Wait, up to a minute, until the guest's page writes (or with ticks its
+ * heartbeat's ticks) pass `than`, and return them: vCPUs run when a busy
+ * machine lets them, not within a fixed time.
+ */
+static uint64_t wait_past(struct ferry_guest *g, bool ticks, uint64_t than)
+{
+	struct ferry_guest_stats st;
+	int i;
+
+	for (i = 0; i < 60000; i++) {
+		ferry_guest_stats(g, &st);
+		if ((ticks ? st.heartbeat_ticks : st.writes) > than)
+			return ticks ? st.heartbeat_ticks : st.writes;
+		usleep(1000);
+	}
+	fail_msg("the guest's %s did not pass %llu in a minute",
+		 ticks ? "heartbeat" : "workload", (unsigned long long)than);
+	return 0;
+}
+
 static uint64_t zero_pages(struct ferry_guest *g)
 {
 	uint64_t i, n = 0;
@@ -106,18 +127,17 @@ static void test_digest_stable_while_stopped(void **state)
 
 	(void)state;
 	assert_int_equal(ferry_guest_start(g, true, &err), 0);
-	usleep(30000);
+	wait_past(g, false, 0);
 	ferry_guest_stop(g);
 	assert_false(ferry_guest_running(g));
 	digest(g, d1);
-	usleep(30000);
+	ferry_guest_stats(g, &st);
+	usleep(30000); /* stopped: nothing may change meanwhile */
 	digest(g, d2);
 	assert_memory_equal(d1, d2, 16);
-	ferry_guest_stats(g, &st);
-	assert_true(st.writes > 0);
 	ferry_guest_resume(g);
 	assert_true(ferry_guest_running(g));
-	usleep(30000);
+	wait_past(g, false, st.writes);
 	ferry_guest_stop(g);
 	digest(g, d3);
 	assert_memory_not_equal(d1, d3, 16);
@@ -137,7 +157,19 @@ static void test_stop_leaves_stress_consistent(void **state)
 	(void)state;
 	assert_int_equal(ferry_guest_start(g, true, &err), 0);
 	for (round = 0; round < 5; round++) {
-		usleep(10000 + round * 3000);
+		/* two passes of each vCPU's slice at least, then a stop at
+		 * a point that differs from round to round */
+		for (t = 0; t < 2; t++) {
+			uint64_t base = atomic_load(&g->vcpus[t].writes);
+			int i;
+
+			for (i = 0;
+			     i < 60000 && atomic_load(&g->vcpus[t].writes) <
+						  base + g->wl.region_pages;
+			     i++)
+				usleep(1000);
+		}
+		usleep(round * 3000);
 		ferry_guest_stop(g);
 		for (t = 0; t < 2; t++) {
 			const struct wl_regs *r = &g->vcpus[t].regs;
@@ -269,9 +301,16 @@ static void test_cpu_section_checks(void **state)
 	ferry_error_clear(&err);
 	assert_int_equal(sa->load(sa->opaque, 1, buf.data, buf.len - 1, &err),
 			 -EBADMSG);
+	assert_non_null(strstr(err.msg, "section of"));
 	ferry_error_clear(&err);
 	assert_int_equal(sa->load(sa->opaque, 2, buf.data, buf.len, &err),
 			 -EPROTONOSUPPORT);
+	/* the field that is wrong is the one named */
+	ferry_error_clear(&err);
+	buf.data[4] ^= 1;
+	assert_int_equal(sa->load(sa->opaque, 1, buf.data, buf.len, &err),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, "register count 9, expected 8"));
 	ferry_buf_free(&buf);
 	ferry_guest_destroy(a);
 	ferry_guest_destroy(b);
