@@ -260,11 +260,15 @@ static int cpu_load(void *opaque, uint32_t version, const uint8_t *data,
 				       "cpu %u: section version %u (this guest "
 				       "loads version %u)",
 				       v->index, version, CPU_SECTION_VERSION);
-	if (len != CPU_SECTION_LEN || le32_load(data + 4) != WL_NREGS)
+	if (len != CPU_SECTION_LEN)
 		return ferry_error_set(err, -EBADMSG,
 				       "cpu %u: section of %zu bytes, expected "
 				       "%d",
 				       v->index, len, CPU_SECTION_LEN);
+	if (le32_load(data + 4) != WL_NREGS)
+		return ferry_error_set(err, -EBADMSG,
+				       "cpu %u: register count %u, expected %d",
+				       v->index, le32_load(data + 4), WL_NREGS);
 	id = le32_load(data);
 	if (id != v->g->wl.ops->id) {
 		src = workload_by_id(id);

@@ -325,13 +325,12 @@ static void test_heartbeat_sees_stop(void **state)
 
 	(void)state;
 	assert_int_equal(ferry_guest_start(g, true, &err), 0);
-	usleep(50000);
-	ferry_guest_stats(g, &st);
-	assert_true(st.heartbeat_ticks > 5);
+	wait_past(g, true, 5);
 	ferry_guest_stop(g);
-	usleep(80000);
+	ferry_guest_stats(g, &st);
+	usleep(80000); /* the freeze: at least this long */
 	ferry_guest_resume(g);
-	usleep(20000);
+	wait_past(g, true, st.heartbeat_ticks); /* a tick after the resume */
 	ferry_guest_stats(g, &st);
 	/* the 80 ms freeze shows up as a stall of at least 70 ms */
 	assert_true(st.max_stall_us >= 70000);
