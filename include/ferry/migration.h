@@ -73,10 +73,13 @@ struct ferry_mig_stats {
 	char error[FERRY_ERROR_MSG_MAX]; /* why it failed */
 	uint64_t total_time_ms;		 /* so far, or in all once finished */
 	uint64_t setup_time_ms;
-	uint64_t downtime_ms; /* stop on the source to resume on the
+	uint64_t downtime_ms;	       /* stop on the source to resume on the
 				     destination (source: until the
 				     destination said it resumed) */
-	uint64_t expected_downtime_ms;
+	uint64_t expected_downtime_ms; /* margin included (docs/usage.md) */
+	uint64_t downtime_overrun_ms;  /* source: over downtime-limit, */
+	char downtime_overrun[FERRY_ERROR_MSG_MAX]; /* and which part ran
+						       long */
 	/* ram */
 	uint64_t transferred; /* stream bytes */
 	uint64_t remaining;   /* bytes known dirty, not yet sent */
@@ -114,6 +117,13 @@ struct ferry_mig_stats {
 	uint64_t max_stall_us;
 	/* verify: 0 absent, 1 digest matched, -1 mismatch */
 	int verified;
+	/* The run state travels with the guest (docs/usage.md, "One running
+	 * copy").  Source: the destination may run the guest now, so this
+	 * copy must not run (QEMU's postmigrate) until the operator takes it
+	 * back (ferry_migration_cont with force).  Destination: the source's
+	 * guest was stopped, so it arrived stopped. */
+	bool guest_away;
+	bool arrived_stopped;
 	/* post-copy */
 	bool postcopy;			/* it switched to post-copy */
 	uint64_t postcopy_requests;	/* pages asked for (destination) or
@@ -154,7 +164,9 @@ void ferry_migration_get_params(struct ferry_migration *m,
 void ferry_migration_set_params(struct ferry_migration *m,
 				const struct ferry_mig_params *p);
 
-/* Source: connect to uri and migrate the (running) guest. */
+/* Source: connect to uri and migrate the guest, running or stopped; the
+ * destination resumes it only if it was running when the source stopped
+ * it.  -EALREADY (with err) once the guest has migrated away. */
 int ferry_migration_start(struct ferry_migration *m, const char *uri,
 			  struct ferry_error *err);
 /* Destination: listen on uri (stats.uri gets the bound address, port 0
@@ -187,6 +199,17 @@ int ferry_migration_resume(struct ferry_migration *m, const char *uri,
 /* Either side, in post-copy: break the connections now, as a failed link
  * would (migrate-pause). */
 int ferry_migration_pause(struct ferry_migration *m, struct ferry_error *err);
+
+/*
+ * Resume the guest (QMP's cont), the one way that keeps a single running
+ * copy: refused (-EBUSY, with err) while an incoming migration has not
+ * completed and while the source switches over or the destination runs
+ * the guest in post-copy; refused (-EPERM) once the guest has migrated
+ * away, unless force: then the operator takes this copy back, and the
+ * destination's must not run.
+ */
+int ferry_migration_cont(struct ferry_migration *m, bool force,
+			 struct ferry_error *err);
 
 void ferry_migration_query(struct ferry_migration *m,
 			   struct ferry_mig_stats *st);

@@ -45,8 +45,8 @@ static json_t *cmd_query_status(struct qmp_backend *b, json_t *args,
 	ferry_migration_query(b->mig, &st);
 	if (st.incoming && st.state != FERRY_MIG_COMPLETED && !running)
 		status = "inmigrate";
-	else if (!st.incoming && st.state == FERRY_MIG_COMPLETED && !running)
-		status = "postmigrate";
+	else if (!st.incoming && st.guest_away && !running)
+		status = "postmigrate"; /* it may run on the destination */
 	return json_pack("{s:b,s:b,s:s}", "running", running, "singlestep", 0,
 			 "status", status);
 }
@@ -73,22 +73,17 @@ static json_t *cmd_stop(struct qmp_backend *b, json_t *args,
 	return json_object();
 }
 
+/* cont; ferry's x-force takes back a guest that migrated away */
 static json_t *cmd_cont(struct qmp_backend *b, json_t *args,
 			struct qmp_error *e)
 {
-	struct ferry_mig_stats st;
+	struct ferry_error err = { 0 };
+	bool force;
 
-	(void)args;
-	ferry_migration_query(b->mig, &st);
-	if (st.incoming && st.state != FERRY_MIG_COMPLETED)
-		return fail(e, NULL,
-			    "Guest is waiting for an incoming "
-			    "migration");
-	if (!st.incoming && st.state == FERRY_MIG_DEVICE)
-		return fail(e, NULL,
-			    "Migration is switching over; try again "
-			    "when it has finished");
-	b->vm->runctl.resume(b->vm->runctl.opaque);
+	if (qmp_parse_cont(args, &force, e))
+		return NULL;
+	if (ferry_migration_cont(b->mig, force, &err))
+		return fail(e, NULL, "%s", ferry_error_msg(&err));
 	return json_object();
 }
 
@@ -209,6 +204,12 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 	if (st->state == FERRY_MIG_COMPLETED && !st->incoming)
 		json_object_set_new(r, "downtime",
 				    json_integer((json_int_t)st->downtime_ms));
+	if (st->downtime_overrun_ms) /* ferry's: over downtime-limit */
+		json_object_set_new(
+			r, "downtime-overrun",
+			json_pack("{s:I,s:s}", "ms",
+				  (json_int_t)st->downtime_overrun_ms, "why",
+				  st->downtime_overrun));
 	if (running && !st->incoming)
 		json_object_set_new(
 			r, "expected-downtime",

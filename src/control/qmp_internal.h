@@ -68,6 +68,8 @@ int qmp_parse_migrate(json_t *args, struct qmp_migrate_args *out,
 		      struct qmp_error *e);
 int qmp_parse_migrate_incoming(json_t *args, const char **uri,
 			       struct qmp_error *e);
+/* cont: ferry's "x-force" (bool, default false) */
+int qmp_parse_cont(json_t *args, bool *force, struct qmp_error *e);
 /* migrate-set-parameters and migrate-set-capabilities: the arguments
  * applied onto p, which stays as it was on failure. */
 int qmp_parse_params(json_t *args, struct ferry_mig_params *p,

@@ -298,6 +298,20 @@ int qmp_parse_migrate_incoming(json_t *args, const char **uri,
 	return uri_arg(args, known, uri, e);
 }
 
+int qmp_parse_cont(json_t *args, bool *force, struct qmp_error *e)
+{
+	static const char *const known[] = { "x-force", NULL };
+	json_t *v = args ? json_object_get(args, "x-force") : NULL;
+
+	if (args && only_args(args, known, e))
+		return -EINVAL;
+	if (v && !json_is_boolean(v))
+		return bad(e, "Invalid parameter type for 'x-force', "
+			      "expected: bool");
+	*force = json_is_true(v);
+	return 0;
+}
+
 #define P(n, lo, hi, field, u64)                                         \
 	{                                                                \
 		n, lo, hi, offsetof(struct ferry_mig_params, field), u64 \

@@ -749,6 +749,16 @@ again:
 					     vm->sections[i].name,
 					     vm->sections[i].instance);
 	free(loaded);
+	if (!rc && rec.u.end.stopped && *ran)
+		rc = ferry_error_set(err, -EPROTO,
+				     "the end of stream says the source's "
+				     "guest was stopped, but it already runs "
+				     "here in post-copy");
+	if (!rc && rec.u.end.stopped) {
+		pthread_mutex_lock(&m->lock);
+		m->stats.arrived_stopped = true;
+		pthread_mutex_unlock(&m->lock);
+	}
 	if (!rc && !rec.u.end.has_digest && p.verify)
 		rc = ferry_error_set(err, -EPROTO,
 				     "the source sent no digest but 'verify' "
@@ -798,7 +808,7 @@ void *mig_incoming_main(void *arg)
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
 	struct rp_tx tx;
-	bool ran = false;
+	bool ran = false, stay_stopped;
 	int fd = -1, rc;
 
 	rc = mig_watch_start(m);
@@ -841,12 +851,15 @@ void *mig_incoming_main(void *arg)
 	}
 	if (rc)
 		goto fail;
-	if (!ran) {
+	pthread_mutex_lock(&m->lock);
+	stay_stopped = m->stats.arrived_stopped;
+	pthread_mutex_unlock(&m->lock);
+	if (!ran && !stay_stopped) {
 		if (vm->runctl.stall_us)
 			vm->runctl.stall_us(vm->runctl.opaque, true);
 		vm->runctl.resume(vm->runctl.opaque);
 	}
-	rp_send_result(&tx, 0, "resumed");
+	rp_send_result(&tx, 0, stay_stopped ? "arrived stopped" : "resumed");
 	if (!mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_COMPLETED))
 		mig_set_state(m, FERRY_MIG_POSTCOPY_ACTIVE,
 			      FERRY_MIG_COMPLETED);

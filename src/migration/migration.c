@@ -217,6 +217,15 @@ static int begin(struct ferry_migration *m, const char *uri, bool incoming,
 
 	pthread_mutex_lock(&m->lock);
 	s = m->stats.state;
+	if (!incoming && m->stats.guest_away) {
+		pthread_mutex_unlock(&m->lock);
+		return ferry_error_set(err, -EALREADY,
+				       "the guest already migrated to %s and "
+				       "may run there; this copy is out of "
+				       "date and is not migrated again (cont "
+				       "with force takes it back first)",
+				       m->uri);
+	}
 	if (s != FERRY_MIG_NONE && s != FERRY_MIG_COMPLETED &&
 	    s != FERRY_MIG_FAILED && s != FERRY_MIG_CANCELLED) {
 		pthread_mutex_unlock(&m->lock);
@@ -535,6 +544,60 @@ void ferry_migration_cancel(struct ferry_migration *m)
 		return;
 	/* Unblock a send or receive; the engine's thread cleans up. */
 	mig_shut_connections(m, SHUT_RDWR);
+}
+
+void mig_guest_away(struct ferry_migration *m, bool away)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stats.guest_away = away;
+	pthread_mutex_unlock(&m->lock);
+}
+
+int ferry_migration_cont(struct ferry_migration *m, bool force,
+			 struct ferry_error *err)
+{
+	const struct ferry_runctl *rc = &m->vm->runctl;
+	enum ferry_mig_state s;
+	int ret = 0;
+
+	/* under the lock: the source's switch to device (or post-copy)
+	 * state is too, so the engine either sees the guest running when
+	 * it stops it, or this sees the switch and refuses */
+	pthread_mutex_lock(&m->lock);
+	s = m->stats.state;
+	if (m->stats.incoming && s != FERRY_MIG_COMPLETED &&
+	    s != FERRY_MIG_NONE)
+		ret = ferry_error_set(err, -EBUSY,
+				      "Guest is waiting for an incoming "
+				      "migration");
+	else if (!m->stats.incoming && s == FERRY_MIG_DEVICE)
+		ret = ferry_error_set(err, -EBUSY,
+				      "Migration is switching over; try again "
+				      "when it has finished");
+	else if (!m->stats.incoming && (s == FERRY_MIG_POSTCOPY_ACTIVE ||
+					s == FERRY_MIG_POSTCOPY_PAUSED ||
+					s == FERRY_MIG_POSTCOPY_RECOVER))
+		ret = ferry_error_set(err, -EBUSY,
+				      "the guest runs on the destination in "
+				      "post-copy; this copy cannot run");
+	else if (m->stats.guest_away && !force)
+		ret = ferry_error_set(err, -EPERM,
+				      "the guest migrated to %s and may run "
+				      "there; resuming this copy would run "
+				      "two: give force (QMP: cont "
+				      "{\"x-force\": true}) only if the "
+				      "destination's copy is not running and "
+				      "never will",
+				      m->uri);
+	if (!ret) {
+		m->stats.guest_away = false;
+		ret = rc->resume(rc->opaque);
+		if (ret)
+			ferry_error_set(err, ret, "resuming the guest: %s",
+					strerror(-ret));
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 void ferry_migration_query(struct ferry_migration *m,

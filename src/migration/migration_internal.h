@@ -81,6 +81,10 @@ enum ferry_mig_state mig_state(struct ferry_migration *m);
 /* Record why the migration failed (first message wins) and move to
  * FAILED, or to CANCELLED when a cancel was asked for. */
 void mig_fail(struct ferry_migration *m, const struct ferry_error *err);
+/* Source, past the point of no return: the destination may run the
+ * guest from now on, so this copy must not (ferry_migration_cont); false
+ * again when the destination said it did not take the guest. */
+void mig_guest_away(struct ferry_migration *m, bool away);
 /* If net-timeout shut the connections, say so first in err (once). */
 void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err);
 

@@ -60,6 +60,20 @@ static int send_devices(struct out *o, struct ferry_error *err)
 	return rc;
 }
 
+/* Nanoseconds since *t, which moves on to now. */
+static uint64_t lap(uint64_t *t)
+{
+	uint64_t now = mig_now_ns(), d = now - *t;
+
+	*t = now;
+	return d;
+}
+
+static bool guest_running(const struct ferry_vm *vm)
+{
+	return !vm->runctl.running || vm->runctl.running(vm->runctl.opaque);
+}
+
 /* auto-converge, as QEMU does it: when the pages dirtied during an
  * iteration are more than half of what was sent, twice in a row, throttle
  * the vCPUs harder. */
@@ -110,6 +124,8 @@ static bool want_postcopy(struct out *o, uint64_t dirtied, uint64_t sent,
 	const char *why = NULL;
 
 	o->over_bw = dirtied > sent ? o->over_bw + 1 : 0;
+	if (!guest_running(o->vm)) /* it arrives stopped: pre-copy ends it */
+		return false;
 	if (atomic_load(&o->m->postcopy_req))
 		why = "migrate-start-postcopy";
 	else if (p->precopy_time_limit_ms &&
@@ -131,6 +147,8 @@ bool out_switch_now(struct out *o)
 
 	if (atomic_load(&o->bulk_abort))
 		return true;
+	if (!guest_running(o->vm))
+		return false;
 	pthread_mutex_lock(&o->m->lock);
 	limit = o->m->params.precopy_time_limit_ms;
 	pthread_mutex_unlock(&o->m->lock);
@@ -209,10 +227,13 @@ static int precopy(struct out *o, struct ferry_error *err)
 	}
 	for (;;) {
 		uint64_t now, dt, sent, bw, expected, limit, dirty_bytes;
-		uint64_t dirty_pages, page_rate;
+		uint64_t dirty_pages, page_rate, seq = o->sync_seq;
+		uint64_t rtt_ns = mig_now_ns(), sync_ns;
 
 		if (!rc)
 			rc = out_sync(o, err);
+		/* with a barrier: a round trip, drained (stale pages too) */
+		rtt_ns = o->sync_seq != seq ? mig_now_ns() - rtt_ns : 0;
 		if (!rc)
 			rc = ferry_stream_put_iter_end(o->main.enc, iteration);
 		if (!rc)
@@ -231,7 +252,9 @@ static int precopy(struct out *o, struct ferry_error *err)
 				       1e9 / (double)dt);
 		ferry_dirty_set_reset(&set);
 		ferry_dirty_set_reset(&send);
+		sync_ns = mig_now_ns();
 		rc = ferry_dirty_sync(vm->dirty, &set, err);
+		sync_ns = mig_now_ns() - sync_ns;
 		if (!rc && defer &&
 		    hot_split(&hp, (uint32_t)iteration + 1, &set, &send))
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
@@ -242,15 +265,18 @@ static int precopy(struct out *o, struct ferry_error *err)
 				    : set.pages;
 		dirty_bytes = dirty_pages * vm->page_size;
 		/*
-		 * After the bulk pass, from the pages an iteration got
+		 * From the pages the iterations after the bulk pass got
 		 * through: that counts what a page really costs, hashing
-		 * included, whether it goes whole, compressed or as a flag.
-		 * The bulk pass has no dirty pages to go by: bytes.
+		 * included, whether it goes whole, compressed or as a flag
+		 * (the bulk pass's rate, zero pages and all, says little of
+		 * a dirty page's).  With the margin their spread gives and
+		 * the fixed costs measured (downtime.h).
 		 */
 		if (iteration && page_rate)
-			expected = dirty_pages * 1000 / page_rate;
-		else
-			expected = bw ? dirty_bytes * 1000 / bw : UINT64_MAX;
+			dt_sample(&o->dt, (double)page_rate,
+				  (double)set.pages * 1e9 / (double)dt, sync_ns,
+				  rtt_ns);
+		expected = dt_expect(&o->dt, dirty_pages);
 		pthread_mutex_lock(&m->lock);
 		limit = m->params.downtime_limit_ms;
 		m->stats.iterations = ++iteration;
@@ -264,7 +290,9 @@ static int precopy(struct out *o, struct ferry_error *err)
 		m->stats.deferred_pages = hp.deferrals;
 		pthread_mutex_unlock(&m->lock);
 		out_publish(o, dirty_bytes / vm->page_size);
-		if (expected <= limit)
+		/* with nothing left but device state, waiting cannot make
+		 * the switch-over shorter */
+		if (expected <= limit || !dirty_pages)
 			break;
 		if (p.postcopy_ram &&
 		    want_postcopy(o, set.pages * vm->page_size, sent, &p))
@@ -302,7 +330,8 @@ static int switchover(struct out *o, struct ferry_error *err)
 	const struct ferry_vm *vm = o->vm;
 	struct ferry_mig_params p;
 	uint8_t digest[16];
-	uint64_t t_stop, bytes0;
+	uint64_t t_stop, bytes0, t, downtime;
+	struct dt_actual took = { 0 };
 	char msg[RP_RESULT_MSG_MAX + 1];
 	int rc, status;
 
@@ -313,15 +342,20 @@ static int switchover(struct out *o, struct ferry_error *err)
 	t_stop = mig_now_ns();
 	bytes0 = out_bytes(o);
 	set_stat(m, &m->stats.precopy_bytes, bytes0);
+	/* the run state travels: a guest the operator stopped arrives
+	 * stopped, and a failure here leaves it as it was */
+	o->stopped = guest_running(vm);
 	vm->runctl.stop(vm->runctl.opaque);
-	o->stopped = true;
 	/* what the last iteration found, and what was dirtied since; a page
 	 * in both is sent twice, and the second copy wins */
+	t = mig_now_ns();
 	rc = ferry_dirty_sync(vm->dirty, &o->pending, err);
 	pthread_mutex_lock(&m->lock);
 	m->stats.dirty_sync_count++;
 	pthread_mutex_unlock(&m->lock);
 	o->final = true; /* the channels' threads see it with their job */
+	took.sync_ns = lap(&t);
+	took.pages = o->pending.pages;
 	if (!rc)
 		rc = send_pages(o, &o->pending, SEND_AGAIN, err);
 	if (!rc)
@@ -331,17 +365,25 @@ static int switchover(struct out *o, struct ferry_error *err)
 		if (!rc)
 			rc = sender_flush(&o->urgent, err);
 	}
+	took.pages_ns = lap(&t);
 	if (!rc)
 		rc = send_devices(o, err);
 	if (!rc && p.verify)
 		rc = ferry_vm_digest_hashes(vm, o->ph.h, digest, err);
+	took.devices_ns = lap(&t);
 	if (rc)
 		return rc;
 	/* Past this point a cancel no longer applies (migration.c). */
 	if (!atomic_compare_exchange_strong(&m->cancel, &(int){ 0 }, 2))
 		return ferry_error_set(err, -ECANCELED,
 				       "migration cancelled by request");
-	rc = ferry_stream_put_end(o->main.enc, p.verify ? digest : NULL);
+	mig_guest_away(m, true);
+	if (o->stopped)
+		rc = ferry_stream_put_end(o->main.enc,
+					  p.verify ? digest : NULL);
+	else
+		rc = ferry_stream_put_end_stopped(o->main.enc,
+						  p.verify ? digest : NULL);
 	if (!rc)
 		rc = ferry_stream_flush(o->main.enc);
 	out_publish(o, 0);
@@ -361,13 +403,26 @@ static int switchover(struct out *o, struct ferry_error *err)
 				       "was sent (%s): the destination may be "
 				       "running the guest, so the source guest "
 				       "stays stopped; resume it with 'cont' "
-				       "only if the destination did not",
+				       "and force only if the destination "
+				       "did not",
 				       e.code ? ferry_error_msg(&e)
 					      : strerror(-rc));
 	}
-	if (status)
+	if (status) { /* it resumed nothing: this copy is the guest */
+		mig_guest_away(m, false);
 		return ferry_error_set(err, -status, "destination: %s", msg);
-	set_stat(m, &m->stats.downtime_ms, (mig_now_ns() - t_stop) / 1000000);
+	}
+	took.verdict_ns = lap(&t);
+	downtime = (mig_now_ns() - t_stop) / 1000000;
+	pthread_mutex_lock(&m->lock);
+	m->stats.downtime_ms = downtime;
+	if (downtime > p.downtime_limit_ms) { /* say how much, and why */
+		m->stats.downtime_overrun_ms = downtime - p.downtime_limit_ms;
+		dt_explain(&o->dt, &took, downtime, p.downtime_limit_ms,
+			   m->stats.downtime_overrun,
+			   sizeof(m->stats.downtime_overrun));
+	}
+	pthread_mutex_unlock(&m->lock);
 	if (p.verify) {
 		pthread_mutex_lock(&m->lock);
 		m->stats.verified = 1;
@@ -573,6 +628,7 @@ static int postcopy(struct out *o, struct ferry_error *err)
 				     "migration cancelled by request");
 		goto out;
 	}
+	mig_guest_away(m, true);
 	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_POSTCOPY_ACTIVE);
 	bytes0 = out_bytes(o);
 	pthread_mutex_lock(&m->lock);
@@ -734,7 +790,10 @@ void *mig_outgoing_main(void *arg)
 	}
 	rc = precopy(&o, &err);
 	if (!rc)
-		rc = o.go_postcopy ? postcopy(&o, &err) : switchover(&o, &err);
+		/* a guest stopped meanwhile has nothing to run on there:
+		 * what the bulk pass left goes in the switch-over */
+		rc = o.go_postcopy && guest_running(vm) ? postcopy(&o, &err)
+							: switchover(&o, &err);
 	if (rc)
 		goto fail;
 	ferry_dirty_stop(vm->dirty);

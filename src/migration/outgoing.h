@@ -8,6 +8,7 @@
 
 #include "ferry/dirty.h"
 #include "codec_auto.h"
+#include "downtime.h"
 #include "migration_internal.h"
 
 struct out;
@@ -89,6 +90,7 @@ struct out {
 	struct ferry_dirty_set pending; /* dirty, not yet sent */
 	struct rdma_conn *rdma;		/* rdma: pages go by RDMA WRITE */
 	struct page_hashes ph;		/* verify: hash of each page sent */
+	struct dt_model dt; /* the engine's thread: when to switch over */
 
 	/* page jobs for the channels' threads */
 	pthread_mutex_t lock;

@@ -393,6 +393,48 @@ def t_net_timeout():
     finish(src, dst2)
 
 
+def overrun_consistent(s):
+    """downtime-overrun is there exactly when downtime is over the limit,
+    and says by how much."""
+    limit = s["downtime-limit"]
+    over = s.get("downtime-overrun")
+    if s["downtime"] > limit:
+        assert over and over["ms"] == s["downtime"] - limit, s
+        assert "over downtime-limit %d ms" % limit in over["why"], over
+    else:
+        assert over is None, s
+
+
+def t_downtime_overrun():
+    """The end of stream is held up for a second: the switch-over runs
+    long, and query-migrate says by how much and why."""
+    src, dst = pair("zipf:rate=2000")
+    proxy = fp.FaultProxy(dst.incoming_uri())
+    proxy.stall(fp.Record(fp.END), seconds=1.0)
+    src.qmp.cmd("migrate", uri=proxy.uri)
+    s, d = src.qmp.wait_migration(), dst.qmp.wait_migration()
+    check_verified(s, d)
+    assert [f.kind for f in proxy.fired] == ["stall"], proxy.fired
+    assert s["downtime"] >= 1000, s
+    s["downtime-limit"] = 300
+    overrun_consistent(s)
+    assert "verdict" in s["downtime-overrun"]["why"], s
+    finish(src, dst)
+
+
+def t_downtime_within():
+    """A stress guest under a tight limit: whatever the machine's load,
+    either the switch-over kept the limit or it says why not."""
+    src, dst = pair("stress:bytes=64M")
+    src.qmp.cmd("migrate-set-capabilities", capabilities=[
+        {"capability": "auto-converge", "state": True}])
+    s, d = migrate(src, dst, **{"downtime-limit": 100})
+    check_verified(s, d)
+    s["downtime-limit"] = 100
+    overrun_consistent(s)
+    finish(src, dst)
+
+
 def multifd(n, workload, fill="mixed:30"):
     def t():
         src, dst = pair(workload, ["--fill", fill])
@@ -578,6 +620,10 @@ for name, fn in [
      t_net_timeout),
     ("connection refused: failed with the reason, guest runs", t_refused),
     ("ferry demo --json prints one verified result", t_demo_json),
+    ("a switch-over held up says how far over downtime-limit and why",
+     t_downtime_overrun),
+    ("stress guest, downtime-limit 100: kept, or the overrun explained",
+     t_downtime_within),
     ("idle guest, zero pages as flags, verified", t_idle),
     ("stress guest with auto-converge, verified", t_stress),
     ("zipf guest, verified", t_zipf),

@@ -313,6 +313,17 @@ static json_t *dry_dispatch(const char *cmd, json_t *args, struct qmp_error *e)
 		      "migrate-incoming: other arguments accepted");
 		return json_object();
 	}
+	if (!strcmp(cmd, "cont")) {
+		static const char *const cont[] = { "x-force", NULL };
+		bool force;
+
+		if (qmp_parse_cont(args, &force, e))
+			return NULL;
+		check(!args || only(args, cont), "cont: an unknown argument");
+		check(force == json_is_true(json_object_get(args, "x-force")),
+		      "cont: x-force lost");
+		return json_object();
+	}
 	if (!strcmp(cmd, "migrate-set-parameters"))
 		return set_params(args, e);
 	if (!strcmp(cmd, "migrate-set-capabilities"))

@@ -19,7 +19,7 @@ Checks, each migration:
   nothing, or (a cut after the whole state went out) completed, verified,
   runs the guest, and the source stays stopped and says so.  A source
   that failed runs on, or, when it had stopped its guest for switch-over,
-  stays stopped and says so; then `cont`;
+  stays stopped and says so; then `cont` with x-force;
 - a source guest that ran on after a failure kept its heartbeat: the
   next migration carries a heartbeat whose last tick is later;
 - no digest mismatch unless a byte was flipped;
@@ -388,7 +388,7 @@ class Soak:
             elif STOPPED_SAYS not in desc:
                 self.problem("outcome", "the source stays stopped and "
                              "does not say so: %r" % desc)
-            src.qmp.cmd("cont")
+            src.qmp.cmd("cont", **{"x-force": True})
             seen_ns = time.time_ns()
             st = src.qmp.cmd("query-status")
             if not st["running"]:
