@@ -117,6 +117,12 @@ static void on_migration_event(void *opaque, enum ferry_mig_state st)
 	fflush(stdout);
 }
 
+static void on_qmp_log(void *opaque, const char *msg)
+{
+	(void)opaque;
+	fprintf(stderr, "ferry run: %s\n", msg);
+}
+
 /*
  * A guest driven from outside: over the QMP socket, and/or as the
  * destination of an incoming migration.  A destination whose migration
@@ -152,6 +158,7 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	backend.guest = g;
 	backend.incoming = incoming != NULL;
 	backend.incoming_defer = incoming && !strcmp(incoming, "defer");
+	backend.log = on_qmp_log;
 	/* listening first: a client that finds the control socket finds the
 	 * incoming migration's uri in query-migrate */
 	if (incoming && !backend.incoming_defer &&
