@@ -334,6 +334,57 @@ def t_many_clients():
     g.qmp = ft.QMP(g.sock)  # it was idle too: it may have been closed
 
 
+def t_quit_mid_migration():
+    """quit during a migration, while its events are flowing to several
+    clients, ends the process cleanly (under ASan: no use after free of
+    the QMP server by the engine's last event)."""
+    for i in range(18):
+        src, dst = pair(ram="32M")
+        listeners = [ft.QMP(g.sock) for g in (src, dst) for _ in range(3)]
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 8 << 20})
+        uri = dst.incoming_uri()
+        if i % 3 == 2:
+            # the destination quits while pages arrive; its source fails
+            # and runs on
+            src.qmp.cmd("migrate", uri=uri)
+            wait_for("active", lambda: dst.qmp.cmd("query-migrate")
+                     .get("status") == "active")
+            dst.qmp.send_raw(b'{"execute": "quit"}')
+            rc = dst.proc.wait(timeout=120)
+            assert rc == 0 and "Sanitizer" not in dst.output(), \
+                (i, rc, dst.output()[-3000:])
+            assert src.qmp.wait_migration()["status"] == "failed"
+            assert src.qmp.cmd("query-status")["status"] == "running"
+            for c in listeners:
+                c.close()
+            assert src.quit() == 0
+            continue
+        if i % 3 == 1:
+            # cancel and quit in one packet: the engine's 'cancelled'
+            # races the server's end
+            src.qmp.cmd("migrate", uri=uri)
+            wait_for("active", lambda: src.qmp.cmd("query-migrate")
+                     .get("status") == "active")
+            time.sleep(0.001 * i)
+            src.qmp.send_raw(b'{"execute": "migrate_cancel"}'
+                             b'{"execute": "quit"}')
+        else:
+            # migrate and quit in one packet: setup, active, cancelling
+            # and cancelled all come while the process ends
+            src.qmp.send_raw(b'{"execute": "migrate", "arguments": '
+                             b'{"uri": "%s"}}{"execute": "quit"}'
+                             % uri.encode())
+        rc = src.proc.wait(timeout=120)
+        assert rc == 0 and "Sanitizer" not in src.output(), \
+            (i, rc, src.output()[-3000:])
+        for c in listeners:
+            c.close()
+        src.qmp.close()
+        # its source gone, the destination fails (exit 1) or quits first
+        assert dst.quit() in (0, 1) and "Sanitizer" not in dst.output(), \
+            dst.output()[-3000:]
+
+
 for name, fn in [
     ("greeting, negotiation first", t_greeting),
     ("malformed JSON and framing", t_bad_json),
@@ -345,6 +396,7 @@ for name, fn in [
     ("200 idle clients do not lock the operator out", t_many_clients),
     ("the guest survives it all", t_survives),
     ("clients that never read block no migration", t_unread_clients),
+    ("quit during a migration", t_quit_mid_migration),
 ]:
     tap.run(name, fn)
 assert g.quit() == 0
