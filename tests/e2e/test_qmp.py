@@ -334,6 +334,37 @@ def t_many_clients():
     g.qmp = ft.QMP(g.sock)  # it was idle too: it may have been closed
 
 
+def migrate_cmd(src, dst, *extra):
+    import subprocess
+    return subprocess.Popen([ft.FERRY, "migrate", "--qmp", "unix:" + src.sock,
+                             "--set", "max-bandwidth=20M"] + list(extra) +
+                            [dst.incoming_uri()], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def t_migrate_interrupted():
+    """SIGINT or SIGTERM on `ferry migrate` cancels the migration: it says
+    so and exits non-zero, and the source's guest runs on."""
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        src, dst = pair(ram="256M")
+        p = migrate_cmd(src, dst)
+        wait_for("migration active", lambda: src.qmp.cmd("query-migrate")
+                 .get("ram", {}).get("transferred", 0) > 0)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 1, (p.returncode, err)
+        name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
+        assert ("interrupted by %s: migration cancelled; the guest keeps "
+                "running on the source" % name) in err, err
+        assert json.loads(out)["status"] == "cancelled", out
+        assert src.qmp.cmd("query-migrate")["status"] == "cancelled"
+        assert src.qmp.cmd("query-status")["status"] == "running"
+        assert src.ticking()
+        src.quit()
+        dst.kill()
+
+
 def t_quit_mid_migration():
     """quit during a migration, while its events are flowing to several
     clients, ends the process cleanly (under ASan: no use after free of
@@ -396,6 +427,7 @@ for name, fn in [
     ("200 idle clients do not lock the operator out", t_many_clients),
     ("the guest survives it all", t_survives),
     ("clients that never read block no migration", t_unread_clients),
+    ("SIGINT and SIGTERM on ferry migrate cancel it", t_migrate_interrupted),
     ("quit during a migration", t_quit_mid_migration),
 ]:
     tap.run(name, fn)
