@@ -225,6 +225,7 @@ def unread_client(path, n, idsize=4000):
     less than the server queues for it."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
+    s.settimeout(60)  # a server that stops reading fails the test
     reqs = [b'{"execute": "qmp_capabilities"}']
     for i in range(n):
         reqs.append(json.dumps({"execute": "query-status",
@@ -238,6 +239,7 @@ def flood(path, n=400, idsize=8000):
     n * idsize is well past what the server queues for one client."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
+    s.settimeout(60)  # a server that stops reading: not dropped, below
     req = json.dumps({"execute": "query-status",
                       "id": "x" * idsize}).encode() + b"\n"
     try:
