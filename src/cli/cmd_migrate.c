@@ -3,6 +3,7 @@
  * its QMP socket, show progress, print the final query-migrate result.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,19 @@
 
 #include "cli.h"
 #include "drive.h"
+
+static volatile sig_atomic_t interrupted, last_signal;
+
+static void on_signal(int sig)
+{
+	last_signal = sig;
+	interrupted++;
+}
+
+static const char *signame(void)
+{
+	return last_signal == SIGINT ? "SIGINT" : "SIGTERM";
+}
 
 static void usage(FILE *f)
 {
@@ -28,7 +42,9 @@ static void usage(FILE *f)
 		"  --mode precopy (default), postcopy (switch at once: the "
 		"memory follows) or hybrid\n"
 		"        (postcopy after precopy-time-limit, 2000 ms unless "
-		"--set)\n");
+		"--set)\n"
+		"  Ctrl-C or SIGTERM cancels the migration: the guest keeps "
+		"running on the source\n");
 }
 
 int cmd_migrate(int argc, char **argv)
@@ -41,7 +57,8 @@ int cmd_migrate(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct drive_opts d = { 0 };
+	struct drive_opts d = { .interrupted = &interrupted };
+	struct sigaction sa = { .sa_handler = on_signal };
 	const char *qmp = NULL, *status;
 	char err[512];
 	struct qmpc c;
@@ -75,6 +92,10 @@ int cmd_migrate(int argc, char **argv)
 		return cli_fail("migrate: expected one destination URI");
 	if (qmpc_connect(&c, qmp, 0, err, sizeof(err)))
 		return cli_fail("migrate: %s", err);
+	/* no SA_RESTART: the wait between two queries ends at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	rc = drive_apply(&c, &d, true, err, sizeof(err));
 	r = rc ? NULL
 	       : drive_migrate(&c, &d, argv[optind], isatty(STDERR_FILENO), err,
@@ -87,7 +108,16 @@ int cmd_migrate(int argc, char **argv)
 	free(text);
 	status = json_string_value(json_object_get(r, "status"));
 	rc = status && !strcmp(status, "completed") ? 0 : 1;
-	if (rc)
+	if (interrupted && status && !strcmp(status, "cancelled"))
+		cli_fail("migrate: interrupted by %s: migration cancelled; "
+			 "the guest keeps running on the source",
+			 signame());
+	else if (interrupted && !rc)
+		fprintf(stderr,
+			"ferry: migrate: interrupted by %s too late to cancel: "
+			"the migration completed\n",
+			signame());
+	else if (rc)
 		cli_fail("migrate: %s: %s", status ? status : "unknown",
 			 json_string_value(json_object_get(r, "error-desc"))
 				 ?: "no reason given");

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -103,7 +104,10 @@ static int parse_seconds(const char *opt, const char *arg, double *out)
 }
 
 struct service {
-	struct qmp_server *_Atomic qmp; /* the engine's thread reads it */
+	/* held while an event goes to qmp, so that the server is not freed
+	 * under the engine's thread: qmp is set to NULL under it first */
+	pthread_mutex_t lock;
+	struct qmp_server *qmp; /* under lock */
 	atomic_int last_state;
 };
 
@@ -112,9 +116,17 @@ static void on_migration_event(void *opaque, enum ferry_mig_state st)
 	struct service *sv = opaque;
 
 	atomic_store(&sv->last_state, (int)st);
-	qmp_server_event_migration(atomic_load(&sv->qmp), st);
+	pthread_mutex_lock(&sv->lock);
+	qmp_server_event_migration(sv->qmp, st); /* only queues it */
+	pthread_mutex_unlock(&sv->lock);
 	printf("migration: %s\n", ferry_mig_state_name(st));
 	fflush(stdout);
+}
+
+static void on_qmp_log(void *opaque, const char *msg)
+{
+	(void)opaque;
+	fprintf(stderr, "ferry run: %s\n", msg);
 }
 
 /*
@@ -127,7 +139,7 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 {
 	struct ferry_error err = { 0 };
 	struct qmp_backend backend = { 0 };
-	struct service sv = { 0 };
+	struct service sv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct qmp_server *qs = NULL;
 	struct ferry_migration *mig = NULL;
 	struct ferry_mig_stats st;
@@ -152,6 +164,7 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	backend.guest = g;
 	backend.incoming = incoming != NULL;
 	backend.incoming_defer = incoming && !strcmp(incoming, "defer");
+	backend.log = on_qmp_log;
 	/* listening first: a client that finds the control socket finds the
 	 * incoming migration's uri in query-migrate */
 	if (incoming && !backend.incoming_defer &&
@@ -163,7 +176,9 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 		cli_fail("--qmp: %s", ferry_error_msg(&err));
 		goto out;
 	}
-	atomic_store(&sv.qmp, qs);
+	pthread_mutex_lock(&sv.lock);
+	sv.qmp = qs;
+	pthread_mutex_unlock(&sv.lock);
 	ferry_migration_query(mig, &st);
 	printf("ferry run: %s%s%s%s\n",
 	       incoming ? "waiting for a migration on " : "guest running",
@@ -196,7 +211,12 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 		}
 	}
 out:
-	qmp_server_stop(atomic_exchange(&sv.qmp, NULL));
+	/* no event reaches the server once it is out of sv: the engine's
+	 * thread may be sending one now, and it holds sv.lock meanwhile */
+	pthread_mutex_lock(&sv.lock);
+	sv.qmp = NULL;
+	pthread_mutex_unlock(&sv.lock);
+	qmp_server_stop(qs);
 	ferry_migration_free(mig);
 	ferry_guest_destroy(g);
 	return rc;

@@ -131,12 +131,23 @@ static json_int_t num(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
+static int signals(const struct drive_opts *o)
+{
+	return o->interrupted ? (int)*o->interrupted : 0;
+}
+
 json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 		      const char *uri, bool progress, char *err, size_t errlen)
 {
-	json_t *r = qmpc_call(c, "migrate", json_pack("{s:s}", "uri", uri), err,
-			      errlen);
+	bool cancelled = false;
+	json_t *r;
 
+	if (signals(o)) {
+		snprintf(err, errlen, "interrupted before the migration began");
+		return NULL;
+	}
+	r = qmpc_call(c, "migrate", json_pack("{s:s}", "uri", uri), err,
+		      errlen);
 	if (!r)
 		return NULL;
 	json_decref(r);
@@ -151,6 +162,23 @@ json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 		const char *status;
 		json_t *ram;
 
+		if (signals(o) > 1) {
+			snprintf(err, errlen,
+				 "interrupted again: not waiting for the "
+				 "migration to be cancelled");
+			return NULL;
+		}
+		if (signals(o) && !cancelled) {
+			if (progress)
+				fprintf(stderr, "\n");
+			fprintf(stderr, "ferry: migrate: interrupted: "
+					"cancelling the migration\n");
+			r = qmpc_call(c, "migrate_cancel", NULL, err, errlen);
+			if (!r)
+				return NULL;
+			json_decref(r);
+			cancelled = true;
+		}
 		r = qmpc_call(c, "query-migrate", NULL, err, errlen);
 		if (!r)
 			return NULL;
@@ -183,7 +211,7 @@ json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 				(long long)num(r, "expected-downtime"));
 		}
 		json_decref(r);
-		usleep(100000);
+		usleep(100000); /* a signal cuts it short */
 	}
 	if (progress)
 		fprintf(stderr, "\r%100s\r", "");

@@ -3,6 +3,7 @@
 #ifndef FERRY_DRIVE_H
 #define FERRY_DRIVE_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "qmp_client.h"
@@ -15,6 +16,9 @@ struct drive_opts {
 	const char *caps[DRIVE_MAX_OPTS]; /* NAME=on|off */
 	int ncaps;
 	int mode; /* DRIVE_PRECOPY, DRIVE_POSTCOPY, DRIVE_HYBRID */
+	/* signals caught so far (a handler counts them), or NULL: the first
+	 * cancels the migration, the second stops waiting for that */
+	const volatile sig_atomic_t *interrupted;
 };
 
 enum { DRIVE_PRECOPY, DRIVE_POSTCOPY, DRIVE_HYBRID };
@@ -37,7 +41,10 @@ int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 		char *err, size_t errlen);
 
 /* Start `migrate uri` and wait for it to finish, showing a progress line
- * on stderr when progress is set.  Returns the final query-migrate. */
+ * on stderr when progress is set.  Returns the final query-migrate.  Once
+ * o->interrupted counts one, migrate_cancel is sent and the wait goes on
+ * to the end (cancelled, or completed when too late to cancel); at two it
+ * returns NULL. */
 json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 		      const char *uri, bool progress, char *err, size_t errlen);
 

@@ -34,12 +34,17 @@ static json_t *read_msg(struct qmpc *c, char *err, size_t errlen)
 					 je.text);
 			return j;
 		}
-		if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
+		r = poll(&p, 1, REPLY_TIMEOUT_MS);
+		if (r < 0 && errno == EINTR)
+			continue; /* a signal: its handler only counts it */
+		if (r <= 0) {
 			snprintf(err, errlen, "QMP: no reply within %d s",
 				 REPLY_TIMEOUT_MS / 1000);
 			return NULL;
 		}
 		r = read(c->fd, tmp, sizeof(tmp));
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0) {
 			snprintf(err, errlen, "QMP: connection closed");
 			return NULL;
@@ -73,6 +78,8 @@ json_t *qmpc_call(struct qmpc *c, const char *cmd, json_t *args, char *err,
 	while (off < n) {
 		ssize_t w = send(c->fd, text + off, n - off, MSG_NOSIGNAL);
 
+		if (w < 0 && errno == EINTR)
+			continue;
 		if (w <= 0) {
 			snprintf(err, errlen, "QMP: %s", strerror(errno));
 			free(text);

@@ -1,62 +1,229 @@
 /*
- * qmp.c - the QMP server: sockets, greeting, events.  What it does with a
- * client's bytes (framing, the request's shape, negotiation) is in
- * qmp_parse.c, the commands themselves in qmp_commands.c.
+ * qmp.c - the QMP server: sockets, greeting, each client's output queue,
+ * events, and the client slots.  What it does with a client's bytes
+ * (framing, the request's shape, negotiation) is in qmp_parse.c, the
+ * commands themselves in qmp_commands.c.
+ *
+ * Nothing is written to a socket under the server's lock, and no write
+ * blocks: a reply or an event is appended to its client's queue (under the
+ * lock, which is all the engine's event callback takes), and the server's
+ * thread alone writes the queues out, non-blocking, as each socket takes
+ * them.  A client whose queue would pass QMP_MAX_OUTPUT (it sends requests
+ * and does not read the replies) is dropped.  When every slot is taken a
+ * new client still gets in: the one idle longest (not yet negotiated
+ * first) is closed for it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qmp.h"
 #include "qmp_internal.h"
 #include "transport.h"
 
-#define MAX_CLIENTS 16
+/* One message waiting to be written: its JSON and the newline. */
+struct qmp_msg {
+	struct qmp_msg *next;
+	size_t len;
+	char text[];
+};
 
 struct qmp_client {
-	int fd;
-	struct qmp_input in; /* pending bytes, negotiation */
+	int fd;		     /* -1: a free slot; changed by the server's
+				thread under the lock */
+	struct qmp_input in; /* the server's thread; in.negotiated is set
+				and read under the lock */
+	/* under the lock: */
+	struct qmp_msg *head, *tail; /* queued, not yet taken for writing */
+	size_t pending;		     /* bytes queued or taken, not yet sent */
+	bool overflow;		     /* pending would have passed
+					QMP_MAX_OUTPUT: drop it */
+	/* the server's thread only: */
+	struct qmp_msg *out; /* taken off the queue, being written */
+	size_t out_off;	     /* bytes of out->text already sent */
+	uint64_t last_ns;    /* accepted, or last received a byte */
+	unsigned long nr;    /* the how-manieth client, for log lines */
 };
 
 struct qmp_server {
 	struct qmp_backend *b;
 	int lfd;
-	int wake[2]; /* a pipe that stops the poll loop */
+	int wake[2]; /* a non-blocking pipe: queued output, or stop */
+	atomic_bool stopping;
 	pthread_t thread;
-	pthread_mutex_t lock; /* clients[], and every write to a client */
-	struct qmp_client clients[MAX_CLIENTS];
+	pthread_mutex_t lock; /* clients[].fd, in.negotiated, their queues */
+	struct qmp_client clients[QMP_MAX_CLIENTS];
+	unsigned long accepted; /* the server's thread */
 	char path[256];
 };
 
-static void send_json(struct qmp_server *s, struct qmp_client *c, json_t *j)
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void note(struct qmp_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A line for the embedder's log: the library does not print. */
+static void note(struct qmp_server *s, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!s->b->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s->b->log(s->b->log_opaque, msg);
+}
+
+static struct qmp_msg *msg_new(json_t *j)
 {
 	char *text = json_dumps(j, JSON_COMPACT);
-	size_t n, off = 0;
+	struct qmp_msg *m;
+	size_t n;
 
 	if (!text)
-		return;
+		return NULL;
 	n = strlen(text);
-	text[n] = '\n'; /* replaces the NUL; length is known */
-	n++;
-	while (c->fd >= 0 && off < n) {
-		ssize_t w = send(c->fd, text + off, n - off, MSG_NOSIGNAL);
+	m = malloc(sizeof(*m) + n + 1);
+	if (m) {
+		m->next = NULL;
+		m->len = n + 1;
+		memcpy(m->text, text, n);
+		m->text[n] = '\n';
+	}
+	free(text);
+	return m;
+}
+
+static void msgs_free(struct qmp_msg *m)
+{
+	while (m) {
+		struct qmp_msg *next = m->next;
+
+		free(m);
+		m = next;
+	}
+}
+
+/* Under the lock: queue m (taken) for c, or mark c overflowing. */
+static void enqueue_locked(struct qmp_client *c, struct qmp_msg *m)
+{
+	if (c->fd < 0 || c->overflow || c->pending + m->len > QMP_MAX_OUTPUT) {
+		if (c->fd >= 0)
+			c->overflow = true;
+		free(m);
+		return;
+	}
+	c->pending += m->len;
+	if (c->tail)
+		c->tail->next = m;
+	else
+		c->head = m;
+	c->tail = m;
+}
+
+static void enqueue(struct qmp_server *s, struct qmp_client *c, json_t *j)
+{
+	struct qmp_msg *m = msg_new(j);
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&s->lock);
+	enqueue_locked(c, m);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void wake(struct qmp_server *s)
+{
+	/* full means a wake-up is pending anyway */
+	if (write(s->wake[1], "x", 1) < 0 && errno != EAGAIN)
+		return;
+}
+
+static void drop(struct qmp_server *s, struct qmp_client *c)
+{
+	pthread_mutex_lock(&s->lock);
+	close(c->fd);
+	c->fd = -1;
+	qmp_input_free(&c->in);
+	msgs_free(c->head);
+	c->head = c->tail = NULL;
+	c->pending = 0;
+	c->overflow = false;
+	pthread_mutex_unlock(&s->lock);
+	msgs_free(c->out);
+	c->out = NULL;
+	c->out_off = 0;
+}
+
+/*
+ * Write what c has queued, as far as its socket takes it without
+ * blocking, and with no lock held.  Returns -1 when c was dropped.
+ */
+static int flush(struct qmp_server *s, struct qmp_client *c)
+{
+	struct qmp_msg *m, **end;
+	size_t sent = 0;
+	bool overflow;
+
+	pthread_mutex_lock(&s->lock);
+	overflow = c->overflow;
+	for (end = &c->out; *end; end = &(*end)->next)
+		;
+	*end = c->head; /* take the whole queue, in order */
+	c->head = c->tail = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (overflow) {
+		note(s,
+		     "QMP: client %lu dropped: more than %u bytes of replies "
+		     "and events queued (it does not read them)",
+		     c->nr, QMP_MAX_OUTPUT);
+		drop(s, c);
+		return -1;
+	}
+	while ((m = c->out)) {
+		ssize_t w = send(c->fd, m->text + c->out_off,
+				 m->len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			break; /* the poll loop notices the hang-up */
-		off += (size_t)w;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0) {
+			drop(s, c); /* hung up */
+			return -1;
+		}
+		c->out_off += (size_t)w;
+		sent += (size_t)w;
+		if (c->out_off == m->len) {
+			c->out = m->next;
+			c->out_off = 0;
+			free(m);
+		}
 	}
-	(void)s;
-	free(text);
+	pthread_mutex_lock(&s->lock);
+	c->pending -= sent;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 /* Answer every complete request in the client's input. */
@@ -70,7 +237,7 @@ static void consume(struct qmp_server *s, struct qmp_client *c)
 		/* under the lock: qmp_capabilities sets in.negotiated, which
 		 * the engine's thread reads to send events */
 		pthread_mutex_lock(&s->lock);
-		got = qmp_input_next(&c->in, &r);
+		got = !c->overflow && qmp_input_next(&c->in, &r);
 		pthread_mutex_unlock(&s->lock);
 		if (!got)
 			break;
@@ -81,22 +248,10 @@ static void consume(struct qmp_server *s, struct qmp_client *c)
 				qmp_reply(qmp_dispatch(s->b, r.cmd, r.args, &e),
 					  &e, r.id);
 		}
-		if (r.reply) {
-			pthread_mutex_lock(&s->lock);
-			send_json(s, c, r.reply);
-			pthread_mutex_unlock(&s->lock);
-		}
+		if (r.reply)
+			enqueue(s, c, r.reply);
 		qmp_request_done(&r);
 	}
-}
-
-static void drop(struct qmp_server *s, struct qmp_client *c)
-{
-	pthread_mutex_lock(&s->lock);
-	close(c->fd);
-	c->fd = -1;
-	qmp_input_free(&c->in);
-	pthread_mutex_unlock(&s->lock);
 }
 
 static void greet(struct qmp_server *s, struct qmp_client *c)
@@ -106,28 +261,107 @@ static void greet(struct qmp_server *s, struct qmp_client *c)
 			      "major", 0, "package", "ferry " FERRY_VERSION,
 			      "capabilities");
 
-	pthread_mutex_lock(&s->lock);
-	send_json(s, c, g);
-	pthread_mutex_unlock(&s->lock);
+	enqueue(s, c, g);
 	json_decref(g);
+}
+
+/*
+ * A slot for a new client: a free one, or else the one idle longest is
+ * closed, those that have not negotiated before those that have, so that
+ * clients held open never lock the operator out.
+ */
+static struct qmp_client *slot(struct qmp_server *s, uint64_t now)
+{
+	struct qmp_client *v = NULL;
+	bool vneg = false;
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < QMP_MAX_CLIENTS; i++) {
+		struct qmp_client *c = &s->clients[i];
+
+		if (c->fd < 0) {
+			pthread_mutex_unlock(&s->lock);
+			return c;
+		}
+		if (!v || (vneg && !c->in.negotiated) ||
+		    (vneg == c->in.negotiated && c->last_ns < v->last_ns)) {
+			v = c;
+			vneg = c->in.negotiated;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	note(s,
+	     "QMP: all %d client slots taken: client %lu (%s, idle %.1f s) "
+	     "closed for a new one",
+	     QMP_MAX_CLIENTS, v->nr, vneg ? "negotiated" : "not negotiated",
+	     (double)(now - v->last_ns) / 1e9);
+	drop(s, v);
+	return v;
+}
+
+static void accept_one(struct qmp_server *s)
+{
+	int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	uint64_t now = now_ns();
+	struct qmp_client *c;
+
+	if (fd < 0)
+		return;
+	c = slot(s, now);
+	c->nr = ++s->accepted;
+	c->last_ns = now;
+	pthread_mutex_lock(&s->lock);
+	c->fd = fd;
+	pthread_mutex_unlock(&s->lock);
+	greet(s, c);
+}
+
+static void receive(struct qmp_server *s, struct qmp_client *c)
+{
+	char tmp[4096];
+	ssize_t r = recv(c->fd, tmp, sizeof(tmp), 0);
+
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (r <= 0) {
+		drop(s, c);
+		return;
+	}
+	c->last_ns = now_ns();
+	if (qmp_input_push(&c->in, tmp, (size_t)r)) {
+		note(s,
+		     "QMP: client %lu dropped: a request longer than %u "
+		     "bytes",
+		     c->nr, QMP_MAX_INPUT);
+		drop(s, c); /* never ends, or no memory */
+		return;
+	}
+	consume(s, c);
 }
 
 static void *server_main(void *arg)
 {
 	struct qmp_server *s = arg;
 
-	for (;;) {
-		struct pollfd p[MAX_CLIENTS + 2];
-		int n = 0, i, idx[MAX_CLIENTS + 2];
+	while (!atomic_load(&s->stopping)) {
+		struct pollfd p[QMP_MAX_CLIENTS + 2];
+		int n = 0, i, idx[QMP_MAX_CLIENTS + 2];
+		char drain[64];
 
 		p[n++] = (struct pollfd){ .fd = s->wake[0], .events = POLLIN };
 		p[n++] = (struct pollfd){ .fd = s->lfd, .events = POLLIN };
-		for (i = 0; i < MAX_CLIENTS; i++) {
-			if (s->clients[i].fd < 0)
+		for (i = 0; i < QMP_MAX_CLIENTS; i++) {
+			struct qmp_client *c = &s->clients[i];
+
+			if (c->fd < 0 || flush(s, c))
 				continue;
 			idx[n] = i;
-			p[n++] = (struct pollfd){ .fd = s->clients[i].fd,
-						  .events = POLLIN };
+			p[n++] = (struct pollfd){
+				.fd = c->fd,
+				.events = (short)(POLLIN |
+						  (c->out ? POLLOUT : 0)),
+			};
 		}
 		if (poll(p, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
@@ -135,48 +369,24 @@ static void *server_main(void *arg)
 			break;
 		}
 		if (p[0].revents)
-			break;
-		if (p[1].revents & POLLIN) {
-			int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
-
-			for (i = 0; fd >= 0 && i < MAX_CLIENTS; i++)
-				if (s->clients[i].fd < 0)
-					break;
-			if (fd >= 0 && i == MAX_CLIENTS) {
-				close(fd); /* too many clients */
-			} else if (fd >= 0) {
-				pthread_mutex_lock(&s->lock);
-				s->clients[i].fd = fd;
-				pthread_mutex_unlock(&s->lock);
-				greet(s, &s->clients[i]);
-			}
-		}
+			while (read(s->wake[0], drain, sizeof(drain)) > 0)
+				;
 		for (i = 2; i < n; i++) {
 			struct qmp_client *c = &s->clients[idx[i]];
-			char tmp[4096];
-			ssize_t r;
 
-			if (!p[i].revents)
-				continue;
-			r = recv(c->fd, tmp, sizeof(tmp), 0);
-			if (r <= 0) {
-				if (r < 0 && errno == EINTR)
-					continue;
-				drop(s, c);
-				continue;
-			}
-			if (qmp_input_push(&c->in, tmp, (size_t)r)) {
-				drop(s, c); /* never ends, or no memory */
-				continue;
-			}
-			consume(s, c);
+			/* POLLOUT alone: the next round's flush writes */
+			if (c->fd >= 0 && (p[i].revents & ~POLLOUT))
+				receive(s, c);
 		}
+		if (p[1].revents & POLLIN)
+			accept_one(s);
 	}
 	return NULL;
 }
 
 void qmp_server_event_migration(struct qmp_server *s, enum ferry_mig_state st)
 {
+	struct qmp_msg *m;
 	struct timeval tv;
 	json_t *ev;
 	int i;
@@ -188,12 +398,26 @@ void qmp_server_event_migration(struct qmp_server *s, enum ferry_mig_state st)
 		       "data", "status", ferry_mig_state_name(st), "timestamp",
 		       "seconds", (json_int_t)tv.tv_sec, "microseconds",
 		       (json_int_t)tv.tv_usec);
-	pthread_mutex_lock(&s->lock);
-	for (i = 0; i < MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0 && s->clients[i].in.negotiated)
-			send_json(s, &s->clients[i], ev);
-	pthread_mutex_unlock(&s->lock);
+	m = msg_new(ev);
 	json_decref(ev);
+	if (!m)
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < QMP_MAX_CLIENTS; i++) {
+		struct qmp_client *c = &s->clients[i];
+		struct qmp_msg *copy;
+
+		if (c->fd < 0 || !c->in.negotiated)
+			continue;
+		copy = malloc(sizeof(*m) + m->len);
+		if (!copy)
+			continue;
+		memcpy(copy, m, sizeof(*m) + m->len);
+		enqueue_locked(c, copy);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(m);
+	wake(s);
 }
 
 int qmp_server_start(const char *uri, struct qmp_backend *b,
@@ -212,8 +436,9 @@ int qmp_server_start(const char *uri, struct qmp_backend *b,
 	if (!s)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
 	s->b = b;
-	for (i = 0; i < MAX_CLIENTS; i++)
+	for (i = 0; i < QMP_MAX_CLIENTS; i++)
 		s->clients[i].fd = -1;
+	atomic_init(&s->stopping, false);
 	pthread_mutex_init(&s->lock, NULL);
 	rc = transport_listen(uri, &s->lfd, bound, sizeof(bound), err);
 	if (rc) {
@@ -221,7 +446,7 @@ int qmp_server_start(const char *uri, struct qmp_backend *b,
 		return rc;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", uri + 5);
-	if (pipe2(s->wake, O_CLOEXEC) < 0) {
+	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = ferry_error_set(err, -errno, "pipe: %s", strerror(errno));
 		goto fail;
 	}
@@ -247,10 +472,10 @@ void qmp_server_stop(struct qmp_server *s)
 
 	if (!s)
 		return;
-	if (write(s->wake[1], "x", 1) < 0)
-		return; /* cannot happen with a live pipe */
+	atomic_store(&s->stopping, true);
+	wake(s);
 	pthread_join(s->thread, NULL);
-	for (i = 0; i < MAX_CLIENTS; i++)
+	for (i = 0; i < QMP_MAX_CLIENTS; i++)
 		if (s->clients[i].fd >= 0)
 			drop(s, &s->clients[i]);
 	close(s->lfd);

@@ -3,7 +3,7 @@
  *
  * The server greets each client, waits for qmp_capabilities, then answers
  * commands with {"return": ...} or {"error": {"class", "desc"}}, and sends
- * MIGRATION events to every client.  It runs on its own thread and only
+ * MIGRATION events to every client, each through its own bounded queue.  It runs on its own thread and only
  * calls the public APIs of the guest's ferry_vm and the migration engine,
  * so a broken client cannot hurt the guest.
  */
@@ -27,11 +27,16 @@ struct qmp_backend {
 	bool incoming;	     /* a destination (started with --incoming) */
 	bool incoming_defer; /* migrate-incoming may start it */
 	atomic_bool quit;    /* set by the quit command */
+	/* the server's notes (a client dropped or closed for another), on
+	 * its thread; NULL: none */
+	void (*log)(void *opaque, const char *msg);
+	void *log_opaque;
 };
 
 int qmp_server_start(const char *uri, struct qmp_backend *b,
 		     struct qmp_server **out, struct ferry_error *err);
-/* Send an event to every client that finished negotiation. */
+/* Queue an event for every client that finished negotiation; never
+ * blocks on a client.  Not during or after qmp_server_stop. */
 void qmp_server_event_migration(struct qmp_server *s, enum ferry_mig_state st);
 void qmp_server_stop(struct qmp_server *s);
 

@@ -23,6 +23,11 @@ struct qmp_error {
  * A client's input: bytes received, not yet taken as requests.
  */
 #define QMP_MAX_INPUT (1u << 20) /* a client with more pending is dropped */
+/* qmp.c: replies and events queued for one client and not yet taken by
+ * its socket; one that would pass this is dropped (docs/usage.md) */
+#define QMP_MAX_OUTPUT (1u << 20)
+/* qmp.c: clients at once; one more closes the one idle longest */
+#define QMP_MAX_CLIENTS 16
 
 struct qmp_input {
 	char *buf;

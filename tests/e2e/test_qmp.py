@@ -202,6 +202,222 @@ def t_socket_in_use():
     assert g.qmp.cmd("query-status")["running"] is True
 
 
+def pair(ram="64M", workload="zipf:rate=1000", src_args=()):
+    args = ["--ram", ram, "--workload", workload]
+    dst = ft.Guest("dst", args, incoming="tcp:127.0.0.1:0")
+    src = ft.Guest("src", args + list(src_args), tmp=dst.tmp)
+    return src, dst
+
+
+def wait_for(what, cond, timeout=120):
+    """Until cond() holds: a generous bound, for a loaded machine."""
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def unread_client(path, n, idsize=4000):
+    """A client that negotiates and sends n requests, each reply about
+    idsize bytes (the id is echoed), and never reads a byte: n * idsize
+    is more than the socket holds (net.core.wmem_default, 208 KiB here),
+    less than the server queues for it."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(60)  # a server that stops reading fails the test
+    reqs = [b'{"execute": "qmp_capabilities"}']
+    for i in range(n):
+        reqs.append(json.dumps({"execute": "query-status",
+                                "id": "%06d" % i + "x" * idsize}).encode())
+    s.sendall(b"\n".join(reqs) + b"\n")
+    return s
+
+
+def flood(path, n=400, idsize=8000):
+    """A client that sends requests without reading until it is dropped:
+    n * idsize is well past what the server queues for one client."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(60)  # a server that stops reading: not dropped, below
+    req = json.dumps({"execute": "query-status",
+                      "id": "x" * idsize}).encode() + b"\n"
+    try:
+        s.sendall(b'{"execute": "qmp_capabilities"}\n' + req * n)
+    except OSError:
+        pass  # dropped while it was still sending
+    return s
+
+
+def read_until(s, done, timeout=120):
+    """What the server sends s, message by message, until done(msgs)."""
+    s.settimeout(timeout)
+    data, msgs = b"", []
+    while not done(msgs):
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("closed after %d messages" % len(msgs))
+        data += chunk
+        *lines, data = data.split(b"\n")
+        msgs += [json.loads(line) for line in lines]
+    return msgs
+
+
+def t_unread_clients():
+    """A client that never reads blocks nobody: on each side of a
+    migration one holds its queue through the whole migration, another
+    floods until it is dropped, and the migration completes verified while
+    a third client polls query-migrate."""
+    n = 150
+    assert n * 4000 > 2 * 212992 and n * 4100 < (1 << 20)
+    src, dst = pair(ram="128M")
+    stuck = {g: unread_client(g.sock, n) for g in (src, dst)}
+    floods = [flood(g.sock) for g in (src, dst)]
+    for g in (src, dst):
+        wait_for("the flooding client dropped",
+                 lambda: "dropped: more than 1048576 bytes" in g.output())
+        assert g.qmp.cmd("query-status")["running"] == (g is src)
+    pollers = {g: ft.QMP(g.sock) for g in (src, dst)}
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    seen = {src: set(), dst: set()}
+    wait_for("both sides finished", lambda: all(
+        seen[g].add(pollers[g].cmd("query-migrate").get("status")) or
+        g.qmp.cmd("query-migrate").get("status") in
+        ("completed", "failed", "cancelled") for g in (src, dst)))
+    for g in (src, dst):
+        info = g.qmp.cmd("query-migrate")
+        assert info["status"] == "completed", info
+        assert info.get("verified") is True, info
+    assert dst.qmp.cmd("query-status")["running"] is True
+    # the held client was kept: every reply in order, then the events
+    for g, s in stuck.items():
+        msgs = read_until(s, lambda m: any(
+            e.get("data", {}).get("status") == "completed" for e in m))
+        assert "QMP" in msgs[0], msgs[0]
+        replies = [m for m in msgs[1:] if "event" not in m]
+        assert len(replies) == n + 1, len(replies)
+        assert [r["id"][:6] for r in replies[1:]] == \
+            ["%06d" % i for i in range(n)]
+        events = [m["data"]["status"] for m in msgs if "event" in m]
+        assert events and events[-1] == "completed", events
+    for s in floods:
+        s.close()
+    for g in (src, dst):
+        pollers[g].close()
+    assert src.quit() == 0 and dst.quit() == 0
+
+
+def t_many_clients():
+    """200 clients held open do not lock the operator out: new clients
+    close the idle ones, those that never negotiated first."""
+    op = ft.QMP(g.sock)
+    idle = []
+    for _ in range(200):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(g.sock)
+        idle.append(s)
+    # the operator, negotiated, outlives 200 that never negotiated
+    assert op.cmd("query-status")["running"] is True
+    # sixteen more that negotiate and then sit idle fill every slot
+    for _ in range(16):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(g.sock)
+        s.sendall(b'{"execute": "qmp_capabilities"}\n')
+        idle.append(s)
+    wait_for("slots given up", lambda: "closed for a new one" in g.output())
+    # and a new operator still gets in
+    op2 = ft.QMP(g.sock)
+    assert op2.cmd("query-status")["running"] is True
+    for s in idle:
+        s.close()
+    op.close()
+    op2.close()
+    g.qmp.close()
+    g.qmp = ft.QMP(g.sock)  # it was idle too: it may have been closed
+
+
+def migrate_cmd(src, dst, *extra):
+    import subprocess
+    return subprocess.Popen([ft.FERRY, "migrate", "--qmp", "unix:" + src.sock,
+                             "--set", "max-bandwidth=20M"] + list(extra) +
+                            [dst.incoming_uri()], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def t_migrate_interrupted():
+    """SIGINT or SIGTERM on `ferry migrate` cancels the migration: it says
+    so and exits non-zero, and the source's guest runs on."""
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        src, dst = pair(ram="256M")
+        p = migrate_cmd(src, dst)
+        wait_for("migration active", lambda: src.qmp.cmd("query-migrate")
+                 .get("ram", {}).get("transferred", 0) > 0)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 1, (p.returncode, err)
+        name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
+        assert ("interrupted by %s: migration cancelled; the guest keeps "
+                "running on the source" % name) in err, err
+        assert json.loads(out)["status"] == "cancelled", out
+        assert src.qmp.cmd("query-migrate")["status"] == "cancelled"
+        assert src.qmp.cmd("query-status")["status"] == "running"
+        assert src.ticking()
+        src.quit()
+        dst.kill()
+
+
+def t_quit_mid_migration():
+    """quit during a migration, while its events are flowing to several
+    clients, ends the process cleanly (under ASan: no use after free of
+    the QMP server by the engine's last event)."""
+    for i in range(18):
+        src, dst = pair(ram="32M")
+        listeners = [ft.QMP(g.sock) for g in (src, dst) for _ in range(3)]
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 8 << 20})
+        uri = dst.incoming_uri()
+        if i % 3 == 2:
+            # the destination quits while pages arrive; its source fails
+            # and runs on
+            src.qmp.cmd("migrate", uri=uri)
+            wait_for("active", lambda: dst.qmp.cmd("query-migrate")
+                     .get("status") == "active")
+            dst.qmp.send_raw(b'{"execute": "quit"}')
+            rc = dst.proc.wait(timeout=120)
+            assert rc == 0 and "Sanitizer" not in dst.output(), \
+                (i, rc, dst.output()[-3000:])
+            assert src.qmp.wait_migration()["status"] == "failed"
+            assert src.qmp.cmd("query-status")["status"] == "running"
+            for c in listeners:
+                c.close()
+            assert src.quit() == 0
+            continue
+        if i % 3 == 1:
+            # cancel and quit in one packet: the engine's 'cancelled'
+            # races the server's end
+            src.qmp.cmd("migrate", uri=uri)
+            wait_for("active", lambda: src.qmp.cmd("query-migrate")
+                     .get("status") == "active")
+            time.sleep(0.001 * i)
+            src.qmp.send_raw(b'{"execute": "migrate_cancel"}'
+                             b'{"execute": "quit"}')
+        else:
+            # migrate and quit in one packet: setup, active, cancelling
+            # and cancelled all come while the process ends
+            src.qmp.send_raw(b'{"execute": "migrate", "arguments": '
+                             b'{"uri": "%s"}}{"execute": "quit"}'
+                             % uri.encode())
+        rc = src.proc.wait(timeout=120)
+        assert rc == 0 and "Sanitizer" not in src.output(), \
+            (i, rc, src.output()[-3000:])
+        for c in listeners:
+            c.close()
+        src.qmp.close()
+        # its source gone, the destination fails (exit 1) or quits first
+        assert dst.quit() in (0, 1) and "Sanitizer" not in dst.output(), \
+            dst.output()[-3000:]
+
+
 for name, fn in [
     ("greeting, negotiation first", t_greeting),
     ("malformed JSON and framing", t_bad_json),
@@ -210,7 +426,11 @@ for name, fn in [
     ("stop and cont", t_stop_cont),
     ("control socket is mode 0600", t_socket_mode),
     ("a live socket is not stolen", t_socket_in_use),
+    ("200 idle clients do not lock the operator out", t_many_clients),
     ("the guest survives it all", t_survives),
+    ("clients that never read block no migration", t_unread_clients),
+    ("SIGINT and SIGTERM on ferry migrate cancel it", t_migrate_interrupted),
+    ("quit during a migration", t_quit_mid_migration),
 ]:
     tap.run(name, fn)
 assert g.quit() == 0
