@@ -25,7 +25,9 @@
 #define RP_RESULT_MSG_MAX     1024
 #define RP_RESEND_MAX	      256 /* entries per resend message */
 #define MIG_RESULT_TIMEOUT_MS 60000
-#define RP_ACK_TIMEOUT_MS     60000
+/* how the source's errors about a misbehaving destination begin */
+#define RP_VIOLATION	  "protocol violation on the return path"
+#define RP_ACK_TIMEOUT_MS 60000
 
 struct ferry_migration {
 	const struct ferry_vm *vm;
@@ -164,9 +166,18 @@ struct rp_rx {
 	char msg[RP_RESULT_MSG_MAX + 1];
 	bool closed; /* the connection ended or misbehaved */
 	int close_rc;
-	char close_msg[160];
+	char close_msg[768];
+	bool bad;      /* closed on a message that broke the rules: a
+			  protocol violation, named in close_msg */
+	bool end_sent; /* the source began its end of stream: only now may a
+			  success verdict come (rp_end_begin) */
 	uint64_t acked[FERRY_STREAM_MAX_CHANNELS + 1]; /* by channel */
-	struct ferry_dirty_set resend; /* pages to send again, in full */
+	/* pages to send again, in full: a bit per page (global numbering by
+	 * asked_first), so a page is asked for or not; rp_take_resends
+	 * empties it at each sync, and a page asked for twice before that
+	 * is a protocol violation (docs/stream.md, "Return path") */
+	uint64_t *asked;
+	uint64_t asked_pages;
 	uint64_t resends;
 	bool running; /* post-copy: the destination resumed the guest */
 	uint64_t running_ns;
@@ -181,6 +192,9 @@ struct rp_rx {
 	_Atomic uint64_t *held;
 	const uint64_t *first_page;
 	bool held_done, go_on, stopping; /* lock */
+	/* the reader's own: */
+	uint64_t *asked_first; /* per block: its first page (asked) */
+	uint64_t off; /* return-path bytes before the message being read */
 };
 
 int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd);
@@ -193,8 +207,16 @@ int rp_wait_result(struct rp_rx *rx, int timeout_ms, int *status, char *msg,
  * (err untouched) when the destination spoke or hung up first. */
 int rp_wait_acks(struct rp_rx *rx, const unsigned *channels, unsigned n,
 		 uint64_t seq, atomic_int *cancel, struct ferry_error *err);
-/* Move the pages the destination asked for again into `into`. */
-void rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into);
+/* Move the pages the destination asked for again into `into` (merged
+ * into ranges); -ENOMEM. */
+int rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into);
+/* The source is about to send its end of stream: from now on a success
+ * verdict is the destination's answer to it.  -ECONNRESET (the caller
+ * asks for the verdict) when the destination spoke or hung up first. */
+int rp_end_begin(struct rp_rx *rx);
+/* The protocol violation that closed the return path, in err; 0 when
+ * none did. */
+int rp_failure(struct rp_rx *rx, struct ferry_error *err);
 /* Post-copy: route page requests to fn from now on. */
 void rp_on_request(struct rp_rx *rx,
 		   void (*fn)(void *opaque, uint32_t block, uint64_t page),

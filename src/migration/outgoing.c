@@ -377,10 +377,16 @@ static int switchover(struct out *o, struct ferry_error *err)
 	if (!atomic_compare_exchange_strong(&m->cancel, &(int){ 0 }, 2))
 		return ferry_error_set(err, -ECANCELED,
 				       "migration cancelled by request");
+	/* all but the end out, and no word from the destination yet: only
+	 * then the end, which alone a success verdict may answer */
+	rc = ferry_stream_flush(o->main.enc);
+	if (!rc && rp_end_begin(&o->rp))
+		rc = -ECONNRESET;
+	if (rc)
+		return peer_verdict(o, rc, err);
 	mig_guest_away(m, true);
 	if (o->stopped)
-		rc = ferry_stream_put_end(o->main.enc,
-					  p.verify ? digest : NULL);
+		rc = ferry_stream_put_end(o->main.enc, p.verify ? digest : NULL);
 	else
 		rc = ferry_stream_put_end_stopped(o->main.enc,
 						  p.verify ? digest : NULL);
@@ -488,6 +494,10 @@ static int postcopy_finish(struct out *o, struct pc_out *pc, bool verify,
 		rc = sender_flush(&o->urgent, err);
 	if (!rc && verify)
 		rc = ferry_vm_digest_hashes(o->vm, o->ph.h, digest, err);
+	if (!rc) /* as in switchover: a success may answer the end alone */
+		rc = ferry_stream_flush(o->main.enc);
+	if (!rc && rp_end_begin(&o->rp))
+		rc = -ECONNRESET;
 	if (!rc)
 		rc = ferry_stream_put_end(o->main.enc, verify ? digest : NULL);
 	if (!rc)

@@ -9,10 +9,17 @@
  *   3 sync-ack  seq le64 | channel le16 | reserved 6 bytes
  *   4 page-req  block id le32 | reserved le32 | offset le64 (post-copy)
  *   5 running   (no body): post-copy, the guest runs on the destination
+ *   6 held      block id le32 | reserved le32 | first le64 | bitmap
+ *   7 held-end  (no body): post-copy recovery, the list is complete
  *
  * The destination writes from several threads (the main connection's and
  * each page channel's), under one lock.  On the source one thread reads
- * every message and keeps what it learnt for the engine's threads.
+ * every message and keeps what it learnt for the engine's threads.  It
+ * trusts nothing: a message that breaks a rule (a field out of range, a
+ * page asked for again twice between syncs, a success verdict before the
+ * end of stream) is a protocol violation, which names the message's type,
+ * its byte offset on the return path and the field, fails the migration
+ * and shuts the main connection down.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,7 +36,7 @@
 #include "migration_internal.h"
 
 #define RP_HDR_LEN     8
-#define RP_RESEND_ITEM 16
+#define RP_RESEND_ITEM 16u
 
 /* ---- destination -------------------------------------------------------- */
 
@@ -193,6 +200,27 @@ void rp_tx_set_fd(struct rp_tx *tx, int fd)
 
 /* ---- source ------------------------------------------------------------- */
 
+/* What each message may be: its name and its body's length bounds. */
+static const struct {
+	const char *name;
+	uint32_t min, max;
+} kinds[] = {
+	[RP_RESULT] = { "result", 8, 8 + RP_RESULT_MSG_MAX },
+	[RP_RESEND] = { "resend", RP_RESEND_ITEM,
+			RP_RESEND_MAX *RP_RESEND_ITEM },
+	[RP_SYNC_ACK] = { "sync-ack", 16, 16 },
+	[RP_PAGE_REQ] = { "page request", 16, 16 },
+	[RP_RUNNING] = { "running", 0, 0 },
+	[RP_HELD] = { "held", 17, RP_HELD_MAX },
+	[RP_HELD_END] = { "held-end", 0, 0 },
+};
+
+static const char *kind_name(uint8_t type)
+{
+	return type >= RP_RESULT && type <= RP_HELD_END ? kinds[type].name
+							: "unknown";
+}
+
 static int read_full(int fd, uint8_t *p, size_t len)
 {
 	size_t got = 0;
@@ -229,45 +257,142 @@ static void rp_closed(struct rp_rx *rx, int rc, const char *fmt, ...)
 	pthread_mutex_unlock(&rx->lock);
 }
 
-static int on_resend(struct rp_rx *rx, const uint8_t *b, uint32_t len)
+/* Under rx->lock: the message at rx->off (header h) broke the rules,
+ * `why`: a protocol violation, and the migration's reason. */
+static void refuse_held(struct rp_rx *rx, const uint8_t *h, const char *why,
+			...) __attribute__((format(printf, 3, 4)));
+
+static void refuse_held(struct rp_rx *rx, const uint8_t *h, const char *why,
+			...)
 {
-	const struct ferry_vm *vm = rx->vm;
-	uint32_t i, k;
-	int rc = 0;
+	char what[512];
+	va_list ap;
 
-	pthread_mutex_lock(&rx->lock);
-	for (i = 0; i < len / RP_RESEND_ITEM && !rc; i++) {
-		const uint8_t *e = b + i * RP_RESEND_ITEM;
-		uint32_t id = le32_load(e);
-		uint64_t off = le64_load(e + 8);
-
-		for (k = 0; k < vm->nblocks && vm->blocks[k].id != id; k++)
-			;
-		if (k == vm->nblocks || le32_load(e + 4) ||
-		    off % vm->page_size || off >= vm->blocks[k].length) {
-			rc = -EPROTO;
-			break;
-		}
-		rc = ferry_dirty_set_add(&rx->resend, k, off / vm->page_size,
-					 1);
-	}
-	rx->resends += i;
-	pthread_mutex_unlock(&rx->lock);
-	return rc;
+	va_start(ap, why);
+	vsnprintf(what, sizeof(what), why, ap);
+	va_end(ap);
+	rx->closed = true;
+	rx->close_rc = -EPROTO;
+	rx->bad = true;
+	snprintf(rx->close_msg, sizeof(rx->close_msg),
+		 RP_VIOLATION " at byte %" PRIu64
+			      ", %s message (type %u, %u-byte body): %s",
+		 rx->off, kind_name(h[0]), h[0], le32_load(h + 4), what);
+	pthread_cond_broadcast(&rx->cond);
 }
 
-static int on_page_req(struct rp_rx *rx, const uint8_t *b)
+/* After refuse_held, unlocked: shut the main connection down, so that
+ * the engine's sends stop at once rather than at its next look at the
+ * return path. */
+static void refused(struct rp_rx *rx)
 {
-	const struct ferry_vm *vm = rx->vm;
-	uint32_t id = le32_load(b), k;
-	uint64_t off = le64_load(b + 8);
-	void (*fn)(void *, uint32_t, uint64_t);
-	void *opaque;
+	shutdown(rx->fd, SHUT_RDWR);
+}
+
+/* What is wrong with a message's header, or NULL: one field at a time. */
+static const char *check_header(const uint8_t *h, char *why, size_t n)
+{
+	uint32_t len = le32_load(h + 4);
+	uint8_t t = h[0];
+
+	if (t < RP_RESULT || t > RP_HELD_END)
+		snprintf(why, n, "unknown type");
+	else if (h[1])
+		snprintf(why, n, "reserved byte 1 is 0x%02x, not 0", h[1]);
+	else if (le16_load(h + 2))
+		snprintf(why, n, "reserved bytes 2-3 are 0x%04x, not 0",
+			 le16_load(h + 2));
+	else if (kinds[t].min == kinds[t].max && len != kinds[t].min)
+		snprintf(why, n, "body length must be %u", kinds[t].min);
+	else if (len < kinds[t].min || len > kinds[t].max)
+		snprintf(why, n, "body length must be %u to %u", kinds[t].min,
+			 kinds[t].max);
+	else if (t == RP_RESEND && len % RP_RESEND_ITEM)
+		snprintf(why, n, "body length is not a multiple of %u",
+			 RP_RESEND_ITEM);
+	else
+		return NULL;
+	return why;
+}
+
+/* A page named by block id le32 | reserved le32 | offset le64 (resend
+ * entries, page requests): 0 with its block and page, or -EPROTO with
+ * what is wrong in why. */
+static int page_of(const struct ferry_vm *vm, const uint8_t *e, uint32_t *bi,
+		   uint64_t *page, char *why, size_t n)
+{
+	uint32_t id = le32_load(e), k;
+	uint64_t off = le64_load(e + 8);
 
 	for (k = 0; k < vm->nblocks && vm->blocks[k].id != id; k++)
 		;
-	if (k == vm->nblocks || le32_load(b + 4) || off % vm->page_size ||
-	    off >= vm->blocks[k].length)
+	if (k == vm->nblocks)
+		snprintf(why, n, "block id %u is not in the configuration", id);
+	else if (le32_load(e + 4))
+		snprintf(why, n, "reserved field is 0x%08x, not 0",
+			 le32_load(e + 4));
+	else if (off % vm->page_size)
+		snprintf(why, n, "offset 0x%" PRIx64 " is not page-aligned",
+			 off);
+	else if (off >= vm->blocks[k].length)
+		snprintf(why, n,
+			 "offset 0x%" PRIx64 " is past the end of block %s "
+			 "(%" PRIu64 " bytes)",
+			 off, vm->blocks[k].name, vm->blocks[k].length);
+	else {
+		*bi = k;
+		*page = off / vm->page_size;
+		return 0;
+	}
+	return -EPROTO;
+}
+
+/* Each entry marks its page (a bit: a page is asked for or not).  Every
+ * entry answers one check record, and a page gets at most one between
+ * two syncs, so a page asked for twice before rp_take_resends is a
+ * protocol violation: no number of messages grows the source. */
+static int on_resend(struct rp_rx *rx, const uint8_t *b, uint32_t len,
+		     char *why, size_t n)
+{
+	const struct ferry_vm *vm = rx->vm;
+	uint32_t i, bi;
+	uint64_t page, g;
+	int rc = 0;
+
+	for (i = 0; i < len / RP_RESEND_ITEM && !rc; i++) {
+		int k = snprintf(why, n, "entry %u: ", i);
+
+		rc = page_of(vm, b + i * RP_RESEND_ITEM, &bi, &page, why + k,
+			     n - (size_t)k);
+		if (rc)
+			break;
+		g = rx->asked_first[bi] + page;
+		pthread_mutex_lock(&rx->lock);
+		if (rx->asked[g / 64] & (1ull << (g % 64))) {
+			snprintf(why + k, n - (size_t)k,
+				 "page %" PRIu64 " of block %s asked for "
+				 "again a second time before the next sync "
+				 "(at most once per sync)",
+				 page, vm->blocks[bi].name);
+			rc = -EPROTO;
+		} else {
+			rx->asked[g / 64] |= 1ull << (g % 64);
+			rx->asked_pages++;
+			rx->resends++;
+		}
+		pthread_mutex_unlock(&rx->lock);
+	}
+	return rc;
+}
+
+static int on_page_req(struct rp_rx *rx, const uint8_t *b, char *why, size_t n)
+{
+	void (*fn)(void *, uint32_t, uint64_t);
+	uint64_t page;
+	void *opaque;
+	uint32_t bi;
+
+	if (page_of(rx->vm, b, &bi, &page, why, n))
 		return -EPROTO;
 	/* under req_lock (not lock: the answer may ask whether the
 	 * destination spoke): rp_on_request(NULL) waits for a call to end */
@@ -275,43 +400,98 @@ static int on_page_req(struct rp_rx *rx, const uint8_t *b)
 	fn = rx->on_request;
 	opaque = rx->req_opaque;
 	if (fn) /* none: a late request, for a page already sent */
-		fn(opaque, k, off / vm->page_size);
+		fn(opaque, bi, page);
 	pthread_mutex_unlock(&rx->req_lock);
 	return 0;
 }
 
 /* Post-copy recovery: a piece of the destination's list of pages held. */
-static int on_held(struct rp_rx *rx, const uint8_t *b, uint32_t len)
+static int on_held(struct rp_rx *rx, const uint8_t *b, uint32_t len, char *why,
+		   size_t n)
 {
 	const struct ferry_vm *vm = rx->vm;
 	uint32_t id = le32_load(b), k, j, nbits = (len - 16) * 8;
-	uint64_t first = le64_load(b + 8), pages;
+	uint64_t first = le64_load(b + 8), pages = 0;
+	bool ok = false;
 
-	if (!rx->held)
-		return -EPROTO;
 	for (k = 0; k < vm->nblocks && vm->blocks[k].id != id; k++)
 		;
-	if (k == vm->nblocks || le32_load(b + 4))
-		return -EPROTO;
-	pages = vm->blocks[k].length / vm->page_size;
-	if (first >= pages)
+	if (k < vm->nblocks)
+		pages = vm->blocks[k].length / vm->page_size;
+	if (!rx->held)
+		snprintf(why, n, "not a recovery: no list was asked for");
+	else if (k == vm->nblocks)
+		snprintf(why, n, "block id %u is not in the configuration", id);
+	else if (le32_load(b + 4))
+		snprintf(why, n, "reserved field is 0x%08x, not 0",
+			 le32_load(b + 4));
+	else if (first >= pages)
+		snprintf(why, n,
+			 "first page %" PRIu64 " is past the end of block %s "
+			 "(%" PRIu64 " pages)",
+			 first, vm->blocks[k].name, pages);
+	else
+		ok = true;
+	if (!ok)
 		return -EPROTO;
 	for (j = 0; j < nbits; j++) {
 		uint64_t g = rx->first_page[k] + first + j;
 
 		if (!(b[16 + j / 8] & (1u << (j % 8))))
 			continue;
-		if (first + j >= pages)
+		if (first + j >= pages) {
+			snprintf(why, n,
+				 "bit %u: page %" PRIu64 " is past the end of "
+				 "block %s (%" PRIu64 " pages)",
+				 j, first + j, vm->blocks[k].name, pages);
 			return -EPROTO;
+		}
 		atomic_fetch_or(&rx->held[g / 64], 1ull << (g % 64));
 	}
 	return 0;
+}
+
+/* The verdict, the last message.  A success is the answer to the end of
+ * stream: one that comes before the source began to send it (the check
+ * and the mark in rp_end_begin are under one lock) answers nothing the
+ * source sent, and is refused. */
+static void on_result(struct rp_rx *rx, const uint8_t *h, const uint8_t *body,
+		      uint32_t len)
+{
+	uint32_t i, n = len - 8, status = le32_load(body);
+
+	pthread_mutex_lock(&rx->lock);
+	if (le32_load(body + 4))
+		refuse_held(rx, h, "reserved field is 0x%08x, not 0",
+			    le32_load(body + 4));
+	else if (status > 4095)
+		refuse_held(rx, h, "status %u is not an errno", status);
+	else if (!status && !rx->end_sent)
+		refuse_held(rx, h,
+			    "a success verdict before the source sent its end "
+			    "of stream");
+	if (rx->bad) {
+		pthread_mutex_unlock(&rx->lock);
+		refused(rx);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		rx->msg[i] = body[8 + i] >= 0x20 && body[8 + i] < 0x7f
+				     ? (char)body[8 + i]
+				     : '?';
+	rx->msg[n] = '\0';
+	rx->status = (int)status;
+	rx->have_result = true;
+	pthread_cond_broadcast(&rx->cond);
+	pthread_mutex_unlock(&rx->lock);
 }
 
 static void *rp_main(void *arg)
 {
 	struct rp_rx *rx = arg;
 	uint8_t h[RP_HDR_LEN], body[RP_RESEND_MAX * RP_RESEND_ITEM];
+	char why[512];
+	bool bad = false;
 	uint32_t len;
 	int rc;
 
@@ -324,23 +504,8 @@ static void *rp_main(void *arg)
 			break;
 		}
 		len = le32_load(h + 4);
-		if (h[1] || le16_load(h + 2) || h[0] < RP_RESULT ||
-		    h[0] > RP_HELD_END ||
-		    len > (h[0] == RP_RESULT   ? 8 + RP_RESULT_MSG_MAX
-			   : h[0] == RP_RESEND ? sizeof(body)
-			   : h[0] == RP_HELD   ? RP_HELD_MAX
-					       : 16) ||
-		    (h[0] == RP_HELD && len <= 16) ||
-		    (h[0] == RP_HELD_END && len) ||
-		    (h[0] == RP_RESULT && len < 8) ||
-		    (h[0] == RP_RESEND && len % RP_RESEND_ITEM) ||
-		    ((h[0] == RP_SYNC_ACK || h[0] == RP_PAGE_REQ) &&
-		     len != 16) ||
-		    (h[0] == RP_RUNNING && len)) {
-			rp_closed(rx, -EPROTO,
-				  "the destination sent a malformed "
-				  "return-path message (type %u, %u bytes)",
-				  h[0], len);
+		if (check_header(h, why, sizeof(why))) {
+			bad = true;
 			break;
 		}
 		rc = read_full(rx->fd, body, len);
@@ -350,48 +515,58 @@ static void *rp_main(void *arg)
 				  "short");
 			break;
 		}
-		if (h[0] == RP_RESULT) {
-			uint32_t i, n = len - 8;
+		rc = 0;
+		switch (h[0]) {
+		case RP_RESULT:
+			on_result(rx, h, body, len);
+			return NULL; /* the last message */
+		case RP_RESEND:
+			rc = on_resend(rx, body, len, why, sizeof(why));
+			break;
+		case RP_SYNC_ACK: {
+			uint64_t seq = le64_load(body);
+			unsigned ch = le16_load(body + 8), k;
 
-			pthread_mutex_lock(&rx->lock);
-			for (i = 0; i < n; i++)
-				rx->msg[i] = body[8 + i] >= 0x20 &&
-							     body[8 + i] < 0x7f
-						     ? (char)body[8 + i]
-						     : '?';
-			rx->msg[n] = '\0';
-			rx->status = (int)le32_load(body);
-			if (rx->status < 0 || rx->status > 4095)
-				rx->status = EPROTO;
-			rx->have_result = true;
-			pthread_cond_broadcast(&rx->cond);
-			pthread_mutex_unlock(&rx->lock);
-			break; /* the last message */
-		} else if (h[0] == RP_PAGE_REQ) {
-			if (on_page_req(rx, body)) {
-				rp_closed(rx, -EPROTO,
-					  "the destination asked for a page "
-					  "outside guest RAM");
-				break;
+			for (k = 10; k < 16 && !body[k]; k++)
+				;
+			if (ch > FERRY_STREAM_MAX_CHANNELS) {
+				snprintf(why, sizeof(why),
+					 "channel %u is over %d", ch,
+					 FERRY_STREAM_MAX_CHANNELS);
+				rc = -EPROTO;
+			} else if (k < 16) {
+				snprintf(why, sizeof(why),
+					 "reserved byte %u is 0x%02x, not 0", k,
+					 body[k]);
+				rc = -EPROTO;
+			} else {
+				pthread_mutex_lock(&rx->lock);
+				if (seq > rx->acked[ch])
+					rx->acked[ch] = seq;
+				pthread_cond_broadcast(&rx->cond);
+				pthread_mutex_unlock(&rx->lock);
 			}
-		} else if (h[0] == RP_RUNNING) {
+			break;
+		}
+		case RP_PAGE_REQ:
+			rc = on_page_req(rx, body, why, sizeof(why));
+			break;
+		case RP_RUNNING:
 			pthread_mutex_lock(&rx->lock);
 			rx->running = true;
 			rx->running_ns = mig_now_ns();
 			pthread_cond_broadcast(&rx->cond);
 			pthread_mutex_unlock(&rx->lock);
-		} else if (h[0] == RP_HELD) {
-			if (on_held(rx, body, len)) {
-				rp_closed(rx, -EPROTO,
-					  "the destination listed held pages "
-					  "outside guest RAM, or unasked");
-				break;
-			}
-		} else if (h[0] == RP_HELD_END) {
+			break;
+		case RP_HELD:
+			rc = on_held(rx, body, len, why, sizeof(why));
+			break;
+		default: /* RP_HELD_END */
 			if (!rx->held) {
-				rp_closed(rx, -EPROTO,
-					  "the destination listed held pages "
-					  "unasked");
+				snprintf(why, sizeof(why),
+					 "not a recovery: no list was asked "
+					 "for");
+				rc = -EPROTO;
 				break;
 			}
 			/* the requests that follow need the new todo */
@@ -401,48 +576,60 @@ static void *rp_main(void *arg)
 			while (!rx->go_on && !rx->stopping)
 				pthread_cond_wait(&rx->cond, &rx->lock);
 			pthread_mutex_unlock(&rx->lock);
-		} else if (h[0] == RP_RESEND) {
-			if (on_resend(rx, body, len)) {
-				rp_closed(rx, -EPROTO,
-					  "the destination asked again for a "
-					  "page outside guest RAM");
-				break;
-			}
-		} else {
-			uint64_t seq = le64_load(body);
-			unsigned ch = le16_load(body + 8);
-
-			if (ch > FERRY_STREAM_MAX_CHANNELS) {
-				rp_closed(rx, -EPROTO,
-					  "the destination acknowledged a "
-					  "sync on channel %u",
-					  ch);
-				break;
-			}
-			pthread_mutex_lock(&rx->lock);
-			if (seq > rx->acked[ch])
-				rx->acked[ch] = seq;
-			pthread_cond_broadcast(&rx->cond);
-			pthread_mutex_unlock(&rx->lock);
 		}
+		if (rc) {
+			bad = true;
+			break;
+		}
+		rx->off += RP_HDR_LEN + len;
+	}
+	if (bad) {
+		pthread_mutex_lock(&rx->lock);
+		refuse_held(rx, h, "%s", why);
+		pthread_mutex_unlock(&rx->lock);
+		refused(rx);
 	}
 	return NULL;
 }
 
 int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd)
 {
+	uint64_t pages = 0;
+	uint32_t i;
 	int rc;
 
 	rx->vm = vm;
 	rx->fd = fd;
+	rx->asked_first = calloc(vm->nblocks, sizeof(*rx->asked_first));
+	for (i = 0; rx->asked_first && i < vm->nblocks; i++) {
+		rx->asked_first[i] = pages;
+		pages += vm->blocks[i].length / vm->page_size;
+	}
+	rx->asked = calloc((pages + 63) / 64, sizeof(*rx->asked));
+	if (!rx->asked_first || !rx->asked) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
 	pthread_mutex_init(&rx->lock, NULL);
 	pthread_mutex_init(&rx->req_lock, NULL);
 	pthread_cond_init(&rx->cond, NULL);
 	rc = pthread_create(&rx->thread, NULL, rp_main, rx);
-	if (rc)
-		return -rc;
+	if (rc) {
+		rc = -rc;
+		goto err_sync;
+	}
 	rx->live = true;
 	return 0;
+err_sync:
+	pthread_cond_destroy(&rx->cond);
+	pthread_mutex_destroy(&rx->req_lock);
+	pthread_mutex_destroy(&rx->lock);
+err_free:
+	free(rx->asked);
+	free(rx->asked_first);
+	rx->asked = NULL;
+	rx->asked_first = NULL;
+	return rc;
 }
 
 void rp_rx_stop(struct rp_rx *rx)
@@ -457,7 +644,10 @@ void rp_rx_stop(struct rp_rx *rx)
 	shutdown(rx->fd, SHUT_RD);
 	pthread_join(rx->thread, NULL);
 	rx->live = false;
-	ferry_dirty_set_free(&rx->resend);
+	free(rx->asked);
+	free(rx->asked_first);
+	rx->asked = NULL;
+	rx->asked_first = NULL;
 	pthread_cond_destroy(&rx->cond);
 	pthread_mutex_destroy(&rx->req_lock);
 	pthread_mutex_destroy(&rx->lock);
@@ -560,13 +750,75 @@ int rp_wait_acks(struct rp_rx *rx, const unsigned *channels, unsigned n,
 	return rc;
 }
 
-void rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into)
+int rp_take_resends(struct rp_rx *rx, struct ferry_dirty_set *into)
 {
+	const struct ferry_vm *vm = rx->vm;
+	uint64_t w, nwords = 0, run = 0, run_first = 0;
+	uint32_t bi = 0, run_block = 0;
+	int rc = 0;
+
+	ferry_dirty_set_reset(into);
+	for (bi = 0; bi < vm->nblocks; bi++)
+		nwords = rx->asked_first[bi] +
+			 vm->blocks[bi].length / vm->page_size;
+	nwords = (nwords + 63) / 64;
+	bi = 0;
 	pthread_mutex_lock(&rx->lock);
-	ferry_dirty_set_free(into);
-	*into = rx->resend;
-	memset(&rx->resend, 0, sizeof(rx->resend));
+	for (w = 0; w < nwords && rx->asked_pages && !rc; w++) {
+		uint64_t bits = rx->asked[w];
+
+		rx->asked[w] = 0;
+		while (bits && !rc) {
+			uint64_t g = w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			while (bi + 1 < vm->nblocks &&
+			       g >= rx->asked_first[bi + 1])
+				bi++;
+			if (run && run_block == bi &&
+			    run_first + run == g - rx->asked_first[bi]) {
+				run++;
+				continue;
+			}
+			if (run)
+				rc = ferry_dirty_set_add(into, run_block,
+							 run_first, run);
+			run_block = bi;
+			run_first = g - rx->asked_first[bi];
+			run = 1;
+		}
+	}
+	if (run && !rc)
+		rc = ferry_dirty_set_add(into, run_block, run_first, run);
+	for (; rc && w < nwords; w++) /* after a failure: start afresh */
+		rx->asked[w] = 0;
+	rx->asked_pages = 0;
 	pthread_mutex_unlock(&rx->lock);
+	return rc;
+}
+
+int rp_end_begin(struct rp_rx *rx)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&rx->lock);
+	if (rx->have_result || rx->closed)
+		rc = -ECONNRESET;
+	else
+		rx->end_sent = true;
+	pthread_mutex_unlock(&rx->lock);
+	return rc;
+}
+
+int rp_failure(struct rp_rx *rx, struct ferry_error *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&rx->lock);
+	if (rx->closed && rx->bad)
+		rc = ferry_error_set(err, rx->close_rc, "%s", rx->close_msg);
+	pthread_mutex_unlock(&rx->lock);
+	return rc;
 }
 
 void rp_on_request(struct rp_rx *rx,

@@ -174,6 +174,10 @@ int peer_verdict(struct out *o, int rc, struct ferry_error *err)
 	if (rp_wait_result(&o->rp, 1000, &status, msg, sizeof(msg), &e) == 0 &&
 	    status)
 		return ferry_error_set(err, -status, "destination: %s", msg);
+	/* a message that broke the rules: its reason, not the reset that
+	 * followed when the reader shut the connection */
+	if (rp_failure(&o->rp, err))
+		return err->code;
 	return ferry_error_set(err, rc, "sending to the destination: %s",
 			       strerror(-rc));
 }
@@ -618,9 +622,10 @@ int send_pages(struct out *o, const struct ferry_dirty_set *set,
 
 		if (!o->chans[i].rc)
 			continue;
-		/* the destination's verdict, or a cancel, shows on every
-		 * channel: no channel to name then */
+		/* the destination's verdict, its protocol violation or a
+		 * cancel shows on every channel: no channel to name then */
 		if (!strncmp(msg, "destination: ", 13) ||
+		    !strncmp(msg, RP_VIOLATION, strlen(RP_VIOLATION)) ||
 		    o->chans[i].rc == -ECANCELED)
 			ferry_error_set(err, o->chans[i].rc, "%s", msg);
 		else
@@ -678,7 +683,8 @@ int out_sync(struct out *o, struct ferry_error *err)
 	rc = out_barrier(o, err);
 	if (rc)
 		return rc;
-	rp_take_resends(&o->rp, &o->resend);
+	if (rp_take_resends(&o->rp, &o->resend))
+		return ferry_error_set(err, -ENOMEM, "out of memory");
 	/* The destination holds what each checked page hashes to, except
 	 * the stale ones: those go again, in full. */
 	for (i = 0; i < npage_senders(o); i++) {
