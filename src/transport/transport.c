@@ -269,7 +269,7 @@ static int accept_all(struct transport_screen *s, int head_ms,
 			snprintf(why, sizeof(why),
 				 "pushed out: %u newer connections waited "
 				 "for their stream head",
-				 TRANSPORT_PENDING_MAX);
+				 (unsigned)TRANSPORT_PENDING_MAX);
 			refuse(s, 0, why);
 		}
 		p = &s->p[s->n++];
