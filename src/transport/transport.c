@@ -267,8 +267,8 @@ static int accept_all(struct transport_screen *s, int head_ms,
 		}
 		if (s->n == TRANSPORT_PENDING_MAX) {
 			snprintf(why, sizeof(why),
-				 "pushed out: %u newer connections waited "
-				 "for their stream head",
+				 "pushed out by a newer connection (%u "
+				 "waited for their stream head)",
 				 (unsigned)TRANSPORT_PENDING_MAX);
 			refuse(s, 0, why);
 		}
