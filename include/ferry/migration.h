@@ -146,6 +146,10 @@ struct ferry_mig_stats {
 	uint64_t rdma_register_ms;	 /* source: time spent on them */
 	uint64_t rdma_zero_messages;
 	uint64_t rdma_writes, rdma_completions, rdma_write_bytes;
+	/* destination: connections closed unserved (no stream head in
+	   time, garbage, another migration's), and the last one's why */
+	uint64_t refused;
+	char refused_reason[FERRY_ERROR_MSG_MAX];
 };
 
 struct ferry_migration;

@@ -145,6 +145,7 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	struct ferry_mig_stats st;
 	struct ferry_guest *g = NULL;
 	bool reported = false;
+	uint64_t refused = 0;
 	double t0;
 	int rc = 1;
 
@@ -195,6 +196,16 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 		if (!incoming || reported)
 			continue;
 		ferry_migration_query(mig, &st);
+		if (st.refused < refused) /* another incoming migration */
+			refused = 0;
+		if (st.refused != refused) { /* strays: the log says why */
+			printf("ferry run: refused %llu connection%s: %s\n",
+			       (unsigned long long)(st.refused - refused),
+			       st.refused - refused > 1 ? "s, the last" : "",
+			       st.refused_reason);
+			fflush(stdout);
+			refused = st.refused;
+		}
 		if (st.state == FERRY_MIG_FAILED ||
 		    st.state == FERRY_MIG_CANCELLED) {
 			rc = cli_fail("incoming migration %s: %s",

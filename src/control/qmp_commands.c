@@ -353,6 +353,12 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		}
 		json_object_set_new(r, "rdma", o);
 	}
+	if (st->refused) { /* ferry's: strays a destination refused */
+		json_object_set_new(r, "refused-connections",
+				    json_integer((json_int_t)st->refused));
+		json_object_set_new(r, "refused-reason",
+				    json_string(st->refused_reason));
+	}
 	if (st->throttle_percent)
 		json_object_set_new(r, "cpu-throttle-percentage",
 				    json_integer(st->throttle_percent));

@@ -2,7 +2,9 @@
  * incoming.c - the destination side, on the engine's thread.
  *
  * Accept the main connection (and, with multifd, one connection per page
- * channel, each with a receiver thread), decode the stream into the
+ * channel, each with a receiver thread), screening every connection for
+ * its stream head (header, channel and configuration records) so that a
+ * stray one is refused and listening goes on; decode the stream into the
  * stopped guest (the decoder places pages only after checking them
  * against this guest's RAM), load each device section, and at the end of
  * stream compare the digest of what was loaded with the source's.  Only a
@@ -23,6 +25,15 @@
 #include "transport.h"
 
 #define CHANNEL_ACCEPT_MS 10000
+#define HEAD_MS		  10000 /* with net-timeout 0 */
+
+/* A connection's bytes: those the screen read (its head, maybe more),
+ * then the socket's. */
+struct conn_src {
+	int *fd;
+	uint8_t *buf;
+	size_t len, pos;
+};
 
 /* What a connection's pages add up to. */
 struct tally {
@@ -45,6 +56,7 @@ struct placer {
 struct rx {
 	struct ferry_migration *m;
 	int fd;
+	struct conn_src src;
 	int main_fd;
 	struct ferry_stream_decoder *d;
 	unsigned index; /* its channel number */
@@ -203,11 +215,197 @@ static void *rx_main(void *arg)
 	return NULL;
 }
 
-static int open_decoder(const struct ferry_vm *vm, int *fd,
+static ssize_t conn_read(void *opaque, void *buf, size_t len)
+{
+	struct conn_src *c = opaque;
+
+	if (c->pos < c->len) {
+		size_t n = c->len - c->pos < len ? c->len - c->pos : len;
+
+		memcpy(buf, c->buf + c->pos, n);
+		c->pos += n;
+		return (ssize_t)n;
+	}
+	for (;;) {
+		ssize_t r = read(*c->fd, buf, len);
+
+		if (r >= 0)
+			return r;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* A taken connection becomes the source of fd's stream. */
+static void conn_src_set(struct conn_src *c, int *fd,
+			 const struct transport_conn *tc)
+{
+	free(c->buf);
+	*fd = tc->fd;
+	*c = (struct conn_src){ .fd = fd, .buf = tc->buf, .len = tc->len };
+}
+
+static void conn_src_free(struct conn_src *c)
+{
+	free(c->buf);
+	c->buf = NULL;
+	c->len = c->pos = 0;
+}
+
+/* How long a connection has for its stream head: net-timeout. */
+static int head_ms(struct ferry_migration *m)
+{
+	struct ferry_mig_params p;
+
+	ferry_migration_get_params(m, &p);
+	if (!p.net_timeout_ms)
+		return HEAD_MS;
+	return p.net_timeout_ms > INT32_MAX ? INT32_MAX : (int)p.net_timeout_ms;
+}
+
+/* A connection closed unserved: counted, and the last reason kept for
+ * query-migrate (and so for ferry run's log). */
+static void on_refused(void *opaque, const char *peer, const char *why)
+{
+	struct ferry_migration *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	m->stats.refused++;
+	snprintf(m->stats.refused_reason, sizeof(m->stats.refused_reason),
+		 "%s: %s", peer, why);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* What a connection's head says. */
+struct head {
+	uint32_t flags;
+	bool channel; /* a channel record came */
+	uint64_t session;
+	unsigned index, count;
+};
+
+/* Parse the stream head in what a connection sent so far: 0 when whole,
+ * TRANSPORT_HEAD_MORE, or a negative errno.  The configuration is only
+ * checked for its form here; whether it fits this guest is the
+ * migration's business (and its failure, with a verdict). */
+static int parse_head(const uint8_t *buf, size_t len, struct head *h,
+		      struct ferry_error *err)
+{
+	static const char magic[8] = "FERRYMIG";
+	struct ferry_stream_memsrc ms = { .data = buf, .len = len };
+	struct ferry_stream_decoder *d;
+	struct ferry_stream_record rec;
+	int rc;
+
+	if (memcmp(buf, magic, len < 8 ? len : 8))
+		return ferry_error_set(err, -EILSEQ,
+				       "not a migration stream (no FERRYMIG "
+				       "magic)");
+	rc = ferry_stream_decoder_new(ferry_stream_source_mem(&ms), &d);
+	if (rc)
+		return ferry_error_set(err, rc, "out of memory");
+	*h = (struct head){ 0 };
+	rc = ferry_stream_read_header(d, &h->flags, err);
+	h->channel = h->flags &
+		     (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_POSTCOPY);
+	if (!rc && h->channel) {
+		rc = ferry_stream_decoder_next(d, &rec, err);
+		h->session = rec.u.channel.session;
+		h->index = rec.u.channel.index;
+		h->count = rec.u.channel.count;
+	}
+	if (!rc) /* the configuration */
+		rc = ferry_stream_decoder_next(d, &rec, err);
+	ferry_stream_decoder_free(d);
+	return rc == -ENODATA ? TRANSPORT_HEAD_MORE : rc;
+}
+
+/* The main connection: a head that starts a migration.  A page
+ * channel's head waits (held) for the channels' turn. */
+static int judge_main(void *opaque, const uint8_t *buf, size_t len,
+		      struct ferry_error *err)
+{
+	struct head h;
+	int rc = parse_head(buf, len, &h, err);
+
+	(void)opaque;
+	if (rc)
+		return rc;
+	if (h.flags & FERRY_STREAM_F_RESUME)
+		return ferry_error_set(err, -EPROTO,
+				       "it resumes a post-copy, and none is "
+				       "paused here");
+	return h.channel && h.index ? TRANSPORT_HEAD_HOLD : TRANSPORT_HEAD_TAKE;
+}
+
+/* Page channels: those of this migration, each once. */
+struct chan_judge {
+	uint64_t session;
+	unsigned n;
+	bool resume; /* post-copy recovery's */
+	const bool *seen;
+	unsigned index; /* of the one taken */
+};
+
+static int judge_channel(void *opaque, const uint8_t *buf, size_t len,
+			 struct ferry_error *err)
+{
+	struct chan_judge *j = opaque;
+	struct head h;
+	int rc = parse_head(buf, len, &h, err);
+
+	if (rc)
+		return rc;
+	if (!h.channel || h.index == 0)
+		return ferry_error_set(err, -EPROTO,
+				       "the head of a main connection while "
+				       "this migration's page channels join");
+	if (!(h.flags & FERRY_STREAM_F_RESUME) != !j->resume ||
+	    h.session != j->session || h.count != j->n)
+		return ferry_error_set(err, -EPROTO,
+				       "a connection for channel %u of %u of "
+				       "another migration (this one has %u "
+				       "channels)",
+				       h.index, h.count, j->n);
+	if (j->seen[h.index - 1])
+		return ferry_error_set(err, -EPROTO,
+				       "channel %u connected twice", h.index);
+	j->index = h.index;
+	return TRANSPORT_HEAD_TAKE;
+}
+
+/* Post-copy recovery's main connection: it resumes this session. */
+static int judge_resume(void *opaque, const uint8_t *buf, size_t len,
+			struct ferry_error *err)
+{
+	const uint64_t *session = opaque;
+	struct head h;
+	int rc = parse_head(buf, len, &h, err);
+
+	if (rc)
+		return rc;
+	if (!(h.flags & FERRY_STREAM_F_RESUME))
+		return ferry_error_set(err, -EPROTO,
+				       "post-copy recovery: the connection "
+				       "does not resume a post-copy (header "
+				       "flags 0x%x)",
+				       h.flags);
+	if (h.count != 1 || h.session != *session || h.index > 1)
+		return ferry_error_set(err, -EPROTO,
+				       "post-copy recovery: a connection for "
+				       "channel %u of %u of another migration",
+				       h.index, h.count);
+	return h.index ? TRANSPORT_HEAD_HOLD : TRANSPORT_HEAD_TAKE;
+}
+
+static int open_decoder(const struct ferry_vm *vm, struct conn_src *src,
 			struct ferry_stream_decoder **d, uint32_t *flags,
 			struct ferry_error *err)
 {
-	int rc = ferry_stream_decoder_new(ferry_stream_source_fd(fd), d);
+	int rc = ferry_stream_decoder_new(
+		(struct ferry_stream_source){ .read = conn_read,
+					      .opaque = src },
+		d);
 
 	if (rc)
 		return ferry_error_set(err, rc, "out of memory");
@@ -216,47 +414,51 @@ static int open_decoder(const struct ferry_vm *vm, int *fd,
 	return ferry_stream_read_header(*d, flags, err);
 }
 
-/* Accept and start the page channels the main connection announced. */
-static int open_channels(struct ferry_migration *m, const struct placer *main,
-			 uint64_t session, bool urgent, struct rx *rx,
-			 unsigned n, struct ferry_error *err)
+/* Accept and start the page channels the main connection announced;
+ * the screen refuses any other connection meanwhile. */
+static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
+			 const struct placer *main, uint64_t session,
+			 bool urgent, bool resume, struct rx *rx, unsigned n,
+			 struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_stream_record rec;
 	bool seen[FERRY_STREAM_MAX_CHANNELS] = { false };
+	struct chan_judge j = {
+		.session = session, .n = n, .resume = resume, .seen = seen
+	};
+	uint64_t until = mig_now_ns() + CHANNEL_ACCEPT_MS * 1000000ull;
 	unsigned i, k;
 	uint32_t flags;
 	int rc;
 
 	for (i = 0; i < n; i++) {
 		struct rx *r = &rx[i]; /* in the order they connect */
+		struct transport_conn c;
+		uint64_t now = mig_now_ns();
 
-		rc = transport_accept(m->listen_fd, &r->fd, CHANNEL_ACCEPT_MS,
-				      &m->cancel, err);
+		rc = transport_screen_take(
+			sc, head_ms(m),
+			now < until ? (int)((until - now) / 1000000) : 0,
+			&m->cancel, judge_channel, &j, &c, err);
+		if (rc == -ETIMEDOUT) {
+			ferry_error_clear(err);
+			return ferry_error_set(err, rc,
+					       "%u of %u page channels "
+					       "connected within %d ms",
+					       i, n, CHANNEL_ACCEPT_MS);
+		}
 		if (rc)
 			return rc;
+		conn_src_set(&r->src, &r->fd, &c);
 		atomic_store(&m->fds[1 + i], r->fd);
-		rc = open_decoder(vm, &r->fd, &r->d, &flags, err);
-		if (!rc && !(flags & (FERRY_STREAM_F_MULTIFD |
-				      FERRY_STREAM_F_POSTCOPY)))
-			rc = ferry_error_set(err, -EPROTO,
-					     "a page channel's stream lacks "
-					     "the multifd or postcopy flag");
+		/* as judged: the header, then this migration's channel */
+		rc = open_decoder(vm, &r->src, &r->d, &flags, err);
 		if (!rc)
 			rc = ferry_stream_decoder_next(r->d, &rec, err);
 		if (rc)
 			return rc;
 		k = rec.u.channel.index;
-		if (rec.u.channel.session != session ||
-		    rec.u.channel.count != n || k == 0)
-			return ferry_error_set(err, -EPROTO,
-					       "a connection for channel %u of "
-					       "%u of another migration (this "
-					       "one has %u channels)",
-					       k, rec.u.channel.count, n);
-		if (seen[k - 1])
-			return ferry_error_set(err, -EPROTO,
-					       "channel %u connected twice", k);
 		seen[k - 1] = true;
 		r->index = k;
 		if (urgent && k == n) /* post-copy's answers: placed by us */
@@ -306,6 +508,7 @@ static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 		t->unchanged += rx[i].pl.t.unchanged;
 		t->stale += rx[i].pl.t.stale;
 		ferry_stream_decoder_free(rx[i].d);
+		conn_src_free(&rx[i].src);
 		atomic_store(&m->fds[1 + i], -1);
 		if (rx[i].fd >= 0)
 			close(rx[i].fd);
@@ -467,43 +670,38 @@ static bool link_failure(int rc)
  * are here. */
 static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 		     struct pc_in *pc, const struct placer *pl,
-		     uint64_t session, int *fd, struct ferry_stream_decoder **d,
-		     struct rx **rx, unsigned *nchan, struct ferry_error *err)
+		     uint64_t session, int *fd, struct conn_src *src,
+		     struct ferry_stream_decoder **d, struct rx **rx,
+		     unsigned *nchan, struct ferry_error *err)
 {
 	struct ferry_stream_record rec;
+	struct transport_screen sc;
+	struct transport_conn c;
 	uint32_t flags = 0;
 	int rc;
 
 	/* until the source comes, a cancel, or migrate-pause (back to
-	 * postcopy-paused, for another migrate-recover) */
+	 * postcopy-paused, for another migrate-recover); others are
+	 * refused */
+	transport_screen_init(&sc, m->listen_fd, on_refused, m);
 	do {
 		ferry_error_clear(err);
-		rc = transport_accept(m->listen_fd, fd, 200, &m->cancel, err);
+		rc = transport_screen_take(&sc, head_ms(m), 200, &m->cancel,
+					   judge_resume, &session, &c, err);
 	} while (rc == -ETIMEDOUT && !atomic_load(&m->pause_req));
 	if (rc == -ETIMEDOUT)
 		rc = ferry_error_set(err, -ECONNABORTED,
 				     "migrate-pause before the source "
 				     "connected");
 	if (!rc) {
+		conn_src_set(src, fd, &c);
 		atomic_store(&m->fds[0], *fd);
-		rc = open_decoder(m->vm, fd, d, &flags, err);
+		rc = open_decoder(m->vm, src, d, &flags, err);
 	}
 	if (*d) /* post-copy places pages itself, atomically */
 		ferry_stream_decoder_set_placement(*d, false);
-	if (!rc && !(flags & FERRY_STREAM_F_RESUME))
-		rc = ferry_error_set(err, -EPROTO,
-				     "post-copy recovery: the connection "
-				     "does not resume a post-copy (header "
-				     "flags 0x%x)",
-				     flags);
-	if (!rc)
+	if (!rc) /* this session's, as judged */
 		rc = ferry_stream_decoder_next(*d, &rec, err);
-	if (!rc && (rec.u.channel.index != 0 || rec.u.channel.count != 1 ||
-		    rec.u.channel.session != session))
-		rc = ferry_error_set(err, -EPROTO,
-				     "post-copy recovery: a connection for "
-				     "channel %u of %u of another migration",
-				     rec.u.channel.index, rec.u.channel.count);
 	if (!rc) {
 		/* the channel threads' main_fd, and the fault thread's
 		 * requests: from now on, this connection */
@@ -515,8 +713,11 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 	if (!rc) {
 		(*rx)[0].fd = -1;
 		*nchan = 1;
-		rc = open_channels(m, pl, session, true, *rx, 1, err);
+		rc = open_channels(m, &sc, pl, session, true, true, *rx, 1,
+				   err);
 	}
+	transport_screen_close(&sc, "the post-copy recovery has its "
+				    "connections");
 	close(m->listen_fd);
 	m->listen_fd = -1;
 	if (!rc)
@@ -531,7 +732,8 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
  */
 static int recover(struct ferry_migration *m, struct rp_tx *tx,
 		   struct pc_in *pc, struct placer *pl, uint64_t session,
-		   int *fd, struct ferry_stream_decoder **d, struct rx **rx,
+		   int *fd, struct conn_src *src,
+		   struct ferry_stream_decoder **d, struct rx **rx,
 		   unsigned *nchan, struct ferry_error *err)
 {
 	struct ferry_error cause = *err;
@@ -542,6 +744,7 @@ static int recover(struct ferry_migration *m, struct rp_tx *tx,
 		atomic_store(&m->fds[0], -1);
 		ferry_stream_decoder_free(*d);
 		*d = NULL;
+		conn_src_free(src);
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;
@@ -549,7 +752,8 @@ static int recover(struct ferry_migration *m, struct rp_tx *tx,
 		rc = mig_pause(m, &cause, err);
 		if (rc)
 			return rc;
-		rc = reconnect(m, tx, pc, pl, session, fd, d, rx, nchan, err);
+		rc = reconnect(m, tx, pc, pl, session, fd, src, d, rx, nchan,
+			       err);
 		if (!rc) {
 			mig_recovered(m);
 			return 0;
@@ -566,10 +770,12 @@ static int recover(struct ferry_migration *m, struct rp_tx *tx,
 	}
 }
 
-static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
-		   struct ferry_error *err)
+static int receive(struct ferry_migration *m, struct transport_screen *sc,
+		   const struct transport_conn *conn, struct rp_tx *tx,
+		   bool *ran, struct ferry_error *err)
 {
 	int fd = tx->fd;
+	struct conn_src src = { .fd = &fd };
 	struct pc_in pc = { .uffd = -1, .quit_fd = -1 };
 	bool pc_inited = false;
 	atomic_int running = 0;
@@ -597,10 +803,11 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 	ferry_migration_get_params(m, &p);
 	/* page hashes, whether or not verify is on here: the source may
 	 * send a digest, and then it is checked */
+	conn_src_set(&src, &fd, conn);
 	rc = loaded ? page_hashes_init(&ph, vm, err)
 		    : ferry_error_set(err, -ENOMEM, "out of memory");
 	if (!rc)
-		rc = open_decoder(vm, &fd, &d, &flags, err);
+		rc = open_decoder(vm, &src, &d, &flags, err);
 	if (!rc && (flags & FERRY_STREAM_F_POSTCOPY)) {
 		saved = calloc(vm->nsections + 1, sizeof(*saved));
 		rc = saved ? pc_in_init(&pc, vm, tx, err)
@@ -623,12 +830,15 @@ static int receive(struct ferry_migration *m, struct rp_tx *tx, bool *ran,
 		if (!rc && !rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		if (!rc)
-			rc = open_channels(m, &pl, rec.u.channel.session,
-					   flags & FERRY_STREAM_F_POSTCOPY, rx,
-					   nchan, err);
+			rc = open_channels(m, sc, &pl, rec.u.channel.session,
+					   flags & FERRY_STREAM_F_POSTCOPY,
+					   false, rx, nchan, err);
 	}
+	if (sc) /* every connection is in */
+		transport_screen_close(sc, "the migration has its "
+					   "connections");
 	if (m->listen_fd >= 0)
-		close(m->listen_fd); /* every connection is in */
+		close(m->listen_fd);
 	m->listen_fd = -1;
 again:
 	while (!rc) {
@@ -723,8 +933,8 @@ again:
 		/* post-copy: the guest runs here on what it has; wait for a
 		 * new connection rather than lose it */
 		bytes += d ? ferry_stream_decoder_offset(d) : 0;
-		rc = recover(m, tx, &pc, &pl, session, &fd, &d, &rx, &nchan,
-			     err);
+		rc = recover(m, tx, &pc, &pl, session, &fd, &src, &d, &rx,
+			     &nchan, err);
 		if (!rc) {
 			resumed = true;
 			atomic_store(&first_fail, 0);
@@ -741,6 +951,7 @@ again:
 		pc_in_free(&pc); /* also wakes any vCPU still waiting */
 	}
 	ferry_stream_decoder_free(d);
+	conn_src_free(&src);
 	for (i = 0; !rc && i < vm->nsections; i++)
 		if (!loaded[i])
 			rc = ferry_error_set(err, -ENODATA,
@@ -781,7 +992,7 @@ again:
 }
 
 /* The source over rdma: the connection, and the stream's socket. */
-static int rdma_in_accept(struct ferry_migration *m, int *fd,
+static int rdma_in_accept(struct ferry_migration *m, struct transport_conn *c,
 			  struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
@@ -791,13 +1002,13 @@ static int rdma_in_accept(struct ferry_migration *m, int *fd,
 	if (!ram)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
 	rc = rdma_accept(m->rdma_listener, ram, vm->nblocks, -1, &m->cancel,
-			 &m->rdma, err);
+			 on_refused, m, &m->rdma, err);
 	free(ram);
 	rdma_listener_close(m->rdma_listener);
 	m->rdma_listener = NULL;
 	if (rc)
 		return rc;
-	*fd = rdma_stream_fd(m->rdma);
+	*c = (struct transport_conn){ .fd = rdma_stream_fd(m->rdma) };
 	rdma_in_stats(m);
 	return 0;
 }
@@ -807,6 +1018,8 @@ void *mig_incoming_main(void *arg)
 	struct ferry_migration *m = arg;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
+	struct transport_screen sc, *scp = NULL;
+	struct transport_conn c = { .fd = -1 };
 	struct rp_tx tx;
 	bool ran = false, stay_stopped;
 	int fd = -1, rc;
@@ -817,16 +1030,29 @@ void *mig_incoming_main(void *arg)
 				strerror(-rc));
 		goto fail;
 	}
-	if (m->rdma_listener)
-		rc = rdma_in_accept(m, &fd, &err);
-	else
-		rc = transport_accept(m->listen_fd, &fd, -1, &m->cancel, &err);
+	if (m->rdma_listener) {
+		rc = rdma_in_accept(m, &c, &err);
+	} else {
+		/* until a connection delivers the head of a migration (the
+		 * head's time limit as net-timeout is now) */
+		scp = &sc;
+		transport_screen_init(scp, m->listen_fd, on_refused, m);
+		do {
+			ferry_error_clear(&err);
+			rc = transport_screen_take(scp, head_ms(m), 200,
+						   &m->cancel, judge_main, NULL,
+						   &c, &err);
+		} while (rc == -ETIMEDOUT);
+	}
 	if (rc) {
+		if (scp)
+			transport_screen_close(scp, "the listener closed");
 		if (m->listen_fd >= 0)
 			close(m->listen_fd);
 		m->listen_fd = -1;
 		goto fail;
 	}
+	fd = c.fd;
 	atomic_store(&m->fds[0], fd);
 	rp_tx_init(&tx, fd);
 	pthread_mutex_lock(&m->lock);
@@ -834,9 +1060,15 @@ void *mig_incoming_main(void *arg)
 	pthread_mutex_unlock(&m->lock);
 	if (!mig_set_state(m, FERRY_MIG_SETUP, FERRY_MIG_ACTIVE)) {
 		rc = ferry_error_set(&err, -ECANCELED, "cancelled");
+		if (scp)
+			transport_screen_close(scp, "the listener closed");
+		if (m->listen_fd >= 0)
+			close(m->listen_fd);
+		m->listen_fd = -1;
+		free(c.buf);
 		goto fail;
 	}
-	rc = receive(m, &tx, &ran, &err);
+	rc = receive(m, scp, &c, &tx, &ran, &err);
 	if (rc && ran) {
 		/* post-copy: the guest ran here, and now cannot go on */
 		struct ferry_error e = err;
@@ -865,6 +1097,15 @@ void *mig_incoming_main(void *arg)
 			      FERRY_MIG_COMPLETED);
 	goto out;
 fail:
+	if (m->rdma && *rdma_failure(m->rdma) && strncmp(err.msg, "rdma:", 5) &&
+	    err.code != -ECANCELED) {
+		/* the transport knows better than a closed stream */
+		struct ferry_error e = err;
+
+		ferry_error_clear(&err);
+		ferry_error_set(&err, e.code, "rdma: %s (%s)",
+				rdma_failure(m->rdma), ferry_error_msg(&e));
+	}
 	/* the verdict names a stall too; a post-copy recovery may have lost
 	 * the connection to send it on */
 	mig_explain_stall(m, &err);

@@ -386,7 +386,8 @@ static int switchover(struct out *o, struct ferry_error *err)
 		return peer_verdict(o, rc, err);
 	mig_guest_away(m, true);
 	if (o->stopped)
-		rc = ferry_stream_put_end(o->main.enc, p.verify ? digest : NULL);
+		rc = ferry_stream_put_end(o->main.enc,
+					  p.verify ? digest : NULL);
 	else
 		rc = ferry_stream_put_end_stopped(o->main.enc,
 						  p.verify ? digest : NULL);

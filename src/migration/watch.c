@@ -6,26 +6,38 @@
  * A thread beside the engine's samples the kernel's byte counters of every
  * TCP connection of the migration (TCP_INFO: bytes acknowledged by the
  * peer, bytes received) a few times per timeout.  When none has moved for
- * net-timeout ms it notes the stall and shuts the connections down (a
- * destination's for reading only: its verdict still goes out): the
- * engine's blocked call returns, and the engine fails (pre-copy) or pauses
- * (post-copy) with the stall as its cause.  Unix sockets and rdma have no
- * such counters and are not watched; neither is a migration with no
- * connection yet (listening, connecting: those have their own timeouts).
+ * net-timeout ms, or fewer than MIN_BYTES moved in a whole net-timeout (a
+ * peer that trickles a byte at a time), it notes the stall and shuts the
+ * connections down: the engine's blocked call returns, and the engine
+ * fails (pre-copy) or pauses (post-copy) with the stall as its cause.  A
+ * destination's connection is shut for reading only, so that its verdict
+ * still goes out, unless its own bytes wait unacknowledged in the send
+ * queue (SIOCOUTQ): then the peer does not read (or the link is dead both
+ * ways), a send may be blocked on it, and it is shut for writing too.
+ * Unix sockets and rdma have no such counters and are not watched;
+ * neither is a migration with no connection yet (listening, connecting:
+ * those have their own timeouts).
  */
 #include <netinet/in.h>
-#include <linux/tcp.h> /* tcp_info with the byte counters */
+#include <linux/sockios.h> /* SIOCOUTQ */
+#include <linux/tcp.h>	   /* tcp_info with the byte counters */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "migration_internal.h"
 
-/* A signature of every byte counter; 0 when nothing can be watched. */
-static uint64_t sample(struct ferry_migration *m)
+/* The least a watched migration moves per net-timeout, both ways. */
+#define MIN_BYTES 4096
+
+/* A signature of every byte counter (0 when nothing can be watched), and
+ * the bytes moved in all. */
+static uint64_t sample(struct ferry_migration *m, uint64_t *bytes)
 {
 	uint64_t sig = 0;
 	int i;
 
+	*bytes = 0;
 	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
 		int fd = atomic_load(&m->fds[i]);
 		struct tcp_info ti;
@@ -39,8 +51,44 @@ static uint64_t sample(struct ferry_migration *m)
 		/* distinct per connection, and never 0 */
 		sig = sig * 0x9e3779b97f4a7c15ull + ti.tcpi_bytes_acked +
 		      (ti.tcpi_bytes_received << 1) + (uint64_t)fd + 1;
+		*bytes += ti.tcpi_bytes_acked + ti.tcpi_bytes_received;
 	}
 	return sig;
+}
+
+/* The same connections as when the window opened (fd numbers). */
+static uint64_t conn_set(struct ferry_migration *m)
+{
+	uint64_t set = 0;
+	int i;
+
+	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++)
+		set = set * 31 + (uint64_t)(atomic_load(&m->fds[i]) + 1);
+	return set;
+}
+
+/*
+ * Unblock the engine: every connection shut.  A destination keeps its
+ * write side for the verdict, unless bytes it sent wait in the send queue:
+ * no byte moved, so the peer read none of them, and a send blocked there
+ * would wait for ever.
+ */
+static void shut(struct ferry_migration *m, bool incoming)
+{
+	int i, fd, queued;
+
+	if (!incoming) {
+		mig_shut_connections(m, SHUT_RDWR);
+		return;
+	}
+	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
+		fd = atomic_load(&m->fds[i]);
+		if (fd < 0)
+			continue;
+		if (ioctl(fd, SIOCOUTQ, &queued) < 0)
+			queued = 0;
+		shutdown(fd, queued > 0 ? SHUT_RDWR : SHUT_RD);
+	}
 }
 
 /*
@@ -66,10 +114,12 @@ static void *watch_main(void *arg)
 {
 	struct ferry_migration *m = arg;
 	uint64_t last_sig = 0, since = mig_now_ns();
+	uint64_t win_set = 0, win_bytes = 0, win_start = since;
 
 	pthread_mutex_lock(&m->lock);
 	while (!m->watch_quit) {
-		uint64_t timeout = m->params.net_timeout_ms, now, sig;
+		uint64_t timeout = m->params.net_timeout_ms, now, sig,
+			 bytes = 0;
 		uint64_t step_ms = timeout ? timeout / 8 : 1000;
 		struct timespec ts;
 		bool watch, incoming;
@@ -91,19 +141,35 @@ static void *watch_main(void *arg)
 		watch = timeout && watched(m);
 		incoming = m->stats.incoming;
 		pthread_mutex_unlock(&m->lock);
-		sig = watch ? sample(m) : 0;
+		sig = watch ? sample(m, &bytes) : 0;
 		now = mig_now_ns();
+		if (!sig || conn_set(m) != win_set) {
+			/* the minimum rate's window: over the same
+			 * connections, from when they were first seen */
+			win_set = sig ? conn_set(m) : 0;
+			win_bytes = bytes;
+			win_start = now;
+		}
 		if (!sig || sig != last_sig) {
 			last_sig = sig;
 			since = now;
-		} else if (now - since >= timeout * 1000000) {
+		}
+		if (sig && (now - since >= timeout * 1000000 ||
+			    (now - win_start >= timeout * 1000000 &&
+			     bytes - win_bytes < MIN_BYTES))) {
+			/* no byte, or too few in the window */
 			atomic_store(&m->net_stalled_ms,
-				     (now - since) / 1000000);
-			/* a destination still sends its verdict, so that
-			 * the source knows nothing resumed here */
-			mig_shut_connections(m, incoming ? SHUT_RD : SHUT_RDWR);
+				     (now - since >= timeout * 1000000
+					      ? now - since
+					      : now - win_start) /
+					     1000000);
+			shut(m, incoming);
 			last_sig = 0;
 			since = now;
+			win_set = 0;
+		} else if (sig && now - win_start >= timeout * 1000000) {
+			win_bytes = bytes; /* enough moved: a new window */
+			win_start = now;
 		}
 		pthread_mutex_lock(&m->lock);
 	}

@@ -1223,12 +1223,15 @@ static int pin_blocks(struct rdma_conn *c)
 
 int rdma_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 		unsigned nram, int timeout_ms, atomic_int *cancel,
-		struct rdma_conn **out, struct ferry_error *err)
+		void (*refused)(void *opaque, const char *peer,
+				const char *why),
+		void *opaque, struct rdma_conn **out, struct ferry_error *err)
 {
 	uint8_t evbuf[sizeof(struct fi_eq_cm_entry) + 256];
 	struct fi_eq_cm_entry *e = (struct fi_eq_cm_entry *)evbuf;
 	uint8_t pdata[RDMA_CONNECT_SIZE];
 	struct rdma_connect_data cd;
+	struct ferry_error bad = { 0 };
 	uint64_t deadline =
 		timeout_ms < 0 ? UINT64_MAX
 			       : now_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -1240,6 +1243,7 @@ int rdma_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 	int rc;
 
 	*out = NULL;
+again:
 	for (;;) { /* the connection request, cancellable */
 		if (cancel && atomic_load(cancel))
 			return ferry_error_set(err, -ECANCELED,
@@ -1256,10 +1260,13 @@ int rdma_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 			struct fi_eq_err_entry ee = { 0 };
 
 			fi_eq_readerr(l->eq, &ee, 0);
-			return ferry_error_set(err, -ECONNABORTED,
-					       "rdma: a connection attempt "
-					       "failed: %s",
-					       fi_strerror(ee.err));
+			/* one attempt failed; the listener lives on */
+			snprintf(why, sizeof(why),
+				 "a connection attempt failed: %s",
+				 fi_strerror(ee.err));
+			if (refused)
+				refused(opaque, "an rdma peer", why);
+			continue;
 		}
 		if (n < 0)
 			return ferry_error_set(err, to_errno(n),
@@ -1271,11 +1278,14 @@ int rdma_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 	}
 	got = (size_t)n;
 	rc = rdma_connect_decode(evbuf + sizeof(*e), got - sizeof(*e), &cd,
-				 err);
-	if (rc) {
+				 &bad);
+	if (rc) { /* not a ferry source: refused, and the wait goes on */
 		fi_reject(l->pep, e->info->handle, NULL, 0);
 		fi_freeinfo(e->info);
-		return rc;
+		if (refused)
+			refused(opaque, "an rdma peer", ferry_error_msg(&bad));
+		ferry_error_clear(&bad);
+		goto again;
 	}
 	c = conn_new(true);
 	if (!c) {

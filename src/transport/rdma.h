@@ -60,10 +60,15 @@ int rdma_listen(const char *addr, const char *provider,
 		struct ferry_error *err);
 /* Accept one connection (the listener is spent after it), waiting at most
  * timeout_ms (-1: forever), returning -ECANCELED once *cancel is set.  The
- * source's capabilities decide pin-all; RAM is what may be exposed. */
+ * source's capabilities decide pin-all; RAM is what may be exposed.  A
+ * connection request that is not a ferry source's (its private data does
+ * not decode) or an attempt that fails is refused, told to `refused`, and
+ * the wait goes on. */
 int rdma_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 		unsigned nram, int timeout_ms, atomic_int *cancel,
-		struct rdma_conn **out, struct ferry_error *err);
+		void (*refused)(void *opaque, const char *peer,
+				const char *why),
+		void *opaque, struct rdma_conn **out, struct ferry_error *err);
 void rdma_listener_close(struct rdma_listener *l);
 
 /* Source: connect, agree on the protocol, learn the destination's RAM

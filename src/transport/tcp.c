@@ -76,7 +76,7 @@ static int tcp_listen(const char *addr, int *out, char *bound, size_t len,
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, 4) == 0)
+		    listen(fd, SOMAXCONN) == 0)
 			break;
 		e = errno;
 		close(fd);

@@ -1,5 +1,11 @@
-/* transport.c - URI scheme lookup and accept, shared by all transports. */
+/*
+ * transport.c - URI scheme lookup and accept, shared by all transports;
+ * and the screen, which serves a listening socket's connections at once
+ * until one delivers the head its caller wants (transport.h).
+ */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -7,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "rdma.h"
 #include "transport.h"
@@ -128,44 +136,254 @@ int transport_connect(const char *uri, int *fd, struct ferry_error *err)
 	return ops->connect(addr, fd, err);
 }
 
-int transport_accept(int lfd, int *fd, int timeout_ms, atomic_int *cancel,
-		     struct ferry_error *err)
+/* ---- the screen ------------------------------------------------------- */
+
+#define SCREEN_READ 65536 /* bytes read at once from a pending connection */
+
+static uint64_t now_ns(void)
 {
-	int waited = 0;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(buf, len, "a peer");
+	} else if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		snprintf(buf, len, "a unix socket peer");
+	}
+}
+
+void transport_screen_init(struct transport_screen *s, int lfd,
+			   transport_refused_fn refused, void *opaque)
+{
+	/* accept4 until EAGAIN: the listener must not block */
+	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+	s->lfd = lfd;
+	s->refused = refused;
+	s->opaque = opaque;
+	s->n = 0;
+}
+
+/* Take p[i] out of the list, keeping the order (oldest first). */
+static void unlist(struct transport_screen *s, unsigned i)
+{
+	s->n--;
+	memmove(&s->p[i], &s->p[i + 1], (s->n - i) * sizeof(s->p[0]));
+}
+
+static void refuse(struct transport_screen *s, unsigned i, const char *why)
+{
+	struct transport_pending *p = &s->p[i];
+
+	if (s->refused)
+		s->refused(s->opaque, p->peer, why);
+	close(p->fd);
+	free(p->buf);
+	unlist(s, i);
+}
+
+void transport_screen_close(struct transport_screen *s, const char *why)
+{
+	while (s->n)
+		refuse(s, 0, why);
+}
+
+static void take(struct transport_screen *s, unsigned i,
+		 struct transport_conn *out)
+{
+	struct transport_pending *p = &s->p[i];
+	int one = 1;
+
+	fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) & ~O_NONBLOCK);
+	/* the return path's small messages (page requests) must not wait
+	 * for Nagle; a UNIX socket ignores this */
+	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	out->fd = p->fd;
+	out->buf = p->buf;
+	out->len = p->len;
+	unlist(s, i);
+}
+
+/* Judge p[i]: 1 when it was taken, 0 when it stays (or went, refused). */
+static int judge_one(struct transport_screen *s, unsigned i,
+		     transport_judge_fn judge, void *opaque,
+		     struct transport_conn *out)
+{
+	struct ferry_error e = { 0 };
+	int r = judge(opaque, s->p[i].buf, s->p[i].len, &e);
+
+	if (r == TRANSPORT_HEAD_TAKE) {
+		take(s, i, out);
+		return 1;
+	}
+	if (r < 0) {
+		refuse(s, i, ferry_error_msg(&e));
+		return 0;
+	}
+	s->p[i].held = r == TRANSPORT_HEAD_HOLD;
+	return 0;
+}
+
+/* Accept what waits on the listening socket; the oldest pending make
+ * room. */
+static int accept_all(struct transport_screen *s, int head_ms,
+		      struct ferry_error *err)
+{
+	char why[96];
 
 	for (;;) {
-		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		struct transport_pending *p;
+		int c = accept4(s->lfd, NULL, NULL,
+				SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (c < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return 0;
+			if (errno == ECONNABORTED || errno == EMFILE ||
+			    errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				return 0; /* one lost; the listener goes on */
+			return ferry_error_set(err, -errno, "accept: %s",
+					       strerror(errno));
+		}
+		if (s->n == TRANSPORT_PENDING_MAX) {
+			snprintf(why, sizeof(why),
+				 "pushed out by a newer connection (%u "
+				 "waited for their stream head)",
+				 (unsigned)TRANSPORT_PENDING_MAX);
+			refuse(s, 0, why);
+		}
+		p = &s->p[s->n++];
+		*p = (struct transport_pending){
+			.fd = c,
+			.deadline_ns = now_ns() + (uint64_t)head_ms * 1000000,
+		};
+		peer_name(c, p->peer, sizeof(p->peer));
+	}
+}
+
+/* Read what p[i] has: 0 read (or nothing there yet), -1 refused. */
+static int read_one(struct transport_screen *s, unsigned i)
+{
+	struct transport_pending *p = &s->p[i];
+	char why[96];
+	ssize_t r;
+
+	if (p->cap - p->len < SCREEN_READ) {
+		uint8_t *b = realloc(p->buf, p->len + SCREEN_READ);
+
+		if (!b) {
+			refuse(s, i, "out of memory for its stream head");
+			return -1;
+		}
+		p->buf = b;
+		p->cap = p->len + SCREEN_READ;
+	}
+	r = recv(p->fd, p->buf + p->len, SCREEN_READ, MSG_DONTWAIT);
+	if (r > 0) {
+		p->len += (size_t)r;
+		return 0;
+	}
+	if (r < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (r == 0)
+		snprintf(why, sizeof(why),
+			 "closed after %zu bytes, before its stream head was "
+			 "whole",
+			 p->len);
+	else
+		snprintf(why, sizeof(why), "receiving its stream head: %s",
+			 strerror(errno));
+	refuse(s, i, why);
+	return -1;
+}
+
+int transport_screen_take(struct transport_screen *s, int head_ms,
+			  int timeout_ms, atomic_int *cancel,
+			  transport_judge_fn judge, void *opaque,
+			  struct transport_conn *out, struct ferry_error *err)
+{
+	uint64_t start = now_ns();
+	struct pollfd pfd[TRANSPORT_PENDING_MAX + 1];
+	unsigned i, k;
+	int rc;
+
+	/* those already whole, or part-way, meet this call's judge first */
+	for (i = s->n; i-- > 0;)
+		if (s->p[i].len && judge_one(s, i, judge, opaque, out))
+			return 0;
+	for (;;) {
+		uint64_t now;
 		int n;
 
 		if (cancel && atomic_load(cancel))
 			return ferry_error_set(err, -ECANCELED,
 					       "accept: cancelled");
-		n = poll(&p, 1, 100);
+		pfd[0] = (struct pollfd){ .fd = s->lfd, .events = POLLIN };
+		for (i = 0; i < s->n; i++)
+			pfd[1 + i] = (struct pollfd){
+				.fd = s->p[i].held ? -1 : s->p[i].fd,
+				.events = POLLIN,
+			};
+		k = s->n;
+		n = poll(pfd, 1 + k, 100);
 		if (n < 0 && errno != EINTR)
 			return ferry_error_set(err, -errno, "poll: %s",
 					       strerror(errno));
-		if (n > 0) {
-			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-			if (c >= 0) {
-				int one = 1;
-
-				/* the return path's small messages (page
-				 * requests) must not wait for Nagle; a UNIX
-				 * socket ignores this */
-				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one,
-					   sizeof(one));
-				*fd = c;
+		/* newest first, so that a removal leaves the indices of
+		 * those still to read as they were */
+		for (i = k; n > 0 && i-- > 0;) {
+			if (!pfd[1 + i].revents)
+				continue;
+			if (!read_one(s, i) &&
+			    judge_one(s, i, judge, opaque, out))
 				return 0;
-			}
-			if (errno != EINTR && errno != EAGAIN &&
-			    errno != ECONNABORTED)
-				return ferry_error_set(err, -errno,
-						       "accept: %s",
-						       strerror(errno));
 		}
-		waited += 100;
-		if (timeout_ms >= 0 && waited >= timeout_ms)
+		now = now_ns();
+		for (i = s->n; i-- > 0;)
+			if (now >= s->p[i].deadline_ns) {
+				char why[128];
+
+				if (s->p[i].held)
+					snprintf(why, sizeof(why),
+						 "its stream head came, but "
+						 "no migration took it within "
+						 "%d ms",
+						 head_ms);
+				else
+					snprintf(why, sizeof(why),
+						 "no whole stream head within "
+						 "%d ms (%zu bytes of it)",
+						 head_ms, s->p[i].len);
+				refuse(s, i, why);
+			}
+		if (n > 0 && (pfd[0].revents & POLLIN)) {
+			rc = accept_all(s, head_ms, err);
+			if (rc)
+				return rc;
+		}
+		if (timeout_ms >= 0 &&
+		    now - start >= (uint64_t)timeout_ms * 1000000)
 			return ferry_error_set(err, -ETIMEDOUT,
 					       "no incoming connection within "
 					       "%d ms",

@@ -10,7 +10,9 @@
 #define FERRY_TRANSPORT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ferry/error.h"
 
@@ -59,9 +61,72 @@ int transport_listen(const char *uri, int *fd, char *bound, size_t len,
 		     struct ferry_error *err);
 int transport_connect(const char *uri, int *fd, struct ferry_error *err);
 
-/* Accept one connection, waiting at most timeout_ms (-1: forever), and
- * return early with -ECANCELED when *cancel becomes non-zero. */
-int transport_accept(int lfd, int *fd, int timeout_ms, atomic_int *cancel,
-		     struct ferry_error *err);
+/*
+ * Screening: a listening destination serves every connection at once and
+ * takes only those whose first bytes (their head) the caller's judge
+ * finds right; a stray connection (a port scan, a health check, an idle or
+ * slow peer, garbage) is closed and reported, and listening goes on.
+ *
+ * Each connection accepted has head_ms from its accept to deliver its head;
+ * at most TRANSPORT_PENDING_MAX wait at once (a new one pushes the oldest
+ * out), so idle connections cannot keep the real source from being served.
+ * The screen lives across calls: a head judged complete but not for this
+ * call (a page channel that came before its main connection) is held for
+ * a later call with another judge.
+ */
+#define TRANSPORT_PENDING_MAX 64
+
+enum transport_head {
+	TRANSPORT_HEAD_TAKE, /* the connection is the caller's */
+	TRANSPORT_HEAD_MORE, /* not all of the head yet: read on */
+	TRANSPORT_HEAD_HOLD, /* a whole head, for a later call: keep it */
+};
+
+/* Judge the bytes a connection sent so far: an enum transport_head, or a
+ * negative errno with err saying why the connection is refused. */
+typedef int (*transport_judge_fn)(void *opaque, const uint8_t *head, size_t len,
+				  struct ferry_error *err);
+/* Told of each connection closed unserved: its peer and why. */
+typedef void (*transport_refused_fn)(void *opaque, const char *peer,
+				     const char *why);
+
+struct transport_pending {
+	int fd;
+	uint64_t deadline_ns;
+	uint8_t *buf; /* what it sent so far */
+	size_t len, cap;
+	bool held; /* its head is whole: judged again, not read */
+	char peer[64];
+};
+
+/* Owned by one thread (the destination engine's). */
+struct transport_screen {
+	int lfd;
+	transport_refused_fn refused;
+	void *opaque;
+	struct transport_pending p[TRANSPORT_PENDING_MAX]; /* oldest first */
+	unsigned n;
+};
+
+/* A connection taken: a blocking fd and the bytes already read from it
+ * (its head, maybe more), which come before anything read from fd;
+ * free(buf) when done. */
+struct transport_conn {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+};
+
+void transport_screen_init(struct transport_screen *s, int lfd,
+			   transport_refused_fn refused, void *opaque);
+/* Close every connection still waiting (each reported, with `why`). */
+void transport_screen_close(struct transport_screen *s, const char *why);
+/* Serve the listening socket and the pending connections until one is
+ * taken (0), timeout_ms passes (-ETIMEDOUT; -1: never) or *cancel becomes
+ * non-zero (-ECANCELED). */
+int transport_screen_take(struct transport_screen *s, int head_ms,
+			  int timeout_ms, atomic_int *cancel,
+			  transport_judge_fn judge, void *opaque,
+			  struct transport_conn *out, struct ferry_error *err);
 
 #endif

@@ -58,7 +58,7 @@ static int unix_listen(const char *path, int *out, char *bound, size_t len,
 		return ferry_error_set(err, -errno, "unix:%s: socket: %s", path,
 				       strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
+	    chmod(path, 0600) < 0 || listen(fd, SOMAXCONN) < 0) {
 		rc = -errno;
 		close(fd);
 		return ferry_error_set(err, rc, "unix:%s: cannot listen: %s",

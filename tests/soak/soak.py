@@ -37,12 +37,22 @@ the recoveries counted.  When the cut comes after the destination
 finished (its verdict lost), the source's pause is given up with
 `migrate_cancel`; it stays stopped and says so, and the guest moves on.
 
+Now and then a stray connection meets the destination before its real
+source does (a connect and close, an idle connection held through the
+migration, garbage): the migration must go on as without it, and the
+destination must count it in refused-connections.  With --qmp-hog, now
+and then a QMP client connects to one side, sends query-migrate requests
+and never reads the replies, through the whole migration: neither side
+may wedge (a separate choice, off by default, for a QMP server that
+does not yet bound what it queues for a client).
+
 Prints a line per migration, then the counts and one TAP case per kind
 of check; exits 1 on any problem."""
 import argparse
 import os
 import random
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -67,12 +77,14 @@ STOPPED_SAYS = "stays stopped"
 
 
 class Soak:
-    def __init__(self, rng, tmp):
+    def __init__(self, rng, tmp, qmp_hog=False):
         self.rng, self.tmp = rng, tmp
+        self.qmp_hog = qmp_hog
         self.n = 0            # migrations run
         self.names = 0
         self.counts = dict(faulted=0, cut=0, flipped=0, stalled=0,
-                           verified=0, moved_on_cut=0, recovered=0)
+                           verified=0, moved_on_cut=0, recovered=0,
+                           strays=0, hogs=0)
         self.problems = {k: [] for k in KINDS}
         self.src = None
         self.what = "no migration yet"
@@ -149,7 +161,39 @@ class Soak:
         p["pc_faults"] = [] if p["mode"] == "precopy" else \
             r.choice([[], [], ["cut"], ["pause-src"], ["pause-dst"],
                       ["cut", "pause-dst"]])
+        p["stray"] = r.choice([None] * 3 + ["close", "idle", "garbage"])
+        # drawn whether or not it is on, so that a seed repeats the rest
+        hog = r.choice([None] * 3 + ["src", "dst"])
+        p["hog"] = hog if self.qmp_hog else None
         return p
+
+    def stray(self, kind, dst):
+        """A stray connection to the destination, before the source's:
+        the socket, held until the migration ended (None once closed)."""
+        host, port = dst.incoming_uri().split(":")[1:]
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        if kind == "garbage":
+            sock.sendall(b"\0" + bytes(self.rng.getrandbits(8)
+                                       for _ in range(200)))
+        if kind == "close":
+            sock.close()
+            return None
+        return sock
+
+    def hog(self, g):
+        """A QMP client that asks and never reads the replies: sends until
+        the socket is full, and stays connected."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(g.sock)
+        sock.setblocking(False)
+        req = b'{"execute": "qmp_capabilities"}\n' + \
+            b'{"execute": "query-migrate"}\n' * 256
+        try:
+            for _ in range(4096):
+                sock.send(req)
+        except BlockingIOError:
+            pass
+        return sock
 
     def pick_fault(self, p):
         r = self.rng
@@ -223,6 +267,10 @@ class Soak:
             mode += " after %d ms" % p["limit"]
         if p["pc_faults"]:
             fault = "after the switch: " + ", ".join(p["pc_faults"])
+        if p["stray"]:
+            fault += ", stray " + p["stray"]
+        if p["hog"]:
+            fault += ", QMP hog on the " + p["hog"]
         return "%s, %d channels, %s, %s, fault %s" % (
             mode, p["channels"], p["codec"],
             "%d MB/s" % (p["bandwidth"] >> 20) if p["bandwidth"]
@@ -239,6 +287,9 @@ class Soak:
         if p["fault"]:
             kind, _, point, how = p["fault"]
             getattr(proxy, kind)(point, **how)
+        stray = self.stray(p["stray"], dst) if p["stray"] else None
+        hog = self.hog(src if p["hog"] == "src" else dst) \
+            if p["hog"] else None
         before = usage(src)
         src.qmp.events.clear()
         t0 = time.time()
@@ -260,6 +311,14 @@ class Soak:
         seen_ns = time.time_ns()
         fired = [f.kind for f in proxy.fired]
         result = self.judge(p, s, dst, proxy, fired, seen_ns)
+        if p["stray"]:
+            self.counts["strays"] += 1
+            self.check_refused(p, dst)
+            if stray:
+                stray.close()
+        if hog:
+            self.counts["hogs"] += 1
+            hog.close()
         proxy.close()
         print("# %d: %.1f s, %s -> %s" % (
             self.n, time.time() - t0, p["what"], result),
@@ -270,6 +329,19 @@ class Soak:
             self.check_usage(src, before)
             self.retire(src)
         self.check_processes()
+
+    def check_refused(self, p, dst):
+        """The destination, if it still runs, counted its stray."""
+        if dst.proc.poll() is not None:
+            return
+        try:
+            d = dst.qmp.cmd("query-migrate")
+        except (OSError, ft.QMPError):
+            return
+        if d.get("status") == "completed" and \
+                not d.get("refused-connections"):
+            self.problem("outcome", "a stray connection (%s) was not "
+                         "refused: %s" % (p["stray"], d))
 
     def postcopy_faults(self, p, src, dst, proxy):
         """Break the link after the switch, once per fault, and recover
@@ -516,6 +588,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--qmp-hog", action="store_true",
+                    help="also QMP clients that never read their replies")
     ap.add_argument("ferry", nargs="?", default=ft.FERRY)
     a = ap.parse_args()
     ft.FERRY = a.ferry
@@ -524,7 +598,7 @@ def main():
         a.seconds, seed, seed), flush=True)
     tmp = tempfile.mkdtemp(prefix="ferry-soak-")
     ft._tmpdirs.append(tmp)
-    soak = Soak(random.Random(seed), tmp)
+    soak = Soak(random.Random(seed), tmp, a.qmp_hog)
     t0 = time.time()
     soak.new_guest()
     while time.time() - t0 < a.seconds:
@@ -540,6 +614,8 @@ def main():
               soak.n, time.time() - t0, c["faulted"], c["cut"],
               c["flipped"], c["stalled"], c["verified"],
               c["moved_on_cut"], c["recovered"]), flush=True)
+    print("# %d with a stray connection, %d with a QMP client that never "
+          "reads" % (c["strays"], c["hogs"]), flush=True)
     tap = ft.TAP()
     tap.run("soak: %d migrations, %d faulted, %d verified (seed %d)" % (
         soak.n, c["faulted"], c["verified"], seed),
