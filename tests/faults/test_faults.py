@@ -183,6 +183,31 @@ def cut_precopy(workload, point, check=None, params=None, rst=False,
     return t
 
 
+def t_cut_header():
+    """Inside the stream header: for the destination that is a
+    connection that never gave a whole head, a stray, so it refuses that
+    one and keeps listening; the source fails and runs on, and migrates
+    again to the same destination, verified."""
+    c = Case("idle")
+    c.proxy.cut(Bytes(10))
+    c.start()
+    c.failed(SENDING)
+    c.running()
+    d = c.dst.qmp.cmd("query-migrate")
+    deadline = time.time() + 60
+    while not d.get("refused-connections") and time.time() < deadline:
+        time.sleep(0.05)
+        d = c.dst.qmp.cmd("query-migrate")
+    assert d.get("refused-connections") == 1, d
+    assert d["status"] == "setup", d
+    assert c.dst.proc.poll() is None
+    c.src.qmp.cmd("migrate-set-parameters", **AGAIN)
+    c.src.qmp.cmd("migrate", uri=c.dst.incoming_uri())
+    s, d = c.src.qmp.wait_migration(), c.dst.qmp.wait_migration()
+    assert s.get("verified") is True and d.get("verified") is True, (s, d)
+    c.src.quit(), c.dst.quit()
+
+
 def in_bulk(c, s, f):
     assert c.proxy.seen(EOI) == 0, "past the bulk pass"
 
@@ -366,9 +391,9 @@ def t_dead_link_cancel():
 
 
 for name, fn in [
-    ("cut in setup (inside the stream header): source runs, "
-     "destination refuses, migrates again verified",
-     cut_precopy("idle", lambda: Bytes(10))),
+    ("cut in setup (inside the stream header): source runs, the "
+     "destination refuses that connection and listens on, migrates to it "
+     "verified", t_cut_header),
     ("cut in the bulk pass (page 2000, reset): source runs, "
      "migrates again verified",
      cut_precopy("idle", lambda: Record(PAGE, nth=2000), in_bulk,
