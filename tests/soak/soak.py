@@ -40,11 +40,10 @@ finished (its verdict lost), the source's pause is given up with
 Now and then a stray connection meets the destination before its real
 source does (a connect and close, an idle connection held through the
 migration, garbage): the migration must go on as without it, and the
-destination must count it in refused-connections.  With --qmp-hog, now
-and then a QMP client connects to one side, sends query-migrate requests
-and never reads the replies, through the whole migration: neither side
-may wedge (a separate choice, off by default, for a QMP server that
-does not yet bound what it queues for a client).
+destination must count it in refused-connections.  Now and then, too, a
+QMP client connects to one side, sends query-migrate requests and never
+reads the replies, through the whole migration: neither side may wedge
+(--no-qmp-hog leaves that out).
 
 Prints a line per migration, then the counts and one TAP case per kind
 of check; exits 1 on any problem."""
@@ -77,7 +76,7 @@ STOPPED_SAYS = "stays stopped"
 
 
 class Soak:
-    def __init__(self, rng, tmp, qmp_hog=False):
+    def __init__(self, rng, tmp, qmp_hog=True):
         self.rng, self.tmp = rng, tmp
         self.qmp_hog = qmp_hog
         self.n = 0            # migrations run
@@ -287,10 +286,10 @@ class Soak:
         if p["fault"]:
             kind, _, point, how = p["fault"]
             getattr(proxy, kind)(point, **how)
+        before = usage(src)  # a QMP hog's socket is not the engine's
         stray = self.stray(p["stray"], dst) if p["stray"] else None
         hog = self.hog(src if p["hog"] == "src" else dst) \
             if p["hog"] else None
-        before = usage(src)
         src.qmp.events.clear()
         t0 = time.time()
         src.qmp.cmd("migrate", uri=proxy.uri)
@@ -330,6 +329,20 @@ class Soak:
             self.retire(src)
         self.check_processes()
 
+    def refused_head(self, dst, timeout=60):
+        """Wait until the destination exits (False) or says it refused
+        a connection while still waiting for its migration (True)."""
+        deadline = time.time() + timeout
+        while dst.proc.poll() is None and time.time() < deadline:
+            try:
+                d = dst.qmp.cmd("query-migrate")
+            except (OSError, ft.QMPError):
+                break
+            if d.get("status") == "setup" and d.get("refused-connections"):
+                return True
+            time.sleep(0.05)
+        return False
+
     def check_refused(self, p, dst):
         """The destination, if it still runs, counted its stray."""
         if dst.proc.poll() is not None:
@@ -366,6 +379,7 @@ class Soak:
                 if dst.qmp.cmd("query-migrate").get("status") == \
                         "completed":
                     src.qmp.cmd("migrate_cancel")  # the verdict was lost
+                    p["verdict_lost"] = True
                     return
                 self.problem("outcome", "the source paused, the "
                              "destination did not: %s" % tail(dst))
@@ -378,7 +392,8 @@ class Soak:
     def judge(self, p, s, dst, proxy, fired, seen_ns):
         """Check one migration's outcome; returns it in words."""
         src = self.src
-        faulted = "cut" in fired or "flip" in fired
+        faulted = "cut" in fired or "flip" in fired or \
+            p.get("verdict_lost")
         if faulted:
             self.counts["faulted"] += 1
             self.counts["cut" if "cut" in fired else "flipped"] += 1
@@ -439,6 +454,13 @@ class Soak:
             self.ticked_after = None
             return "failed on the source (%s); the destination runs it, " \
                 "verified" % desc[:80]
+        # a cut inside the stream head is a stray to the destination:
+        # it refuses that connection and listens on, with nothing taken
+        if d.get("status") == "setup" and self.refused_head(dst):
+            self.retire(dst)
+            return "failed (%s), source %s; the destination refused " \
+                "the connection and listened on" % (
+                    desc[:80], "running" if st["running"] else "stopped")
         # the destination gave up: it exits 1 and resumed nothing
         rc = dst.proc.wait(timeout=60)
         if rc != 1 or "incoming migration failed" not in out or \
@@ -541,6 +563,8 @@ def dst_outcome(dst, timeout=60):
             return {}
         if d.get("status") == "completed":
             return d
+        if d.get("status") == "setup" and d.get("refused-connections"):
+            return d  # it refused a connection cut in its head: listens
         time.sleep(0.05)
     return {"status": "hung"}
 
@@ -588,8 +612,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--qmp-hog", action="store_true",
-                    help="also QMP clients that never read their replies")
+    ap.add_argument("--qmp-hog", action=argparse.BooleanOptionalAction,
+                    default=True,
+                    help="QMP clients that never read their replies")
     ap.add_argument("ferry", nargs="?", default=ft.FERRY)
     a = ap.parse_args()
     ft.FERRY = a.ferry
