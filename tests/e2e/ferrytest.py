@@ -142,11 +142,23 @@ class Guest:
         self.log.seek(0)
         return self.log.read()
 
-    def ticking(self, seconds=0.2):
-        """Does the guest's heartbeat tick (x-query-guest)?"""
+    def ticking(self, timeout=60):
+        """Does the guest's heartbeat tick (x-query-guest)?  True at the
+        first tick seen, False after `timeout` s without one (a busy
+        machine may keep the heartbeat's thread waiting a while)."""
+        before = self.qmp.cmd("x-query-guest")["heartbeat-ticks"]
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            time.sleep(0.01)
+            if self.qmp.cmd("x-query-guest")["heartbeat-ticks"] > before:
+                return True
+        return False
+
+    def still(self, seconds=0.2):
+        """No heartbeat tick for `seconds`: the guest is stopped."""
         before = self.qmp.cmd("x-query-guest")["heartbeat-ticks"]
         time.sleep(seconds)
-        return self.qmp.cmd("x-query-guest")["heartbeat-ticks"] > before
+        return self.qmp.cmd("x-query-guest")["heartbeat-ticks"] == before
 
     def incoming_uri(self):
         return self.qmp.cmd("query-migrate")["uri"]
