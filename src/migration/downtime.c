@@ -14,8 +14,11 @@
 #define DT_FLOOR_NS 1000000ull
 
 void dt_sample(struct dt_model *dm, double rate, double dirty, uint64_t sync_ns,
-	       uint64_t rtt_ns)
+	       uint64_t rtt_ns, bool provisional)
 {
+	if (dm->provisional)
+		dm->n = dm->next = 0;
+	dm->provisional = provisional;
 	dm->rate[dm->next] = rate;
 	dm->dirty[dm->next] = dirty;
 	dm->next = (dm->next + 1) % DT_HISTORY;

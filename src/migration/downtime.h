@@ -17,6 +17,7 @@
 #ifndef FERRY_DOWNTIME_H
 #define FERRY_DOWNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct dt_model {
 	double dirty[DT_HISTORY]; /* pages per second the guest dirtied */
 	unsigned n;		  /* samples held, at most DT_HISTORY */
 	unsigned next;		  /* ring position of the next sample */
+	bool provisional;	  /* the one sample is the bulk pass's */
 	uint64_t sync_ns;	  /* the last dirty sync's duration */
 	uint64_t rtt_ns;	  /* longest sync round trip seen */
 	/* the last prediction, for dt_explain() */
@@ -46,9 +48,11 @@ struct dt_actual {
 
 /* One iteration's measures: its page rate (pages sent per second), the
  * guest's dirty rate, how long its dirty sync took, and the round trip
- * of its sync with the destination (0 when it had none). */
+ * of its sync with the destination (0 when it had none).  A provisional
+ * sample (the bulk pass's, its bandwidth in whole pages) stands alone
+ * until the first real one replaces it. */
 void dt_sample(struct dt_model *dm, double rate, double dirty, uint64_t sync_ns,
-	       uint64_t rtt_ns);
+	       uint64_t rtt_ns, bool provisional);
 /*
  * Expected downtime in ms for `pages` still to go, margin included; also
  * remembered as the prediction that dt_explain() compares with.  Before

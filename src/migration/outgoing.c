@@ -268,14 +268,19 @@ static int precopy(struct out *o, struct ferry_error *err)
 		 * From the pages the iterations after the bulk pass got
 		 * through: that counts what a page really costs, hashing
 		 * included, whether it goes whole, compressed or as a flag
-		 * (the bulk pass's rate, zero pages and all, says little of
-		 * a dirty page's).  With the margin their spread gives and
-		 * the fixed costs measured (downtime.h).
+		 * (the bulk pass's page rate, zero pages and all, says little
+		 * of a dirty page's: until the first iteration its bandwidth
+		 * in whole pages stands in).  With the margin their spread
+		 * gives and the fixed costs measured (downtime.h).
 		 */
 		if (iteration && page_rate)
 			dt_sample(&o->dt, (double)page_rate,
 				  (double)set.pages * 1e9 / (double)dt, sync_ns,
-				  rtt_ns);
+				  rtt_ns, false);
+		else if (!iteration && bw)
+			dt_sample(&o->dt, (double)bw / vm->page_size,
+				  (double)set.pages * 1e9 / (double)dt, sync_ns,
+				  rtt_ns, true);
 		expected = dt_expect(&o->dt, dirty_pages);
 		pthread_mutex_lock(&m->lock);
 		limit = m->params.downtime_limit_ms;
