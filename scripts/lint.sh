@@ -14,7 +14,7 @@ fi
 rm -f /tmp/ferry-format.$$
 if ! cppcheck -q --error-exitcode=1 --enable=warning,portability \
 	--std=c11 --inline-suppr -D__GNUC__ -Iinclude -Isrc/common \
-	-Isrc/guest -Isrc/workload src; then
+	-Isrc/vm -Isrc/machine/reference -Isrc/workload src; then
 	echo "lint: cppcheck found problems"
 	status=1
 fi

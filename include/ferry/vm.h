@@ -2,7 +2,7 @@
  * ferry/vm.h - what the engine sees of a guest.
  *
  * The engine does not know what a guest is.  A VMM (the reference guest in
- * src/guest/, a KVM guest, a user's own) describes itself with a
+ * src/machine/reference/, a KVM guest, a user's own) describes itself with a
  * `struct ferry_vm`: RAM blocks, device-state sections, run control and a
  * dirty tracker.  Everything the engine moves goes through these.
  */

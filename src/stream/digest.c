@@ -3,7 +3,7 @@
  * end-of-stream record carries (docs/stream.md, "The digest").
  *
  * The caller feeds RAM blocks, then device sections, each group sorted as
- * the document says; ferry_vm_digest() in src/guest/vm.c does that.
+ * the document says; ferry_vm_digest() in src/vm/vm.c does that.
  */
 #include <errno.h>
 #include <stdio.h>

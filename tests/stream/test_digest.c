@@ -2,7 +2,7 @@
  * test_digest.c - unit tests of the RAM and device-state digest:
  * ferry_digest_* (src/stream/digest.c) is deterministic, sensitive to every
  * input it covers and matches its wire definition; ferry_vm_digest()
- * (src/guest/vm.c) sorts blocks and sections, so array order does not
+ * (src/vm/vm.c) sorts blocks and sections, so array order does not
  * matter, and it sees every byte a section saves.
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
- * guest_internal.h - the reference guest's insides, shared by src/guest/
- * files and by tests that step vCPUs by hand.
+ * guest_internal.h - the reference guest's insides, shared by the files
+ * of src/machine/reference/ and by tests that step vCPUs by hand.
  */
 #ifndef FERRY_GUEST_INTERNAL_H
 #define FERRY_GUEST_INTERNAL_H
