@@ -3,9 +3,14 @@
 real `ferry run` processes, driven over QMP.  Machines without RDMA
 hardware run it on libfabric's software `tcp` provider, which these tests
 name explicitly (rdma-provider); every completed migration is verified by
-the digest.  Prints TAP; skips everything, saying why, when libfabric has
-no tcp provider."""
+the digest.  A peer that breaks the protocol on purpose (rdma-peer,
+tests/transport/rdma_peer.c: FERRY_RDMA_PEER, else tests/rdma-peer beside
+the ferry binary) checks that a bad connect request is refused while the
+destination listens on, and that a malformed message ends the migration
+with the transport's reason.  Prints TAP; skips everything, saying why,
+when libfabric has no tcp provider."""
 import os
+import subprocess
 import sys
 import time
 
@@ -218,6 +223,121 @@ def t_nobody_listening():
     finish(src)
 
 
+def peer_path():
+    path = os.environ.get("FERRY_RDMA_PEER") or os.path.join(
+        os.path.dirname(os.path.abspath(ft.FERRY)), "tests", "rdma-peer")
+    assert os.access(path, os.X_OK), (
+        "no rdma-peer at %s: build it (ninja -C build) or set "
+        "FERRY_RDMA_PEER" % path)
+    return path
+
+
+def run_peer(dst, mode, *args):
+    """rdma-peer MODE HOST PORT against dst; its output, once it has seen
+    the destination do what the mode expects (exit 0)."""
+    host, port = dst.incoming_uri().split(":")[1:]
+    # the peer bounds each of its own waits; this bounds a hang
+    r = subprocess.run([peer_path(), mode, host, port] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=600)
+    assert r.returncode == 0, (r.returncode, r.stdout, dst.output()[-2000:])
+    return r.stdout
+
+
+def refused(dst, n, timeout=120):
+    """Wait until the destination has refused n connections."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert dst.proc.poll() is None, \
+            "the destination ended: %s" % dst.output()[-2000:]
+        info = dst.qmp.cmd("query-migrate")
+        if info.get("refused-connections", 0) >= n:
+            return info
+        time.sleep(0.05)
+    raise TimeoutError("refused: %s" % info)
+
+
+def wait_log(g, text, timeout=120):
+    """ferry run logged text."""
+    deadline = time.time() + timeout
+    while text not in g.output():
+        if time.time() > deadline:
+            raise TimeoutError("%r not in %s" % (text, g.output()[-2000:]))
+        time.sleep(0.05)
+
+
+def incoming_failed(dst):
+    """The destination's migration failed: ferry run exits 1 and says why
+    (its QMP socket goes with it); the error."""
+    rc = dst.proc.wait(timeout=300)
+    out = dst.output()
+    assert rc == 1, (rc, out[-2000:])
+    tag = "ferry: incoming migration failed: "
+    lines = [x for x in out.splitlines() if x.startswith(tag)]
+    assert lines, out[-2000:]
+    return lines[-1][len(tag):]
+
+
+def t_bad_connect():
+    """Connect requests whose private data does not decode are refused,
+    each counted with its reason; the destination listens on and the
+    real source's migration completes."""
+    args = RAM + ["--workload", "idle", "--fill", "mixed:40"]
+    dst = destination(args)
+    uri = dst.incoming_uri()
+    kinds = (("magic", "the peer is not ferry (magic 0x12345678)"),
+             ("version", "protocol version 9, this side 1"),
+             ("chunk", "chunks of 2^21 bytes"),
+             ("short", "connection data is 4 bytes, not 16"))
+    for n, (kind, why) in enumerate(kinds, 1):
+        out = run_peer(dst, "bad-pdata", kind)
+        assert "connect refused" in out, out
+        info = refused(dst, n)
+        assert info["refused-connections"] == n, info
+        assert info["refused-reason"].startswith("an rdma peer: "), info
+        assert why in info["refused-reason"], (kind, info)
+        assert info["status"] == "setup", info
+        assert info["uri"] == uri, info
+        if n == 1:
+            wait_log(dst, "ferry run: refused 1 connection: an rdma peer: "
+                     "rdma: the peer is not ferry")
+    src = ft.Guest("src", args, tmp=dst.tmp)
+    src.qmp.cmd("migrate-set-parameters", **{"rdma-provider": PROVIDER})
+    s, d = migrate(src, dst)
+    check_verified(s, d)
+    assert d["refused-connections"] == len(kinds), d
+    assert dst.qmp.cmd("query-status")["status"] == "running"
+    finish(src, dst)
+
+
+def transport_reason(err, why):
+    """The error is the transport's reason first, the stream's after."""
+    assert err.startswith("rdma: " + why), err
+    assert "input ended inside the stream header" not in err.split("(")[0], \
+        err
+
+
+def t_bad_register():
+    """A register request past RAM is answered ERANGE; one whose chunk
+    index overflows ends the migration with that reason."""
+    dst = destination(RAM + ["--workload", "idle"])
+    out = run_peer(dst, "bad-register")
+    assert "chunk 256 past RAM: ERANGE" in out, out
+    assert "the destination closed the connection" in out, out
+    transport_reason(incoming_failed(dst),
+                     "malformed register message: chunk index overflows")
+
+
+def t_bad_zero():
+    """A zero message past RAM ends the migration with that reason."""
+    dst = destination(RAM + ["--workload", "idle"])
+    out = run_peer(dst, "bad-zero")
+    assert "the destination closed the connection" in out, out
+    transport_reason(incoming_failed(dst),
+                     "a zero message for bytes outside RAM (block 0, "
+                     "offset 268435456, 4096 bytes)")
+
+
 def provider_missing():
     dst = ft.Guest("probe", RAM + ["--workload", "idle"], incoming="defer")
     try:
@@ -244,6 +364,11 @@ CASES = [
     ("a provider that does not exist is one clear error", t_no_such_provider),
     ("nobody listening: failed with the reason, guest runs",
      t_nobody_listening),
+    ("bad connect private data refused, destination listens, migrates",
+     t_bad_connect),
+    ("register with an overflowing chunk index: the transport's reason",
+     t_bad_register),
+    ("zero message past RAM: the transport's reason", t_bad_zero),
 ]
 
 why = provider_missing()
