@@ -19,6 +19,8 @@ void dt_sample(struct dt_model *dm, double rate, double dirty, uint64_t sync_ns,
 	if (dm->provisional)
 		dm->n = dm->next = 0;
 	dm->provisional = provisional;
+	if (!provisional)
+		dm->iterations++;
 	dm->rate[dm->next] = rate;
 	dm->dirty[dm->next] = dirty;
 	dm->next = (dm->next + 1) % DT_HISTORY;
@@ -44,7 +46,7 @@ static void mean_sd(const double *v, unsigned n, double *mean, double *sd)
 
 uint64_t dt_expect(struct dt_model *dm, uint64_t pages)
 {
-	double rate, rsd, dirty, dsd, low, high, lowest = INFINITY, ns;
+	double rate, rsd, dirty, dsd, low, high, lowest = INFINITY, ns, k;
 	unsigned i;
 
 	dm->fixed_ns = dm->sync_ns + dm->rtt_ns + DT_FLOOR_NS;
@@ -58,11 +60,19 @@ uint64_t dt_expect(struct dt_model *dm, uint64_t pages)
 	for (i = 0; i < dm->n; i++)
 		if (dm->rate[i] < lowest)
 			lowest = dm->rate[i];
+	/*
+	 * Two standard deviations at first; past DT_PATIENCE iterations the
+	 * margin shrinks (k = 2 * DT_PATIENCE / iterations), so a guest that
+	 * would converge on the plain mean is not held in pre-copy forever
+	 * by a noisy link: by 4 * DT_PATIENCE it is half a deviation.
+	 */
+	k = dm->iterations > DT_PATIENCE ? 2.0 * DT_PATIENCE / dm->iterations
+					 : 2.0;
 	/* one sample says nothing of the spread: assume a fifth */
-	low = dm->n > 1 ? rate - 2 * rsd : rate * 0.8;
-	high = dm->n > 1 ? dirty + 2 * dsd : dirty * 1.25;
-	if (low < lowest / 2) /* a wide spread: no worse than half the worst */
-		low = lowest / 2;
+	low = dm->n > 1 ? rate - k * rsd : rate * (1 - 0.1 * k);
+	high = dm->n > 1 ? dirty + k * dsd : dirty * (1 + 0.125 * k);
+	if (low < lowest * 0.9) /* a wide spread: a little under the worst */
+		low = lowest * 0.9;
 	if (!(low > 0))
 		return UINT64_MAX;
 	/* pages dirtied from this sync to the stop: about one sync's time */

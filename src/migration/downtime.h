@@ -7,8 +7,11 @@
  * what is not known is how fast the last pass will go and what the stop
  * costs besides pages.  The model keeps the last few iterations' page
  * rates and dirty rates, and predicts with a margin learnt from how much
- * they varied (the mean less two standard deviations of the rate, the mean
- * plus two of the dirty rate), plus the fixed costs it has measured: the
+ * they varied (the mean less two standard deviations of the rate, but no
+ * lower than 90% of the slowest of them; the mean plus two of the dirty
+ * rate; past DT_PATIENCE iterations fewer deviations, so a noisy link
+ * cannot hold a guest in pre-copy for good), plus the fixed costs it has
+ * measured: the
  * dirty sync (which runs again once the vCPUs are stopped) and the round
  * trip of an iteration's sync with the destination.  After the switch it
  * compares each part of the real downtime with its prediction and, if the
@@ -22,6 +25,7 @@
 #include <stdint.h>
 
 #define DT_HISTORY 4 /* iterations the margin is learnt from */
+#define DT_PATIENCE 8 /* iterations before the margin starts to shrink */
 
 struct dt_model {
 	double rate[DT_HISTORY];  /* pages per second an iteration sent */
@@ -29,6 +33,7 @@ struct dt_model {
 	unsigned n;		  /* samples held, at most DT_HISTORY */
 	unsigned next;		  /* ring position of the next sample */
 	bool provisional;	  /* the one sample is the bulk pass's */
+	unsigned iterations;	  /* real (not provisional) samples, all told */
 	uint64_t sync_ns;	  /* the last dirty sync's duration */
 	uint64_t rtt_ns;	  /* longest sync round trip seen */
 	/* the last prediction, for dt_explain() */
