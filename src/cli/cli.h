@@ -2,12 +2,31 @@
 #ifndef FERRY_CLI_H
 #define FERRY_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 int cmd_run(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_run_riscv(int argc, char **argv);
+
+struct ferry_vm;
+struct ferry_guest;
+
+/* A created guest for cli_serve(): its ferry_vm, the reference guest
+ * when it is one (x-query-guest), and whether it switched itself off. */
+struct cli_target {
+	const struct ferry_vm *vm;
+	struct ferry_guest *guest;
+	bool (*halted)(void *opaque);
+	void *opaque;
+};
+
+/* Serve a created guest over QMP and/or as a migration destination
+ * until quit, Ctrl-C, `duration` seconds (0: no limit) or a halt. */
+int cli_serve(const struct cli_target *t, const char *qmp_uri,
+	      const char *incoming, double duration);
 
 /* Print "ferry: <what>: <why>" to stderr; returns 1 (an exit status). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

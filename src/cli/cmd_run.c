@@ -36,6 +36,11 @@ static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ferry run [OPTIONS]\n"
+		"  --machine KIND        reference (default) | riscv64 (a RISC-V "
+		"virtual\n"
+		"                        machine booting Linux: ferry run "
+		"--machine\n"
+		"                        riscv64 --help)\n"
 		"  --ram SIZE[,SIZE...]  RAM blocks (default 1G), e.g. 768M,256M\n"
 		"  --vcpus N             workload vCPUs (default 2)\n"
 		"  --fill KIND           random | zero | mixed:Z (Z%% zero pages;"
@@ -132,10 +137,11 @@ static void on_qmp_log(void *opaque, const char *msg)
 /*
  * A guest driven from outside: over the QMP socket, and/or as the
  * destination of an incoming migration.  A destination whose migration
- * fails exits with status 1 and resumes nothing.
+ * fails exits with status 1 and resumes nothing.  The guest is already
+ * created, and started when it is not a destination.
  */
-static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
-		       const char *incoming, double duration)
+int cli_serve(const struct cli_target *t, const char *qmp_uri,
+	      const char *incoming, double duration)
 {
 	struct ferry_error err = { 0 };
 	struct qmp_backend backend = { 0 };
@@ -143,26 +149,19 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	struct qmp_server *qs = NULL;
 	struct ferry_migration *mig = NULL;
 	struct ferry_mig_stats st;
-	struct ferry_guest *g = NULL;
 	bool reported = false;
 	uint64_t refused = 0;
 	double t0;
 	int rc = 1;
 
-	if (incoming) {
-		cfg->fill = FERRY_FILL_ZERO; /* the source's RAM replaces it */
-		cfg->prealloc = true;	     /* first touch is not free */
-	}
-	if (ferry_guest_create(cfg, &g, &err) ||
-	    ferry_guest_start(g, !incoming, &err) ||
-	    ferry_migration_new(ferry_guest_vm(g), &mig, &err)) {
+	if (ferry_migration_new(t->vm, &mig, &err)) {
 		cli_fail("run: %s", ferry_error_msg(&err));
 		goto out;
 	}
 	ferry_migration_on_event(mig, on_migration_event, &sv);
-	backend.vm = ferry_guest_vm(g);
+	backend.vm = t->vm;
 	backend.mig = mig;
-	backend.guest = g;
+	backend.guest = t->guest;
 	backend.incoming = incoming != NULL;
 	backend.incoming_defer = incoming && !strcmp(incoming, "defer");
 	backend.log = on_qmp_log;
@@ -193,6 +192,11 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	while (!interrupted && !atomic_load(&backend.quit) &&
 	       (!duration || cli_now() - t0 < duration)) {
 		usleep(20000);
+		if (t->halted && t->halted(t->opaque)) {
+			printf("ferry run: the guest switched itself off\n");
+			fflush(stdout);
+			break;
+		}
 		if (!incoming || reported)
 			continue;
 		ferry_migration_query(mig, &st);
@@ -229,6 +233,29 @@ out:
 	pthread_mutex_unlock(&sv.lock);
 	qmp_server_stop(qs);
 	ferry_migration_free(mig);
+	return rc;
+}
+
+static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
+		       const char *incoming, double duration)
+{
+	struct ferry_error err = { 0 };
+	struct ferry_guest *g = NULL;
+	struct cli_target t = { 0 };
+	int rc;
+
+	if (incoming) {
+		cfg->fill = FERRY_FILL_ZERO; /* the source's RAM replaces it */
+		cfg->prealloc = true;	     /* first touch is not free */
+	}
+	if (ferry_guest_create(cfg, &g, &err) ||
+	    ferry_guest_start(g, !incoming, &err)) {
+		ferry_guest_destroy(g);
+		return cli_fail("run: %s", ferry_error_msg(&err));
+	}
+	t.vm = ferry_guest_vm(g);
+	t.guest = g;
+	rc = cli_serve(&t, qmp_uri, incoming, duration);
 	ferry_guest_destroy(g);
 	return rc;
 }
@@ -247,6 +274,7 @@ int cmd_run(int argc, char **argv)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "qmp", required_argument, NULL, 'q' },
 		{ "incoming", required_argument, NULL, 'I' },
+		{ "machine", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -272,9 +300,19 @@ int cmd_run(int argc, char **argv)
 	unsigned i;
 	int c, rc = 1;
 
+	for (i = 1; i < (unsigned)argc; i++) {
+		if (!strcmp(argv[i], "--machine") && i + 1 < (unsigned)argc &&
+		    strcmp(argv[i + 1], "reference"))
+			return cmd_run_riscv(argc, argv);
+		if (!strncmp(argv[i], "--machine=", 10) &&
+		    strcmp(argv[i] + 10, "reference"))
+			return cmd_run_riscv(argc, argv);
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
+		case 'M':
+			break; /* reference: the riscv64 machine went above */
 		case 'r':
 			if (parse_ram(optarg, &cfg))
 				return 1;

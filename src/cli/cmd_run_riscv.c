@@ -1,0 +1,262 @@
+/*
+ * cmd_run_riscv.c - `ferry run --machine riscv64`: the RISC-V virtual
+ * machine (src/machine/riscv/) booting a Linux Image, or waiting as a
+ * migration's destination, driven like the reference guest: over QMP,
+ * for a while, or until the guest switches itself off.
+ *
+ * The console is the machine's ns16550a UART: its output goes to this
+ * process's standard output (or a file), and with --console stdio what is
+ * typed on standard input goes to it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ferry/stream.h"
+#include "size.h"
+#include "vm.h"
+
+static void riscv_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry run --machine riscv64 [OPTIONS]\n"
+		"  --kernel IMAGE        a RISC-V Linux Image to boot (not on a "
+		"destination)\n"
+		"  --initrd FILE         an initramfs for it\n"
+		"  --append CMDLINE      the kernel command line (default "
+		"\"console=ttyS0\")\n"
+		"  --ram SIZE            guest RAM, a multiple of 2 MiB (default "
+		"512M)\n"
+		"  --smp N               harts, each on its own thread (default "
+		"1, at most 8)\n"
+		"  --console WHERE       stdio (default: output to standard "
+		"output,\n"
+		"                        standard input typed at the guest) | "
+		"none | FILE\n"
+		"                        (output appended to FILE)\n"
+		"  --dirty BACKEND       uffd | explicit (default uffd)\n"
+		"  --duration SECONDS    stop after this long (default: until "
+		"Ctrl-C,\n"
+		"                        quit, or the guest powers off)\n"
+		"  --qmp unix:PATH       a QMP control socket\n"
+		"  --incoming URI|defer  be a migration destination (no "
+		"--kernel:\n"
+		"                        the source's state is loaded)\n");
+}
+
+struct console {
+	int fd; /* output; -1: discarded */
+	struct rv_vm *vm;
+	atomic_bool quit; /* the reader leaves within its poll interval */
+};
+
+static void console_out(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct console *c = opaque;
+
+	while (c->fd >= 0 && len) {
+		ssize_t n = write(c->fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* a closed console loses output, not the guest */
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void *console_in(void *opaque)
+{
+	struct console *c = opaque;
+	uint8_t buf[256];
+	ssize_t n;
+
+	while (!atomic_load(&c->quit)) {
+		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* end of input: the guest types no more */
+		rv_vm_console_input(c->vm, buf, (size_t)n);
+	}
+	return NULL;
+}
+
+static bool halted(void *opaque)
+{
+	return rv_vm_halted(opaque);
+}
+
+int cmd_run_riscv(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "machine", required_argument, NULL, 'M' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "append", required_argument, NULL, 'a' },
+		{ "ram", required_argument, NULL, 'r' },
+		{ "smp", required_argument, NULL, 'c' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "console", required_argument, NULL, 'C' },
+		{ "dirty", required_argument, NULL, 'd' },
+		{ "duration", required_argument, NULL, 't' },
+		{ "qmp", required_argument, NULL, 'q' },
+		{ "incoming", required_argument, NULL, 'I' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct rv_vm_config cfg = {
+		.nharts = 1,
+		.ram_size = 512ull << 20,
+		.cmdline = "console=ttyS0",
+	};
+	struct console con = { .fd = STDOUT_FILENO };
+	struct ferry_error err = { 0 };
+	struct cli_target t = { 0 };
+	const char *qmp_uri = NULL, *incoming = NULL, *console = "stdio";
+	struct rv_vm *vm = NULL;
+	double duration = 0;
+	uint8_t digest[16];
+	char hex[33], sz[32], *end;
+	pthread_t reader;
+	bool reading = false;
+	unsigned long v;
+	int c, rc = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'M':
+			if (strcmp(optarg, "riscv64"))
+				return cli_fail("--machine: '%s' is not a "
+						"machine (reference, riscv64)",
+						optarg);
+			break;
+		case 'k':
+			cfg.kernel = optarg;
+			break;
+		case 'i':
+			cfg.initrd = optarg;
+			break;
+		case 'a':
+			cfg.cmdline = optarg;
+			break;
+		case 'r':
+			if (ferry_parse_size(optarg, &cfg.ram_size) ||
+			    !cfg.ram_size || cfg.ram_size % (2u << 20))
+				return cli_fail("--ram: '%s' is not a size "
+						"that is a multiple of 2 MiB "
+						"(like 512M or 1G)",
+						optarg);
+			break;
+		case 'c':
+			v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < 1 || v > 8)
+				return cli_fail("--smp: '%s' is not a number "
+						"of harts from 1 to 8",
+						optarg);
+			cfg.nharts = (unsigned)v;
+			break;
+		case 'C':
+			console = optarg;
+			break;
+		case 'd':
+			cfg.dirty = optarg;
+			break;
+		case 't':
+			duration = strtod(optarg, &end);
+			if (!*optarg || *end || !(duration > 0) ||
+			    duration > 1e7)
+				return cli_fail("--duration: '%s' is not a "
+						"positive number of seconds",
+						optarg);
+			break;
+		case 'q':
+			qmp_uri = optarg;
+			break;
+		case 'I':
+			incoming = optarg;
+			break;
+		case 'h':
+			riscv_usage(stdout);
+			return 0;
+		default:
+			riscv_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return cli_fail("run: unexpected argument '%s'", argv[optind]);
+	if (incoming && cfg.kernel)
+		return cli_fail("--kernel with --incoming: a destination boots "
+				"nothing, the source's machine state arrives");
+	if (!incoming && !cfg.kernel)
+		return cli_fail("--machine riscv64: --kernel IMAGE is needed "
+				"(or --incoming, to be a destination)");
+	if (!strcmp(console, "none")) {
+		con.fd = -1;
+	} else if (strcmp(console, "stdio")) {
+		con.fd = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			      0644);
+		if (con.fd < 0)
+			return cli_fail("--console: %s: %s", console,
+					strerror(errno));
+	}
+	cfg.prealloc = incoming != NULL; /* first touch is not free */
+	cfg.console = console_out;
+	cfg.console_opaque = &con;
+	if (rv_vm_create(&cfg, &vm, &err)) {
+		cli_fail("run: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	con.vm = vm;
+	if (rv_vm_start(vm, !incoming, &err)) {
+		cli_fail("run: %s", ferry_error_msg(&err));
+		goto out;
+	}
+	if (!strcmp(console, "stdio"))
+		reading = !pthread_create(&reader, NULL, console_in, &con);
+	if (!qmp_uri && !incoming)
+		printf("ferry run: riscv64, %s RAM, %u hart%s, kernel %s\n",
+		       ferry_format_size(cfg.ram_size, sz, sizeof(sz)),
+		       cfg.nharts, cfg.nharts > 1 ? "s" : "", cfg.kernel);
+	fflush(stdout);
+	t.vm = rv_vm_ferry(vm);
+	t.halted = halted;
+	t.opaque = vm;
+	rc = cli_serve(&t, qmp_uri, incoming, duration);
+	if (!rc && !qmp_uri && !incoming) {
+		const struct ferry_vm *fv = rv_vm_ferry(vm);
+
+		fv->runctl.stop(fv->runctl.opaque);
+		if (ferry_vm_digest(fv, digest, &err)) {
+			rc = cli_fail("run: %s", ferry_error_msg(&err));
+			goto out;
+		}
+		ferry_digest_hex(digest, hex);
+		printf("ferry run: stopped; digest of RAM and device state: "
+		       "%s\n",
+		       hex);
+	}
+out:
+	atomic_store(&con.quit, true);
+	if (reading)
+		pthread_join(reader, NULL);
+	rv_vm_destroy(vm);
+	if (con.fd > STDOUT_FILENO)
+		close(con.fd);
+	return rc ? 1 : 0;
+}
