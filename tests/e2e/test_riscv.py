@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""test_riscv.py - a real operating system migrated live: the RISC-V
+machine (`ferry run --machine riscv64`) boots Debian's Linux kernel with
+the guest programs of guest/riscv/ (memcheck verifies a buffer pass after
+pass, timer watches for freezes), and one guest is moved from process to
+process by pre-copy, post-copy and the hybrid, each migration verified by
+the engine's digest and by what the guest itself says afterwards: the
+same memcheck process counts on, with no mismatch.  Prints TAP.
+
+Needs the guest cache that scripts/riscv-guest.sh builds; skips, saying
+so, without it."""
+import os
+import re
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import ferrytest as ft  # noqa: E402
+
+if len(sys.argv) > 1:
+    ft.FERRY = sys.argv[1]
+
+CACHE = os.environ.get("FERRY_RISCV_CACHE", os.path.join(
+    HERE, "..", "..", "guest", "riscv", "cache"))
+KERNEL = os.path.join(CACHE, "Image")
+INITRD = os.path.join(CACHE, "initramfs.cpio.gz")
+SMP = "2"
+RAM = "512M"
+APPEND = "console=ttyS0 ferry.workload=memcheck+timer"
+BOOT_TIMEOUT = 900  # an interpreter on a busy machine: minutes, not seconds
+tap = ft.TAP()
+
+
+class Machine(ft.Guest):
+    """A riscv64 `ferry run` whose console goes to a file."""
+
+    def __init__(self, name, incoming=None, tmp=None, smp=SMP, boot=True):
+        self.console = os.path.join(tmp or "/tmp", name + ".console")
+        args = ["--machine", "riscv64", "--ram", RAM, "--smp", smp]
+        if boot:
+            args += ["--kernel", KERNEL, "--initrd", INITRD,
+                     "--append", APPEND]
+        if tmp is None:
+            import tempfile
+            tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
+            ft._tmpdirs.append(tmp)
+            self.console = os.path.join(tmp, name + ".console")
+        args += ["--console", self.console]
+        super().__init__(name, args, incoming=incoming, tmp=tmp)
+
+    def text(self):
+        try:
+            with open(self.console, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_for(self, pattern, timeout=BOOT_TIMEOUT, after=0):
+        """The first match of `pattern` in the console past offset
+        `after`; fails after `timeout` s, or at once if the machine
+        exits."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(pattern, self.text()[after:])
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.sock}: exited {self.proc.returncode} waiting "
+                    f"for {pattern!r}: {self.output()[-2000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} within {timeout} s; console "
+                             f"ends: {self.text()[-1500:]}")
+
+    def passes(self):
+        return [int(n) for n in re.findall(r"ferry-memcheck: pass (\d+) ok",
+                                           self.text())]
+
+
+def no_mismatch(m):
+    assert "MISMATCH" not in m.text(), m.text()[-2000:]
+    assert "Kernel panic" not in m.text(), m.text()[-2000:]
+    assert "Oops" not in m.text(), m.text()[-2000:]
+
+
+state = {}
+
+
+def keep(m):
+    """The guest outlives the case that started it (TAP.run reaps the
+    guests a case started): it is the next case's source."""
+    ft._live.remove(m)
+    ft._live.insert(0, m)
+    state["guest"] = m
+
+
+def t_boot():
+    """Linux boots to the guest's init and memcheck passes."""
+    m = Machine("boot")
+    m.wait_for(r"ferry-guest: init")
+    m.wait_for(r"ferry-memcheck: pass 1 ok")
+    no_mismatch(m)
+    st = m.qmp.cmd("query-status")
+    assert st["status"] == "running" and st["running"], st
+    keep(m)
+
+
+def t_wrong_smp():
+    """A destination with fewer harts refuses the machine state, saying
+    how many each side has, and the source runs on."""
+    src = state["guest"]
+    dst = Machine("dst-smp1", incoming="tcp:127.0.0.1:0", tmp=src.tmp,
+                  smp="1", boot=False)
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    s = src.qmp.wait_migration(timeout=600)
+    d = dst.qmp.wait_migration(timeout=60)
+    assert s["status"] == "failed", s
+    assert d["status"] == "failed", d
+    assert "2 harts, this machine 1" in d.get("error-desc", ""), d
+    st = src.qmp.cmd("query-status")
+    assert st["status"] == "running", st
+    before = max(src.passes())
+    src.wait_for(rf"ferry-memcheck: pass {before + 1} ok", timeout=600)
+    dst.quit()
+
+
+def move(name, caps=(), params=None, postcopy=False):
+    """Migrate the current guest to a new destination and check what the
+    engine and the guest say."""
+    src = state["guest"]
+    dst = Machine(name, incoming="tcp:127.0.0.1:0", tmp=src.tmp,
+                  boot=False)
+    if caps:
+        c = [{"capability": x, "state": True} for x in caps]
+        src.qmp.cmd("migrate-set-capabilities", capabilities=c)
+        dst.qmp.cmd("migrate-set-capabilities", capabilities=c)
+    if params:
+        src.qmp.cmd("migrate-set-parameters", **params)
+    last = max(src.passes())
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    if postcopy:
+        src.qmp.wait_migration(states=("active", "completed", "failed"))
+        src.qmp.cmd("migrate-start-postcopy")
+    s = src.qmp.wait_migration(timeout=900)
+    d = dst.qmp.wait_migration(timeout=120)
+    assert s["status"] == "completed", s
+    assert d["status"] == "completed", d
+    assert d.get("verified") is True, d
+    if postcopy:
+        assert s.get("postcopy-reason"), s
+    assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+    assert dst.qmp.cmd("query-status")["status"] == "running"
+    # the same memcheck process counts on, on the destination, clean
+    m = dst.wait_for(r"ferry-memcheck: pass (\d+) ok", timeout=600)
+    assert int(m.group(1)) > last, (m.group(0), last)
+    no_mismatch(dst)
+    # and the source, stopped for good, prints nothing more
+    n = len(src.text())
+    dst.wait_for(rf"ferry-memcheck: pass {int(m.group(1)) + 1} ok",
+                 timeout=600)
+    assert len(src.text()) == n, src.text()[n:]
+    src.quit()
+    keep(dst)
+    return s, d
+
+
+def t_precopy():
+    """Pre-copy: a running Linux moves, verified, and runs on."""
+    s, _ = move("precopy")
+    assert s["downtime"] >= 0, s
+
+
+def t_postcopy():
+    """Post-copy: the destination runs Linux at once, its harts' missing
+    pages demand-paged through userfaultfd."""
+    s, d = move("postcopy", caps=["postcopy-ram"], postcopy=True)
+    assert s["ram"]["postcopy-pages"] > 0, s["ram"]
+
+
+def t_hybrid():
+    """The hybrid: pre-copy gives up after precopy-time-limit and
+    post-copy ends it."""
+    move("hybrid", caps=["postcopy-ram"],
+         params={"precopy-time-limit": 200, "downtime-limit": 1,
+                 "max-bandwidth": 50 << 20})
+
+
+def main():
+    if not (os.path.exists(KERNEL) and os.path.exists(INITRD)):
+        for name in ("boot", "wrong-smp", "precopy", "postcopy", "hybrid"):
+            tap.skip(name, f"no guest in {CACHE}: run "
+                     "scripts/riscv-guest.sh")
+        tap.done()
+    tap.run("boot to init, memcheck passes", t_boot)
+    for name, fn in (("a destination with fewer harts refuses", t_wrong_smp),
+                     ("pre-copy of a running Linux", t_precopy),
+                     ("post-copy of a running Linux", t_postcopy),
+                     ("hybrid of a running Linux", t_hybrid)):
+        if "guest" not in state:
+            tap.skip(name, "no booted guest (boot failed)")
+            continue
+        tap.run(name, fn)
+    g = state.get("guest")
+    if g:
+        g.quit()
+    tap.done()
+
+
+main()
