@@ -209,8 +209,8 @@ int cmd_run_riscv(int argc, char **argv)
 	if (!strcmp(console, "none")) {
 		con.fd = -1;
 	} else if (strcmp(console, "stdio")) {
-		con.fd = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-			      0644);
+		con.fd = open(console,
+			      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (con.fd < 0)
 			return cli_fail("--console: %s: %s", console,
 					strerror(errno));
