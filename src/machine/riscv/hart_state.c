@@ -23,16 +23,19 @@ static const struct {
 	const char *name;
 	size_t off;
 } csr_fields[] = {
-#define F(n) { #n, offsetof(struct rv_hart, n) }
-	F(mstatus),  F(misa),	   F(medeleg),	F(mideleg),    F(mie),
-	F(mip),	     F(mtvec),	   F(mscratch), F(mepc),       F(mcause),
-	F(mtval),    F(mcounteren), F(menvcfg), F(mcountinhibit), F(stvec),
-	F(sscratch), F(sepc),	   F(scause),	F(stval),      F(satp),
-	F(scounteren), F(senvcfg), F(cycle),	F(instret),
+#define F(n)                                    \
+	{                                       \
+#n, offsetof(struct rv_hart, n) \
+	}
+	F(mstatus),    F(misa),	      F(medeleg),  F(mideleg),	     F(mie),
+	F(mip),	       F(mtvec),      F(mscratch), F(mepc),	     F(mcause),
+	F(mtval),      F(mcounteren), F(menvcfg),  F(mcountinhibit), F(stvec),
+	F(sscratch),   F(sepc),	      F(scause),   F(stval),	     F(satp),
+	F(scounteren), F(senvcfg),    F(cycle),	   F(instret),
 #undef F
 };
 
-#define NCSR (sizeof(csr_fields) / sizeof(csr_fields[0]))
+#define NCSR	    (sizeof(csr_fields) / sizeof(csr_fields[0]))
 #define SECTION_LEN (HEAD_LEN + 8 * (1 + 31 + 32 + NCSR))
 
 static uint64_t *csr_at(struct rv_hart *h, size_t i)

@@ -12,7 +12,7 @@
 #include "ferry/vm.h"
 #include "riscv.h"
 
-#define RV_HART_SECTION "riscv-hart"
+#define RV_HART_SECTION		"riscv-hart"
 #define RV_HART_SECTION_VERSION 1
 
 /* Append hart h's state to out; the hart must be parked. */

@@ -18,12 +18,12 @@
 /* QEMU virt's addresses (hw/riscv/virt.c), so one kernel boots on both */
 #define RV_CLINT_BASE 0x02000000ull
 #define RV_CLINT_SIZE 0x00010000ull
-#define RV_PLIC_BASE 0x0c000000ull
-#define RV_PLIC_SIZE 0x00600000ull
-#define RV_UART_BASE 0x10000000ull
-#define RV_UART_SIZE 0x00000100ull
-#define RV_UART_IRQ 10
-#define RV_RAM_BASE 0x80000000ull
+#define RV_PLIC_BASE  0x0c000000ull
+#define RV_PLIC_SIZE  0x00600000ull
+#define RV_UART_BASE  0x10000000ull
+#define RV_UART_SIZE  0x00000100ull
+#define RV_UART_IRQ   10
+#define RV_RAM_BASE   0x80000000ull
 
 struct rv_machine;
 
@@ -81,8 +81,8 @@ int rv_machine_save_plic(struct rv_machine *m, struct ferry_buf *out);
 int rv_machine_load_plic(struct rv_machine *m, const uint8_t *data, size_t len,
 			 struct ferry_error *err);
 int rv_machine_save_clint(struct rv_machine *m, struct ferry_buf *out);
-int rv_machine_load_clint(struct rv_machine *m, const uint8_t *data,
-			  size_t len, struct ferry_error *err);
+int rv_machine_load_clint(struct rv_machine *m, const uint8_t *data, size_t len,
+			  struct ferry_error *err);
 
 void rv_machine_destroy(struct rv_machine *m);
 

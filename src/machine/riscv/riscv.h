@@ -17,10 +17,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RV_MAX_HARTS 8
-#define RV_PAGE_SHIFT 12
-#define RV_PAGE_SIZE (1ull << RV_PAGE_SHIFT)
-#define RV_MAX_MMIO 8
+#define RV_MAX_HARTS   8
+#define RV_PAGE_SHIFT  12
+#define RV_PAGE_SIZE   (1ull << RV_PAGE_SHIFT)
+#define RV_MAX_MMIO    8
 #define RV_TIMEBASE_HZ 10000000ull /* the time CSR's rate, as QEMU's virt */
 
 enum rv_priv { RV_PRIV_U = 0, RV_PRIV_S = 1, RV_PRIV_M = 3 };
@@ -55,18 +55,18 @@ enum rv_irq {
 #define RV_CAUSE_INTERRUPT (1ull << 63)
 
 /* mstatus bits the machine relies on beyond the hart */
-#define RV_MSTATUS_SIE (1ull << 1)
-#define RV_MSTATUS_MIE (1ull << 3)
-#define RV_MSTATUS_SPIE (1ull << 5)
-#define RV_MSTATUS_MPIE (1ull << 7)
-#define RV_MSTATUS_SPP (1ull << 8)
+#define RV_MSTATUS_SIE	     (1ull << 1)
+#define RV_MSTATUS_MIE	     (1ull << 3)
+#define RV_MSTATUS_SPIE	     (1ull << 5)
+#define RV_MSTATUS_MPIE	     (1ull << 7)
+#define RV_MSTATUS_SPP	     (1ull << 8)
 #define RV_MSTATUS_MPP_SHIFT 11
-#define RV_MSTATUS_FS_SHIFT 13 /* 2 bits: off, initial, clean, dirty */
-#define RV_MSTATUS_FS (3ull << RV_MSTATUS_FS_SHIFT)
-#define RV_MSTATUS_MPRV (1ull << 17)
-#define RV_MSTATUS_SUM (1ull << 18)
-#define RV_MSTATUS_MXR (1ull << 19)
-#define RV_MSTATUS_SD (1ull << 63)
+#define RV_MSTATUS_FS_SHIFT  13 /* 2 bits: off, initial, clean, dirty */
+#define RV_MSTATUS_FS	     (3ull << RV_MSTATUS_FS_SHIFT)
+#define RV_MSTATUS_MPRV	     (1ull << 17)
+#define RV_MSTATUS_SUM	     (1ull << 18)
+#define RV_MSTATUS_MXR	     (1ull << 19)
+#define RV_MSTATUS_SD	     (1ull << 63)
 
 /*
  * A memory-mapped device: accesses of 1, 2, 4 or 8 bytes at offsets
@@ -119,9 +119,9 @@ bool rv_bus_add(struct rv_bus *bus, const struct rv_mmio *dev);
 /* A direct-mapped TLB; each entry maps one 4 KiB virtual page. */
 #define RV_TLB_SIZE 256
 struct rv_tlb_entry {
-	uint64_t vpn;	 /* virtual page number; UINT64_MAX when empty */
-	uint64_t ppn;	 /* physical page number */
-	uint8_t pte;	 /* the leaf PTE's low flag bits (V R W X U G A D) */
+	uint64_t vpn; /* virtual page number; UINT64_MAX when empty */
+	uint64_t ppn; /* physical page number */
+	uint8_t pte;  /* the leaf PTE's low flag bits (V R W X U G A D) */
 	uint16_t asid;
 };
 

@@ -25,9 +25,9 @@
 #include "vm.h"
 
 #define MACHINE_SECTION_VERSION 1
-#define MACHINE_SECTION_LEN 24
-#define DEVICE_SECTION_VERSION 1
-#define RAM_ALIGN (2ull << 20)
+#define MACHINE_SECTION_LEN	24
+#define DEVICE_SECTION_VERSION	1
+#define RAM_ALIGN		(2ull << 20)
 
 struct rv_vm {
 	struct rv_vm_config cfg;
@@ -113,8 +113,8 @@ static int hart_load(void *opaque, uint32_t version, const uint8_t *data,
 		return ferry_error_set(err, -EBUSY,
 				       "hart %u: load into a running machine",
 				       vh->index);
-	return rv_hart_load(rv_machine_hart(vh->v->m, vh->index), version,
-			    data, len, err);
+	return rv_hart_load(rv_machine_hart(vh->v->m, vh->index), version, data,
+			    len, err);
 }
 
 /* The devices' sections: one version each for now, checked here. */
@@ -132,14 +132,14 @@ static int hart_load(void *opaque, uint32_t version, const uint8_t *data,
 		if (version != DEVICE_SECTION_VERSION)                       \
 			return ferry_error_set(err, -EPROTONOSUPPORT,        \
 					       name ": section version %u "  \
-					       "(this machine loads "        \
-					       "version %u)",                \
+						    "(this machine loads "   \
+						    "version %u)",           \
 					       version,                      \
 					       DEVICE_SECTION_VERSION);      \
 		if (rv_machine_running(v->m))                                \
 			return ferry_error_set(err, -EBUSY,                  \
 					       name ": load into a running " \
-					       "machine");                   \
+						    "machine");              \
 		return rv_machine_load_##dev(v->m, data, len, err);          \
 	}
 DEVICE("riscv-clint", clint)
@@ -168,8 +168,7 @@ static bool runctl_running(void *opaque)
 	return rv_machine_running(v->m);
 }
 
-static int check_config(const struct rv_vm_config *cfg,
-			struct ferry_error *err)
+static int check_config(const struct rv_vm_config *cfg, struct ferry_error *err)
 {
 	if (cfg->nharts < 1 || cfg->nharts > RV_MAX_HARTS)
 		return ferry_error_set(err, -EINVAL,
@@ -263,16 +262,25 @@ int rv_vm_create(const struct rv_vm_config *cfg, struct rv_vm **out,
 		};
 	}
 	v->sections[n++] = (struct ferry_section){
-		.name = "riscv-clint", .version = DEVICE_SECTION_VERSION,
-		.save = clint_save, .load = clint_load, .opaque = v,
+		.name = "riscv-clint",
+		.version = DEVICE_SECTION_VERSION,
+		.save = clint_save,
+		.load = clint_load,
+		.opaque = v,
 	};
 	v->sections[n++] = (struct ferry_section){
-		.name = "riscv-plic", .version = DEVICE_SECTION_VERSION,
-		.save = plic_save, .load = plic_load, .opaque = v,
+		.name = "riscv-plic",
+		.version = DEVICE_SECTION_VERSION,
+		.save = plic_save,
+		.load = plic_load,
+		.opaque = v,
 	};
 	v->sections[n++] = (struct ferry_section){
-		.name = "riscv-uart", .version = DEVICE_SECTION_VERSION,
-		.save = uart_save, .load = uart_load, .opaque = v,
+		.name = "riscv-uart",
+		.version = DEVICE_SECTION_VERSION,
+		.save = uart_save,
+		.load = uart_load,
+		.opaque = v,
 	};
 	v->vm = (struct ferry_vm){
 		.page_size = RV_PAGE_SIZE,

@@ -15,8 +15,8 @@
 #include "hart_state.h"
 #include "le.h"
 
-#define MISA_RV64GCSU                                                        \
-	((2ull << 62) | (1u << 0) | (1u << 2) | (1u << 3) | (1u << 5) |      \
+#define MISA_RV64GCSU                                                   \
+	((2ull << 62) | (1u << 0) | (1u << 2) | (1u << 3) | (1u << 5) | \
 	 (1u << 8) | (1u << 12) | (1u << 18) | (1u << 20))
 
 static uint64_t rnd(uint64_t *s)
