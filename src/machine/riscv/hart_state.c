@@ -19,20 +19,32 @@
 #define HEAD_LEN 16
 #define FLAG_WFI 1u
 
-static const struct {
-	const char *name;
-	size_t off;
-} csr_fields[] = {
-#define F(n)                                    \
-	{                                       \
-#n, offsetof(struct rv_hart, n) \
-	}
-	F(mstatus),    F(misa),	      F(medeleg),  F(mideleg),	     F(mie),
-	F(mip),	       F(mtvec),      F(mscratch), F(mepc),	     F(mcause),
-	F(mtval),      F(mcounteren), F(menvcfg),  F(mcountinhibit), F(stvec),
-	F(sscratch),   F(sepc),	      F(scause),   F(stval),	     F(satp),
-	F(scounteren), F(senvcfg),    F(cycle),	   F(instret),
-#undef F
+/* the CSRs that travel, in the section's order */
+static const size_t csr_fields[] = {
+	offsetof(struct rv_hart, mstatus),
+	offsetof(struct rv_hart, misa),
+	offsetof(struct rv_hart, medeleg),
+	offsetof(struct rv_hart, mideleg),
+	offsetof(struct rv_hart, mie),
+	offsetof(struct rv_hart, mip),
+	offsetof(struct rv_hart, mtvec),
+	offsetof(struct rv_hart, mscratch),
+	offsetof(struct rv_hart, mepc),
+	offsetof(struct rv_hart, mcause),
+	offsetof(struct rv_hart, mtval),
+	offsetof(struct rv_hart, mcounteren),
+	offsetof(struct rv_hart, menvcfg),
+	offsetof(struct rv_hart, mcountinhibit),
+	offsetof(struct rv_hart, stvec),
+	offsetof(struct rv_hart, sscratch),
+	offsetof(struct rv_hart, sepc),
+	offsetof(struct rv_hart, scause),
+	offsetof(struct rv_hart, stval),
+	offsetof(struct rv_hart, satp),
+	offsetof(struct rv_hart, scounteren),
+	offsetof(struct rv_hart, senvcfg),
+	offsetof(struct rv_hart, cycle),
+	offsetof(struct rv_hart, instret),
 };
 
 #define NCSR	    (sizeof(csr_fields) / sizeof(csr_fields[0]))
@@ -40,7 +52,7 @@ static const struct {
 
 static uint64_t *csr_at(struct rv_hart *h, size_t i)
 {
-	return (uint64_t *)((char *)h + csr_fields[i].off);
+	return (uint64_t *)((char *)h + csr_fields[i]);
 }
 
 int rv_hart_save(const struct rv_hart *h, struct ferry_buf *out)
@@ -59,7 +71,7 @@ int rv_hart_save(const struct rv_hart *h, struct ferry_buf *out)
 	for (i = 0; i < 32; i++)
 		rc |= ferry_buf_put_le64(out, h->f[i]);
 	for (i = 0; i < NCSR; i++) {
-		if (csr_fields[i].off == offsetof(struct rv_hart, mip))
+		if (csr_fields[i] == offsetof(struct rv_hart, mip))
 			rc |= ferry_buf_put_le64(out, atomic_load(&w->mip));
 		else
 			rc |= ferry_buf_put_le64(out, *csr_at(w, i));
@@ -77,11 +89,11 @@ static int check(const struct rv_hart *h, uint32_t priv, uint32_t fcsr,
 	size_t i;
 
 	for (i = 0; i < NCSR; i++) {
-		if (csr_fields[i].off == offsetof(struct rv_hart, mstatus))
+		if (csr_fields[i] == offsetof(struct rv_hart, mstatus))
 			mstatus = csr[i];
-		else if (csr_fields[i].off == offsetof(struct rv_hart, misa))
+		else if (csr_fields[i] == offsetof(struct rv_hart, misa))
 			misa = csr[i];
-		else if (csr_fields[i].off == offsetof(struct rv_hart, satp))
+		else if (csr_fields[i] == offsetof(struct rv_hart, satp))
 			satp = csr[i];
 	}
 	if (priv != RV_PRIV_U && priv != RV_PRIV_S && priv != RV_PRIV_M)
@@ -172,7 +184,7 @@ int rv_hart_load(struct rv_hart *h, uint32_t version, const uint8_t *data,
 	for (i = 0; i < 32; i++, p += 8)
 		h->f[i] = le64_load(p);
 	for (i = 0; i < NCSR; i++) {
-		if (csr_fields[i].off == offsetof(struct rv_hart, mip))
+		if (csr_fields[i] == offsetof(struct rv_hart, mip))
 			atomic_store(&h->mip, csr[i]);
 		else
 			*csr_at(h, i) = csr[i];
