@@ -2,6 +2,7 @@
 #ifndef FERRY_CLI_H
 #define FERRY_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -20,6 +21,9 @@ struct cli_target {
 	const struct ferry_vm *vm;
 	struct ferry_guest *guest;
 	bool (*halted)(void *opaque);
+	/* x-query-guest's answer for a guest that is not the reference
+	 * guest (a new JSON object), or NULL */
+	json_t *(*info)(void *opaque);
 	void *opaque;
 };
 

@@ -162,6 +162,8 @@ int cli_serve(const struct cli_target *t, const char *qmp_uri,
 	backend.vm = t->vm;
 	backend.mig = mig;
 	backend.guest = t->guest;
+	backend.guest_info = t->info;
+	backend.guest_opaque = t->opaque;
 	backend.incoming = incoming != NULL;
 	backend.incoming_defer = incoming && !strcmp(incoming, "defer");
 	backend.log = on_qmp_log;

@@ -100,6 +100,18 @@ static bool halted(void *opaque)
 	return rv_vm_halted(opaque);
 }
 
+static json_t *info(void *opaque)
+{
+	struct rv_vm_info in;
+
+	rv_vm_info(opaque, &in);
+	return json_pack("{s:s,s:i,s:I,s:b,s:b,s:I}", "machine", "riscv64",
+			 "harts", (int)in.nharts, "instructions",
+			 (json_int_t)in.instret, "running", in.running,
+			 "halted", in.halted, "console-bytes",
+			 (json_int_t)in.console_bytes);
+}
+
 int cmd_run_riscv(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -236,6 +248,7 @@ int cmd_run_riscv(int argc, char **argv)
 	fflush(stdout);
 	t.vm = rv_vm_ferry(vm);
 	t.halted = halted;
+	t.info = info;
 	t.opaque = vm;
 	rc = cli_serve(&t, qmp_uri, incoming, duration);
 	if (!rc && !qmp_uri && !incoming) {

@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "ferry/error.h"
 #include "ferry/guest.h"
 #include "ferry/migration.h"
@@ -24,6 +26,10 @@ struct qmp_backend {
 	const struct ferry_vm *vm;
 	struct ferry_migration *mig;
 	const struct ferry_guest *guest; /* the reference guest, or NULL */
+	/* another VMM's own view of its guest for x-query-guest (a new
+	 * object, called on the server's thread), when guest is NULL */
+	json_t *(*guest_info)(void *opaque);
+	void *guest_opaque;
 	bool incoming;	     /* a destination (started with --incoming) */
 	bool incoming_defer; /* migrate-incoming may start it */
 	atomic_bool quit;    /* set by the quit command */

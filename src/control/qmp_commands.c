@@ -463,14 +463,20 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 			 "capability", "rdma-pin-all", "state", p.rdma_pin_all);
 }
 
-/* ferry's: the reference guest's own view (its heartbeat ticks while it
- * runs, whatever the migration does). */
+/* ferry's: the guest's own view: the reference guest's heartbeat (it
+ * ticks while the guest runs, whatever the migration does), or what
+ * another VMM knows of its machine. */
 static json_t *cmd_query_guest(struct qmp_backend *b, json_t *args,
 			       struct qmp_error *e)
 {
 	struct ferry_guest_stats st;
 
 	(void)args;
+	if (!b->guest && b->guest_info) {
+		json_t *info = b->guest_info(b->guest_opaque);
+
+		return info ? info : fail(e, "GenericError", "out of memory");
+	}
 	if (!b->guest)
 		return fail(e, "CommandNotFound",
 			    "this VMM embeds libferry without the reference "

@@ -13,6 +13,7 @@
  * goes on from the source's, not from its own host's.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,18 @@ struct rv_vm {
 		unsigned index;
 	} harts[RV_MAX_HARTS];
 	struct ferry_vm vm;
+	_Atomic uint64_t console_bytes;
 };
+
+/* The console passes through here on its way to the user's callback. */
+static void console_out(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct rv_vm *v = opaque;
+
+	atomic_fetch_add(&v->console_bytes, len);
+	if (v->cfg.console)
+		v->cfg.console(v->cfg.console_opaque, buf, len);
+}
 
 static int machine_save(void *opaque, struct ferry_buf *out)
 {
@@ -232,8 +244,8 @@ int rv_vm_create(const struct rv_vm_config *cfg, struct rv_vm **out,
 		.kernel = cfg->kernel,
 		.initrd = cfg->initrd,
 		.cmdline = cfg->cmdline,
-		.console = cfg->console,
-		.console_opaque = cfg->console_opaque,
+		.console = console_out,
+		.console_opaque = v,
 	};
 	rc = rv_machine_new(&mc, &v->m, err);
 	if (rc)
@@ -321,6 +333,17 @@ bool rv_vm_halted(const struct rv_vm *v)
 	bool reset;
 
 	return rv_machine_halted(v->m, &reset);
+}
+
+void rv_vm_info(struct rv_vm *v, struct rv_vm_info *out)
+{
+	bool reset;
+
+	out->nharts = v->cfg.nharts;
+	out->instret = rv_machine_instret(v->m);
+	out->running = rv_machine_running(v->m);
+	out->halted = rv_machine_halted(v->m, &reset);
+	out->console_bytes = atomic_load(&v->console_bytes);
 }
 
 void rv_vm_destroy(struct rv_vm *v)

@@ -38,6 +38,15 @@ const struct ferry_vm *rv_vm_ferry(struct rv_vm *v);
 void rv_vm_console_input(struct rv_vm *v, const uint8_t *buf, size_t len);
 /* True once the guest switched itself off (SBI system reset). */
 bool rv_vm_halted(const struct rv_vm *v);
+
+/* What the machine knows of its guest (x-query-guest). */
+struct rv_vm_info {
+	unsigned nharts;
+	uint64_t instret; /* instructions retired, all harts */
+	bool running, halted;
+	uint64_t console_bytes; /* bytes the guest wrote to its console */
+};
+void rv_vm_info(struct rv_vm *v, struct rv_vm_info *out);
 void rv_vm_destroy(struct rv_vm *v);
 
 #endif
