@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "drive.h"
+#include "guest_view.h"
 #include "size.h"
 
 #define MAX_ARGS 64
@@ -31,6 +32,7 @@ struct child {
 	pid_t pid;
 	char log[300];
 	char sock[300];
+	char console[300]; /* riscv64: the guest's console */
 	struct qmpc qmp;
 };
 
@@ -44,6 +46,12 @@ static void usage(FILE *f)
 		"[--json]\n"
 		"  guest options: --ram --vcpus --fill --workload --dirty --seed "
 		"--memfd\n"
+		"  --machine riscv64   a RISC-V machine booting Linux instead "
+		"(--smp --ram\n"
+		"                      --kernel --initrd --append; by default "
+		"the kernel and\n"
+		"                      initramfs of scripts/riscv-guest.sh, "
+		"fetched if missing)\n"
 		"  --warmup      seconds the workload runs before migrating "
 		"(default 1)\n"
 		"  --json        print only the final result as one JSON object\n");
@@ -93,7 +101,7 @@ static int connect_child(struct child *c, char *err, size_t errlen)
 
 	/* the guest maps and fills its RAM before its socket appears */
 	while (qmpc_connect(&c->qmp, c->sock, 0.2, err, errlen)) {
-		char why[512];
+		char why[400];
 
 		if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
 			c->pid = -1;
@@ -131,6 +139,8 @@ static void finish(struct child *c)
 		waitpid(c->pid, NULL, 0);
 	}
 	unlink(c->log);
+	if (c->console[0])
+		unlink(c->console);
 }
 
 static double jnum(json_t *o, const char *k)
@@ -162,6 +172,9 @@ static void report(json_t *r, const char *uri, char *const guest_args[])
 	if (json_object_get(r, "error-desc"))
 		printf("  error        %s\n",
 		       json_string_value(json_object_get(r, "error-desc")));
+	if (json_object_get(r, "guest-error"))
+		printf("  guest        %s\n",
+		       json_string_value(json_object_get(r, "guest-error")));
 	printf("  total time   %.0f ms (setup %.0f ms)\n",
 	       jnum(r, "total-time"), jnum(r, "setup-time"));
 	if (json_object_get(r, "downtime"))
@@ -207,12 +220,154 @@ static void report(json_t *r, const char *uri, char *const guest_args[])
 			       jnum(l, "p50"), jnum(l, "p99"), jnum(l, "max"),
 			       jnum(r, "postcopy-blocktime"));
 	}
-	if (g)
+	if (g && json_object_get(g, "carried-on")) {
+		printf("  guest view   %s: console %s (%.0f bytes on the "
+		       "source, %.0f on the destination), memcheck %s (%.0f "
+		       "passes, %.0f of them before the move), longest freeze "
+		       "the guest's timer saw: %s\n",
+		       json_is_true(json_object_get(g, "carried-on"))
+			       ? "carried on as one copy"
+			       : "DID NOT CARRY ON",
+		       json_is_true(json_object_get(g, "console-continuous"))
+			       ? "continuous"
+			       : "BROKEN (ticks missing or twice)",
+		       jnum(g, "console-bytes-source"),
+		       jnum(g, "console-bytes-destination"),
+		       json_string_value(json_object_get(g, "memcheck")),
+		       jnum(g, "memcheck-destination-passes"),
+		       jnum(g, "memcheck-source-passes"),
+		       jnum(g, "longest-freeze-ms") > 0
+			       ? "see below"
+			       : "none over its 200 ms threshold");
+		if (jnum(g, "longest-freeze-ms") > 0)
+			printf("               a gap of %.0f ms between two "
+			       "100 ms clock reads\n",
+			       jnum(g, "longest-freeze-ms"));
+	} else if (g)
 		printf("  guest view   longest heartbeat stall: %.1f ms at "
 		       "setup, %.1f ms during the migration, %.1f ms across "
 		       "the switch-over\n",
 		       jnum(g, "setup-stall-ms"), jnum(g, "max-stall-ms"),
 		       jnum(g, "resume-stall-ms"));
+}
+
+/*
+ * The guest that scripts/riscv-guest.sh builds, in guest/riscv/cache/ of
+ * the tree this binary was built in (FERRY_RISCV_CACHE names another
+ * folder); the script runs first when it is not there yet.
+ */
+static int riscv_guest_files(char *kernel, char *initrd, size_t len)
+{
+	char exe[256], cache[300], cmd[700];
+	const char *env = getenv("FERRY_RISCV_CACHE");
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (env) {
+		snprintf(cache, sizeof(cache), "%s", env);
+	} else {
+		if (n <= 0)
+			return cli_fail("demo: /proc/self/exe: %s",
+					strerror(errno));
+		exe[n] = '\0';
+		/* build/ferry: the tree is the build folder's parent */
+		for (int i = 0; i < 2 && (slash = strrchr(exe, '/')); i++)
+			*slash = '\0';
+		snprintf(cache, sizeof(cache), "%s/guest/riscv/cache", exe);
+	}
+	snprintf(kernel, len, "%s/Image", cache);
+	snprintf(initrd, len, "%s/initramfs.cpio.gz", cache);
+	if (!access(kernel, R_OK) && !access(initrd, R_OK))
+		return 0;
+	if (env)
+		return cli_fail(
+			"demo: no RISC-V guest in %s (FERRY_RISCV_CACHE)",
+			cache);
+	snprintf(cmd, sizeof(cmd), "'%s/scripts/riscv-guest.sh' >&2", exe);
+	fprintf(stderr, "ferry demo: fetching and building the RISC-V guest "
+			"(scripts/riscv-guest.sh)\n");
+	if (system(cmd) || access(kernel, R_OK) || access(initrd, R_OK))
+		return cli_fail("demo: no RISC-V guest: scripts/riscv-guest.sh "
+				"did not build %s; give --kernel and --initrd",
+				cache);
+	return 0;
+}
+
+/* Wait until the child's console holds `text`: false when it exits, or
+ * after `seconds`. */
+static bool wait_console(struct child *c, const char *text, double seconds,
+			 char *err, size_t errlen)
+{
+	double deadline = cli_now() + seconds;
+	char why[400];
+
+	while (!guest_view_has(c->console, text)) {
+		if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+			c->pid = -1;
+			last_line(c, why, sizeof(why));
+			snprintf(err, errlen, "the %s guest exited: %s",
+				 c->name, why);
+			return false;
+		}
+		if (cli_now() > deadline) {
+			snprintf(err, errlen,
+				 "the %s guest's console shows no \"%s\" "
+				 "after %.0f s",
+				 c->name, text, seconds);
+			return false;
+		}
+		usleep(100000);
+	}
+	return true;
+}
+
+/*
+ * What the guest saw, once the destination's memcheck finished two more
+ * passes: the consoles joined (ticks consecutive, none twice), the
+ * longest freeze its timer measured, memcheck's verdict.  False when the
+ * guest did not carry on as one clean copy.
+ */
+static bool riscv_guest_view(struct child *src, struct child *dst, json_t *r,
+			     char *err, size_t errlen)
+{
+	unsigned long want = guest_view_last_pass(src->console) + 2;
+	double deadline = cli_now() + 600;
+	struct guest_view v;
+	bool continuous, ok;
+
+	while (guest_view_last_pass(dst->console) < want &&
+	       cli_now() < deadline)
+		usleep(100000);
+	if (guest_view_read(src->console, dst->console, &v)) {
+		snprintf(err, errlen, "cannot read the guest's consoles");
+		return false;
+	}
+	continuous = v.dst_first_tick == v.src_last_tick + 1 &&
+		     !v.tick_repeats && !v.tick_gaps;
+	ok = continuous && !v.mismatches && !v.panics && v.last_pass >= want;
+	json_object_set_new(
+		r, "guest",
+		json_pack("{s:b,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:b}",
+			  "console-continuous", continuous, "tick-repeats",
+			  (json_int_t)v.tick_repeats, "tick-gaps",
+			  (json_int_t)v.tick_gaps, "longest-freeze-ms",
+			  (json_int_t)v.longest_gap_ms, "memcheck",
+			  v.mismatches ? "MISMATCH" : "ok",
+			  "memcheck-source-passes", (json_int_t)v.src_last_pass,
+			  "memcheck-destination-passes",
+			  (json_int_t)v.last_pass, "console-bytes-source",
+			  (json_int_t)v.src_bytes, "console-bytes-destination",
+			  (json_int_t)v.dst_bytes, "panics",
+			  (json_int_t)v.panics, "carried-on", ok));
+	if (!ok)
+		snprintf(err, errlen,
+			 "the guest did not carry on cleanly: ticks %s, "
+			 "memcheck %s (%lu passes on the destination, %lu "
+			 "wanted)%s",
+			 continuous ? "continuous" : "broken",
+			 v.mismatches ? "found a MISMATCH" : "ok", v.last_pass,
+			 want, v.panics ? ", the kernel panicked" : "");
+	return ok;
 }
 
 int cmd_demo(int argc, char **argv)
@@ -225,6 +380,11 @@ int cmd_demo(int argc, char **argv)
 		{ "dirty", required_argument, NULL, 'g' },
 		{ "seed", required_argument, NULL, 'g' },
 		{ "memfd", no_argument, NULL, 'G' },
+		{ "smp", required_argument, NULL, 'g' },
+		{ "machine", required_argument, NULL, 'R' },
+		{ "kernel", required_argument, NULL, 'K' },
+		{ "initrd", required_argument, NULL, 'K' },
+		{ "append", required_argument, NULL, 'K' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "set", required_argument, NULL, 's' },
 		{ "cap", required_argument, NULL, 'c' },
@@ -234,8 +394,12 @@ int cmd_demo(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *guest_args[MAX_ARGS], *argv_dst[MAX_ARGS + 8],
-		*argv_src[MAX_ARGS + 8], *owned[MAX_ARGS + 2];
+	char *guest_args[MAX_ARGS], *argv_dst[2 * MAX_ARGS + 8],
+		*argv_src[2 * MAX_ARGS + 8], *owned[MAX_ARGS + 4],
+		*src_args[MAX_ARGS];
+	char kernel[320], initrd[320];
+	bool riscv = false, have_kernel = false, have_append = false;
+	int nsrc = 0, ns, nd;
 	int nowned = 0;
 	char dir[] = "/tmp/ferry-demo-XXXXXX", uri[300], err[512], *end;
 	struct child dst = { .name = "destination", .pid = -1 };
@@ -260,6 +424,24 @@ int cmd_demo(int argc, char **argv)
 			sprintf(guest_args[n++], "--%s", opts[idx].name);
 			if (o == 'g')
 				guest_args[n++] = optarg;
+			break;
+		case 'R':
+			if (strcmp(optarg, "riscv64") &&
+			    strcmp(optarg, "reference"))
+				return cli_fail("demo: --machine %s: expected "
+						"reference or riscv64",
+						optarg);
+			riscv = !strcmp(optarg, "riscv64");
+			break;
+		case 'K': /* the source boots; the destination loads */
+			if (nsrc + 2 >= MAX_ARGS)
+				return cli_fail("demo: too many options");
+			src_args[nsrc] = malloc(strlen(opts[idx].name) + 3);
+			owned[nowned++] = src_args[nsrc];
+			sprintf(src_args[nsrc++], "--%s", opts[idx].name);
+			src_args[nsrc++] = optarg;
+			have_kernel |= !strcmp(opts[idx].name, "kernel");
+			have_append |= !strcmp(opts[idx].name, "append");
 			break;
 		case 's':
 		case 'c':
@@ -295,6 +477,28 @@ int cmd_demo(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_fail("demo: unexpected argument '%s'", argv[optind]);
+	if (nsrc && !riscv)
+		return cli_fail("demo: --kernel, --initrd and --append are for "
+				"--machine riscv64");
+	if (riscv) {
+		if (n + 2 >= MAX_ARGS || nsrc + 6 >= MAX_ARGS)
+			return cli_fail("demo: too many options");
+		guest_args[n++] = "--machine";
+		guest_args[n++] = "riscv64";
+		if (!have_kernel) {
+			if (riscv_guest_files(kernel, initrd, sizeof(kernel)))
+				return 1;
+			src_args[nsrc++] = "--kernel";
+			src_args[nsrc++] = kernel;
+			src_args[nsrc++] = "--initrd";
+			src_args[nsrc++] = initrd;
+		}
+		if (!have_append) {
+			src_args[nsrc++] = "--append";
+			src_args[nsrc++] = "console=ttyS0 "
+					   "ferry.workload=memcheck+timer";
+		}
+	}
 	guest_args[n] = NULL;
 	/* A guest that dirties memory faster than loopback carries it (the
 	 * default stress demo does) converges only when throttled: the demo
@@ -315,20 +519,34 @@ int cmd_demo(int argc, char **argv)
 	else
 		snprintf(uri, sizeof(uri), "unix:%s/migration.sock", dir);
 
+	/* ferry run GUEST-OPTIONS [--console FILE] --qmp unix:SOCK, and the
+	 * source's boot options or the destination's --incoming */
 	argv_dst[0] = argv_src[0] = "ferry";
 	argv_dst[1] = argv_src[1] = "run";
-	for (i = 0, idx = 2; i < n; i++, idx++)
-		argv_dst[idx] = argv_src[idx] = guest_args[i];
-	argv_src[idx] = "--qmp";
-	argv_src[idx + 1] = owned[nowned++] = malloc(strlen(src.sock) + 6);
-	sprintf(argv_src[idx + 1], "unix:%s", src.sock);
-	argv_src[idx + 2] = NULL;
-	argv_dst[idx] = "--qmp";
-	argv_dst[idx + 1] = owned[nowned++] = malloc(strlen(dst.sock) + 6);
-	sprintf(argv_dst[idx + 1], "unix:%s", dst.sock);
-	argv_dst[idx + 2] = "--incoming";
-	argv_dst[idx + 3] = uri;
-	argv_dst[idx + 4] = NULL;
+	for (i = 0, ns = nd = 2; i < n; i++)
+		argv_dst[nd++] = argv_src[ns++] = guest_args[i];
+	if (riscv) {
+		snprintf(src.console, sizeof(src.console), "%s/source.console",
+			 dir);
+		snprintf(dst.console, sizeof(dst.console),
+			 "%s/destination.console", dir);
+		argv_src[ns++] = "--console";
+		argv_src[ns++] = src.console;
+		argv_dst[nd++] = "--console";
+		argv_dst[nd++] = dst.console;
+	}
+	for (i = 0; i < nsrc; i++)
+		argv_src[ns++] = src_args[i];
+	argv_src[ns++] = "--qmp";
+	argv_src[ns] = owned[nowned++] = malloc(strlen(src.sock) + 6);
+	sprintf(argv_src[ns++], "unix:%s", src.sock);
+	argv_src[ns] = NULL;
+	argv_dst[nd++] = "--qmp";
+	argv_dst[nd] = owned[nowned++] = malloc(strlen(dst.sock) + 6);
+	sprintf(argv_dst[nd++], "unix:%s", dst.sock);
+	argv_dst[nd++] = "--incoming";
+	argv_dst[nd++] = uri;
+	argv_dst[nd] = NULL;
 
 	if (spawn(&dst, argv_dst) || spawn(&src, argv_src))
 		goto out;
@@ -350,6 +568,16 @@ int cmd_demo(int argc, char **argv)
 	    drive_apply(&src.qmp, &d, true, err, sizeof(err))) {
 		cli_fail("demo: %s", err);
 		goto out;
+	}
+	if (riscv) { /* booted, and memcheck has verified its memory once */
+		if (!json)
+			fprintf(stderr, "ferry demo: booting Linux on the "
+					"riscv64 machine\n");
+		if (!wait_console(&src, "ferry-memcheck: pass 1 ok", 900, err,
+				  sizeof(err))) {
+			cli_fail("demo: %s", err);
+			goto out;
+		}
 	}
 	usleep((useconds_t)(warmup * 1e6));
 	r = drive_migrate(&src.qmp, &d, uri, !json && isatty(STDERR_FILENO),
@@ -403,6 +631,11 @@ int cmd_demo(int argc, char **argv)
 	rc = status && !strcmp(status, "completed") && (!dv || json_is_true(dv))
 		     ? 0
 		     : 1;
+	if (!rc && riscv &&
+	    !riscv_guest_view(&src, &dst, r, err, sizeof(err))) {
+		json_object_set_new(r, "guest-error", json_string(err));
+		rc = 1;
+	}
 	if (json) {
 		char *text = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
