@@ -4,7 +4,8 @@
  * (bits 9:8 the lowest mode that may touch one, bits 11:10 == 3 read-only)
  * and each register's WARL mask.  sstatus, sie and sip are views of
  * mstatus, mie and mip.  Not here: Sstc (stimecmp is illegal), the
- * hypervisor, debug triggers; the PMP registers are accepted and read 0.
+ * hypervisor, debug triggers (tselect and tdata1..3 read 0: tdata1's type
+ * 0 says there is no trigger); the PMP registers are accepted and read 0.
  */
 #include "riscv.h"
 
@@ -43,6 +44,8 @@ enum {
 	CSR_PMPCFG15 = 0x3af,
 	CSR_PMPADDR0 = 0x3b0,
 	CSR_PMPADDR63 = 0x3ef,
+	CSR_TSELECT = 0x7a0,
+	CSR_TDATA3 = 0x7a3,
 	CSR_MCYCLE = 0xb00,
 	CSR_MINSTRET = 0xb02,
 	CSR_MHPMCOUNTER3 = 0xb03,
@@ -283,8 +286,9 @@ bool rv_csr_read(struct rv_hart *h, unsigned csr, uint64_t *val)
 		return true;
 	}
 	/* counters and events that count nothing; PMP registers that
-	 * protect nothing (RV64 has the even pmpcfg only) */
-	if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
+	 * protect nothing (RV64 has the even pmpcfg only); no triggers */
+	if ((csr >= CSR_TSELECT && csr <= CSR_TDATA3) ||
+	    (csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
 	    (csr >= CSR_MHPMEVENT3 && csr <= CSR_MHPMEVENT31) ||
 	    (csr >= CSR_PMPCFG0 && csr <= CSR_PMPCFG15 && !(csr & 1)) ||
 	    (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63)) {
@@ -415,7 +419,8 @@ bool rv_csr_write(struct rv_hart *h, unsigned csr, uint64_t val)
 	default:
 		break;
 	}
-	if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
+	if ((csr >= CSR_TSELECT && csr <= CSR_TDATA3) ||
+	    (csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
 	    (csr >= CSR_MHPMEVENT3 && csr <= CSR_MHPMEVENT31) ||
 	    (csr >= CSR_PMPCFG0 && csr <= CSR_PMPCFG15 && !(csr & 1)) ||
 	    (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63))
