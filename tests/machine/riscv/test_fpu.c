@@ -48,24 +48,14 @@ static struct rv_hart hart;
 
 static int setup(void **state)
 {
-	unsigned i;
-
 	(void)state;
 	memset(ram, 0, sizeof(ram));
 	memset(&bus, 0, sizeof(bus));
 	bus.ram = ram;
 	bus.ram_base = RAM_BASE;
 	bus.ram_size = RAM_SIZE;
-	memset(&hart, 0, sizeof(hart));
-	hart.bus = &bus;
-	hart.priv = RV_PRIV_M;
-	hart.misa = (2ull << 62) | (1u << ('I' - 'A')) | (1u << ('M' - 'A')) |
-		    (1u << ('A' - 'A')) | (1u << ('F' - 'A')) |
-		    (1u << ('D' - 'A')) | (1u << ('C' - 'A')) |
-		    (1u << ('S' - 'A')) | (1u << ('U' - 'A'));
-	hart.mstatus = 1ull << RV_MSTATUS_FS_SHIFT; /* initial */
-	for (i = 0; i < RV_TLB_SIZE; i++)
-		hart.tlb[i].vpn = UINT64_MAX;
+	rv_hart_reset(&hart, &bus, 0, RAM_BASE);
+	hart.mstatus |= 1ull << RV_MSTATUS_FS_SHIFT; /* initial */
 	return 0;
 }
 
@@ -809,6 +799,51 @@ static void test_fs_state(void **state)
 	exec(op(F_ADD, S, 3, 1, 1, RNE));
 }
 
+/*
+ * The hart hands its FP instructions here, compressed ones expanded:
+ *	c.fld fs0, 0(s0); c.fld fs1, 8(s0); fadd.d fa0, fs0, fs1;
+ *	c.fsd fa0, 16(s0); fcvt.w.d a1, fa0, rtz; frflags a2;
+ *	fdiv.s fa1, fa2, fa2; c.fldsp fa3, 0(sp)
+ * and the last traps once FS is off, with the 16 bits as mtval.
+ */
+static void test_through_hart(void **state)
+{
+	static const uint8_t prog[] = {
+		0x00, 0x20, 0x04, 0x24, 0x53, 0x75, 0x94, 0x02, 0x08, 0xa8,
+		0xd3, 0x15, 0x05, 0xc2, 0x73, 0x26, 0x10, 0x00, 0xd3, 0x75,
+		0xc6, 0x18, 0x82, 0x26,
+	};
+	const double in[2] = { 1.5, 2.25 };
+	uint64_t out;
+
+	(void)state;
+	memcpy(ram, prog, sizeof(prog));
+	memcpy(ram + 0x800, in, sizeof(in));
+	hart.x[8] = RAM_BASE + 0x800;
+	hart.x[2] = RAM_BASE + 0x808;
+	hart.f[12] = BOX(0);
+	hart.mtvec = RAM_BASE + 0x400;
+	assert_int_equal(rv_hart_run(&hart, 7, NULL), RV_EXIT_BUDGET);
+	assert_int_equal(hart.pc, RAM_BASE + 0x16);
+	memcpy(&out, ram + 0x810, 8);
+	assert_int_equal(out, 0x400e000000000000ull); /* 3.75 */
+	assert_int_equal(hart.x[11], 3);
+	assert_int_equal(hart.x[12], NX);
+	assert_int_equal(hart.f[11], BOX(NAN_S));
+	assert_int_equal(hart.fcsr, NV | NX);
+	assert_int_equal(hart.mstatus & RV_MSTATUS_FS, RV_MSTATUS_FS);
+	hart.mstatus &= ~(RV_MSTATUS_FS | RV_MSTATUS_SD);
+	assert_int_equal(rv_hart_run(&hart, 1, NULL), RV_EXIT_BUDGET);
+	assert_int_equal(hart.mcause, RV_EXC_ILLEGAL);
+	assert_int_equal(hart.mtval, 0x2682);
+	assert_int_equal(hart.mepc, RAM_BASE + 0x16);
+	assert_int_equal(hart.pc, RAM_BASE + 0x400);
+	hart.mstatus |= 1ull << RV_MSTATUS_FS_SHIFT;
+	hart.pc = RAM_BASE + 0x16;
+	assert_int_equal(rv_hart_run(&hart, 1, NULL), RV_EXIT_BUDGET);
+	assert_int_equal(hart.f[13], 0x4002000000000000ull); /* 2.25 */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -829,6 +864,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fma, setup),
 		cmocka_unit_test_setup(test_illegal_rm, setup),
 		cmocka_unit_test_setup(test_fs_state, setup),
+		cmocka_unit_test_setup(test_through_hart, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
