@@ -150,11 +150,11 @@ static void test_load_store(void **state)
 	assert_int_equal(hart.f[1], BOX(ONE_S));
 	/* fsw f1, 8(x5): the low 32 bits only */
 	memset(ram + 0x118, 0xaa, 8);
-	exec(0u << 25 | 1 << 20 | 5 << 15 | 2 << 12 | 8 << 7 | 0x27);
+	exec(1 << 20 | 5 << 15 | 2 << 12 | 8 << 7 | 0x27);
 	assert_memory_equal(ram + 0x118, "\x00\x00\x80\x3f\xaa\xaa", 6);
 	/* fsd f2, -32(x5), then fld f3, -32(x5) */
 	hart.f[2] = 0x0123456789abcdefull;
-	exec(0x7fu << 25 | 2 << 20 | 5 << 15 | 3 << 12 | 0x00 << 7 | 0x27);
+	exec(0x7fu << 25 | 2 << 20 | 5 << 15 | 3 << 12 | 0x27);
 	memcpy(&v, ram + 0xf0, 8);
 	assert_int_equal(v, 0x0123456789abcdefull);
 	exec((uint32_t)(-32 & 0xfff) << 20 | 5 << 15 | 3 << 12 | 3 << 7 | 0x07);
