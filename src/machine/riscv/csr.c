@@ -61,35 +61,34 @@ enum {
 	CSR_MCONFIGPTR = 0xf15,
 };
 
-#define MSTATUS_MPP (3ull << RV_MSTATUS_MPP_SHIFT)
-#define MSTATUS_TVM (1ull << 20)
-#define MSTATUS_TW (1ull << 21)
-#define MSTATUS_TSR (1ull << 22)
-#define MSTATUS_UXL (3ull << 32)
-#define MSTATUS_SXL (3ull << 34)
+#define MSTATUS_MPP    (3ull << RV_MSTATUS_MPP_SHIFT)
+#define MSTATUS_TVM    (1ull << 20)
+#define MSTATUS_TW     (1ull << 21)
+#define MSTATUS_TSR    (1ull << 22)
+#define MSTATUS_UXL    (3ull << 32)
+#define MSTATUS_SXL    (3ull << 34)
 #define MSTATUS_XLEN64 (2ull << 32 | 2ull << 34) /* UXL = SXL = 64 */
 
 /* what M mode may write in mstatus (XS, VS, the endianness bits: 0) */
-#define MSTATUS_WRITABLE                                                    \
+#define MSTATUS_WRITABLE                                                       \
 	(RV_MSTATUS_SIE | RV_MSTATUS_MIE | RV_MSTATUS_SPIE | RV_MSTATUS_MPIE | \
 	 RV_MSTATUS_SPP | MSTATUS_MPP | RV_MSTATUS_FS | RV_MSTATUS_MPRV |      \
 	 RV_MSTATUS_SUM | RV_MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW |          \
 	 MSTATUS_TSR)
 /* what sstatus shows of mstatus, and what S mode may write through it */
-#define SSTATUS_VISIBLE                                                     \
-	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS |   \
+#define SSTATUS_VISIBLE                                                      \
+	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS | \
 	 RV_MSTATUS_SUM | RV_MSTATUS_MXR | MSTATUS_UXL | RV_MSTATUS_SD)
-#define SSTATUS_WRITABLE                                                    \
-	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS |   \
+#define SSTATUS_WRITABLE                                                     \
+	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS | \
 	 RV_MSTATUS_SUM | RV_MSTATUS_MXR)
 
-#define S_IRQS                                                              \
-	(1ull << RV_IRQ_SSI | 1ull << RV_IRQ_STI | 1ull << RV_IRQ_SEI)
-#define ALL_IRQS                                                            \
+#define S_IRQS (1ull << RV_IRQ_SSI | 1ull << RV_IRQ_STI | 1ull << RV_IRQ_SEI)
+#define ALL_IRQS \
 	(S_IRQS | 1ull << RV_IRQ_MSI | 1ull << RV_IRQ_MTI | 1ull << RV_IRQ_MEI)
 /* exceptions S mode may take: all but ecall from M and the reserved */
 #define DELEGABLE_EXC 0xb3ffull
-#define ENVCFG_FIOM 1ull
+#define ENVCFG_FIOM   1ull
 
 static uint64_t mstatus_value(const struct rv_hart *h)
 {
@@ -278,9 +277,9 @@ bool rv_csr_read(struct rv_hart *h, unsigned csr, uint64_t *val)
 		else if (csr == CSR_INSTRET)
 			*val = h->instret;
 		else if (csr == CSR_TIME)
-			*val = h->bus && h->bus->time ?
-				       h->bus->time(h->bus->time_opaque) :
-				       0;
+			*val = h->bus && h->bus->time
+				       ? h->bus->time(h->bus->time_opaque)
+				       : 0;
 		else
 			*val = 0;
 		return true;

@@ -19,17 +19,17 @@
 
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (8ull << 20)
-#define TABLES (RAM_BASE + 0x400000) /* page tables are taken from here */
-#define FRAME(n) (RAM_BASE + 0x100000 + (n) * RV_PAGE_SIZE)
+#define TABLES	 (RAM_BASE + 0x400000) /* page tables are taken from here */
+#define FRAME(n) (RAM_BASE + 0x100000 + (n)*RV_PAGE_SIZE)
 #define DEV_BASE 0x10000000ull
 
-#define V (1u << 0)
-#define R (1u << 1)
-#define W (1u << 2)
-#define X (1u << 3)
-#define U (1u << 4)
-#define A (1u << 6)
-#define D (1u << 7)
+#define V   (1u << 0)
+#define R   (1u << 1)
+#define W   (1u << 2)
+#define X   (1u << 3)
+#define U   (1u << 4)
+#define A   (1u << 6)
+#define D   (1u << 7)
 #define RWX (R | W | X)
 
 struct env {
@@ -305,8 +305,8 @@ static void test_permissions(void **state)
 	struct env *e = *state;
 	uint64_t v;
 
-	map(e, 0x1000, FRAME(1), V | R | A | D, 0);  /* read-only */
-	map(e, 0x2000, FRAME(2), V | X | A | D, 0);  /* execute-only */
+	map(e, 0x1000, FRAME(1), V | R | A | D, 0);	/* read-only */
+	map(e, 0x2000, FRAME(2), V | X | A | D, 0);	/* execute-only */
 	map(e, 0x3000, FRAME(3), V | R | W | A | D, 0); /* no X */
 	faults(e, 0x1000, RV_ACC_STORE, RV_EXC_STORE_PAGE);
 	faults(e, 0x1000, RV_ACC_FETCH, RV_EXC_INSN_PAGE);
