@@ -14,16 +14,16 @@
 #include <stdint.h>
 
 /* Linux's generic system call numbers, which riscv64 uses */
-#define NR_WRITE 64
-#define NR_EXIT 93
+#define NR_WRITE	   64
+#define NR_EXIT		   93
 #define NR_CLOCK_NANOSLEEP 115
-#define NR_GETTIMEOFDAY 169
-#define NR_MMAP 222
+#define NR_GETTIMEOFDAY	   169
+#define NR_MMAP		   222
 
-#define PROT_READ 1
-#define PROT_WRITE 2
-#define MAP_PRIVATE 0x02
-#define MAP_ANONYMOUS 0x20
+#define PROT_READ	1
+#define PROT_WRITE	2
+#define MAP_PRIVATE	0x02
+#define MAP_ANONYMOUS	0x20
 #define CLOCK_MONOTONIC 1
 
 struct timeval_k {
@@ -148,9 +148,21 @@ static inline uint64_t parse_size(const char *s)
 	for (; *s >= '0' && *s <= '9'; s++)
 		v = v * 10 + (uint64_t)(*s - '0');
 	switch (*s) {
-	case 'k': case 'K': v <<= 10; s++; break;
-	case 'm': case 'M': v <<= 20; s++; break;
-	case 'g': case 'G': v <<= 30; s++; break;
+	case 'k':
+	case 'K':
+		v <<= 10;
+		s++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		s++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		s++;
+		break;
 	}
 	return *s ? 0 : v;
 }

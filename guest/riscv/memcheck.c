@@ -23,9 +23,9 @@
  */
 #include "guest.h"
 
-#define PAGE 4096
-#define WORDS (PAGE / 8)
-#define SLICES 16
+#define PAGE	    4096
+#define WORDS	    (PAGE / 8)
+#define SLICES	    16
 #define MAX_REPORTS 8 /* MISMATCH lines per pass; the rest are counted */
 
 struct memcheck {
@@ -86,7 +86,8 @@ int guest_main(int argc, char **argv)
 	struct memcheck mc;
 	uint64_t pass, page;
 
-	if (!bytes || bytes % PAGE || (argc > 3 && !pause && argv[3][0] != '0') ||
+	if (!bytes || bytes % PAGE ||
+	    (argc > 3 && !pause && argv[3][0] != '0') ||
 	    (argc > 4 && flip >= bytes)) {
 		put_str(&l, "ferry-memcheck: bad arguments (BYTES a multiple "
 			    "of 4K, SEED, PAUSE_MS, FLIP below BYTES)");
@@ -125,7 +126,8 @@ int guest_main(int argc, char **argv)
 			if (first == PAGE)
 				continue;
 			if (bad_pages++ < MAX_REPORTS) {
-				put_str(&l, "ferry-memcheck: MISMATCH at offset ");
+				put_str(&l,
+					"ferry-memcheck: MISMATCH at offset ");
 				put_u64(&l, page * PAGE + first, 16);
 				line_end(&l);
 			}

@@ -11,8 +11,8 @@
 #include "guest.h"
 
 #define PERIOD_MS 100
-#define GAP_MS 200
-#define TICK_MS 10000
+#define GAP_MS	  200
+#define TICK_MS	  10000
 
 int guest_main(int argc, char **argv)
 {
