@@ -197,8 +197,12 @@ apt_download() {
 			"$RELEASE's key?)"
 	}
 	# apt-get update succeeds with an unreachable mirror too, only warns.
-	grep -q '^\(W\|E\): ' "$TMP/update.log" && grep '^\(W\|E\): ' \
-		"$TMP/update.log" >&2
+	if grep -q '^\(W\|E\): ' "$TMP/update.log"; then
+		grep '^\(W\|E\): ' "$TMP/update.log" >&2
+		grep -q '^W: Failed to fetch' "$TMP/update.log" &&
+			die "apt-get update of $RELEASE riscv64 from $mirror" \
+				"failed: its index could not be downloaded"
+	fi
 	kpkg=$(apt-cache show --no-all-versions linux-image-riscv64 2>/dev/null |
 		sed -n 's/^Depends:.*\(linux-image-[^ ,]*-riscv64\).*/\1/p' |
 		head -n 1)
