@@ -12,6 +12,7 @@ Skips when the cache or QEMU is missing.  Prints TAP.
 
 FERRY_RISCV_GUEST names another folder holding Image and
 initramfs.cpio.gz."""
+import atexit
 import os
 import re
 import shutil
@@ -35,22 +36,36 @@ BOOT_S = 600
 LINE_S = 300
 
 tap = ft.TAP()
+_consoles = []
+
+
+@atexit.register
+def _kill():
+    """No QEMU outlives the test, even one ended by SIGTERM (a meson
+    timeout)."""
+    for c in _consoles:
+        c.close()
 
 
 class Console:
-    """A QEMU virt guest whose serial console (ttyS0) is our pipe."""
+    """A QEMU virt guest whose serial console (ttyS0) is our pipe.
+    Another e2e test may import it (python: from test_riscv_qemu import
+    Console) to drive the same guest; `cmd` replaces QEMU's command line
+    by another machine's whose stdout and stdin are the console."""
 
-    def __init__(self, append):
+    def __init__(self, append, cmd=None):
         self.lines = []
         self.cond = threading.Condition()
-        self.proc = subprocess.Popen(
-            [QEMU, "-M", "virt", "-m", "512M", "-smp", "2", "-nographic",
-             "-bios", "default",
-             "-kernel", os.path.join(CACHE, "Image"),
-             "-initrd", os.path.join(CACHE, "initramfs.cpio.gz"),
-             "-append", "console=ttyS0 " + append],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT)
+        if cmd is None:
+            cmd = [QEMU, "-M", "virt", "-m", "512M", "-smp", "2",
+                   "-nographic", "-bios", "default",
+                   "-kernel", os.path.join(CACHE, "Image"),
+                   "-initrd", os.path.join(CACHE, "initramfs.cpio.gz"),
+                   "-append", "console=ttyS0 " + append]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        _consoles.append(self)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -103,6 +118,7 @@ class Console:
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     missing = [f for f in ("Image", "initramfs.cpio.gz")
                if not os.path.exists(os.path.join(CACHE, f))]
     names = ["boots to init", "memcheck passes", "timer ticks",
@@ -197,4 +213,5 @@ def main():
     tap.done()
 
 
-main()
+if __name__ == "__main__":
+    main()
