@@ -66,12 +66,13 @@ tmpdir() {
 
 # The bytes of $1 at offset $2, $3 of them, as lowercase hex.
 hexat() {
-	od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'
+	od -An -v -tx1 -j "$2" -N "$3" "$1" 2>/dev/null | tr -d ' \n'
 }
 
 # A little-endian 32-bit number of $1 at offset $2.
 le32at() {
-	od -An -v --endian=little -tu4 -j "$2" -N 4 "$1" | tr -d ' \n'
+	od -An -v --endian=little -tu4 -j "$2" -N 4 "$1" 2>/dev/null |
+		tr -d ' \n'
 }
 
 # The Debian mirror apt is configured with: the URI of the first enabled
@@ -235,16 +236,16 @@ to_image() {
 	next=$TMP/kernel.$depth
 	case "$(hexat "$in" 0 4)" in
 	1f8b*)
-		format="gzip"
+		format="${format:+$format, }gzip"
 		gzip -dc "$in" >"$next"
 		;;
 	28b52ffd)
 		need zstd "to unpack the kernel"
-		format="zstd"
+		format="${format:+$format, }zstd"
 		zstd -q -dc "$in" >"$next"
 		;;
 	7f454c46)
-		format="ELF vmlinux"
+		format="${format:+$format, }ELF vmlinux"
 		riscv64-linux-gnu-objcopy -O binary -R .note -R .note.gnu.build-id \
 			-R .comment -S "$in" "$next"
 		;;
@@ -253,7 +254,7 @@ to_image() {
 		# compression name at 0x18.
 		[ "$(hexat "$in" 4 4)" = 7a696d67 ] ||
 			die "$in: a PE image without a RISC-V Image header"
-		format="EFI zboot"
+		format="${format:+$format, }EFI zboot"
 		off=$(le32at "$in" 8)
 		size=$(le32at "$in" 12)
 		tail -c +"$((off + 1))" "$in" | head -c "$size" >"$next.z"
