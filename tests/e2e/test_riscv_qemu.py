@@ -142,6 +142,12 @@ def main():
     try:
         def boots():
             _, at["init"] = g.wait(r"ferry-guest: init$", BOOT_S)
+            m, _ = g.wait(r"ferry-guest: kernel (\S+), (\d+) harts, "
+                          r"(\d+) kB of RAM$", since=at["init"])
+            assert m.group(1).endswith("riscv64"), m.group(0)
+            assert m.group(2) == "2", m.group(0)
+            # 512M less what the kernel keeps for itself
+            assert 256 << 10 < int(m.group(3)) <= 512 << 10, m.group(0)
             g.wait(r"ferry-timer: start", since=at["init"])
             g.wait(r"ferry-memcheck: start 16777216 bytes",
                    since=at["init"])
