@@ -3,7 +3,7 @@
  * wall clock (gettimeofday) every 100 ms and prints
  *
  *   ferry-timer: gap N ms      when two reads are more than 200 ms apart
- *   ferry-timer: tick N        every 10 s, the Nth heartbeat
+ *   ferry-timer: tick N        every second, the Nth heartbeat
  *
  * so the downtime of a migration shows up as one gap line in the
  * guest's console, and a guest that stopped for good as missing ticks.
@@ -12,7 +12,7 @@
 
 #define PERIOD_MS 100
 #define GAP_MS	  200
-#define TICK_MS	  10000
+#define TICK_MS	  1000
 
 int guest_main(int argc, char **argv)
 {
