@@ -527,6 +527,12 @@ int rv_machine_stop(struct rv_machine *m)
 		pthread_cond_wait(&m->parked, &m->lock);
 	rv_clint_freeze(&m->clint);
 	pthread_mutex_unlock(&m->lock);
+	/* The timer bits of mip as frozen time makes them: a hart updates
+	 * them only between slices, so a stopped one may hold a level that
+	 * is behind, and the destination, which recomputes them when the
+	 * CLINT loads, would then differ from what the source saved. */
+	for (i = 0; i < m->nharts; i++)
+		rv_clint_update(&m->clint, i);
 	return 0;
 }
 
