@@ -299,25 +299,26 @@ static int32_t imm_b(uint32_t insn)
 static int32_t imm_j(uint32_t insn)
 {
 	return sext((insn >> 31) << 20 | ((insn >> 21) & 0x3ff) << 1 |
-			    ((insn >> 20) & 1) << 11 | ((insn >> 12) & 0xff)
-							       << 12,
+			    ((insn >> 20) & 1) << 11 |
+			    ((insn >> 12) & 0xff) << 12,
 		    21);
 }
 
 /* OP and OP-32 by funct7 and funct3; 0 where the pair is reserved. */
 static enum rv_op op_reg(uint32_t insn, bool w)
 {
-	static const uint8_t base[8] = { RV_OP_ADD, RV_OP_SLL, RV_OP_SLT,
+	static const uint8_t base[8] = { RV_OP_ADD,  RV_OP_SLL, RV_OP_SLT,
 					 RV_OP_SLTU, RV_OP_XOR, RV_OP_SRL,
-					 RV_OP_OR, RV_OP_AND };
-	static const uint8_t muldiv[8] = { RV_OP_MUL,	RV_OP_MULH,
+					 RV_OP_OR,   RV_OP_AND };
+	static const uint8_t muldiv[8] = { RV_OP_MUL,	 RV_OP_MULH,
 					   RV_OP_MULHSU, RV_OP_MULHU,
-					   RV_OP_DIV,	RV_OP_DIVU,
-					   RV_OP_REM,	RV_OP_REMU };
+					   RV_OP_DIV,	 RV_OP_DIVU,
+					   RV_OP_REM,	 RV_OP_REMU };
 	static const uint8_t base_w[8] = { RV_OP_ADDW, RV_OP_SLLW, 0, 0,
 					   0,	       RV_OP_SRLW, 0, 0 };
-	static const uint8_t muldiv_w[8] = { RV_OP_MULW, 0,	     0,
-					     0,		 RV_OP_DIVW, RV_OP_DIVUW,
+	static const uint8_t muldiv_w[8] = { RV_OP_MULW, 0,
+					     0,		 0,
+					     RV_OP_DIVW, RV_OP_DIVUW,
 					     RV_OP_REMW, RV_OP_REMUW };
 	unsigned f3 = (insn >> 12) & 7, f7 = insn >> 25;
 
@@ -339,9 +340,9 @@ static enum rv_op op_reg(uint32_t insn, bool w)
 
 static enum rv_op op_imm(uint32_t insn)
 {
-	static const uint8_t ops[8] = { RV_OP_ADDI, RV_OP_SLLI, RV_OP_SLTI,
+	static const uint8_t ops[8] = { RV_OP_ADDI,  RV_OP_SLLI, RV_OP_SLTI,
 					RV_OP_SLTIU, RV_OP_XORI, RV_OP_SRLI,
-					RV_OP_ORI, RV_OP_ANDI };
+					RV_OP_ORI,   RV_OP_ANDI };
 	unsigned f3 = (insn >> 12) & 7;
 
 	if (f3 == 1 && (insn >> 26))
@@ -373,9 +374,9 @@ static enum rv_op op_imm32(uint32_t insn)
 /* The operation of a 32-bit instruction, and its immediate in *imm. */
 static enum rv_op op32(uint32_t insn, int32_t *imm)
 {
-	static const uint8_t branch[8] = { RV_OP_BEQ, RV_OP_BNE, 0, 0,
-					   RV_OP_BLT, RV_OP_BGE, RV_OP_BLTU,
-					   RV_OP_BGEU };
+	static const uint8_t branch[8] = { RV_OP_BEQ,  RV_OP_BNE, 0,
+					   0,	       RV_OP_BLT, RV_OP_BGE,
+					   RV_OP_BLTU, RV_OP_BGEU };
 	static const uint8_t load[8] = { RV_OP_LB,  RV_OP_LH,  RV_OP_LW,
 					 RV_OP_LD,  RV_OP_LBU, RV_OP_LHU,
 					 RV_OP_LWU, 0 };

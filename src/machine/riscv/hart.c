@@ -27,12 +27,12 @@
 	(2ull << 62 | 1 << ('A' - 'A') | 1 << ('C' - 'A') | 1 << ('D' - 'A') | \
 	 1 << ('F' - 'A') | 1 << ('I' - 'A') | 1 << ('M' - 'A') |              \
 	 1 << ('S' - 'A') | 1 << ('U' - 'A'))
-#define MSTATUS_MPP	(3ull << RV_MSTATUS_MPP_SHIFT)
-#define MSTATUS_TVM	(1ull << 20)
-#define MSTATUS_TW	(1ull << 21)
-#define MSTATUS_TSR	(1ull << 22)
-#define MSTATUS_XLEN64	(2ull << 32 | 2ull << 34)
-#define PAGE_OFF	(RV_PAGE_SIZE - 1)
+#define MSTATUS_MPP    (3ull << RV_MSTATUS_MPP_SHIFT)
+#define MSTATUS_TVM    (1ull << 20)
+#define MSTATUS_TW     (1ull << 21)
+#define MSTATUS_TSR    (1ull << 22)
+#define MSTATUS_XLEN64 (2ull << 32 | 2ull << 34)
+#define PAGE_OFF       (RV_PAGE_SIZE - 1)
 
 /* What one instruction asks of the loop. */
 enum step {
@@ -483,7 +483,8 @@ static enum step system(struct rv_hart *h, uint32_t insn, uint64_t npc)
  * it did. */
 static inline void fast_check(struct rv_hart *h)
 {
-	if (unlikely(rv_fast_mode(h) != h->fast_mode || h->satp != h->fast_satp))
+	if (unlikely(rv_fast_mode(h) != h->fast_mode ||
+		     h->satp != h->fast_satp))
 		rv_ftlb_flush(h);
 }
 
@@ -669,16 +670,16 @@ static inline void count(struct rv_hart *h, struct counts *c, uint64_t cycles,
 void rv_hart_flush_decode(struct rv_hart *h)
 {
 	memset(h->dcache, 0, sizeof(h->dcache));
-	rv_ftlb_flush(h);
+	rv_tlb_flush(h); /* the fast TLB too */
 }
 
 #define POLL_EVERY 1024 /* instructions between looks at *stop and mip */
 
 /* Done: on to the instruction l bytes on. */
-#define NEXT(l)                  \
-	do {                     \
-		pc += (l);       \
-		goto next;       \
+#define NEXT(l)            \
+	do {               \
+		pc += (l); \
+		goto next; \
 	} while (0)
 
 /* Sign-extending load of type T and unsigned store of type T at
@@ -720,12 +721,12 @@ void rv_hart_flush_decode(struct rv_hart *h)
 		}                                                            \
 	} while (0)
 
-#define BRANCH(cond)                             \
-	do {                                     \
-		if (cond) {                      \
-			pc += (int64_t)d->imm;   \
-			goto next;               \
-		}                                \
+#define BRANCH(cond)                           \
+	do {                                   \
+		if (cond) {                    \
+			pc += (int64_t)d->imm; \
+			goto next;             \
+		}                              \
 	} while (0)
 
 enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
@@ -764,8 +765,8 @@ enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 			}
 			poll_at = budget - n > POLL_EVERY ? n + POLL_EVERY
 							  : budget;
-			if (unlikely(atomic_load_explicit(&h->mip,
-							  memory_order_relaxed) &
+			if (unlikely(atomic_load_explicit(
+					     &h->mip, memory_order_relaxed) &
 				     h->mie)) {
 				uint64_t irqs = takeable(h);
 
@@ -826,10 +827,10 @@ enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 			rv_raise(h, RV_EXC_ILLEGAL, 0);
 			goto trap;
 		}
-next:
+	next:
 		x[0] = 0;
 		continue;
-trap:
+	trap:
 		x[0] = 0;
 		unret++;
 		h->pc = pc;
@@ -838,10 +839,10 @@ trap:
 				  ? (d->len == 2 ? d->raw & 0xffff : d->raw)
 				  : h->exc_tval);
 		goto trapped;
-fetch_fault:
+	fetch_fault:
 		unret++;
 		take_trap(h, h->exc_cause, h->exc_tval);
-trapped:
+	trapped:
 		h->exc_pending = false;
 		pc = h->pc;
 		fc.vpn = UINT64_MAX;
