@@ -4,8 +4,15 @@
  * their sp forms) executes one encoding.  Reserved and illegal encodings
  * expand to 0, which no 32-bit instruction is; HINTs expand to the
  * instruction they are encoded as (writing x0), which does nothing.
+ *
+ * Then the pre-decoding for the hart's instruction cache: the 32-bit form
+ * taken apart once into an operation number, registers and immediate,
+ * with every illegal encoding found here, so that the dispatch in hart.c
+ * checks nothing of the bits again.
  */
-#include "riscv.h"
+#include <pthread.h>
+
+#include "hart_internal.h"
 
 enum {
 	OP_LOAD = 0x03,
@@ -244,4 +251,205 @@ uint32_t rv_expand_c(uint16_t c)
 	default:
 		return 0; /* not a compressed instruction */
 	}
+}
+
+/*
+ * Every 16-bit encoding's expansion, computed once for the process: a
+ * pure function of the bits, shared read-only by all harts (the
+ * expansion's switch is a third of the time of compressed code).
+ */
+static uint32_t rvc_table[1 << 16];
+static pthread_once_t rvc_once = PTHREAD_ONCE_INIT;
+
+static void rvc_fill(void)
+{
+	unsigned c;
+
+	for (c = 0; c < (1u << 16); c++)
+		rvc_table[c] = (c & 3) == 3 ? 0 : rv_expand_c(c);
+}
+
+void rv_decode_init(void)
+{
+	pthread_once(&rvc_once, rvc_fill);
+}
+
+uint32_t rv_insn32(uint32_t raw)
+{
+	return (raw & 3) == 3 ? raw : rvc_table[raw & 0xffff];
+}
+
+static int32_t imm_i(uint32_t insn)
+{
+	return (int32_t)insn >> 20;
+}
+
+static int32_t imm_s(uint32_t insn)
+{
+	return (int32_t)(insn & 0xfe000000) >> 20 | ((insn >> 7) & 31);
+}
+
+static int32_t imm_b(uint32_t insn)
+{
+	return sext((insn >> 31) << 12 | ((insn >> 25) & 0x3f) << 5 |
+			    ((insn >> 8) & 0xf) << 1 | ((insn >> 7) & 1) << 11,
+		    13);
+}
+
+static int32_t imm_j(uint32_t insn)
+{
+	return sext((insn >> 31) << 20 | ((insn >> 21) & 0x3ff) << 1 |
+			    ((insn >> 20) & 1) << 11 |
+			    ((insn >> 12) & 0xff) << 12,
+		    21);
+}
+
+/* OP and OP-32 by funct7 and funct3; 0 where the pair is reserved. */
+static enum rv_op op_reg(uint32_t insn, bool w)
+{
+	static const uint8_t base[8] = { RV_OP_ADD,  RV_OP_SLL, RV_OP_SLT,
+					 RV_OP_SLTU, RV_OP_XOR, RV_OP_SRL,
+					 RV_OP_OR,   RV_OP_AND };
+	static const uint8_t muldiv[8] = { RV_OP_MUL,	 RV_OP_MULH,
+					   RV_OP_MULHSU, RV_OP_MULHU,
+					   RV_OP_DIV,	 RV_OP_DIVU,
+					   RV_OP_REM,	 RV_OP_REMU };
+	static const uint8_t base_w[8] = { RV_OP_ADDW, RV_OP_SLLW, 0, 0,
+					   0,	       RV_OP_SRLW, 0, 0 };
+	static const uint8_t muldiv_w[8] = { RV_OP_MULW, 0,
+					     0,		 0,
+					     RV_OP_DIVW, RV_OP_DIVUW,
+					     RV_OP_REMW, RV_OP_REMUW };
+	unsigned f3 = (insn >> 12) & 7, f7 = insn >> 25;
+
+	switch (f7) {
+	case 0:
+		return (w ? base_w : base)[f3];
+	case 1:
+		return (w ? muldiv_w : muldiv)[f3];
+	case 0x20:
+		if (f3 == 0)
+			return w ? RV_OP_SUBW : RV_OP_SUB;
+		if (f3 == 5)
+			return w ? RV_OP_SRAW : RV_OP_SRA;
+		return RV_OP_ILLEGAL;
+	default:
+		return RV_OP_ILLEGAL;
+	}
+}
+
+static enum rv_op op_imm(uint32_t insn)
+{
+	static const uint8_t ops[8] = { RV_OP_ADDI,  RV_OP_SLLI, RV_OP_SLTI,
+					RV_OP_SLTIU, RV_OP_XORI, RV_OP_SRLI,
+					RV_OP_ORI,   RV_OP_ANDI };
+	unsigned f3 = (insn >> 12) & 7;
+
+	if (f3 == 1 && (insn >> 26))
+		return RV_OP_ILLEGAL;
+	if (f3 == 5) {
+		if ((insn >> 26) == 0x10)
+			return RV_OP_SRAI;
+		if (insn >> 26)
+			return RV_OP_ILLEGAL;
+	}
+	return ops[f3];
+}
+
+static enum rv_op op_imm32(uint32_t insn)
+{
+	unsigned f3 = (insn >> 12) & 7, f7 = insn >> 25;
+
+	if (f3 == 0)
+		return RV_OP_ADDIW;
+	if (f3 == 1 && f7 == 0)
+		return RV_OP_SLLIW;
+	if (f3 == 5 && f7 == 0)
+		return RV_OP_SRLIW;
+	if (f3 == 5 && f7 == 0x20)
+		return RV_OP_SRAIW;
+	return RV_OP_ILLEGAL;
+}
+
+/* The operation of a 32-bit instruction, and its immediate in *imm. */
+static enum rv_op op32(uint32_t insn, int32_t *imm)
+{
+	static const uint8_t branch[8] = { RV_OP_BEQ,  RV_OP_BNE, 0,
+					   0,	       RV_OP_BLT, RV_OP_BGE,
+					   RV_OP_BLTU, RV_OP_BGEU };
+	static const uint8_t load[8] = { RV_OP_LB,  RV_OP_LH,  RV_OP_LW,
+					 RV_OP_LD,  RV_OP_LBU, RV_OP_LHU,
+					 RV_OP_LWU, 0 };
+	static const uint8_t store[8] = { RV_OP_SB, RV_OP_SH, RV_OP_SW,
+					  RV_OP_SD };
+	unsigned f3 = (insn >> 12) & 7;
+
+	*imm = imm_i(insn);
+	switch (insn & 0x7f) {
+	case OP_LUI:
+		*imm = (int32_t)(insn & 0xfffff000);
+		return RV_OP_LUI;
+	case 0x17:
+		*imm = (int32_t)(insn & 0xfffff000);
+		return RV_OP_AUIPC;
+	case OP_JAL:
+		*imm = imm_j(insn);
+		return RV_OP_JAL;
+	case OP_JALR:
+		return f3 ? RV_OP_ILLEGAL : RV_OP_JALR;
+	case OP_BRANCH:
+		*imm = imm_b(insn);
+		return branch[f3];
+	case OP_LOAD:
+		return load[f3];
+	case OP_STORE:
+		*imm = imm_s(insn);
+		return store[f3];
+	case OP_IMM:
+		if (f3 == 1 || f3 == 5)
+			*imm &= 63;
+		return op_imm(insn);
+	case OP_IMM_32:
+		if (f3 == 1 || f3 == 5)
+			*imm &= 31;
+		return op_imm32(insn);
+	case OP_OP:
+		return op_reg(insn, false);
+	case OP_OP_32:
+		return op_reg(insn, true);
+	case 0x0f:
+		if (f3 == 0)
+			return RV_OP_FENCE;
+		return f3 == 1 ? RV_OP_FENCE_I : RV_OP_ILLEGAL;
+	case 0x2f:
+		return RV_OP_AMO;
+	case OP_SYSTEM:
+		return RV_OP_SYSTEM;
+	case OP_LOAD_FP:
+	case OP_STORE_FP:
+	case 0x43:
+	case 0x47:
+	case 0x4b:
+	case 0x4f:
+	case 0x53:
+		return RV_OP_FP;
+	default:
+		return RV_OP_ILLEGAL;
+	}
+}
+
+void rv_decode(struct rv_dinsn *d, uint32_t raw)
+{
+	uint32_t insn = rv_insn32(raw);
+	int32_t imm = 0;
+
+	d->raw = raw;
+	d->len = (raw & 3) == 3 ? 4 : 2;
+	d->rd = (insn >> 7) & 31;
+	d->rs1 = (insn >> 15) & 31;
+	d->rs2 = (insn >> 20) & 31;
+	d->op = insn ? op32(insn, &imm) : RV_OP_ILLEGAL;
+	if (d->len == 2 && d->op != RV_OP_ILLEGAL)
+		d->op |= RV_OP_C;
+	d->imm = imm;
 }

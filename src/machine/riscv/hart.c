@@ -4,18 +4,21 @@
  * interrupts (delegation, priorities, xtvec, the mstatus stack).  The F
  * and D opcodes go to fpu.c, CSRs to csr.c, memory to mmu.c.
  *
- * Nothing of the instruction stream is cached but the host address of
- * the page being fetched from, kept for the length of one rv_hart_run()
- * and dropped at every SYSTEM instruction and trap (what can change the
- * privilege or the translation); instructions are read from RAM each
- * time, so stores to code are seen at once and fence.i has nothing to do.
+ * Instructions are decoded once into the hart's instruction cache
+ * (struct rv_dinsn, indexed by physical address) and dispatched by a
+ * switch over a dense operation number whose cases step pc by a constant
+ * (hart_ops.inc).  Each use compares the entry's bits with RAM's, so a
+ * store by any hart, fence.i or RAM rewritten by the engine is seen at
+ * the next fetch with nothing to invalidate.  Loads, stores and fetches
+ * that hit the fast TLB (a host address per page, good for one privilege
+ * and mstatus) go straight to host RAM; the rest go through mmu.c.  The
+ * counters are added up in bulk where they can be read.
  * A and LR/SC work on host RAM with host atomics, so they are atomic
  * across harts running on other threads.
  */
-#include <pthread.h>
 #include <string.h>
 
-#include "riscv.h"
+#include "hart_internal.h"
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -24,12 +27,12 @@
 	(2ull << 62 | 1 << ('A' - 'A') | 1 << ('C' - 'A') | 1 << ('D' - 'A') | \
 	 1 << ('F' - 'A') | 1 << ('I' - 'A') | 1 << ('M' - 'A') |              \
 	 1 << ('S' - 'A') | 1 << ('U' - 'A'))
-#define MSTATUS_MPP	(3ull << RV_MSTATUS_MPP_SHIFT)
-#define MSTATUS_TVM	(1ull << 20)
-#define MSTATUS_TW	(1ull << 21)
-#define MSTATUS_TSR	(1ull << 22)
-#define MSTATUS_XLEN64	(2ull << 32 | 2ull << 34)
-#define STOP_CHECK_MASK 1023 /* look at *stop every 1024 instructions */
+#define MSTATUS_MPP    (3ull << RV_MSTATUS_MPP_SHIFT)
+#define MSTATUS_TVM    (1ull << 20)
+#define MSTATUS_TW     (1ull << 21)
+#define MSTATUS_TSR    (1ull << 22)
+#define MSTATUS_XLEN64 (2ull << 32 | 2ull << 34)
+#define PAGE_OFF       (RV_PAGE_SIZE - 1)
 
 /* What one instruction asks of the loop. */
 enum step {
@@ -39,26 +42,10 @@ enum step {
 	STEP_WFI,   /* done, waiting for an interrupt */
 };
 
-/*
- * Every 16-bit encoding's expansion, computed once for the process: a
- * pure function of the bits, shared read-only by all harts (the
- * expansion's switch is a third of the time of compressed code).
- */
-static uint32_t rvc_table[1 << 16];
-static pthread_once_t rvc_once = PTHREAD_ONCE_INIT;
-
-static void rvc_fill(void)
-{
-	unsigned c;
-
-	for (c = 0; c < (1u << 16); c++)
-		rvc_table[c] = (c & 3) == 3 ? 0 : rv_expand_c(c);
-}
-
 void rv_hart_reset(struct rv_hart *h, struct rv_bus *bus, unsigned id,
 		   uint64_t pc)
 {
-	pthread_once(&rvc_once, rvc_fill);
+	rv_decode_init();
 	memset(h, 0, sizeof(*h));
 	atomic_init(&h->mip, 0);
 	h->bus = bus;
@@ -492,241 +479,118 @@ static enum step system(struct rv_hart *h, uint32_t insn, uint64_t npc)
 	return illegal(h), STEP_TRAP;
 }
 
-static const unsigned load_size[8] = { 1, 2, 4, 8, 1, 2, 4, 0 };
-
-/* Execute insn (32-bit form; ilen is 2 for an expanded one) at h->pc. */
-static inline enum step exec(struct rv_hart *h, uint32_t insn, unsigned ilen)
+/* After anything that may have changed the mode: empty the fast TLB if
+ * it did. */
+static inline void fast_check(struct rv_hart *h)
 {
-	uint64_t *x = h->x;
-	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31;
-	unsigned rs2 = (insn >> 20) & 31, f3 = (insn >> 12) & 7;
-	unsigned f7 = insn >> 25;
-	int64_t imm = (int32_t)insn >> 20;
-	uint64_t pc = h->pc, npc = pc + ilen, a = x[rs1], b = x[rs2], v;
-	bool taken;
-
-	switch (insn & 0x7f) {
-	case 0x37: /* lui */
-		x[rd] = (int64_t)(int32_t)(insn & 0xfffff000);
-		break;
-	case 0x17: /* auipc */
-		x[rd] = pc + (int64_t)(int32_t)(insn & 0xfffff000);
-		break;
-	case 0x6f: /* jal */
-		imm = sext((insn >> 31) << 20 | ((insn >> 21) & 0x3ff) << 1 |
-				   ((insn >> 20) & 1) << 11 |
-				   ((insn >> 12) & 0xff) << 12,
-			   21);
-		x[rd] = npc;
-		npc = pc + imm;
-		break;
-	case 0x67: /* jalr */
-		if (f3)
-			return illegal(h), STEP_TRAP;
-		v = (a + imm) & ~1ull;
-		x[rd] = npc;
-		npc = v;
-		break;
-	case 0x63:
-		switch (f3) {
-		case 0:
-			taken = a == b;
-			break;
-		case 1:
-			taken = a != b;
-			break;
-		case 4:
-			taken = (int64_t)a < (int64_t)b;
-			break;
-		case 5:
-			taken = (int64_t)a >= (int64_t)b;
-			break;
-		case 6:
-			taken = a < b;
-			break;
-		case 7:
-			taken = a >= b;
-			break;
-		default:
-			return illegal(h), STEP_TRAP;
-		}
-		if (taken)
-			npc = pc + sext((insn >> 31) << 12 |
-						((insn >> 25) & 0x3f) << 5 |
-						((insn >> 8) & 0xf) << 1 |
-						((insn >> 7) & 1) << 11,
-					13);
-		break;
-	case 0x03:
-		if (f3 == 7)
-			return illegal(h), STEP_TRAP;
-		if (!rv_load(h, a + imm, load_size[f3], &v))
-			return STEP_TRAP;
-		switch (f3) {
-		case 0:
-			v = (int8_t)v;
-			break;
-		case 1:
-			v = (int16_t)v;
-			break;
-		case 2:
-			v = (int32_t)v;
-			break;
-		}
-		x[rd] = v;
-		break;
-	case 0x23:
-		if (f3 > 3)
-			return illegal(h), STEP_TRAP;
-		imm = (int64_t)((imm & ~31ll) | rd);
-		if (!rv_store(h, a + imm, 1u << f3, b))
-			return STEP_TRAP;
-		break;
-	case 0x13:
-		switch (f3) {
-		case 0:
-			v = a + imm;
-			break;
-		case 1:
-			if (insn >> 26)
-				return illegal(h), STEP_TRAP;
-			v = a << (imm & 63);
-			break;
-		case 2:
-			v = (int64_t)a < imm;
-			break;
-		case 3:
-			v = a < (uint64_t)imm;
-			break;
-		case 4:
-			v = a ^ imm;
-			break;
-		case 5:
-			if ((insn >> 26) == 0)
-				v = a >> (imm & 63);
-			else if ((insn >> 26) == 0x10)
-				v = (int64_t)a >> (imm & 63);
-			else
-				return illegal(h), STEP_TRAP;
-			break;
-		case 6:
-			v = a | imm;
-			break;
-		default:
-			v = a & imm;
-			break;
-		}
-		x[rd] = v;
-		break;
-	case 0x1b:
-		if (f3 == 0)
-			v = sx32(a + imm);
-		else if (f3 == 1 && f7 == 0)
-			v = sx32((uint32_t)a << rs2);
-		else if (f3 == 5 && f7 == 0)
-			v = sx32((uint32_t)a >> rs2);
-		else if (f3 == 5 && f7 == 0x20)
-			v = sx32((int32_t)a >> rs2);
-		else
-			return illegal(h), STEP_TRAP;
-		x[rd] = v;
-		break;
-	case 0x33:
-		if (f7 == 0) {
-			switch (f3) {
-			case 0:
-				v = a + b;
-				break;
-			case 1:
-				v = a << (b & 63);
-				break;
-			case 2:
-				v = (int64_t)a < (int64_t)b;
-				break;
-			case 3:
-				v = a < b;
-				break;
-			case 4:
-				v = a ^ b;
-				break;
-			case 5:
-				v = a >> (b & 63);
-				break;
-			case 6:
-				v = a | b;
-				break;
-			default:
-				v = a & b;
-				break;
-			}
-		} else if (f7 == 0x20 && f3 == 0) {
-			v = a - b;
-		} else if (f7 == 0x20 && f3 == 5) {
-			v = (int64_t)a >> (b & 63);
-		} else if (f7 == 1) {
-			v = f3 < 4 ? mul(f3, a, b) : divide(f3, a, b);
-		} else {
-			return illegal(h), STEP_TRAP;
-		}
-		x[rd] = v;
-		break;
-	case 0x3b:
-		if (f7 == 0 && f3 == 0)
-			v = sx32(a + b);
-		else if (f7 == 0 && f3 == 1)
-			v = sx32((uint32_t)a << (b & 31));
-		else if (f7 == 0 && f3 == 5)
-			v = sx32((uint32_t)a >> (b & 31));
-		else if (f7 == 0x20 && f3 == 0)
-			v = sx32(a - b);
-		else if (f7 == 0x20 && f3 == 5)
-			v = sx32((int32_t)a >> (b & 31));
-		else if (f7 == 1 && f3 == 0)
-			v = sx32((uint32_t)a * (uint32_t)b);
-		else if (f7 == 1 && f3 >= 4)
-			v = divide32(f3, a, b);
-		else
-			return illegal(h), STEP_TRAP;
-		x[rd] = v;
-		break;
-	case 0x0f:
-		if (f3 == 0) /* fence: order this hart's host accesses */
-			__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		else if (f3 != 1) /* fence.i: nothing is cached */
-			return illegal(h), STEP_TRAP;
-		break;
-	case 0x2f:
-		if (!amo(h, insn, rd, a, b))
-			return STEP_TRAP;
-		break;
-	case 0x73:
-		return system(h, insn, npc);
-	case 0x07:
-	case 0x27:
-	case 0x43:
-	case 0x47:
-	case 0x4b:
-	case 0x4f:
-	case 0x53:
-		if (!rv_fp_exec(h, insn))
-			return STEP_TRAP;
-		break;
-	default:
-		return illegal(h), STEP_TRAP;
-	}
-	h->pc = npc;
-	return STEP_NEXT;
+	if (unlikely(rv_fast_mode(h) != h->fast_mode ||
+		     h->satp != h->fast_satp))
+		rv_ftlb_flush(h);
 }
 
-/* The fetch cache: the page pc is in, as a host address in RAM. */
+/*
+ * On entry to rv_hart_run: the TLB may have been flushed behind the
+ * hart's back (its state loaded), so keep of the fast TLB only what the
+ * TLB still holds when translation is on.
+ */
+static void fast_enter(struct rv_hart *h)
+{
+	unsigned i;
+
+	fast_check(h);
+	if (!(h->satp >> 60))
+		return;
+	for (i = 0; i < RV_TLB_SIZE; i++) {
+		struct rv_ftlb_entry *e = &h->ftlb[i];
+		uint64_t vpn = h->tlb[i].vpn;
+
+		if (e->ld != vpn)
+			e->ld = UINT64_MAX;
+		if (e->st != vpn)
+			e->st = UINT64_MAX;
+		if (e->x != vpn)
+			e->x = UINT64_MAX;
+	}
+}
+
+/* Translate va for acc and, when its page is all RAM, enter it in the
+ * fast TLB; false with the fault raised. */
+static bool ftlb_fill(struct rv_hart *h, uint64_t va, enum rv_access acc)
+{
+	const struct rv_bus *bus = h->bus;
+	uint64_t vpn = va >> RV_PAGE_SHIFT, pa, off;
+	struct rv_ftlb_entry *e = &h->ftlb[vpn & (RV_TLB_SIZE - 1)];
+	uintptr_t host;
+
+	if (!rv_translate(h, va, acc, &pa))
+		return false;
+	off = (pa & ~PAGE_OFF) - bus->ram_base;
+	if (off >= bus->ram_size || bus->ram_size - off < RV_PAGE_SIZE)
+		return true;
+	host = (uintptr_t)(bus->ram + off) - (va & ~PAGE_OFF);
+	if (e->host != host) {
+		/* the other tags were for this index under another mapping */
+		e->ld = e->st = e->x = UINT64_MAX;
+		e->host = host;
+	}
+	if (acc == RV_ACC_LOAD)
+		e->ld = vpn;
+	else if (acc == RV_ACC_STORE)
+		e->st = vpn;
+	else
+		e->x = vpn;
+	return true;
+}
+
+/* A load the fast TLB missed: fill it, or go through rv_load for a
+ * device or an access across pages. */
+static bool load_slow(struct rv_hart *h, uint64_t va, unsigned size,
+		      uint64_t *val)
+{
+	const struct rv_ftlb_entry *e;
+	uint64_t vpn = va >> RV_PAGE_SHIFT;
+
+	if ((va & PAGE_OFF) + size <= RV_PAGE_SIZE) {
+		if (!ftlb_fill(h, va, RV_ACC_LOAD))
+			return false;
+		e = &h->ftlb[vpn & (RV_TLB_SIZE - 1)];
+		if (e->ld == vpn) {
+			*val = 0;
+			memcpy(val, (const void *)(e->host + va), size);
+			return true;
+		}
+	}
+	return rv_load(h, va, size, val);
+}
+
+static bool store_slow(struct rv_hart *h, uint64_t va, unsigned size,
+		       uint64_t val)
+{
+	const struct rv_ftlb_entry *e;
+	uint64_t vpn = va >> RV_PAGE_SHIFT;
+
+	if ((va & PAGE_OFF) + size <= RV_PAGE_SIZE) {
+		if (!ftlb_fill(h, va, RV_ACC_STORE))
+			return false;
+		e = &h->ftlb[vpn & (RV_TLB_SIZE - 1)];
+		if (e->st == vpn) {
+			memcpy((void *)(e->host + va), &val, size);
+			return true;
+		}
+	}
+	return rv_store(h, va, size, val);
+}
+
+/* The fetch cache: the page pc is in, as a host address in RAM, and the
+ * decoded entries for it. */
 struct fetch {
 	uint64_t vpn;
 	const uint8_t *host;
+	struct rv_dinsn *dec;
 };
 
-/* Fetch the 16 bits at va, filling the cache for its page. */
-static bool fetch16(struct rv_hart *h, struct fetch *fc, uint64_t va,
-		    uint16_t *out)
+/* Fetch the 16 bits at va. */
+static bool fetch16(struct rv_hart *h, uint64_t va, uint16_t *out)
 {
 	const struct rv_bus *bus = h->bus;
 	uint64_t pa, off;
@@ -737,50 +601,148 @@ static bool fetch16(struct rv_hart *h, struct fetch *fc, uint64_t va,
 	if (off >= bus->ram_size || bus->ram_size - off < 2)
 		return rv_raise(h, RV_EXC_INSN_FAULT, va);
 	memcpy(out, bus->ram + off, 2);
-	off &= ~(RV_PAGE_SIZE - 1);
-	if (bus->ram_size - off >= RV_PAGE_SIZE) {
-		fc->vpn = va >> RV_PAGE_SHIFT;
-		fc->host = bus->ram + off;
-	}
 	return true;
 }
 
-/* The slow fetch: a new page, or a 32-bit instruction that straddles
- * two (the second half may fault on its own, with its own address). */
-static bool fetch_slow(struct rv_hart *h, struct fetch *fc, uint32_t *insn)
+/* The slow fetch: an instruction that may straddle two pages (the second
+ * half may fault on its own, with its own address), or a page not all
+ * RAM.  Its bits in *raw, the upper half 0 for a compressed one. */
+static bool fetch_slow(struct rv_hart *h, uint64_t pc, uint32_t *raw)
 {
-	uint64_t pc = h->pc;
 	uint16_t lo, hi;
 
-	fc->vpn = UINT64_MAX;
-	if (!fetch16(h, fc, pc, &lo))
+	if (!fetch16(h, pc, &lo))
 		return false;
 	if ((lo & 3) != 3) {
-		*insn = lo;
+		*raw = lo;
 		return true;
 	}
-	if ((pc & (RV_PAGE_SIZE - 1)) != RV_PAGE_SIZE - 2 &&
-	    fc->vpn != UINT64_MAX) {
-		/* fetch16 cached the page: the rest of it is there */
-		memcpy(&hi, fc->host + (pc & (RV_PAGE_SIZE - 1)) + 2, 2);
-	} else {
-		struct fetch tmp = { UINT64_MAX, NULL };
-
-		if (!fetch16(h, &tmp, pc + 2, &hi))
-			return false;
-	}
-	*insn = (uint32_t)hi << 16 | lo;
+	if (!fetch16(h, pc + 2, &hi))
+		return false;
+	*raw = (uint32_t)hi << 16 | lo;
 	return true;
 }
+
+/* Point the fetch cache at pc's page if the fast TLB can have it; false
+ * with the fault raised. */
+static bool fetch_page(struct rv_hart *h, struct fetch *fc, uint64_t pc)
+{
+	uint64_t vpn = pc >> RV_PAGE_SHIFT;
+	const struct rv_ftlb_entry *e = &h->ftlb[vpn & (RV_TLB_SIZE - 1)];
+	uintptr_t off;
+
+	fc->vpn = UINT64_MAX;
+	if (e->x != vpn) {
+		if (!ftlb_fill(h, pc, RV_ACC_FETCH))
+			return false;
+		if (e->x != vpn)
+			return true; /* not RAM: fetch_slow faults */
+	}
+	fc->vpn = vpn;
+	fc->host = (const uint8_t *)(e->host + (vpn << RV_PAGE_SHIFT));
+	off = (uintptr_t)(fc->host - h->bus->ram);
+	fc->dec = &h->dcache[(off >> 1) & (RV_DCACHE_SIZE - 1)];
+	return true;
+}
+
+/*
+ * The counters, kept in bulk: cycle counts every instruction started
+ * (interrupts and traps included), instret every one retired.  They are
+ * brought up to date only where they can be read (before a SYSTEM
+ * instruction, and on return), with the mcountinhibit of the time, which
+ * only a SYSTEM instruction changes.
+ */
+struct counts {
+	uint64_t cycles, retired; /* already added to h->cycle, h->instret */
+};
+
+static inline void count(struct rv_hart *h, struct counts *c, uint64_t cycles,
+			 uint64_t retired)
+{
+	if (!(h->mcountinhibit & 1))
+		h->cycle += cycles - c->cycles;
+	if (!(h->mcountinhibit & 4))
+		h->instret += retired - c->retired;
+	c->cycles = cycles;
+	c->retired = retired;
+}
+
+void rv_hart_flush_decode(struct rv_hart *h)
+{
+	memset(h->dcache, 0, sizeof(h->dcache));
+	rv_tlb_flush(h); /* the fast TLB too */
+}
+
+#define POLL_EVERY 1024 /* instructions between looks at *stop and mip */
+
+/* Done: on to the instruction l bytes on. */
+#define NEXT(l)            \
+	do {               \
+		pc += (l); \
+		goto next; \
+	} while (0)
+
+/* Sign-extending load of type T and unsigned store of type T at
+ * x[rs1] + imm, through the fast TLB when it hits. */
+#define LOAD(T)                                                              \
+	do {                                                                 \
+		uint64_t va = x[d->rs1] + d->imm, vpn = va >> RV_PAGE_SHIFT; \
+		const struct rv_ftlb_entry *e =                              \
+			&h->ftlb[vpn & (RV_TLB_SIZE - 1)];                   \
+		T t;                                                         \
+		if (likely(e->ld == vpn &&                                   \
+			   (va & PAGE_OFF) <= RV_PAGE_SIZE - sizeof(T))) {   \
+			memcpy(&t, (const void *)(e->host + va), sizeof(T)); \
+		} else {                                                     \
+			uint64_t v;                                          \
+			h->pc = pc;                                          \
+			if (!load_slow(h, va, sizeof(T), &v))                \
+				goto trap;                                   \
+			t = (T)v;                                            \
+			poll_at = n;                                         \
+		}                                                            \
+		x[d->rd] = (uint64_t)(int64_t)t;                             \
+	} while (0)
+
+#define STORE(T)                                                             \
+	do {                                                                 \
+		uint64_t va = x[d->rs1] + d->imm, vpn = va >> RV_PAGE_SHIFT; \
+		const struct rv_ftlb_entry *e =                              \
+			&h->ftlb[vpn & (RV_TLB_SIZE - 1)];                   \
+		T t = (T)x[d->rs2];                                          \
+		if (likely(e->st == vpn &&                                   \
+			   (va & PAGE_OFF) <= RV_PAGE_SIZE - sizeof(T))) {   \
+			memcpy((void *)(e->host + va), &t, sizeof(T));       \
+		} else {                                                     \
+			h->pc = pc;                                          \
+			if (!store_slow(h, va, sizeof(T), t))                \
+				goto trap;                                   \
+			poll_at = n;                                         \
+		}                                                            \
+	} while (0)
+
+#define BRANCH(cond)                           \
+	do {                                   \
+		if (cond) {                    \
+			pc += (int64_t)d->imm; \
+			goto next;             \
+		}                              \
+	} while (0)
 
 enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 			 const atomic_bool *stop)
 {
-	struct fetch fc = { UINT64_MAX, NULL };
-	uint64_t n;
+	struct fetch fc = { UINT64_MAX, NULL, NULL };
+	struct counts cnt = { 0, 0 };
+	enum rv_exit ex = RV_EXIT_BUDGET;
+	uint64_t *x = h->x;
+	uint64_t n = 0, poll_at = 0, unret = 0, pc, a, b;
+	const struct rv_dinsn *d;
+	struct rv_dinsn one;
+	enum step st;
 
 	/* a hart whose state was loaded rather than reset needs it too */
-	pthread_once(&rvc_once, rvc_fill);
+	rv_decode_init();
 	if (stop && atomic_load_explicit(stop, memory_order_relaxed))
 		return RV_EXIT_STOP;
 	if (h->wfi) {
@@ -788,67 +750,107 @@ enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 			return RV_EXIT_WFI;
 		h->wfi = false;
 	}
-	for (n = 0; n < budget; n++) {
-		uint64_t pc = h->pc, off = pc & (RV_PAGE_SIZE - 1);
-		uint32_t insn, raw;
-		unsigned ilen = 4;
-		enum step st;
+	fast_enter(h);
+	pc = h->pc;
+	for (;;) {
+		uint64_t off;
 
-		if (unlikely((n & STOP_CHECK_MASK) == STOP_CHECK_MASK) &&
-		    stop && atomic_load_explicit(stop, memory_order_relaxed))
-			return RV_EXIT_STOP;
-		if (!(h->mcountinhibit & 1))
-			h->cycle++;
-		if (unlikely(atomic_load_explicit(&h->mip,
-						  memory_order_relaxed) &
-			     h->mie)) {
-			uint64_t irqs = takeable(h);
+		if (unlikely(n >= poll_at)) {
+			if (n >= budget)
+				break;
+			if (n && stop &&
+			    atomic_load_explicit(stop, memory_order_relaxed)) {
+				ex = RV_EXIT_STOP;
+				break;
+			}
+			poll_at = budget - n > POLL_EVERY ? n + POLL_EVERY
+							  : budget;
+			if (unlikely(atomic_load_explicit(
+					     &h->mip, memory_order_relaxed) &
+				     h->mie)) {
+				uint64_t irqs = takeable(h);
 
-			if (irqs) {
-				take_trap(h, RV_CAUSE_INTERRUPT | highest(irqs),
-					  0);
-				fc.vpn = UINT64_MAX;
-				continue;
+				if (irqs) {
+					n++;
+					unret++;
+					h->pc = pc;
+					take_trap(h,
+						  RV_CAUSE_INTERRUPT |
+							  highest(irqs),
+						  0);
+					pc = h->pc;
+					fc.vpn = UINT64_MAX;
+					fast_check(h);
+					poll_at = n;
+					continue;
+				}
 			}
 		}
+		n++;
+		off = pc & PAGE_OFF;
+		if (unlikely((pc >> RV_PAGE_SHIFT) != fc.vpn)) {
+			h->pc = pc;
+			if (!fetch_page(h, &fc, pc))
+				goto fetch_fault;
+		}
+		if (likely(fc.vpn != UINT64_MAX && off <= RV_PAGE_SIZE - 4)) {
+			struct rv_dinsn *e = &fc.dec[off >> 1];
+			uint32_t w;
+
+			memcpy(&w, fc.host + off, 4);
+			if (unlikely(e->raw != w))
+				rv_decode(e, w);
+			d = e;
+		} else {
+			uint32_t raw;
+
+			h->pc = pc;
+			if (!fetch_slow(h, pc, &raw))
+				goto fetch_fault;
+			rv_decode(&one, raw);
+			d = &one;
+		}
+		a = x[d->rs1];
+		b = x[d->rs2];
+		switch (d->op) {
+#define L    4
+#define C(o) (o)
+#include "hart_ops.inc"
+#undef L
+#undef C
+#define L    2
+#define C(o) ((o) | RV_OP_C)
+#include "hart_ops.inc"
+#undef L
+#undef C
+		default:
+			rv_raise(h, RV_EXC_ILLEGAL, 0);
+			goto trap;
+		}
+	next:
+		x[0] = 0;
+		continue;
+	trap:
+		x[0] = 0;
+		unret++;
+		h->pc = pc;
+		take_trap(h, h->exc_cause,
+			  h->exc_cause == RV_EXC_ILLEGAL
+				  ? (d->len == 2 ? d->raw & 0xffff : d->raw)
+				  : h->exc_tval);
+		goto trapped;
+	fetch_fault:
+		unret++;
+		take_trap(h, h->exc_cause, h->exc_tval);
+	trapped:
 		h->exc_pending = false;
-		if (likely((pc >> RV_PAGE_SHIFT) == fc.vpn &&
-			   off <= RV_PAGE_SIZE - 4)) {
-			memcpy(&insn, fc.host + off, 4);
-		} else if (!fetch_slow(h, &fc, &insn)) {
-			take_trap(h, h->exc_cause, h->exc_tval);
-			fc.vpn = UINT64_MAX;
-			continue;
-		}
-		raw = insn;
-		if ((insn & 3) != 3) {
-			raw = insn & 0xffff;
-			insn = rvc_table[raw];
-			ilen = 2;
-			if (unlikely(!insn)) {
-				take_trap(h, RV_EXC_ILLEGAL, raw);
-				fc.vpn = UINT64_MAX;
-				continue;
-			}
-		}
-		st = exec(h, insn, ilen);
-		h->x[0] = 0;
-		if (likely(st == STEP_NEXT)) {
-			if (!(h->mcountinhibit & 4))
-				h->instret++;
-			continue;
-		}
+		pc = h->pc;
 		fc.vpn = UINT64_MAX;
-		if (st == STEP_TRAP) {
-			take_trap(h, h->exc_cause,
-				  h->exc_cause == RV_EXC_ILLEGAL ? raw
-								 : h->exc_tval);
-			continue;
-		}
-		if (!(h->mcountinhibit & 4))
-			h->instret++;
-		if (st == STEP_WFI)
-			return RV_EXIT_WFI;
+		fast_check(h);
+		poll_at = n;
 	}
-	return RV_EXIT_BUDGET;
+out:
+	h->pc = pc;
+	count(h, &cnt, n, n - unret);
+	return ex;
 }

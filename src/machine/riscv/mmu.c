@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "riscv.h"
+#include "hart_internal.h"
 
 #define PTE_V	       (1u << 0)
 #define PTE_R	       (1u << 1)
@@ -35,12 +35,26 @@ static inline bool in_ram(const struct rv_bus *b, uint64_t pa, unsigned size)
 	return off < b->ram_size && b->ram_size - off >= size;
 }
 
+void rv_ftlb_flush(struct rv_hart *h)
+{
+	unsigned i;
+
+	for (i = 0; i < RV_TLB_SIZE; i++) {
+		h->ftlb[i].ld = h->ftlb[i].st = h->ftlb[i].x = UINT64_MAX;
+		h->ftlb[i].host = 0;
+	}
+	h->fast_mode = rv_fast_mode(h);
+	h->fast_satp = h->satp;
+}
+
+/* The fast TLB (hart.c) holds a subset of what the TLB does: both go. */
 void rv_tlb_flush(struct rv_hart *h)
 {
 	unsigned i;
 
 	for (i = 0; i < RV_TLB_SIZE; i++)
 		h->tlb[i].vpn = UINT64_MAX;
+	rv_ftlb_flush(h);
 }
 
 /* The privilege loads and stores are checked at: MPRV makes M-mode

@@ -125,6 +125,34 @@ struct rv_tlb_entry {
 	uint16_t asid;
 };
 
+/*
+ * One pre-decoded instruction (hart.c, decode.c): what the dispatch needs
+ * of it, and the instruction's bits in RAM when it was decoded (all 32
+ * of them, for a compressed one too).  An entry is a pure function of
+ * raw, so it is used only while RAM still holds raw at the pc: stores by
+ * any hart, fence.i and RAM rewritten by the engine need no invalidation.
+ */
+#define RV_DCACHE_SIZE (1u << 16) /* entries, one per 2 bytes of code */
+struct rv_dinsn {
+	uint32_t raw;
+	int32_t imm;
+	uint8_t op; /* enum rv_op (hart_internal.h); 0 is illegal */
+	uint8_t rd, rs1, rs2;
+	uint8_t len; /* 2 or 4 */
+	uint8_t pad[3];
+};
+
+/*
+ * The fast TLB (hart.c, mmu.c): for each entry of the TLB's index, the
+ * virtual page whose loads, stores and fetches were last allowed at the
+ * current privilege, mstatus and satp and land in RAM, and what to add to
+ * the virtual address for the host's.  UINT64_MAX tags are empty.
+ */
+struct rv_ftlb_entry {
+	uint64_t ld, st, x;
+	uintptr_t host;
+};
+
 struct rv_hart {
 	/* architectural state: what migrates (hart_state.c) */
 	uint64_t x[32]; /* x[0] reads 0: never written */
@@ -150,6 +178,10 @@ struct rv_hart {
 	/* the exception being raised by the current instruction */
 	bool exc_pending;
 	uint64_t exc_cause, exc_tval;
+	/* the fast paths' caches, filled by rv_hart_run() */
+	uint64_t fast_mode, fast_satp; /* what the fast TLB was filled under */
+	struct rv_ftlb_entry ftlb[RV_TLB_SIZE];
+	struct rv_dinsn dcache[RV_DCACHE_SIZE];
 };
 
 /* Outcome of rv_hart_run(). */
@@ -170,6 +202,12 @@ void rv_hart_reset(struct rv_hart *h, struct rv_bus *bus, unsigned id,
  */
 enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 			 const atomic_bool *stop);
+/*
+ * Drop what the hart cached of RAM and of the page tables (decoded
+ * instructions, the fast TLB): call it on a stopped hart whose RAM was
+ * rewritten behind its back or whose state was loaded, before it runs.
+ */
+void rv_hart_flush_decode(struct rv_hart *h);
 /* Set or clear pending interrupt bit `irq` (any thread). */
 void rv_hart_set_irq(struct rv_hart *h, enum rv_irq irq, bool level);
 /* True when an interrupt would be taken now (wakes a WFI). */

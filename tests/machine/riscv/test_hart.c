@@ -3,7 +3,9 @@
  * RV64I and M arithmetic (division by zero and overflow included), the
  * compressed expansion against the assembler's own pairs, LR/SC and the
  * AMOs, traps (illegal, ecall, the SBI hook, delegation to S), interrupts
- * and their priority, WFI, the CSR rules, and the run loop's exits.
+ * and their priority, WFI, the CSR rules, the run loop's exits, and the
+ * instruction cache against code rewritten by a store, by another hart
+ * and in host RAM (then rv_hart_flush_decode), the counters kept in bulk.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -916,22 +918,167 @@ static void test_fence_and_rdtime(void **state)
 	assert_int_equal(e->h.pc, RAM_BASE + 20);
 }
 
+/*
+ * The instruction cache against code that changes.  The callee at
+ * RAM_BASE + 0x100 adds to a0 and returns; the caller calls it, stores
+ * the word at RAM_BASE + 0x200 over its first instruction (a compressed
+ * c.addi a0, 1 and c.nop, to a 32-bit addi a0, a0, 16), optionally
+ * fence.i, and calls it again: the new code runs.
+ */
+#define CALLEE	 (RAM_BASE + 0x100)
+#define C_ADDI_1 0x0505u /* c.addi a0, 1 */
+#define C_NOP	 0x0001u
+
+static void callee(struct env *e)
+{
+	uint32_t w = C_NOP << 16 | C_ADDI_1, ret = I(0x67, 0, 0, RA, 0);
+	uint32_t repl = ADDI(A0, A0, 16);
+
+	memcpy(ram(e, CALLEE), &w, 4);
+	memcpy(ram(e, CALLEE + 4), &ret, 4);
+	memcpy(ram(e, CALLEE + 0x100), &repl, 4);
+}
+
+static void smc_run(struct env *e, bool fence_i)
+{
+	callee(e);
+	emit(e, 0x00000297);		      /* auipc t0, 0 */
+	emit(e, ADDI(T0, T0, 0x100));	      /* t0 = CALLEE */
+	emit(e, I(0x67, RA, 0, T0, 0));	      /* jalr ra, 0(t0) */
+	emit(e, I(0x03, T1, 2, T0, 0x100));   /* lw t1, 0x100(t0) */
+	emit(e, S(2, T0, T1, 0));	      /* sw t1, 0(t0) */
+	emit(e, fence_i ? 0x0000100fu : NOP); /* fence.i */
+	emit(e, I(0x67, RA, 0, T0, 0));	      /* jalr ra, 0(t0) */
+	/* 3 + c.addi, c.nop, ret + 4 + addi, ret */
+	assert_int_equal(rv_hart_run(&e->h, 3 + 3 + 4 + 2, &e->stop),
+			 RV_EXIT_BUDGET);
+	assert_int_equal(e->h.x[A0], 17);
+	assert_int_equal(e->h.pc, RAM_BASE + 28);
+	assert_int_equal(e->h.instret, 12);
+}
+
+static void test_smc_fence_i(void **state)
+{
+	smc_run(*state, true);
+}
+
+/* This hart sees its own stores to code at once, fence.i or not. */
+static void test_smc_store(void **state)
+{
+	smc_run(*state, false);
+}
+
+/* A store by another hart over code this one has run. */
+static void test_smc_other_hart(void **state)
+{
+	struct env *e = *state;
+	struct rv_hart *h2 = calloc(1, sizeof(*h2));
+	uint32_t sw = S(2, T0, T1, 0);
+
+	assert_non_null(h2);
+	callee(e);
+	e->h.pc = CALLEE;
+	e->h.x[RA] = RAM_BASE;
+	emit(e, NOP);
+	assert_int_equal(rv_hart_run(&e->h, 3, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.x[A0], 1);
+	/* the other hart: sw t1, 0(t0) at RAM_BASE + 0x300 */
+	rv_hart_reset(h2, &e->bus, 1, RAM_BASE + 0x300);
+	memcpy(ram(e, RAM_BASE + 0x300), &sw, 4);
+	h2->x[T0] = CALLEE;
+	h2->x[T1] = ADDI(A0, A0, 16);
+	assert_int_equal(rv_hart_run(h2, 1, &e->stop), RV_EXIT_BUDGET);
+	e->h.pc = CALLEE;
+	assert_int_equal(rv_hart_run(&e->h, 2, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.x[A0], 17);
+	assert_int_equal(e->h.pc, RAM_BASE);
+	free(h2);
+}
+
+/* Code rewritten in host RAM while the hart is stopped (as the engine
+ * places pages), then rv_hart_flush_decode: the new code runs, whether
+ * only the upper half of a 32-bit instruction changed or all of it. */
+static void test_flush_decode(void **state)
+{
+	struct env *e = *state;
+	uint32_t again = ADDI(A0, A0, 100), other = ADD(A0, A0, A0);
+
+	emit(e, ADDI(A0, A0, 1));
+	emit(e, J(0, -4)); /* back to it */
+	assert_int_equal(rv_hart_run(&e->h, 4, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.x[A0], 2);
+	memcpy(ram(e, RAM_BASE), &again, 4); /* the immediate: bits 31..20 */
+	rv_hart_flush_decode(&e->h);
+	e->h.pc = RAM_BASE;
+	assert_int_equal(rv_hart_run(&e->h, 2, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.x[A0], 102);
+	memcpy(ram(e, RAM_BASE), &other, 4);
+	rv_hart_flush_decode(&e->h);
+	assert_int_equal(rv_hart_run(&e->h, 2, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.x[A0], 204);
+}
+
+/* The counters kept in bulk: cycle counts a trapping instruction and
+ * the taking of an interrupt, instret neither; both exact at return. */
+static void test_counters_bulk(void **state)
+{
+	struct env *e = *state;
+	uint32_t ret = MRET;
+
+	memcpy(ram(e, MTVEC), &ret, 4);
+	emit(e, NOP);
+	emit(e, 0xffffffffu); /* illegal: to mtvec and back by mret */
+	emit(e, NOP);
+	emit(e, NOP);
+	assert_int_equal(rv_hart_run(&e->h, 3, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.cycle, 3);
+	assert_int_equal(e->h.instret, 2); /* nop, mret */
+	assert_int_equal(e->h.pc, RAM_BASE + 4);
+	e->h.mie = 1ull << RV_IRQ_MSI;
+	e->h.mstatus |= RV_MSTATUS_MIE;
+	rv_hart_set_irq(&e->h, RV_IRQ_MSI, true);
+	e->h.pc = RAM_BASE + 8;
+	/* the interrupt, then the handler's mret back */
+	assert_int_equal(rv_hart_run(&e->h, 2, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.pc, RAM_BASE + 8);
+	assert_int_equal(e->h.cycle, 5);
+	assert_int_equal(e->h.instret, 3);
+	assert_int_equal(e->h.mcause, RV_CAUSE_INTERRUPT | RV_IRQ_MSI);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_arith),	      T(test_word_ops),
-		T(test_branch_loop),  T(test_load_store),
-		T(test_mul),	      T(test_div_by_zero),
-		T(test_div_overflow), T(test_rvc_table),
-		T(test_rvc_illegal),  T(test_rvc_run),
-		T(test_straddle),     T(test_lr_sc),
-		T(test_amo),	      T(test_illegal_trap),
-		T(test_ecall),	      T(test_delegation),
-		T(test_mret),	      T(test_interrupt),
-		T(test_irq_priority), T(test_wfi),
-		T(test_stop),	      T(test_csr_rules),
-		T(test_counters),     T(test_fence_and_rdtime),
+		T(test_arith),
+		T(test_word_ops),
+		T(test_branch_loop),
+		T(test_load_store),
+		T(test_mul),
+		T(test_div_by_zero),
+		T(test_div_overflow),
+		T(test_rvc_table),
+		T(test_rvc_illegal),
+		T(test_rvc_run),
+		T(test_straddle),
+		T(test_lr_sc),
+		T(test_amo),
+		T(test_illegal_trap),
+		T(test_ecall),
+		T(test_delegation),
+		T(test_mret),
+		T(test_interrupt),
+		T(test_irq_priority),
+		T(test_wfi),
+		T(test_stop),
+		T(test_csr_rules),
+		T(test_counters),
+		T(test_fence_and_rdtime),
+		T(test_smc_fence_i),
+		T(test_smc_store),
+		T(test_smc_other_hart),
+		T(test_flush_decode),
+		T(test_counters_bulk),
 #undef T
 	};
 

@@ -4,7 +4,8 @@
  * instructions: superpages (and misaligned ones), the permission rules
  * with SUM, MXR and MPRV, A and D set in the PTE (also when the TLB
  * already holds the page from a load), TLB flushes, page-crossing
- * accesses, access faults and MMIO behind a mapping.
+ * accesses, access faults and MMIO behind a mapping, and the hart's fast
+ * TLB against rewritten tables, a TLB emptied behind it and mode changes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -626,6 +627,88 @@ static void test_run_translated(void **state)
 	assert_int_equal(e->h.pc, 0x10800);
 }
 
+/*
+ * The hart's fast TLB (host addresses for the pages its loads, stores
+ * and fetches hit) against changes: page tables rewritten in host RAM
+ * and rv_hart_flush_decode, the TLB emptied behind the hart's back as a
+ * state load does, SUM cleared by an instruction, and a store after a
+ * load on a clean page still setting D.
+ */
+#define LD_A2_A0 0x00053603u /* ld a2, 0(a0) */
+#define SD_A1_A0 0x00b53023u /* sd a1, 0(a0) */
+
+static void run_at(struct env *e, uint64_t pc, unsigned n)
+{
+	e->h.pc = pc;
+	assert_int_equal(rv_hart_run(&e->h, n, &e->stop), RV_EXIT_BUDGET);
+}
+
+static void test_fast_tlb_rewritten(void **state)
+{
+	struct env *e = *state;
+	uint64_t p;
+
+	map(e, 0x10000, FRAME(1), V | R | X | A, 0);
+	p = map(e, 0x20000, FRAME(2), V | R | A, 0);
+	memcpy(ram(e, FRAME(1)), &(uint32_t){ LD_A2_A0 }, 4);
+	wr64(e, FRAME(2), 0x1111);
+	wr64(e, FRAME(3), 0x3333);
+	wr64(e, FRAME(4), 0x4444);
+	e->h.x[10] = 0x20000;
+	run_at(e, 0x10000, 1);
+	assert_int_equal(e->h.x[12], 0x1111);
+	/* the engine rewrote the tables while the hart was stopped */
+	wr64(e, p, (FRAME(3) >> 12) << 10 | V | R | A);
+	rv_hart_flush_decode(&e->h);
+	run_at(e, 0x10000, 1);
+	assert_int_equal(e->h.x[12], 0x3333);
+	/* a state load empties the TLB without a word to the hart */
+	wr64(e, p, (FRAME(4) >> 12) << 10 | V | R | A);
+	for (unsigned i = 0; i < RV_TLB_SIZE; i++)
+		e->h.tlb[i].vpn = UINT64_MAX;
+	run_at(e, 0x10000, 1);
+	assert_int_equal(e->h.x[12], 0x4444);
+}
+
+static void test_fast_tlb_mode(void **state)
+{
+	struct env *e = *state;
+	/* ld a2, 0(a0); csrc sstatus, a3 (SUM); ld a2, 0(a0) */
+	static const uint32_t prog[] = { LD_A2_A0, 0x1006b073, LD_A2_A0 };
+
+	map(e, 0x10000, FRAME(1), V | R | X | A, 0);
+	map(e, 0x20000, FRAME(2), V | R | U | A, 0);
+	memcpy(ram(e, FRAME(1)), prog, sizeof(prog));
+	wr64(e, FRAME(2), 0x2222);
+	e->h.mstatus |= RV_MSTATUS_SUM;
+	e->h.x[10] = 0x20000;
+	e->h.x[13] = RV_MSTATUS_SUM;
+	e->h.mtvec = 0x10800;
+	run_at(e, 0x10000, 3);
+	assert_int_equal(e->h.x[12], 0x2222);
+	/* without SUM the same load of a U page faults */
+	assert_int_equal(e->h.mcause, RV_EXC_LOAD_PAGE);
+	assert_int_equal(e->h.mtval, 0x20000);
+	assert_int_equal(e->h.mepc, 0x10008);
+}
+
+static void test_fast_tlb_dirty(void **state)
+{
+	struct env *e = *state;
+	static const uint32_t prog[] = { LD_A2_A0, SD_A1_A0, LD_A2_A0 };
+	uint64_t p;
+
+	map(e, 0x10000, FRAME(1), V | R | X | A, 0);
+	p = map(e, 0x20000, FRAME(2), V | R | W | A, 0);
+	memcpy(ram(e, FRAME(1)), prog, sizeof(prog));
+	e->h.x[10] = 0x20008;
+	e->h.x[11] = 0x5555;
+	run_at(e, 0x10000, 3);
+	assert_int_equal(rd64(e, p) & D, D);
+	assert_int_equal(rd64(e, FRAME(2) + 8), 0x5555);
+	assert_int_equal(e->h.x[12], 0x5555);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -649,6 +732,9 @@ int main(void)
 		T(test_mmio),
 		T(test_fetch_fault),
 		T(test_run_translated),
+		T(test_fast_tlb_rewritten),
+		T(test_fast_tlb_mode),
+		T(test_fast_tlb_dirty),
 #undef T
 	};
 
