@@ -169,7 +169,13 @@ static int runctl_stop(void *opaque)
 static int runctl_resume(void *opaque)
 {
 	struct rv_vm *v = opaque;
+	unsigned i;
 
+	/* RAM and state may have been loaded behind the harts' backs while
+	 * they were parked: nothing decoded or translated before counts */
+	if (!rv_machine_running(v->m))
+		for (i = 0; i < v->cfg.nharts; i++)
+			rv_hart_flush_decode(rv_machine_hart(v->m, i));
 	return rv_machine_resume(v->m);
 }
 
