@@ -237,8 +237,8 @@ static void check_boot(struct env *e, struct rv_machine *m, size_t initrd_len)
 		return;
 	}
 	assert_non_null(p);
-	is = fdt64_to_cpu(*p);
-	ie = fdt64_to_cpu(*(const fdt64_t *)fdt_getprop(fdt, chosen,
+	is = fdt64_ld(p);
+	ie = fdt64_ld((const fdt64_t *)fdt_getprop(fdt, chosen,
 							"linux,initrd-end",
 							NULL));
 	assert_int_equal(ie - is, initrd_len);

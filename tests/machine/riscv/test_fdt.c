@@ -58,7 +58,7 @@ static uint64_t u64prop(const void *fdt, int node, const char *name)
 
 	assert_non_null(p);
 	assert_int_equal(len, 8);
-	return fdt64_to_cpu(*p);
+	return fdt64_ld(p);
 }
 
 static void check_reg(const void *fdt, int node, uint64_t base, uint64_t size)
@@ -68,8 +68,8 @@ static void check_reg(const void *fdt, int node, uint64_t base, uint64_t size)
 
 	assert_non_null(p);
 	assert_int_equal(len, 16);
-	assert_int_equal(fdt64_to_cpu(p[0]), base);
-	assert_int_equal(fdt64_to_cpu(p[1]), size);
+	assert_int_equal(fdt64_ld(&p[0]), base);
+	assert_int_equal(fdt64_ld(&p[1]), size);
 }
 
 static void test_root_and_memory(void **state)
