@@ -24,7 +24,12 @@
 #include "machine.h"
 #include "riscv.h"
 
-/* uart.c: an ns16550a whose transmitter is instant */
+/*
+ * uart.c: an ns16550a whose transmitter is instant.  The console
+ * callback runs with the UART's lock held, so that bytes from harts
+ * writing at once come out whole and in order: it must not call back
+ * into the UART (rv_machine_console_input included).
+ */
 #define RV_UART_RX_MAX 4096 /* what typed input can get ahead of the guest */
 
 struct rv_uart {

@@ -379,7 +379,7 @@ int rv_uart_load(struct rv_uart *u, const uint8_t *data, size_t len,
 	u->fcr = data[2] & 0xc9;
 	u->lcr = data[3];
 	u->mcr = data[4];
-	u->lsr = data[5] | LSR_TEMT | LSR_THRE;
+	u->lsr = (data[5] & ~LSR_DR) | LSR_TEMT | LSR_THRE; /* DR: the FIFO */
 	u->msr = data[6];
 	u->scr = data[7];
 	u->dll = data[8];
