@@ -24,18 +24,18 @@
 #include "devices.h"
 #include "le.h"
 
-#define HDR_LEN 64
+#define HDR_LEN	    64
 #define FDT_RESERVE 0x10000ull /* room for the device tree at RAM's top */
 
 /* Exceptions OpenSBI delegates, and those it would handle for S mode
  * (misaligned and access faults, illegal instructions) that have no M
  * mode here to handle them: everything but ecalls from S and M. */
-#define DELEG_EXC                                                        \
-	((1ull << RV_EXC_INSN_MISALIGNED) | (1ull << RV_EXC_INSN_FAULT) | \
-	 (1ull << RV_EXC_ILLEGAL) | (1ull << RV_EXC_BREAKPOINT) |         \
-	 (1ull << RV_EXC_LOAD_MISALIGNED) | (1ull << RV_EXC_LOAD_FAULT) | \
+#define DELEG_EXC                                                           \
+	((1ull << RV_EXC_INSN_MISALIGNED) | (1ull << RV_EXC_INSN_FAULT) |   \
+	 (1ull << RV_EXC_ILLEGAL) | (1ull << RV_EXC_BREAKPOINT) |           \
+	 (1ull << RV_EXC_LOAD_MISALIGNED) | (1ull << RV_EXC_LOAD_FAULT) |   \
 	 (1ull << RV_EXC_STORE_MISALIGNED) | (1ull << RV_EXC_STORE_FAULT) | \
-	 (1ull << RV_EXC_ECALL_U) | (1ull << RV_EXC_INSN_PAGE) |          \
+	 (1ull << RV_EXC_ECALL_U) | (1ull << RV_EXC_INSN_PAGE) |            \
 	 (1ull << RV_EXC_LOAD_PAGE) | (1ull << RV_EXC_STORE_PAGE))
 #define DELEG_IRQ \
 	((1ull << RV_IRQ_SSI) | (1ull << RV_IRQ_STI) | (1ull << RV_IRQ_SEI))
@@ -47,26 +47,30 @@ int rv_boot_place_image(uint8_t *ram, uint64_t ram_base, uint64_t ram_size,
 	uint64_t text_offset, image_size;
 
 	if (len < HDR_LEN)
-		return ferry_error_set(err, -ENOEXEC,
-				       "boot: %zu bytes is too short for a RISC-V Linux Image",
-				       len);
+		return ferry_error_set(
+			err, -ENOEXEC,
+			"boot: %zu bytes is too short for a RISC-V Linux Image",
+			len);
 	if (le32_load(img + 0x38) != RV_IMAGE_MAGIC2)
-		return ferry_error_set(err, -ENOEXEC,
-				       "boot: no \"RSC\\x05\" at offset 0x38: not a RISC-V Linux Image");
+		return ferry_error_set(
+			err, -ENOEXEC,
+			"boot: no \"RSC\\x05\" at offset 0x38: not a RISC-V Linux Image");
 	text_offset = le64_load(img + 8);
 	image_size = le64_load(img + 16);
 	if (image_size < len)
 		image_size = len; /* 0 in old headers: the file is all */
 	if (text_offset & (RV_PAGE_SIZE - 1))
-		return ferry_error_set(err, -ENOEXEC,
-				       "boot: text_offset 0x%llx is not page aligned",
-				       (unsigned long long)text_offset);
+		return ferry_error_set(
+			err, -ENOEXEC,
+			"boot: text_offset 0x%llx is not page aligned",
+			(unsigned long long)text_offset);
 	if (text_offset > ram_size || image_size > ram_size - text_offset)
-		return ferry_error_set(err, -ENOSPC,
-				       "boot: an Image of 0x%llx bytes at 0x%llx does not fit %llu MiB of RAM",
-				       (unsigned long long)image_size,
-				       (unsigned long long)text_offset,
-				       (unsigned long long)(ram_size >> 20));
+		return ferry_error_set(
+			err, -ENOSPC,
+			"boot: an Image of 0x%llx bytes at 0x%llx does not fit %llu MiB of RAM",
+			(unsigned long long)image_size,
+			(unsigned long long)text_offset,
+			(unsigned long long)(ram_size >> 20));
 	memcpy(ram + text_offset, img, len);
 	memset(ram + text_offset + len, 0, image_size - len);
 	*entry = ram_base + text_offset;
@@ -79,7 +83,7 @@ static int read_kernel(const char *path, uint64_t max, uint8_t **out,
 		       size_t *len, struct ferry_error *err)
 {
 	size_t cap = 1 << 24, n = 0;
-	uint8_t *buf = NULL, *nb;
+	uint8_t *buf, *nb;
 	gzFile gz;
 	int r, e;
 
@@ -88,32 +92,38 @@ static int read_kernel(const char *path, uint64_t max, uint8_t **out,
 		return ferry_error_set(err, errno ? -errno : -ENOMEM,
 				       "boot: open kernel %s: %s", path,
 				       strerror(errno ? errno : ENOMEM));
+	buf = malloc(cap);
+	if (!buf) {
+		r = ferry_error_set(err, -ENOMEM, "boot: no memory to read %s",
+				    path);
+		goto fail;
+	}
 	for (;;) {
-		if (!buf || n == cap) {
-			if (buf)
-				cap *= 2;
+		if (n == cap) {
+			cap *= 2;
 			nb = realloc(buf, cap);
 			if (!nb) {
-				r = ferry_error_set(err, -ENOMEM,
-						    "boot: no memory to read %s",
-						    path);
+				r = ferry_error_set(
+					err, -ENOMEM,
+					"boot: no memory to read %s", path);
 				goto fail;
 			}
 			buf = nb;
 		}
 		r = gzread(gz, buf + n, (unsigned)(cap - n));
 		if (r < 0) {
-			r = ferry_error_set(err, -EIO, "boot: read kernel %s: %s",
-					    path, gzerror(gz, &e));
+			r = ferry_error_set(err, -EIO,
+					    "boot: read kernel %s: %s", path,
+					    gzerror(gz, &e));
 			goto fail;
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
 		if (n > max) {
-			r = ferry_error_set(err, -EFBIG,
-					    "boot: kernel %s is larger than RAM",
-					    path);
+			r = ferry_error_set(
+				err, -EFBIG,
+				"boot: kernel %s is larger than RAM", path);
 			goto fail;
 		}
 	}
@@ -145,10 +155,9 @@ static int read_file(const char *path, uint8_t *dst, size_t len,
 		if (r <= 0) {
 			r = r < 0 ? -errno : -EIO;
 			close(fd);
-			return ferry_error_set(err, (int)r,
-					       "boot: read initrd %s: %s", path,
-					       r == -EIO ? "short file" :
-							   strerror((int)-r));
+			return ferry_error_set(
+				err, (int)r, "boot: read initrd %s: %s", path,
+				r == -EIO ? "short file" : strerror((int)-r));
 		}
 		n += (size_t)r;
 	}
@@ -175,9 +184,9 @@ void rv_boot_enter_s(struct rv_hart *h, uint64_t pc, uint64_t a1)
 	rv_tlb_flush(h);
 }
 
-int rv_boot_linux(struct rv_machine *m, const char *kernel,
-		  const char *initrd, const char *cmdline,
-		  struct rv_boot_layout *lay, struct ferry_error *err)
+int rv_boot_linux(struct rv_machine *m, const char *kernel, const char *initrd,
+		  const char *cmdline, struct rv_boot_layout *lay,
+		  struct ferry_error *err)
 {
 	struct rv_fdt_params fp = {
 		.nharts = m->nharts,
@@ -211,17 +220,18 @@ int rv_boot_linux(struct rv_machine *m, const char *kernel,
 					       "boot: initrd %s: %s", initrd,
 					       strerror(errno));
 		if ((uint64_t)st.st_size > lay->fdt_addr - lay->kernel_end)
-			return ferry_error_set(err, -ENOSPC,
-					       "boot: initrd %s (%lld bytes) does not fit between the kernel and the top of RAM",
-					       initrd, (long long)st.st_size);
+			return ferry_error_set(
+				err, -ENOSPC,
+				"boot: initrd %s (%lld bytes) does not fit between the kernel and the top of RAM",
+				initrd, (long long)st.st_size);
 		lay->initrd_end = lay->fdt_addr;
 		lay->initrd_start = (lay->initrd_end - (uint64_t)st.st_size) &
 				    ~(RV_PAGE_SIZE - 1);
 		lay->initrd_end = lay->initrd_start + (uint64_t)st.st_size;
 		if (lay->initrd_start < lay->kernel_end)
-			return ferry_error_set(err, -ENOSPC,
-					       "boot: initrd %s overlaps the kernel",
-					       initrd);
+			return ferry_error_set(
+				err, -ENOSPC,
+				"boot: initrd %s overlaps the kernel", initrd);
 		rc = read_file(initrd, m->bus.ram + (lay->initrd_start - base),
 			       (size_t)st.st_size, err);
 		if (rc)
@@ -235,9 +245,10 @@ int rv_boot_linux(struct rv_machine *m, const char *kernel,
 		return rc;
 	if (fdt_len > FDT_RESERVE) {
 		free(fdt);
-		return ferry_error_set(err, -ENOSPC,
-				       "boot: device tree of %zu bytes, room for %llu",
-				       fdt_len, FDT_RESERVE);
+		return ferry_error_set(
+			err, -ENOSPC,
+			"boot: device tree of %zu bytes, room for %llu",
+			fdt_len, FDT_RESERVE);
 	}
 	memcpy(m->bus.ram + (lay->fdt_addr - base), fdt, fdt_len);
 	lay->fdt_size = fdt_len;

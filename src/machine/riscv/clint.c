@@ -20,10 +20,10 @@
 #include "devices.h"
 #include "le.h"
 
-#define MSIP_BASE 0x0
+#define MSIP_BASE     0x0
 #define MTIMECMP_BASE 0x4000
-#define MTIME 0xbff8
-#define NS_PER_TICK (1000000000ull / RV_TIMEBASE_HZ)
+#define MTIME	      0xbff8
+#define NS_PER_TICK   (1000000000ull / RV_TIMEBASE_HZ)
 
 static uint64_t host_ticks(void)
 {
@@ -167,12 +167,14 @@ uint64_t rv_clint_read(void *opaque, uint64_t off, unsigned size)
 
 	if (off < MTIMECMP_BASE) {
 		h = (off - MSIP_BASE) / 4;
-		return h < c->nharts ? atomic_load(&c->msip[h]) : 0;
+		return h < RV_MAX_HARTS && h < c->nharts
+			       ? atomic_load(&c->msip[h])
+			       : 0;
 	}
 	if (off >= MTIME && off < MTIME + 8)
 		return extract(rv_clint_time(c), off, size);
 	h = (off - MTIMECMP_BASE) / 8;
-	if (off < MTIME && h < c->nharts)
+	if (off < MTIME && h < RV_MAX_HARTS && h < c->nharts)
 		return extract(atomic_load(&c->mtimecmp[h]), off, size);
 	return 0;
 }
@@ -184,7 +186,7 @@ void rv_clint_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 
 	if (off < MTIMECMP_BASE) {
 		h = (off - MSIP_BASE) / 4;
-		if (h >= c->nharts || (off & 3))
+		if (h >= RV_MAX_HARTS || h >= c->nharts || (off & 3))
 			return;
 		atomic_store(&c->msip[h], val & 1);
 		if (c->set_irq)
@@ -196,7 +198,7 @@ void rv_clint_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 		return;
 	}
 	h = (off - MTIMECMP_BASE) / 8;
-	if (off < MTIME && h < c->nharts) {
+	if (off < MTIME && h < RV_MAX_HARTS && h < c->nharts) {
 		atomic_store(&c->mtimecmp[h],
 			     merge(atomic_load(&c->mtimecmp[h]), off, val,
 				   size));
@@ -235,22 +237,25 @@ int rv_clint_load(struct rv_clint *c, const uint8_t *data, size_t len,
 
 	if (len < 4)
 		return ferry_error_set(err, -EINVAL,
-				       "clint: state of %zu bytes, too short", len);
+				       "clint: state of %zu bytes, too short",
+				       len);
 	n = le32_load(data);
 	if (n != c->nharts)
-		return ferry_error_set(err, -EINVAL,
-				       "clint: state of %u harts, this machine has %u",
-				       n, c->nharts);
+		return ferry_error_set(
+			err, -EINVAL,
+			"clint: state of %u harts, this machine has %u", n,
+			c->nharts);
 	if (len != RV_CLINT_SAVE_LEN(n))
 		return ferry_error_set(err, -EINVAL,
-				       "clint: state of %zu bytes, want %zu", len,
-				       RV_CLINT_SAVE_LEN(n));
+				       "clint: state of %zu bytes, want %zu",
+				       len, RV_CLINT_SAVE_LEN(n));
 	for (i = 0, d = data + 12; i < n; i++, d += 20) {
 		msip = le32_load(d);
 		if (msip > 1)
-			return ferry_error_set(err, -EINVAL,
-					       "clint: hart %u msip %u is not 0 or 1",
-					       i, msip);
+			return ferry_error_set(
+				err, -EINVAL,
+				"clint: hart %u msip %u is not 0 or 1", i,
+				msip);
 	}
 	for (i = 0, d = data + 12; i < n; i++, d += 20) {
 		atomic_store(&c->msip[i], le32_load(d));

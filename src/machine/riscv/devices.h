@@ -24,7 +24,12 @@
 #include "machine.h"
 #include "riscv.h"
 
-/* uart.c: an ns16550a whose transmitter is instant */
+/*
+ * uart.c: an ns16550a whose transmitter is instant.  The console
+ * callback runs with the UART's lock held, so that bytes from harts
+ * writing at once come out whole and in order: it must not call back
+ * into the UART (rv_machine_console_input included).
+ */
 #define RV_UART_RX_MAX 4096 /* what typed input can get ahead of the guest */
 
 struct rv_uart {
@@ -59,10 +64,10 @@ int rv_uart_load(struct rv_uart *u, const uint8_t *data, size_t len,
 		 struct ferry_error *err);
 
 /* plic.c: the SiFive PLIC of QEMU's virt, level-triggered sources */
-#define RV_PLIC_NSRC 128 /* source ids 1..127; 0 means none */
-#define RV_PLIC_NDEV 96	 /* what the device tree says, as QEMU's virt */
-#define RV_PLIC_NCTX (2 * RV_MAX_HARTS)
-#define RV_PLIC_WORDS (RV_PLIC_NSRC / 32)
+#define RV_PLIC_NSRC	  128 /* source ids 1..127; 0 means none */
+#define RV_PLIC_NDEV	  96  /* what the device tree says, as QEMU's virt */
+#define RV_PLIC_NCTX	  (2 * RV_MAX_HARTS)
+#define RV_PLIC_WORDS	  (RV_PLIC_NSRC / 32)
 #define RV_PLIC_PRIO_MASK 7u
 
 struct rv_plic {
@@ -134,25 +139,25 @@ int rv_clint_load(struct rv_clint *c, const uint8_t *data, size_t len,
 #define RV_CLINT_SAVE_LEN(n) (4 + 8 + (size_t)(n) * (4 + 8 + 8))
 
 /* sbi.c: the SBI v2.0 the machine answers for S-mode ecalls */
-#define SBI_SUCCESS 0
-#define SBI_ERR_FAILED (-1)
-#define SBI_ERR_NOT_SUPPORTED (-2)
-#define SBI_ERR_INVALID_PARAM (-3)
-#define SBI_ERR_DENIED (-4)
-#define SBI_ERR_INVALID_ADDRESS (-5)
+#define SBI_SUCCESS		  0
+#define SBI_ERR_FAILED		  (-1)
+#define SBI_ERR_NOT_SUPPORTED	  (-2)
+#define SBI_ERR_INVALID_PARAM	  (-3)
+#define SBI_ERR_DENIED		  (-4)
+#define SBI_ERR_INVALID_ADDRESS	  (-5)
 #define SBI_ERR_ALREADY_AVAILABLE (-6)
-#define SBI_ERR_ALREADY_STARTED (-7)
-#define SBI_ERR_ALREADY_STOPPED (-8)
+#define SBI_ERR_ALREADY_STARTED	  (-7)
+#define SBI_ERR_ALREADY_STOPPED	  (-8)
 
-#define SBI_EXT_BASE 0x10
-#define SBI_EXT_TIME 0x54494d45
-#define SBI_EXT_IPI 0x735049
+#define SBI_EXT_BASE   0x10
+#define SBI_EXT_TIME   0x54494d45
+#define SBI_EXT_IPI    0x735049
 #define SBI_EXT_RFENCE 0x52464e43
-#define SBI_EXT_HSM 0x48534d
-#define SBI_EXT_SRST 0x53525354
-#define SBI_EXT_DBCN 0x4442434e
+#define SBI_EXT_HSM    0x48534d
+#define SBI_EXT_SRST   0x53525354
+#define SBI_EXT_DBCN   0x4442434e
 
-#define SBI_IMPL_ID 0x46455259 /* "FERY": no id of the spec's list */
+#define SBI_IMPL_ID	 0x46455259 /* "FERY": no id of the spec's list */
 #define SBI_IMPL_VERSION 1
 #define SBI_SPEC_VERSION ((2u << 24) | 0) /* 2.0 */
 
@@ -172,7 +177,7 @@ bool rv_sbi_ecall(struct rv_hart *h, void *opaque);
 struct rv_fdt_params {
 	unsigned nharts;
 	uint64_t ram_base, ram_size;
-	const char *cmdline;		 /* NULL: none */
+	const char *cmdline;		   /* NULL: none */
 	uint64_t initrd_start, initrd_end; /* both 0: no initrd */
 };
 
@@ -181,7 +186,7 @@ int rv_fdt_build(const struct rv_fdt_params *p, void **blob, size_t *len,
 		 struct ferry_error *err);
 
 /* boot.c */
-#define RV_IMAGE_MAGIC2 0x05435352u /* "RSC\x05" at offset 0x38 */
+#define RV_IMAGE_MAGIC2	 0x05435352u /* "RSC\x05" at offset 0x38 */
 #define RV_KERNEL_OFFSET 0x200000ull /* where rv64 Linux wants to start */
 
 struct rv_boot_layout {
@@ -200,9 +205,9 @@ int rv_boot_place_image(uint8_t *ram, uint64_t ram_base, uint64_t ram_size,
 			uint64_t *end, struct ferry_error *err);
 /* Load kernel, initrd and a device tree into the machine's RAM and
  * point hart 0 at the kernel. */
-int rv_boot_linux(struct rv_machine *m, const char *kernel,
-		  const char *initrd, const char *cmdline,
-		  struct rv_boot_layout *lay, struct ferry_error *err);
+int rv_boot_linux(struct rv_machine *m, const char *kernel, const char *initrd,
+		  const char *cmdline, struct rv_boot_layout *lay,
+		  struct ferry_error *err);
 /*
  * A hart as firmware hands it to S mode: pc, a0 = its id, a1, satp 0,
  * SIE off, the traps OpenSBI delegates delegated, the counters readable.
@@ -239,23 +244,23 @@ struct rv_machine {
 	struct rv_clint clint;
 	struct rv_hart_ctl *harts[RV_MAX_HARTS];
 
-	pthread_mutex_t lock;	 /* the fields below that say so */
-	pthread_cond_t parked;	 /* nparked changed */
-	bool running;		 /* lock: harts are to run */
-	bool started;		 /* lock: threads exist */
-	atomic_bool quit;	 /* threads are to exit (set under lock) */
-	unsigned nparked;	 /* lock */
-	atomic_bool halted;	 /* the guest switched itself off */
-	atomic_bool reset;	 /* ... asking for a reboot */
+	pthread_mutex_t lock;  /* the fields below that say so */
+	pthread_cond_t parked; /* nparked changed */
+	bool running;	       /* lock: harts are to run */
+	bool started;	       /* lock: threads exist */
+	atomic_bool quit;      /* threads are to exit (set under lock) */
+	unsigned nparked;      /* lock */
+	atomic_bool halted;    /* the guest switched itself off */
+	atomic_bool reset;     /* ... asking for a reboot */
 };
 
 /* Services the SBI asks of the machine; results are SBI error codes. */
-long rv_machine_hart_start(struct rv_machine *m, uint64_t hartid,
-			   uint64_t addr, uint64_t opaque);
+long rv_machine_hart_start(struct rv_machine *m, uint64_t hartid, uint64_t addr,
+			   uint64_t opaque);
 long rv_machine_hart_stop(struct rv_machine *m, unsigned self);
 long rv_machine_hart_status(struct rv_machine *m, uint64_t hartid);
-long rv_machine_hart_suspend(struct rv_machine *m, unsigned self,
-			     uint32_t type, uint64_t addr, uint64_t opaque);
+long rv_machine_hart_suspend(struct rv_machine *m, unsigned self, uint32_t type,
+			     uint64_t addr, uint64_t opaque);
 /* Flush the TLB of every hart in `mask` (bit i: hart i) and return once
  * each has; self flushes at once. */
 void rv_machine_remote_fence(struct rv_machine *m, unsigned self,

@@ -18,9 +18,9 @@
 
 #include "devices.h"
 
-#define PH_CPU(i) (1 + (i))
+#define PH_CPU(i)  (1 + (i))
 #define PH_INTC(i) (0x10 + (i))
-#define PH_PLIC 0x40
+#define PH_PLIC	   0x40
 
 static const char isa_exts[] = "i\0m\0a\0f\0d\0c\0zicntr\0zicsr\0zifencei";
 
@@ -43,14 +43,13 @@ static int irqs_ext(void *fdt, unsigned nharts, uint32_t a, uint32_t b)
 		cells[4 * i + 2] = cpu_to_fdt32(PH_INTC(i));
 		cells[4 * i + 3] = cpu_to_fdt32(b);
 	}
-	return fdt_property(fdt, "interrupts-extended", cells,
-			    16 * nharts);
+	return fdt_property(fdt, "interrupts-extended", cells, 16 * nharts);
 }
 
-#define TRY(x)                           \
-	do {                             \
-		if ((rc = (x)) < 0)      \
-			return rc;       \
+#define TRY(x)                      \
+	do {                        \
+		if ((rc = (x)) < 0) \
+			return rc;  \
 	} while (0)
 
 static int cpus(void *fdt, unsigned nharts)

@@ -29,10 +29,10 @@
 
 /* QEMU's virt has the SiFive test finisher here; Linux uses SRST, but
  * bare-metal tests may poke it. */
-#define TEST_BASE 0x100000ull
-#define TEST_SIZE 0x1000ull
-#define TEST_FAIL 0x3333
-#define TEST_PASS 0x5555
+#define TEST_BASE  0x100000ull
+#define TEST_SIZE  0x1000ull
+#define TEST_FAIL  0x3333
+#define TEST_PASS  0x5555
 #define TEST_RESET 0x7777
 
 static void set_irq(struct rv_machine *m, unsigned i, enum rv_irq irq,
@@ -53,8 +53,7 @@ static void plic_irq(void *opaque, unsigned ctx, bool level)
 	set_irq(opaque, ctx / 2, (ctx & 1) ? RV_IRQ_SEI : RV_IRQ_MEI, level);
 }
 
-static void clint_irq(void *opaque, unsigned hart, enum rv_irq irq,
-		      bool level)
+static void clint_irq(void *opaque, unsigned hart, enum rv_irq irq, bool level)
 {
 	set_irq(opaque, hart, irq, level);
 }
@@ -74,8 +73,7 @@ static uint64_t test_read(void *opaque, uint64_t off, unsigned size)
 	return 0;
 }
 
-static void test_write(void *opaque, uint64_t off, uint64_t val,
-		       unsigned size)
+static void test_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 {
 	(void)size;
 	if (off != 0)
@@ -226,8 +224,8 @@ static bool in_ram(const struct rv_machine *m, uint64_t pa)
 	return pa >= m->bus.ram_base && pa - m->bus.ram_base < m->bus.ram_size;
 }
 
-long rv_machine_hart_start(struct rv_machine *m, uint64_t hartid,
-			   uint64_t addr, uint64_t opaque)
+long rv_machine_hart_start(struct rv_machine *m, uint64_t hartid, uint64_t addr,
+			   uint64_t opaque)
 {
 	struct rv_hart_ctl *hc;
 	long rc = SBI_SUCCESS;
@@ -274,8 +272,8 @@ long rv_machine_hart_status(struct rv_machine *m, uint64_t hartid)
 	return s;
 }
 
-long rv_machine_hart_suspend(struct rv_machine *m, unsigned self,
-			     uint32_t type, uint64_t addr, uint64_t opaque)
+long rv_machine_hart_suspend(struct rv_machine *m, unsigned self, uint32_t type,
+			     uint64_t addr, uint64_t opaque)
 {
 	struct rv_hart_ctl *hc = m->harts[self];
 
@@ -301,16 +299,15 @@ bool rv_machine_must_leave(struct rv_machine *m, unsigned self)
 	bool leave;
 
 	pthread_mutex_lock(&m->lock);
-	leave = hc->hsm == RV_HSM_STOP_PENDING ||
-		hc->hsm == RV_HSM_SUSPENDED || atomic_load(&m->halted);
+	leave = hc->hsm == RV_HSM_STOP_PENDING || hc->hsm == RV_HSM_SUSPENDED ||
+		atomic_load(&m->halted);
 	if (leave)
 		hc->hart.mtvec = 0; /* nothing is mapped at 0 */
 	pthread_mutex_unlock(&m->lock);
 	return leave;
 }
 
-void rv_machine_remote_fence(struct rv_machine *m, unsigned self,
-			     uint64_t mask)
+void rv_machine_remote_fence(struct rv_machine *m, unsigned self, uint64_t mask)
 {
 	uint64_t ticket[RV_MAX_HARTS];
 	struct rv_hart_ctl *hc;
@@ -404,8 +401,9 @@ int rv_machine_new(const struct rv_machine_config *cfg, struct rv_machine **out,
 	if (!cfg->ram || cfg->ram_size < (4ull << 20) ||
 	    (cfg->ram_size & (RV_PAGE_SIZE - 1)) ||
 	    ((uintptr_t)cfg->ram & (RV_PAGE_SIZE - 1)))
-		return ferry_error_set(err, -EINVAL,
-				       "riscv: RAM must be a page-aligned mapping of at least 4 MiB");
+		return ferry_error_set(
+			err, -EINVAL,
+			"riscv: RAM must be a page-aligned mapping of at least 4 MiB");
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return ferry_error_set(err, -ENOMEM, "riscv: no memory");
@@ -647,8 +645,8 @@ int rv_machine_save_clint(struct rv_machine *m, struct ferry_buf *out)
 	for (i = 0; i < m->nharts; i++) {
 		struct rv_hart_ctl *hc = m->harts[i];
 		/* a stop in flight has parked the hart: it is stopped */
-		int s = hc->hsm == RV_HSM_STOP_PENDING ? RV_HSM_STOPPED :
-							 hc->hsm;
+		int s = hc->hsm == RV_HSM_STOP_PENDING ? RV_HSM_STOPPED
+						       : hc->hsm;
 
 		ferry_buf_put_le32(out, (uint32_t)s);
 		ferry_buf_put_le64(out, hc->resume_addr);
@@ -658,8 +656,8 @@ int rv_machine_save_clint(struct rv_machine *m, struct ferry_buf *out)
 	return 0;
 }
 
-int rv_machine_load_clint(struct rv_machine *m, const uint8_t *data,
-			  size_t len, struct ferry_error *err)
+int rv_machine_load_clint(struct rv_machine *m, const uint8_t *data, size_t len,
+			  struct ferry_error *err)
 {
 	size_t clen = RV_CLINT_SAVE_LEN(m->nharts);
 	const uint8_t *d;
@@ -668,10 +666,10 @@ int rv_machine_load_clint(struct rv_machine *m, const uint8_t *data,
 	int rc;
 
 	if (len != clen + (size_t)m->nharts * HSM_LEN)
-		return ferry_error_set(err, -EINVAL,
-				       "clint: state of %zu bytes, want %zu for %u harts",
-				       len, clen + (size_t)m->nharts * HSM_LEN,
-				       m->nharts);
+		return ferry_error_set(
+			err, -EINVAL,
+			"clint: state of %zu bytes, want %zu for %u harts", len,
+			clen + (size_t)m->nharts * HSM_LEN, m->nharts);
 	for (i = 0, d = data + clen; i < m->nharts; i++, d += HSM_LEN) {
 		s = le32_load(d);
 		if (s != RV_HSM_STARTED && s != RV_HSM_STOPPED &&
@@ -680,9 +678,9 @@ int rv_machine_load_clint(struct rv_machine *m, const uint8_t *data,
 					       "clint: hart %u in HSM state %u",
 					       i, s);
 		if (s == RV_HSM_SUSPENDED && !in_ram(m, le64_load(d + 4)))
-			return ferry_error_set(err, -EINVAL,
-					       "clint: hart %u resumes outside RAM",
-					       i);
+			return ferry_error_set(
+				err, -EINVAL,
+				"clint: hart %u resumes outside RAM", i);
 	}
 	rc = rv_clint_load(&m->clint, data, clen, err);
 	if (rc)

@@ -17,11 +17,11 @@
 #include "devices.h"
 #include "le.h"
 
-#define PRIO_BASE 0x0
-#define PENDING_BASE 0x1000
-#define ENABLE_BASE 0x2000
-#define ENABLE_STRIDE 0x80
-#define CONTEXT_BASE 0x200000
+#define PRIO_BASE      0x0
+#define PENDING_BASE   0x1000
+#define ENABLE_BASE    0x2000
+#define ENABLE_STRIDE  0x80
+#define CONTEXT_BASE   0x200000
 #define CONTEXT_STRIDE 0x1000
 
 static bool bit(const uint32_t *w, unsigned i)
@@ -180,7 +180,8 @@ void rv_plic_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 		ctx = (off - ENABLE_BASE) / ENABLE_STRIDE;
 		off = (off - ENABLE_BASE) % ENABLE_STRIDE / 4;
 		if (ctx < p->nctx && off < RV_PLIC_WORDS) {
-			p->enable[ctx][off] = off ? v : v & ~1u; /* no source 0 */
+			p->enable[ctx][off] = off ? v
+						  : v & ~1u; /* no source 0 */
 			update(p, false);
 		}
 	} else {
@@ -245,7 +246,8 @@ static int load_words(const uint8_t **d, uint32_t *w, const char *what,
 		w[i] = le32_load(*d);
 	if (w[0] & 1)
 		return ferry_error_set(err, -EINVAL,
-				       "plic: source 0 set in the %s bits", what);
+				       "plic: source 0 set in the %s bits",
+				       what);
 	return 0;
 }
 
@@ -262,28 +264,29 @@ int rv_plic_load(struct rv_plic *p, const uint8_t *data, size_t len,
 
 	if (len < 8)
 		return ferry_error_set(err, -EINVAL,
-				       "plic: state of %zu bytes, too short", len);
+				       "plic: state of %zu bytes, too short",
+				       len);
 	nsrc = le32_load(d);
 	nctx = le32_load(d + 4);
 	d += 8;
 	if (nsrc != RV_PLIC_NSRC)
 		return ferry_error_set(err, -EINVAL,
-				       "plic: %u sources, this PLIC has %d", nsrc,
-				       RV_PLIC_NSRC);
+				       "plic: %u sources, this PLIC has %d",
+				       nsrc, RV_PLIC_NSRC);
 	if (nctx != p->nctx)
 		return ferry_error_set(err, -EINVAL,
 				       "plic: %u contexts, this machine has %u",
 				       nctx, p->nctx);
 	if (len != save_len(nctx))
 		return ferry_error_set(err, -EINVAL,
-				       "plic: state of %zu bytes, want %zu", len,
-				       save_len(nctx));
+				       "plic: state of %zu bytes, want %zu",
+				       len, save_len(nctx));
 	for (i = 0; i < RV_PLIC_NSRC; i++, d += 4) {
 		prio[i] = le32_load(d);
 		if (prio[i] > RV_PLIC_PRIO_MASK || (i == 0 && prio[i]))
-			return ferry_error_set(err, -EINVAL,
-					       "plic: source %u has priority %u",
-					       i, prio[i]);
+			return ferry_error_set(
+				err, -EINVAL, "plic: source %u has priority %u",
+				i, prio[i]);
 	}
 	rc = load_words(&d, pending, "pending", err);
 	if (!rc)
@@ -297,15 +300,17 @@ int rv_plic_load(struct rv_plic *p, const uint8_t *data, size_t len,
 	for (c = 0; c < nctx; c++, d += 4) {
 		threshold[c] = le32_load(d);
 		if (threshold[c] > RV_PLIC_PRIO_MASK)
-			return ferry_error_set(err, -EINVAL,
-					       "plic: context %u has threshold %u",
-					       c, threshold[c]);
+			return ferry_error_set(
+				err, -EINVAL,
+				"plic: context %u has threshold %u", c,
+				threshold[c]);
 	}
 	for (i = 0; i < RV_PLIC_WORDS; i++)
 		if (pending[i] & claimed[i])
-			return ferry_error_set(err, -EINVAL,
-					       "plic: a source both pending and claimed (word %u)",
-					       i);
+			return ferry_error_set(
+				err, -EINVAL,
+				"plic: a source both pending and claimed (word %u)",
+				i);
 
 	pthread_mutex_lock(&p->lock);
 	memcpy(p->prio, prio, sizeof(prio));

@@ -93,8 +93,7 @@ static struct ret base(struct rv_hart *h, uint64_t fid)
 	return fail(SBI_ERR_NOT_SUPPORTED);
 }
 
-static struct ret rfence(struct rv_machine *m, struct rv_hart *h,
-			 uint64_t fid)
+static struct ret rfence(struct rv_machine *m, struct rv_hart *h, uint64_t fid)
 {
 	uint64_t set;
 	long e;
@@ -114,8 +113,8 @@ static struct ret hsm(struct rv_machine *m, struct rv_hart *h, uint64_t fid)
 {
 	switch (fid) {
 	case 0:
-		return fail(rv_machine_hart_start(m, h->x[A0], h->x[A1],
-						  h->x[A2]));
+		return fail(
+			rv_machine_hart_start(m, h->x[A0], h->x[A1], h->x[A2]));
 	case 1:
 		return fail(rv_machine_hart_stop(m, h->id));
 	case 2: {
@@ -124,9 +123,8 @@ static struct ret hsm(struct rv_machine *m, struct rv_hart *h, uint64_t fid)
 		return s < 0 ? fail(s) : ok((uint64_t)s);
 	}
 	case 3:
-		return fail(rv_machine_hart_suspend(m, h->id,
-						    (uint32_t)h->x[A0],
-						    h->x[A1], h->x[A2]));
+		return fail(rv_machine_hart_suspend(
+			m, h->id, (uint32_t)h->x[A0], h->x[A1], h->x[A2]));
 	}
 	return fail(SBI_ERR_NOT_SUPPORTED);
 }
@@ -139,8 +137,8 @@ static struct ret srst(struct rv_machine *m, struct rv_hart *h, uint64_t fid)
 	if (fid != 0)
 		return fail(SBI_ERR_NOT_SUPPORTED);
 	if (type > 2)
-		return fail(type >= 0xf0000000 ? SBI_ERR_NOT_SUPPORTED :
-						 SBI_ERR_INVALID_PARAM);
+		return fail(type >= 0xf0000000 ? SBI_ERR_NOT_SUPPORTED
+					       : SBI_ERR_INVALID_PARAM);
 	if (reason > 1 && reason < 0xe0000000)
 		return fail(SBI_ERR_INVALID_PARAM);
 	rv_machine_halt(m, type != 0);
@@ -148,8 +146,8 @@ static struct ret srst(struct rv_machine *m, struct rv_hart *h, uint64_t fid)
 }
 
 /* [addr, addr + len) in RAM, as a host pointer; NULL when it is not. */
-static uint8_t *ram_range(const struct rv_machine *m, uint64_t lo,
-			  uint64_t hi, uint64_t len)
+static uint8_t *ram_range(const struct rv_machine *m, uint64_t lo, uint64_t hi,
+			  uint64_t len)
 {
 	uint64_t off;
 

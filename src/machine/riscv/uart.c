@@ -28,28 +28,28 @@ enum {
 	REG_SCR = 7,
 };
 
-#define IER_RDI 0x01
-#define IER_THRI 0x02
-#define IER_RLSI 0x04
-#define IER_MSI 0x08
-#define IIR_NO_INT 0x01
-#define IIR_THRI 0x02
-#define IIR_RDI 0x04
-#define IIR_MSI 0x00
-#define IIR_FIFO 0xc0
-#define FCR_FE 0x01
+#define IER_RDI	     0x01
+#define IER_THRI     0x02
+#define IER_RLSI     0x04
+#define IER_MSI	     0x08
+#define IIR_NO_INT   0x01
+#define IIR_THRI     0x02
+#define IIR_RDI	     0x04
+#define IIR_MSI	     0x00
+#define IIR_FIFO     0xc0
+#define FCR_FE	     0x01
 #define FCR_CLEAR_RX 0x02
 #define FCR_CLEAR_TX 0x04
-#define LCR_DLAB 0x80
-#define MCR_LOOP 0x10
-#define LSR_DR 0x01
-#define LSR_THRE 0x20
-#define LSR_TEMT 0x40
-#define MSR_DELTA 0x0f
-#define MSR_CTS 0x10
-#define MSR_DSR 0x20
-#define MSR_RI 0x40
-#define MSR_DCD 0x80
+#define LCR_DLAB     0x80
+#define MCR_LOOP     0x10
+#define LSR_DR	     0x01
+#define LSR_THRE     0x20
+#define LSR_TEMT     0x40
+#define MSR_DELTA    0x0f
+#define MSR_CTS	     0x10
+#define MSR_DSR	     0x20
+#define MSR_RI	     0x40
+#define MSR_DCD	     0x80
 
 /* The modem inputs: a line always ready, or what MCR loops back. */
 static uint8_t modem_status(const struct rv_uart *u)
@@ -336,7 +336,8 @@ int rv_uart_save(struct rv_uart *u, struct ferry_buf *out)
 	if (!rc)
 		rc = ferry_buf_reserve(out, u->rx_len);
 	for (i = 0; !rc && i < u->rx_len; i++)
-		out->data[out->len++] = u->rx[(u->rx_head + i) % RV_UART_RX_MAX];
+		out->data[out->len++] =
+			u->rx[(u->rx_head + i) % RV_UART_RX_MAX];
 	pthread_mutex_unlock(&u->lock);
 	return rc;
 }
@@ -352,28 +353,33 @@ int rv_uart_load(struct rv_uart *u, const uint8_t *data, size_t len,
 				       SAVE_HEAD);
 	n = le32_load(data + 11);
 	if (n > RV_UART_RX_MAX)
-		return ferry_error_set(err, -EINVAL,
-				       "uart: %u bytes in the receive FIFO, at most %d",
-				       n, RV_UART_RX_MAX);
+		return ferry_error_set(
+			err, -EINVAL,
+			"uart: %u bytes in the receive FIFO, at most %d", n,
+			RV_UART_RX_MAX);
 	if (len != SAVE_HEAD + (size_t)n)
-		return ferry_error_set(err, -EINVAL,
-				       "uart: state of %zu bytes, %u bytes of FIFO want %zu",
-				       len, n, SAVE_HEAD + (size_t)n);
+		return ferry_error_set(
+			err, -EINVAL,
+			"uart: state of %zu bytes, %u bytes of FIFO want %zu",
+			len, n, SAVE_HEAD + (size_t)n);
 	if (data[0] & ~0x0f)
-		return ferry_error_set(err, -EINVAL, "uart: IER 0x%02x has reserved bits",
+		return ferry_error_set(err, -EINVAL,
+				       "uart: IER 0x%02x has reserved bits",
 				       data[0]);
 	if (data[4] & ~0x1f)
-		return ferry_error_set(err, -EINVAL, "uart: MCR 0x%02x has reserved bits",
+		return ferry_error_set(err, -EINVAL,
+				       "uart: MCR 0x%02x has reserved bits",
 				       data[4]);
 	if (data[10] > 1)
-		return ferry_error_set(err, -EINVAL, "uart: THR-empty flag %u is not 0 or 1",
+		return ferry_error_set(err, -EINVAL,
+				       "uart: THR-empty flag %u is not 0 or 1",
 				       data[10]);
 	pthread_mutex_lock(&u->lock);
 	u->ier = data[0];
 	u->fcr = data[2] & 0xc9;
 	u->lcr = data[3];
 	u->mcr = data[4];
-	u->lsr = data[5] | LSR_TEMT | LSR_THRE;
+	u->lsr = (data[5] & ~LSR_DR) | LSR_TEMT | LSR_THRE; /* DR: the FIFO */
 	u->msr = data[6];
 	u->scr = data[7];
 	u->dll = data[8];

@@ -237,10 +237,9 @@ static void check_boot(struct env *e, struct rv_machine *m, size_t initrd_len)
 		return;
 	}
 	assert_non_null(p);
-	is = fdt64_to_cpu(*p);
-	ie = fdt64_to_cpu(*(const fdt64_t *)fdt_getprop(fdt, chosen,
-							"linux,initrd-end",
-							NULL));
+	is = fdt64_ld(p);
+	ie = fdt64_ld((const fdt64_t *)fdt_getprop(fdt, chosen,
+						   "linux,initrd-end", NULL));
 	assert_int_equal(ie - is, initrd_len);
 	assert_int_equal(is & (RV_PAGE_SIZE - 1), 0);
 	/* above the kernel and its bss, below the device tree */
@@ -310,12 +309,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_place_image),
-		T(test_not_an_image),
-		T(test_image_bounds),
-		T(test_boot_raw),
-		T(test_boot_gzip_no_initrd),
-		T(test_boot_refusals),
+		T(test_place_image),	     T(test_not_an_image),
+		T(test_image_bounds),	     T(test_boot_raw),
+		T(test_boot_gzip_no_initrd), T(test_boot_refusals),
 #undef T
 	};
 

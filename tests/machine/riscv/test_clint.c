@@ -19,9 +19,9 @@
 
 #include "devices.h"
 
-#define MSIP(h) (4ull * (h))
+#define MSIP(h)	    (4ull * (h))
 #define MTIMECMP(h) (0x4000ull + 8 * (h))
-#define MTIME 0xbff8ull
+#define MTIME	    0xbff8ull
 
 struct env {
 	struct rv_clint c;
@@ -220,12 +220,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_time_freezes),
-		T(test_mtimecmp),
-		T(test_msip_and_mtime),
-		T(test_sbi_timer_and_deadline),
-		T(test_save_load),
-		T(test_load_rejects),
+		T(test_time_freezes),	T(test_mtimecmp),
+		T(test_msip_and_mtime), T(test_sbi_timer_and_deadline),
+		T(test_save_load),	T(test_load_rejects),
 #undef T
 	};
 

@@ -58,7 +58,7 @@ static uint64_t u64prop(const void *fdt, int node, const char *name)
 
 	assert_non_null(p);
 	assert_int_equal(len, 8);
-	return fdt64_to_cpu(*p);
+	return fdt64_ld(p);
 }
 
 static void check_reg(const void *fdt, int node, uint64_t base, uint64_t size)
@@ -68,8 +68,8 @@ static void check_reg(const void *fdt, int node, uint64_t base, uint64_t size)
 
 	assert_non_null(p);
 	assert_int_equal(len, 16);
-	assert_int_equal(fdt64_to_cpu(p[0]), base);
-	assert_int_equal(fdt64_to_cpu(p[1]), size);
+	assert_int_equal(fdt64_ld(&p[0]), base);
+	assert_int_equal(fdt64_ld(&p[1]), size);
 }
 
 static void test_root_and_memory(void **state)
@@ -117,7 +117,8 @@ static void test_cpus(void **state)
 				    "riscv,sv48");
 		assert_int_equal(fdt_stringlist_search(fdt, node,
 						       "riscv,isa-extensions",
-						       "zifencei") >= 0, 1);
+						       "zifencei") >= 0,
+				 1);
 		assert_string_equal(fdt_getprop(fdt, node, "status", NULL),
 				    "okay");
 		intc = fdt_subnode_offset(fdt, node, "interrupt-controller");
@@ -126,14 +127,16 @@ static void test_cpus(void **state)
 							   "riscv,cpu-intc"),
 				 0);
 		assert_int_equal(cell(fdt, intc, "#interrupt-cells"), 1);
-		assert_non_null(fdt_getprop(fdt, intc, "interrupt-controller",
-					    NULL));
+		assert_non_null(
+			fdt_getprop(fdt, intc, "interrupt-controller", NULL));
 		/* cpu-map names this cpu */
-		snprintf(path, sizeof(path), "/cpus/cpu-map/cluster0/core%u", i);
-		assert_int_equal(fdt_node_offset_by_phandle(
-					 fdt, cell(fdt, fdt_path_offset(fdt, path),
-						   "cpu")),
-				 node);
+		snprintf(path, sizeof(path), "/cpus/cpu-map/cluster0/core%u",
+			 i);
+		assert_int_equal(
+			fdt_node_offset_by_phandle(
+				fdt,
+				cell(fdt, fdt_path_offset(fdt, path), "cpu")),
+			node);
 	}
 	assert_true(fdt_path_offset(fdt, "/cpus/cpu@4") < 0);
 	free(fdt);
@@ -152,12 +155,12 @@ static void check_irqs_ext(const void *fdt, int node, unsigned nharts,
 	assert_non_null(p);
 	assert_int_equal(len, 16 * nharts);
 	for (i = 0; i < nharts; i++) {
-		snprintf(path, sizeof(path), "/cpus/cpu@%u/interrupt-controller",
-			 i);
+		snprintf(path, sizeof(path),
+			 "/cpus/cpu@%u/interrupt-controller", i);
 		intc = fdt_path_offset(fdt, path);
-		assert_int_equal(fdt_node_offset_by_phandle(
-					 fdt, fdt32_to_cpu(p[4 * i])),
-				 intc);
+		assert_int_equal(
+			fdt_node_offset_by_phandle(fdt, fdt32_to_cpu(p[4 * i])),
+			intc);
 		assert_int_equal(fdt32_to_cpu(p[4 * i + 1]), a);
 		assert_int_equal(fdt32_to_cpu(p[4 * i + 2]),
 				 fdt32_to_cpu(p[4 * i]));
@@ -171,20 +174,25 @@ static void test_soc_devices(void **state)
 	int clint, plic, uart;
 
 	(void)state;
-	assert_int_equal(fdt_node_check_compatible(
-				 fdt, fdt_path_offset(fdt, "/soc"), "simple-bus"),
+	assert_int_equal(fdt_node_check_compatible(fdt,
+						   fdt_path_offset(fdt, "/soc"),
+						   "simple-bus"),
 			 0);
 	clint = fdt_path_offset(fdt, "/soc/clint@2000000");
 	assert_true(clint >= 0);
-	assert_int_equal(fdt_node_check_compatible(fdt, clint, "sifive,clint0"), 0);
-	assert_int_equal(fdt_node_check_compatible(fdt, clint, "riscv,clint0"), 0);
+	assert_int_equal(fdt_node_check_compatible(fdt, clint, "sifive,clint0"),
+			 0);
+	assert_int_equal(fdt_node_check_compatible(fdt, clint, "riscv,clint0"),
+			 0);
 	check_reg(fdt, clint, RV_CLINT_BASE, RV_CLINT_SIZE);
 	check_irqs_ext(fdt, clint, 2, 3, 7); /* MSI, MTI */
 
 	plic = fdt_path_offset(fdt, "/soc/plic@c000000");
 	assert_true(plic >= 0);
-	assert_int_equal(fdt_node_check_compatible(fdt, plic, "sifive,plic-1.0.0"), 0);
-	assert_int_equal(fdt_node_check_compatible(fdt, plic, "riscv,plic0"), 0);
+	assert_int_equal(
+		fdt_node_check_compatible(fdt, plic, "sifive,plic-1.0.0"), 0);
+	assert_int_equal(fdt_node_check_compatible(fdt, plic, "riscv,plic0"),
+			 0);
 	check_reg(fdt, plic, RV_PLIC_BASE, RV_PLIC_SIZE);
 	/* context 2N is M mode (MEI 11), 2N + 1 S mode (SEI 9) */
 	check_irqs_ext(fdt, plic, 2, 11, 9);

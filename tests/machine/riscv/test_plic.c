@@ -17,11 +17,11 @@
 
 #include "devices.h"
 
-#define PRIO(s) (4ull * (s))
-#define PENDING(w) (0x1000ull + 4 * (w))
+#define PRIO(s)	     (4ull * (s))
+#define PENDING(w)   (0x1000ull + 4 * (w))
 #define ENABLE(c, w) (0x2000ull + 0x80 * (c) + 4 * (w))
 #define THRESHOLD(c) (0x200000ull + 0x1000 * (c))
-#define CLAIM(c) (0x200004ull + 0x1000 * (c))
+#define CLAIM(c)     (0x200004ull + 0x1000 * (c))
 
 struct env {
 	struct rv_plic p;
@@ -137,7 +137,7 @@ static void test_priority_and_threshold(void **state)
 	wr(e, PRIO(40), 5);
 	wr(e, PRIO(7), 5);
 	wr(e, ENABLE(2, 0), (1u << 3) | (1u << 7)); /* hart 1, M mode */
-	wr(e, ENABLE(2, 1), 1u << 8);		     /* source 40 */
+	wr(e, ENABLE(2, 1), 1u << 8);		    /* source 40 */
 	rv_plic_set_level(&e->p, 3, true);
 	rv_plic_set_level(&e->p, 40, true);
 	rv_plic_set_level(&e->p, 7, true);
@@ -260,12 +260,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_registers),
-		T(test_claim_complete),
-		T(test_level_pends_again),
-		T(test_priority_and_threshold),
-		T(test_contexts_apart),
-		T(test_save_load),
+		T(test_registers),	   T(test_claim_complete),
+		T(test_level_pends_again), T(test_priority_and_threshold),
+		T(test_contexts_apart),	   T(test_save_load),
 		T(test_load_rejects),
 #undef T
 	};

@@ -73,8 +73,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct res call(struct env *e, unsigned hart, uint64_t eid,
-		       uint64_t fid, uint64_t a0, uint64_t a1, uint64_t a2)
+static struct res call(struct env *e, unsigned hart, uint64_t eid, uint64_t fid,
+		       uint64_t a0, uint64_t a1, uint64_t a2)
 {
 	struct rv_hart *h = rv_machine_hart(e->m, hart);
 	struct res r;
@@ -329,14 +329,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_base),
-		T(test_time),
-		T(test_ipi),
-		T(test_rfence),
-		T(test_hsm),
-		T(test_srst),
-		T(test_reboot),
-		T(test_dbcn_and_legacy_console),
+		T(test_base),	T(test_time),
+		T(test_ipi),	T(test_rfence),
+		T(test_hsm),	T(test_srst),
+		T(test_reboot), T(test_dbcn_and_legacy_console),
 #undef T
 	};
 

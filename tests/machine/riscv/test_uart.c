@@ -16,8 +16,18 @@
 
 #include "devices.h"
 
-enum { RBR = 0, THR = 0, IER = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4,
-       LSR = 5, MSR = 6, SCR = 7 };
+enum {
+	RBR = 0,
+	THR = 0,
+	IER = 1,
+	IIR = 2,
+	FCR = 2,
+	LCR = 3,
+	MCR = 4,
+	LSR = 5,
+	MSR = 6,
+	SCR = 7
+};
 
 struct env {
 	struct rv_uart u;
@@ -261,12 +271,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_output_and_divisor),
-		T(test_receive_interrupt),
-		T(test_thr_empty_interrupt),
-		T(test_loopback),
-		T(test_fifo_bound),
-		T(test_save_load),
+		T(test_output_and_divisor),  T(test_receive_interrupt),
+		T(test_thr_empty_interrupt), T(test_loopback),
+		T(test_fifo_bound),	     T(test_save_load),
 		T(test_load_rejects),
 #undef T
 	};
