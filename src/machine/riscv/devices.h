@@ -252,6 +252,7 @@ struct rv_machine {
 	unsigned nparked;      /* lock */
 	atomic_bool halted;    /* the guest switched itself off */
 	atomic_bool reset;     /* ... asking for a reboot */
+	atomic_uint throttle;  /* percent of time harts sleep (auto-converge) */
 };
 
 /* Services the SBI asks of the machine; results are SBI error codes. */

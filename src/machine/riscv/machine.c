@@ -170,12 +170,47 @@ static void idle(struct rv_machine *m, struct rv_hart_ctl *hc)
 	hc->kicked = false;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A throttled hart sleeps off its debt once it passes a millisecond (a
+ * slice is tens of microseconds: sleeping after each would cost more
+ * than it sleeps); a stop or quit ends the sleep early, an interrupt
+ * waits for it (that is what throttling a guest means). */
+#define THROTTLE_MIN_NS 1000000ull
+
+static void throttle_wait(struct rv_machine *m, struct rv_hart_ctl *hc,
+			  uint64_t ns)
+{
+	uint64_t end = mono_ns() + ns;
+	struct timespec ts = { .tv_sec = (time_t)(end / 1000000000ull),
+			       .tv_nsec = (long)(end % 1000000000ull) };
+
+	pthread_mutex_lock(&m->lock);
+	while (!atomic_load(&hc->brk) && !atomic_load(&m->quit) &&
+	       mono_ns() < end)
+		pthread_cond_timedwait(&hc->cond, &m->lock, &ts);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void rv_machine_throttle(struct rv_machine *m, unsigned percent)
+{
+	atomic_store(&m->throttle, percent > 99 ? 99 : percent);
+}
+
 static void *hart_main(void *arg)
 {
 	struct rv_hart_ctl *hc = arg;
 	struct rv_machine *m = hc->m;
 	struct rv_hart *h = &hc->hart;
 	enum rv_exit ex = RV_EXIT_BUDGET;
+	uint64_t debt = 0, t0;
+	unsigned p;
 
 	for (;;) {
 		do_flush(hc);
@@ -214,7 +249,18 @@ static void *hart_main(void *arg)
 		}
 		hc->kicked = false;
 		pthread_mutex_unlock(&m->lock);
+		t0 = mono_ns();
 		ex = rv_hart_run(h, SLICE, &hc->brk);
+		p = atomic_load(&m->throttle);
+		if (!p) {
+			debt = 0;
+			continue;
+		}
+		debt += (mono_ns() - t0) * p / (100 - p);
+		if (debt >= THROTTLE_MIN_NS) {
+			throttle_wait(m, hc, debt);
+			debt = 0;
+		}
 	}
 	return NULL;
 }

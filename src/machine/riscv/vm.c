@@ -186,6 +186,13 @@ static bool runctl_running(void *opaque)
 	return rv_machine_running(v->m);
 }
 
+static void runctl_throttle(void *opaque, unsigned percent)
+{
+	struct rv_vm *v = opaque;
+
+	rv_machine_throttle(v->m, percent);
+}
+
 static int check_config(const struct rv_vm_config *cfg, struct ferry_error *err)
 {
 	if (cfg->nharts < 1 || cfg->nharts > RV_MAX_HARTS)
@@ -309,6 +316,7 @@ int rv_vm_create(const struct rv_vm_config *cfg, struct rv_vm **out,
 		.runctl = { .stop = runctl_stop,
 			    .resume = runctl_resume,
 			    .running = runctl_running,
+			    .throttle = runctl_throttle,
 			    .opaque = v },
 		.dirty = v->dirty,
 	};
