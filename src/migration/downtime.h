@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DT_HISTORY 4 /* iterations the margin is learnt from */
+#define DT_HISTORY  4 /* iterations the margin is learnt from */
 #define DT_PATIENCE 8 /* iterations before the margin starts to shrink */
 
 struct dt_model {
