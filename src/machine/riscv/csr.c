@@ -4,7 +4,8 @@
  * (bits 9:8 the lowest mode that may touch one, bits 11:10 == 3 read-only)
  * and each register's WARL mask.  sstatus, sie and sip are views of
  * mstatus, mie and mip.  Not here: Sstc (stimecmp is illegal), the
- * hypervisor, debug triggers; the PMP registers are accepted and read 0.
+ * hypervisor, debug triggers (tselect and tdata1..3 read 0: tdata1's type
+ * 0 says there is no trigger); the PMP registers are accepted and read 0.
  */
 #include "riscv.h"
 
@@ -43,6 +44,8 @@ enum {
 	CSR_PMPCFG15 = 0x3af,
 	CSR_PMPADDR0 = 0x3b0,
 	CSR_PMPADDR63 = 0x3ef,
+	CSR_TSELECT = 0x7a0,
+	CSR_TDATA3 = 0x7a3,
 	CSR_MCYCLE = 0xb00,
 	CSR_MINSTRET = 0xb02,
 	CSR_MHPMCOUNTER3 = 0xb03,
@@ -58,35 +61,34 @@ enum {
 	CSR_MCONFIGPTR = 0xf15,
 };
 
-#define MSTATUS_MPP (3ull << RV_MSTATUS_MPP_SHIFT)
-#define MSTATUS_TVM (1ull << 20)
-#define MSTATUS_TW (1ull << 21)
-#define MSTATUS_TSR (1ull << 22)
-#define MSTATUS_UXL (3ull << 32)
-#define MSTATUS_SXL (3ull << 34)
+#define MSTATUS_MPP    (3ull << RV_MSTATUS_MPP_SHIFT)
+#define MSTATUS_TVM    (1ull << 20)
+#define MSTATUS_TW     (1ull << 21)
+#define MSTATUS_TSR    (1ull << 22)
+#define MSTATUS_UXL    (3ull << 32)
+#define MSTATUS_SXL    (3ull << 34)
 #define MSTATUS_XLEN64 (2ull << 32 | 2ull << 34) /* UXL = SXL = 64 */
 
 /* what M mode may write in mstatus (XS, VS, the endianness bits: 0) */
-#define MSTATUS_WRITABLE                                                    \
+#define MSTATUS_WRITABLE                                                       \
 	(RV_MSTATUS_SIE | RV_MSTATUS_MIE | RV_MSTATUS_SPIE | RV_MSTATUS_MPIE | \
 	 RV_MSTATUS_SPP | MSTATUS_MPP | RV_MSTATUS_FS | RV_MSTATUS_MPRV |      \
 	 RV_MSTATUS_SUM | RV_MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW |          \
 	 MSTATUS_TSR)
 /* what sstatus shows of mstatus, and what S mode may write through it */
-#define SSTATUS_VISIBLE                                                     \
-	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS |   \
+#define SSTATUS_VISIBLE                                                      \
+	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS | \
 	 RV_MSTATUS_SUM | RV_MSTATUS_MXR | MSTATUS_UXL | RV_MSTATUS_SD)
-#define SSTATUS_WRITABLE                                                    \
-	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS |   \
+#define SSTATUS_WRITABLE                                                     \
+	(RV_MSTATUS_SIE | RV_MSTATUS_SPIE | RV_MSTATUS_SPP | RV_MSTATUS_FS | \
 	 RV_MSTATUS_SUM | RV_MSTATUS_MXR)
 
-#define S_IRQS                                                              \
-	(1ull << RV_IRQ_SSI | 1ull << RV_IRQ_STI | 1ull << RV_IRQ_SEI)
-#define ALL_IRQS                                                            \
+#define S_IRQS (1ull << RV_IRQ_SSI | 1ull << RV_IRQ_STI | 1ull << RV_IRQ_SEI)
+#define ALL_IRQS \
 	(S_IRQS | 1ull << RV_IRQ_MSI | 1ull << RV_IRQ_MTI | 1ull << RV_IRQ_MEI)
 /* exceptions S mode may take: all but ecall from M and the reserved */
 #define DELEGABLE_EXC 0xb3ffull
-#define ENVCFG_FIOM 1ull
+#define ENVCFG_FIOM   1ull
 
 static uint64_t mstatus_value(const struct rv_hart *h)
 {
@@ -275,16 +277,17 @@ bool rv_csr_read(struct rv_hart *h, unsigned csr, uint64_t *val)
 		else if (csr == CSR_INSTRET)
 			*val = h->instret;
 		else if (csr == CSR_TIME)
-			*val = h->bus && h->bus->time ?
-				       h->bus->time(h->bus->time_opaque) :
-				       0;
+			*val = h->bus && h->bus->time
+				       ? h->bus->time(h->bus->time_opaque)
+				       : 0;
 		else
 			*val = 0;
 		return true;
 	}
 	/* counters and events that count nothing; PMP registers that
-	 * protect nothing (RV64 has the even pmpcfg only) */
-	if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
+	 * protect nothing (RV64 has the even pmpcfg only); no triggers */
+	if ((csr >= CSR_TSELECT && csr <= CSR_TDATA3) ||
+	    (csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
 	    (csr >= CSR_MHPMEVENT3 && csr <= CSR_MHPMEVENT31) ||
 	    (csr >= CSR_PMPCFG0 && csr <= CSR_PMPCFG15 && !(csr & 1)) ||
 	    (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63)) {
@@ -415,7 +418,8 @@ bool rv_csr_write(struct rv_hart *h, unsigned csr, uint64_t val)
 	default:
 		break;
 	}
-	if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
+	if ((csr >= CSR_TSELECT && csr <= CSR_TDATA3) ||
+	    (csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
 	    (csr >= CSR_MHPMEVENT3 && csr <= CSR_MHPMEVENT31) ||
 	    (csr >= CSR_PMPCFG0 && csr <= CSR_PMPCFG15 && !(csr & 1)) ||
 	    (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63))

@@ -56,8 +56,8 @@ static uint32_t enc_b(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
 	uint32_t u = (uint32_t)imm;
 
 	return bits(u, 12, 12) << 31 | bits(u, 10, 5) << 25 | rs2 << 20 |
-	       rs1 << 15 | f3 << 12 | bits(u, 4, 1) << 8 | bits(u, 11, 11) << 7 |
-	       OP_BRANCH;
+	       rs1 << 15 | f3 << 12 | bits(u, 4, 1) << 8 |
+	       bits(u, 11, 11) << 7 | OP_BRANCH;
 }
 
 static uint32_t enc_j(int32_t imm, unsigned rd)
@@ -225,8 +225,8 @@ static uint32_t q2(uint32_t c)
 	case 5: /* c.fsdsp */
 		return enc_s(sd, rs2, 2, 3, OP_STORE_FP);
 	case 6: /* c.swsp */
-		return enc_s(bits(c, 12, 9) << 2 | bits(c, 8, 7) << 6, rs2, 2, 2,
-			     OP_STORE);
+		return enc_s(bits(c, 12, 9) << 2 | bits(c, 8, 7) << 6, rs2, 2,
+			     2, OP_STORE);
 	default: /* c.sdsp */
 		return enc_s(sd, rs2, 2, 3, OP_STORE);
 	}

@@ -39,13 +39,13 @@ _Static_assert(LDBL_MANT_DIG >= 64 && LDBL_MAX_EXP >= 16384,
 
 enum { RM_RNE, RM_RTZ, RM_RDN, RM_RUP, RM_RMM, RM_DYN = 7 };
 
-#define OPC_LOAD_FP 0x07
+#define OPC_LOAD_FP  0x07
 #define OPC_STORE_FP 0x27
-#define OPC_FMADD 0x43
-#define OPC_FMSUB 0x47
-#define OPC_FNMSUB 0x4b
-#define OPC_FNMADD 0x4f
-#define OPC_OP_FP 0x53
+#define OPC_FMADD    0x43
+#define OPC_FMSUB    0x47
+#define OPC_FNMSUB   0x4b
+#define OPC_FNMADD   0x4f
+#define OPC_OP_FP    0x53
 
 #define MISA_D (1ull << ('D' - 'A'))
 #define MISA_F (1ull << ('F' - 'A'))
@@ -218,88 +218,47 @@ static unsigned host_end(int rm)
 
 enum fop { FOP_ADD, FOP_SUB, FOP_MUL, FOP_DIV, FOP_SQRT, FOP_FMA };
 
-static float calc_s(enum fop op, float a, float b, float c)
-{
-	volatile float va = a, vb = b, vc = c, r;
-
-	switch (op) {
-	case FOP_ADD:
-		r = va + vb;
-		break;
-	case FOP_SUB:
-		r = va - vb;
-		break;
-	case FOP_MUL:
-		r = va * vb;
-		break;
-	case FOP_DIV:
-		r = va / vb;
-		break;
-	case FOP_SQRT:
-		r = sqrtf(va);
-		break;
-	default:
-		r = fmaf(va, vb, vc);
-		break;
+/*
+ * One operation in one host type: calc_s (float), calc_d (double) and
+ * calc_ld (long double, for RMM) are the same switch.
+ */
+#define DEFINE_CALC(name, type, sqrt_fn, fma_fn)              \
+	static type name(enum fop op, type a, type b, type c) \
+	{                                                     \
+		volatile type va = a, vb = b, vc = c, r;      \
+                                                              \
+		switch (op) {                                 \
+		case FOP_ADD:                                 \
+			r = va + vb;                          \
+			break;                                \
+		case FOP_SUB:                                 \
+			r = va - vb;                          \
+			break;                                \
+		case FOP_MUL:                                 \
+			r = va * vb;                          \
+			break;                                \
+		case FOP_DIV:                                 \
+			r = va / vb;                          \
+			break;                                \
+		case FOP_SQRT:                                \
+			r = sqrt_fn(va);                      \
+			break;                                \
+		default:                                      \
+			r = fma_fn(va, vb, vc);               \
+			break;                                \
+		}                                             \
+		return r;                                     \
 	}
-	return r;
-}
-
-static double calc_d(enum fop op, double a, double b, double c)
-{
-	volatile double va = a, vb = b, vc = c, r;
-
-	switch (op) {
-	case FOP_ADD:
-		r = va + vb;
-		break;
-	case FOP_SUB:
-		r = va - vb;
-		break;
-	case FOP_MUL:
-		r = va * vb;
-		break;
-	case FOP_DIV:
-		r = va / vb;
-		break;
-	case FOP_SQRT:
-		r = sqrt(va);
-		break;
-	default:
-		r = fma(va, vb, vc);
-		break;
-	}
-	return r;
-}
+DEFINE_CALC(calc_s, float, sqrtf, fmaf)
+DEFINE_CALC(calc_d, double, sqrt, fma)
+DEFINE_CALC(calc_ld, long double, sqrtl, fmal)
 
 /* The operation in long double; true when that result is exact. */
-static bool calc_wide(enum fop op, long double a, long double b,
-		      long double c, long double *w)
+static bool calc_wide(enum fop op, long double a, long double b, long double c,
+		      long double *w)
 {
-	volatile long double va = a, vb = b, vc = c, r;
-
 	feclearexcept(FE_ALL_EXCEPT);
-	switch (op) {
-	case FOP_ADD:
-		r = va + vb;
-		break;
-	case FOP_SUB:
-		r = va - vb;
-		break;
-	case FOP_MUL:
-		r = va * vb;
-		break;
-	case FOP_DIV:
-		r = va / vb;
-		break;
-	case FOP_SQRT:
-		r = sqrtl(va);
-		break;
-	default:
-		r = fmal(va, vb, vc);
-		break;
-	}
-	*w = r;
+	*w = calc_ld(op, a, b, c);
 	return !fetestexcept(FE_INEXACT);
 }
 
@@ -384,13 +343,13 @@ enum { CVT_W, CVT_WU, CVT_L, CVT_LU };
  */
 static uint64_t to_int(double x, bool nan, int rm, unsigned k, unsigned *fl)
 {
-	static const double lo[] = { -2147483648.0, 0.0,
-				     -9223372036854775808.0, 0.0 };
+	static const double lo[] = { -2147483648.0, 0.0, -9223372036854775808.0,
+				     0.0 };
 	static const double hi[] = { 2147483648.0, 4294967296.0,
 				     9223372036854775808.0,
 				     18446744073709551616.0 };
-	static const uint64_t min[] = { 0xffffffff80000000ull, 0,
-					1ull << 63, 0 };
+	static const uint64_t min[] = { 0xffffffff80000000ull, 0, 1ull << 63,
+					0 };
 	static const uint64_t max[] = { 0x7fffffffull, UINT64_MAX,
 					(1ull << 63) - 1, UINT64_MAX };
 	double r;
@@ -571,8 +530,8 @@ static bool load_store(struct rv_hart *h, uint32_t insn)
 		imm = ((int32_t)(insn & 0xfe000000) >> 20) |
 		      (int32_t)((insn >> 7) & 31);
 		v = width == 3 ? h->f[rs2] : (uint32_t)h->f[rs2];
-		return rv_store(h, h->x[rs1] + (uint64_t)imm, width == 3 ? 8 : 4,
-				v);
+		return rv_store(h, h->x[rs1] + (uint64_t)imm,
+				width == 3 ? 8 : 4, v);
 	}
 	imm = (int32_t)insn >> 20;
 	if (!rv_load(h, h->x[rs1] + (uint64_t)imm, width == 3 ? 8 : 4, &v))
@@ -668,8 +627,8 @@ static bool op_fp(struct rv_hart *h, uint32_t insn)
 	case 0x18: /* FCVT.W[U]/L[U] from S or D */
 		if (rm < 0 || rs2 > CVT_LU)
 			break;
-		r = to_int(d ? to_d(a) : (double)to_f(a), is_nan(f, a), rm,
-			   rs2, &fl);
+		r = to_int(d ? to_d(a) : (double)to_f(a), is_nan(f, a), rm, rs2,
+			   &fl);
 		accrue(h, fl);
 		put_x(h, rd, r);
 		return true;

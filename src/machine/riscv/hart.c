@@ -12,22 +12,23 @@
  * A and LR/SC work on host RAM with host atomics, so they are atomic
  * across harts running on other threads.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "riscv.h"
 
-#define likely(x) __builtin_expect(!!(x), 1)
+#define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-#define MISA_RV64IMAFDCSU                                                  \
-	(2ull << 62 | 1 << ('A' - 'A') | 1 << ('C' - 'A') |                  \
-	 1 << ('D' - 'A') | 1 << ('F' - 'A') | 1 << ('I' - 'A') |            \
-	 1 << ('M' - 'A') | 1 << ('S' - 'A') | 1 << ('U' - 'A'))
-#define MSTATUS_MPP (3ull << RV_MSTATUS_MPP_SHIFT)
-#define MSTATUS_TVM (1ull << 20)
-#define MSTATUS_TW (1ull << 21)
-#define MSTATUS_TSR (1ull << 22)
-#define MSTATUS_XLEN64 (2ull << 32 | 2ull << 34)
+#define MISA_RV64IMAFDCSU                                                      \
+	(2ull << 62 | 1 << ('A' - 'A') | 1 << ('C' - 'A') | 1 << ('D' - 'A') | \
+	 1 << ('F' - 'A') | 1 << ('I' - 'A') | 1 << ('M' - 'A') |              \
+	 1 << ('S' - 'A') | 1 << ('U' - 'A'))
+#define MSTATUS_MPP	(3ull << RV_MSTATUS_MPP_SHIFT)
+#define MSTATUS_TVM	(1ull << 20)
+#define MSTATUS_TW	(1ull << 21)
+#define MSTATUS_TSR	(1ull << 22)
+#define MSTATUS_XLEN64	(2ull << 32 | 2ull << 34)
 #define STOP_CHECK_MASK 1023 /* look at *stop every 1024 instructions */
 
 /* What one instruction asks of the loop. */
@@ -38,9 +39,26 @@ enum step {
 	STEP_WFI,   /* done, waiting for an interrupt */
 };
 
+/*
+ * Every 16-bit encoding's expansion, computed once for the process: a
+ * pure function of the bits, shared read-only by all harts (the
+ * expansion's switch is a third of the time of compressed code).
+ */
+static uint32_t rvc_table[1 << 16];
+static pthread_once_t rvc_once = PTHREAD_ONCE_INIT;
+
+static void rvc_fill(void)
+{
+	unsigned c;
+
+	for (c = 0; c < (1u << 16); c++)
+		rvc_table[c] = (c & 3) == 3 ? 0 : rv_expand_c(c);
+}
+
 void rv_hart_reset(struct rv_hart *h, struct rv_bus *bus, unsigned id,
 		   uint64_t pc)
 {
+	pthread_once(&rvc_once, rvc_fill);
 	memset(h, 0, sizeof(*h));
 	atomic_init(&h->mip, 0);
 	h->bus = bus;
@@ -75,7 +93,8 @@ void rv_hart_set_irq(struct rv_hart *h, enum rv_irq irq, bool level)
  */
 bool rv_hart_irq_pending(const struct rv_hart *h)
 {
-	return atomic_load(&h->mip) & __atomic_load_n(&h->mie, __ATOMIC_RELAXED);
+	return atomic_load(&h->mip) &
+	       __atomic_load_n(&h->mie, __ATOMIC_RELAXED);
 }
 
 /* The interrupts that would be taken now: those for M mode first. */
@@ -231,8 +250,9 @@ static bool amo_addr(struct rv_hart *h, uint64_t va, unsigned size, bool lr,
 	uint64_t pa;
 
 	if (va & (size - 1))
-		return rv_raise(h, lr ? RV_EXC_LOAD_MISALIGNED :
-					RV_EXC_STORE_MISALIGNED,
+		return rv_raise(h,
+				lr ? RV_EXC_LOAD_MISALIGNED
+				   : RV_EXC_STORE_MISALIGNED,
 				va);
 	if (!rv_translate(h, va, lr ? RV_ACC_LOAD : RV_ACC_STORE, &pa))
 		return false;
@@ -244,38 +264,38 @@ static bool amo_addr(struct rv_hart *h, uint64_t va, unsigned size, bool lr,
 	return true;
 }
 
-#define AMO_OPS(T, p, v, old)                                               \
-	do {                                                                \
-		T cur;                                                      \
-		switch (funct5) {                                           \
-		case 0x01:                                                  \
-			old = __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);  \
-			break;                                              \
-		case 0x00:                                                  \
-			old = __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);   \
-			break;                                              \
-		case 0x04:                                                  \
-			old = __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST);   \
-			break;                                              \
-		case 0x0c:                                                  \
-			old = __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST);   \
-			break;                                              \
-		case 0x08:                                                  \
-			old = __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST);    \
-			break;                                              \
-		default: /* min, max, minu, maxu */                         \
-			cur = __atomic_load_n(p, __ATOMIC_SEQ_CST);         \
-			do {                                                \
-				T want = pick(funct5, cur, v, sizeof(T));   \
-				if (__atomic_compare_exchange_n(            \
-					    p, &cur, want, false,           \
-					    __ATOMIC_SEQ_CST,               \
-					    __ATOMIC_SEQ_CST))              \
-					break;                              \
-			} while (1);                                        \
-			old = cur;                                          \
-			break;                                              \
-		}                                                           \
+#define AMO_OPS(T, p, v, old)                                              \
+	do {                                                               \
+		T cur;                                                     \
+		switch (funct5) {                                          \
+		case 0x01:                                                 \
+			old = __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); \
+			break;                                             \
+		case 0x00:                                                 \
+			old = __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);  \
+			break;                                             \
+		case 0x04:                                                 \
+			old = __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST);  \
+			break;                                             \
+		case 0x0c:                                                 \
+			old = __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST);  \
+			break;                                             \
+		case 0x08:                                                 \
+			old = __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST);   \
+			break;                                             \
+		default: /* min, max, minu, maxu */                        \
+			cur = __atomic_load_n(p, __ATOMIC_SEQ_CST);        \
+			do {                                               \
+				T want = pick(funct5, cur, v, sizeof(T));  \
+				if (__atomic_compare_exchange_n(           \
+					    p, &cur, want, false,          \
+					    __ATOMIC_SEQ_CST,              \
+					    __ATOMIC_SEQ_CST))             \
+					break;                             \
+			} while (1);                                       \
+			old = cur;                                         \
+			break;                                             \
+		}                                                          \
 	} while (0)
 
 /* amomin/amomax/amominu/amomaxu: the value to store, at width size. */
@@ -316,7 +336,7 @@ static bool amo(struct rv_hart *h, uint32_t insn, unsigned rd, uint64_t a,
 		return false;
 	if (funct5 == 0x02) { /* lr */
 		old = size == 4 ? (uint64_t)__atomic_load_n((uint32_t *)p,
-							   __ATOMIC_SEQ_CST)
+							    __ATOMIC_SEQ_CST)
 				: __atomic_load_n((uint64_t *)p,
 						  __ATOMIC_SEQ_CST);
 		h->lr_valid = true;
@@ -359,8 +379,7 @@ static bool amo(struct rv_hart *h, uint32_t insn, unsigned rd, uint64_t a,
 }
 
 /* CSRRW, CSRRS, CSRRC and their immediate forms. */
-static bool csr_op(struct rv_hart *h, uint32_t insn, unsigned rd,
-		   unsigned rs1)
+static bool csr_op(struct rv_hart *h, uint32_t insn, unsigned rd, unsigned rs1)
 {
 	unsigned f3 = (insn >> 12) & 7, csr = insn >> 20;
 	uint64_t src = f3 & 4 ? rs1 : h->x[rs1], old = 0;
@@ -376,8 +395,9 @@ static bool csr_op(struct rv_hart *h, uint32_t insn, unsigned rd,
 	case 3:
 		if (!rv_csr_read(h, csr, &old))
 			return false;
-		if (rs1 && !rv_csr_write(h, csr, (f3 & 3) == 2 ? old | src :
-								 old & ~src))
+		if (rs1 &&
+		    !rv_csr_write(h, csr,
+				  (f3 & 3) == 2 ? old | src : old & ~src))
 			return false;
 		break;
 	default:
@@ -410,8 +430,7 @@ static enum step sret(struct rv_hart *h)
 {
 	uint64_t s = h->mstatus;
 
-	if (h->priv < RV_PRIV_S ||
-	    (h->priv == RV_PRIV_S && (s & MSTATUS_TSR)))
+	if (h->priv < RV_PRIV_S || (h->priv == RV_PRIV_S && (s & MSTATUS_TSR)))
 		return illegal(h), STEP_TRAP;
 	h->priv = s & RV_MSTATUS_SPP ? RV_PRIV_S : RV_PRIV_U;
 	s &= ~(RV_MSTATUS_SIE | RV_MSTATUS_SPP | RV_MSTATUS_MPRV);
@@ -760,6 +779,8 @@ enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 	struct fetch fc = { UINT64_MAX, NULL };
 	uint64_t n;
 
+	/* a hart whose state was loaded rather than reset needs it too */
+	pthread_once(&rvc_once, rvc_fill);
 	if (stop && atomic_load_explicit(stop, memory_order_relaxed))
 		return RV_EXIT_STOP;
 	if (h->wfi) {
@@ -773,8 +794,8 @@ enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 		unsigned ilen = 4;
 		enum step st;
 
-		if (unlikely((n & STOP_CHECK_MASK) == STOP_CHECK_MASK) && stop &&
-		    atomic_load_explicit(stop, memory_order_relaxed))
+		if (unlikely((n & STOP_CHECK_MASK) == STOP_CHECK_MASK) &&
+		    stop && atomic_load_explicit(stop, memory_order_relaxed))
 			return RV_EXIT_STOP;
 		if (!(h->mcountinhibit & 1))
 			h->cycle++;
@@ -802,7 +823,7 @@ enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 		raw = insn;
 		if ((insn & 3) != 3) {
 			raw = insn & 0xffff;
-			insn = rv_expand_c(raw);
+			insn = rvc_table[raw];
 			ilen = 2;
 			if (unlikely(!insn)) {
 				take_trap(h, RV_EXC_ILLEGAL, raw);
@@ -820,8 +841,8 @@ enum rv_exit rv_hart_run(struct rv_hart *h, uint64_t budget,
 		fc.vpn = UINT64_MAX;
 		if (st == STEP_TRAP) {
 			take_trap(h, h->exc_cause,
-				  h->exc_cause == RV_EXC_ILLEGAL ? raw :
-								   h->exc_tval);
+				  h->exc_cause == RV_EXC_ILLEGAL ? raw
+								 : h->exc_tval);
 			continue;
 		}
 		if (!(h->mcountinhibit & 4))

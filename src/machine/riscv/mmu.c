@@ -13,19 +13,19 @@
 
 #include "riscv.h"
 
-#define PTE_V (1u << 0)
-#define PTE_R (1u << 1)
-#define PTE_W (1u << 2)
-#define PTE_X (1u << 3)
-#define PTE_U (1u << 4)
-#define PTE_A (1u << 6)
-#define PTE_D (1u << 7)
-#define PTE_PPN_MASK ((1ull << 44) - 1)
+#define PTE_V	       (1u << 0)
+#define PTE_R	       (1u << 1)
+#define PTE_W	       (1u << 2)
+#define PTE_X	       (1u << 3)
+#define PTE_U	       (1u << 4)
+#define PTE_A	       (1u << 6)
+#define PTE_D	       (1u << 7)
+#define PTE_PPN_MASK   ((1ull << 44) - 1)
 #define SATP_MODE_SV39 8ull
 #define SATP_MODE_SV48 9ull
-#define PAGE_OFF (RV_PAGE_SIZE - 1)
+#define PAGE_OFF       (RV_PAGE_SIZE - 1)
 
-#define likely(x) __builtin_expect(!!(x), 1)
+#define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 static inline bool in_ram(const struct rv_bus *b, uint64_t pa, unsigned size)
@@ -158,8 +158,8 @@ static bool walk(struct rv_hart *h, uint64_t va, enum rv_access acc,
 	return true;
 }
 
-static inline bool translate(struct rv_hart *h, uint64_t va,
-			     enum rv_access acc, uint64_t *pa)
+static inline bool translate(struct rv_hart *h, uint64_t va, enum rv_access acc,
+			     uint64_t *pa)
 {
 	unsigned priv = data_priv(h, acc);
 	uint64_t vpn = va >> RV_PAGE_SHIFT;

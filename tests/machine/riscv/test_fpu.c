@@ -33,14 +33,14 @@
 enum { RNE, RTZ, RDN, RUP, RMM, DYN = 7 };
 
 #define BOX(v) (0xffffffff00000000ull | (uint32_t)(v))
-#define NAN_S 0x7fc00000u
-#define NAN_D 0x7ff8000000000000ull
+#define NAN_S  0x7fc00000u
+#define NAN_D  0x7ff8000000000000ull
 #define SNAN_S 0x7f800001u
 #define SNAN_D 0x7ff0000000000001ull
-#define ONE_S 0x3f800000u
-#define ONE_D 0x3ff0000000000000ull
-#define INF_S 0x7f800000u
-#define INF_D 0x7ff0000000000000ull
+#define ONE_S  0x3f800000u
+#define ONE_D  0x3ff0000000000000ull
+#define INF_S  0x7f800000u
+#define INF_D  0x7ff0000000000000ull
 
 static uint8_t ram[RAM_SIZE];
 static struct rv_bus bus;
@@ -48,24 +48,14 @@ static struct rv_hart hart;
 
 static int setup(void **state)
 {
-	unsigned i;
-
 	(void)state;
 	memset(ram, 0, sizeof(ram));
 	memset(&bus, 0, sizeof(bus));
 	bus.ram = ram;
 	bus.ram_base = RAM_BASE;
 	bus.ram_size = RAM_SIZE;
-	memset(&hart, 0, sizeof(hart));
-	hart.bus = &bus;
-	hart.priv = RV_PRIV_M;
-	hart.misa = (2ull << 62) | (1u << ('I' - 'A')) | (1u << ('M' - 'A')) |
-		    (1u << ('A' - 'A')) | (1u << ('F' - 'A')) |
-		    (1u << ('D' - 'A')) | (1u << ('C' - 'A')) |
-		    (1u << ('S' - 'A')) | (1u << ('U' - 'A'));
-	hart.mstatus = 1ull << RV_MSTATUS_FS_SHIFT; /* initial */
-	for (i = 0; i < RV_TLB_SIZE; i++)
-		hart.tlb[i].vpn = UINT64_MAX;
+	rv_hart_reset(&hart, &bus, 0, RAM_BASE);
+	hart.mstatus |= 1ull << RV_MSTATUS_FS_SHIFT; /* initial */
 	return 0;
 }
 
@@ -84,23 +74,23 @@ static uint32_t r4(unsigned opc, unsigned fmt, unsigned rd, unsigned rs1,
 	       rd << 7 | opc;
 }
 
-#define S 0
-#define D 1
-#define F_ADD 0x00
-#define F_SUB 0x01
-#define F_MUL 0x02
-#define F_DIV 0x03
-#define F_SGNJ 0x04
+#define S	 0
+#define D	 1
+#define F_ADD	 0x00
+#define F_SUB	 0x01
+#define F_MUL	 0x02
+#define F_DIV	 0x03
+#define F_SGNJ	 0x04
 #define F_MINMAX 0x05
-#define F_CVTFF 0x08
-#define F_SQRT 0x0b
-#define F_CMP 0x14
-#define F_CVTI 0x18 /* to integer */
-#define F_CVTF 0x1a /* from integer */
-#define F_MVX 0x1c  /* FMV.X, FCLASS */
-#define F_MVF 0x1e
-#define O_FMADD 0x43
-#define O_FMSUB 0x47
+#define F_CVTFF	 0x08
+#define F_SQRT	 0x0b
+#define F_CMP	 0x14
+#define F_CVTI	 0x18 /* to integer */
+#define F_CVTF	 0x1a /* from integer */
+#define F_MVX	 0x1c /* FMV.X, FCLASS */
+#define F_MVF	 0x1e
+#define O_FMADD	 0x43
+#define O_FMSUB	 0x47
 #define O_FNMSUB 0x4b
 #define O_FNMADD 0x4f
 
@@ -160,11 +150,11 @@ static void test_load_store(void **state)
 	assert_int_equal(hart.f[1], BOX(ONE_S));
 	/* fsw f1, 8(x5): the low 32 bits only */
 	memset(ram + 0x118, 0xaa, 8);
-	exec(0u << 25 | 1 << 20 | 5 << 15 | 2 << 12 | 8 << 7 | 0x27);
+	exec(1 << 20 | 5 << 15 | 2 << 12 | 8 << 7 | 0x27);
 	assert_memory_equal(ram + 0x118, "\x00\x00\x80\x3f\xaa\xaa", 6);
 	/* fsd f2, -32(x5), then fld f3, -32(x5) */
 	hart.f[2] = 0x0123456789abcdefull;
-	exec(0x7fu << 25 | 2 << 20 | 5 << 15 | 3 << 12 | 0x00 << 7 | 0x27);
+	exec(0x7fu << 25 | 2 << 20 | 5 << 15 | 3 << 12 | 0x27);
 	memcpy(&v, ram + 0xf0, 8);
 	assert_int_equal(v, 0x0123456789abcdefull);
 	exec((uint32_t)(-32 & 0xfff) << 20 | 5 << 15 | 3 << 12 | 3 << 7 | 0x07);
@@ -262,8 +252,7 @@ static void test_rmm_ties(void **state)
 	/* 1 + 2^-24 is halfway between 1 and its successor */
 	assert_int_equal(bin_s(F_ADD, ONE_S, 0x33800000, RNE, &fl), ONE_S);
 	assert_int_equal(fl, NX);
-	assert_int_equal(bin_s(F_ADD, ONE_S, 0x33800000, RMM, &fl),
-			 0x3f800001);
+	assert_int_equal(bin_s(F_ADD, ONE_S, 0x33800000, RMM, &fl), 0x3f800001);
 	assert_int_equal(fl, NX);
 	assert_int_equal(bin_s(F_SUB, 0xbf800000, 0x33800000, RMM, &fl),
 			 0xbf800001);
@@ -326,8 +315,7 @@ static void test_overflow_underflow(void **state)
 
 	(void)state;
 	/* FLT_MAX * 2: infinity to nearest and up, FLT_MAX toward zero */
-	assert_int_equal(bin_s(F_MUL, 0x7f7fffff, 0x40000000, RNE, &fl),
-			 INF_S);
+	assert_int_equal(bin_s(F_MUL, 0x7f7fffff, 0x40000000, RNE, &fl), INF_S);
 	assert_int_equal(fl, OF | NX);
 	assert_int_equal(bin_s(F_MUL, 0x7f7fffff, 0x40000000, RTZ, &fl),
 			 0x7f7fffff);
@@ -335,7 +323,8 @@ static void test_overflow_underflow(void **state)
 	assert_int_equal(bin_s(F_MUL, 0x7f7fffff, 0xc0000000, RUP, &fl),
 			 0xff7fffff);
 	assert_int_equal(bin_d(F_MUL, 0x7fefffffffffffffull,
-			       0x7fefffffffffffffull, RMM, &fl), INF_D);
+			       0x7fefffffffffffffull, RMM, &fl),
+			 INF_D);
 	assert_int_equal(fl, OF | NX);
 	/* an exact subnormal result does not underflow */
 	assert_int_equal(bin_s(F_MUL, 0x00800000, 0x3f000000, RNE, &fl),
@@ -539,7 +528,7 @@ static void test_convert_from_int(void **state)
 	assert_int_equal(hart.f[2], 0x4340000000000001ull);
 	exec(op(F_CVTF, D, 2, 1, L, RUP));
 	assert_int_equal(hart.f[2], 0x4340000000000001ull);
-	hart.x[1] = (uint64_t)-((1ll << 53) + 1);
+	hart.x[1] = (uint64_t) - ((1ll << 53) + 1);
 	exec(op(F_CVTF, D, 2, 1, L, RDN));
 	assert_int_equal(hart.f[2], 0xc340000000000001ull);
 	exec(op(F_CVTF, D, 2, 1, L, RMM));
@@ -606,8 +595,9 @@ static void test_compare(void **state)
 	assert_int_equal(cmp(D, 1, 0xc000000000000000ull, ONE_D, &fl), 1);
 	assert_int_equal(cmp(D, 1, ONE_D, ONE_D, &fl), 0);
 	assert_int_equal(cmp(D, 0, ONE_D, ONE_D, &fl), 1);
-	assert_int_equal(cmp(D, 0, 0xc000000000000000ull,
-			     0xbff0000000000000ull, &fl), 1);
+	assert_int_equal(cmp(D, 0, 0xc000000000000000ull, 0xbff0000000000000ull,
+			     &fl),
+			 1);
 	assert_int_equal(fl, 0);
 	/* FEQ is quiet on quiet NaNs, FLT and FLE signal on any NaN */
 	assert_int_equal(cmp(S, 2, NAN_S, NAN_S, &fl), 0);
@@ -628,14 +618,11 @@ static void test_sign_injection(void **state)
 
 	(void)state;
 	assert_int_equal(bin_s(F_SGNJ, ONE_S, 0x80000000, 0, &fl), 0xbf800000);
-	assert_int_equal(bin_s(F_SGNJ, 0xbf800000, 0x80000000, 1, &fl),
-			 ONE_S);
-	assert_int_equal(bin_s(F_SGNJ, 0xbf800000, 0x80000000, 2, &fl),
-			 ONE_S);
+	assert_int_equal(bin_s(F_SGNJ, 0xbf800000, 0x80000000, 1, &fl), ONE_S);
+	assert_int_equal(bin_s(F_SGNJ, 0xbf800000, 0x80000000, 2, &fl), ONE_S);
 	assert_int_equal(bin_s(F_SGNJ, 0xbf800000, 0, 2, &fl), 0xbf800000);
 	/* NaN payloads are moved, not canonicalised, and nothing signals */
-	assert_int_equal(bin_s(F_SGNJ, SNAN_S, 0x80000000, 0, &fl),
-			 0xff800001);
+	assert_int_equal(bin_s(F_SGNJ, SNAN_S, 0x80000000, 0, &fl), 0xff800001);
 	assert_int_equal(fl, 0);
 	assert_int_equal(bin_d(F_SGNJ, SNAN_D, SNAN_D, 1, &fl),
 			 0x8000000000000000ull | SNAN_D);
@@ -651,11 +638,16 @@ static void test_fclass(void **state)
 					0x80000000, 0x00000000, 0x00000001,
 					0x7f7fffff, 0x7f800000, 0x7fbfffff,
 					0x7fc00000 };
-	static const uint64_t d[10] = {
-		0xfff0000000000000ull, 0x8010000000000000ull,
-		0x8000000000000001ull, 0x8000000000000000ull, 0,
-		0x000fffffffffffffull, ONE_D, INF_D, SNAN_D, 0xfff8000000000000ull
-	};
+	static const uint64_t d[10] = { 0xfff0000000000000ull,
+					0x8010000000000000ull,
+					0x8000000000000001ull,
+					0x8000000000000000ull,
+					0,
+					0x000fffffffffffffull,
+					ONE_D,
+					INF_D,
+					SNAN_D,
+					0xfff8000000000000ull };
 	unsigned i;
 
 	(void)state;
@@ -809,6 +801,51 @@ static void test_fs_state(void **state)
 	exec(op(F_ADD, S, 3, 1, 1, RNE));
 }
 
+/*
+ * The hart hands its FP instructions here, compressed ones expanded:
+ *	c.fld fs0, 0(s0); c.fld fs1, 8(s0); fadd.d fa0, fs0, fs1;
+ *	c.fsd fa0, 16(s0); fcvt.w.d a1, fa0, rtz; frflags a2;
+ *	fdiv.s fa1, fa2, fa2; c.fldsp fa3, 0(sp)
+ * and the last traps once FS is off, with the 16 bits as mtval.
+ */
+static void test_through_hart(void **state)
+{
+	static const uint8_t prog[] = {
+		0x00, 0x20, 0x04, 0x24, 0x53, 0x75, 0x94, 0x02,
+		0x08, 0xa8, 0xd3, 0x15, 0x05, 0xc2, 0x73, 0x26,
+		0x10, 0x00, 0xd3, 0x75, 0xc6, 0x18, 0x82, 0x26,
+	};
+	const double in[2] = { 1.5, 2.25 };
+	uint64_t out;
+
+	(void)state;
+	memcpy(ram, prog, sizeof(prog));
+	memcpy(ram + 0x800, in, sizeof(in));
+	hart.x[8] = RAM_BASE + 0x800;
+	hart.x[2] = RAM_BASE + 0x808;
+	hart.f[12] = BOX(0);
+	hart.mtvec = RAM_BASE + 0x400;
+	assert_int_equal(rv_hart_run(&hart, 7, NULL), RV_EXIT_BUDGET);
+	assert_int_equal(hart.pc, RAM_BASE + 0x16);
+	memcpy(&out, ram + 0x810, 8);
+	assert_int_equal(out, 0x400e000000000000ull); /* 3.75 */
+	assert_int_equal(hart.x[11], 3);
+	assert_int_equal(hart.x[12], NX);
+	assert_int_equal(hart.f[11], BOX(NAN_S));
+	assert_int_equal(hart.fcsr, NV | NX);
+	assert_int_equal(hart.mstatus & RV_MSTATUS_FS, RV_MSTATUS_FS);
+	hart.mstatus &= ~(RV_MSTATUS_FS | RV_MSTATUS_SD);
+	assert_int_equal(rv_hart_run(&hart, 1, NULL), RV_EXIT_BUDGET);
+	assert_int_equal(hart.mcause, RV_EXC_ILLEGAL);
+	assert_int_equal(hart.mtval, 0x2682);
+	assert_int_equal(hart.mepc, RAM_BASE + 0x16);
+	assert_int_equal(hart.pc, RAM_BASE + 0x400);
+	hart.mstatus |= 1ull << RV_MSTATUS_FS_SHIFT;
+	hart.pc = RAM_BASE + 0x16;
+	assert_int_equal(rv_hart_run(&hart, 1, NULL), RV_EXIT_BUDGET);
+	assert_int_equal(hart.f[13], 0x4002000000000000ull); /* 2.25 */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -829,6 +866,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fma, setup),
 		cmocka_unit_test_setup(test_illegal_rm, setup),
 		cmocka_unit_test_setup(test_fs_state, setup),
+		cmocka_unit_test_setup(test_through_hart, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

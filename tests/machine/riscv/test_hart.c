@@ -18,9 +18,9 @@
 
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (1ull << 20)
-#define DATA (RAM_BASE + 0x8000) /* where programs keep their data */
-#define MTVEC (RAM_BASE + 0x4000)
-#define STVEC (RAM_BASE + 0x5000)
+#define DATA	 (RAM_BASE + 0x8000) /* where programs keep their data */
+#define MTVEC	 (RAM_BASE + 0x4000)
+#define STVEC	 (RAM_BASE + 0x5000)
 
 /* registers by ABI name */
 enum { ZERO, RA, SP, GP, TP, T0, T1, T2, S0, S1, A0, A1, A2, A3, A4, A5 };
@@ -29,7 +29,7 @@ struct env {
 	struct rv_bus bus;
 	struct rv_hart h;
 	atomic_bool stop;
-	unsigned n; /* words of the program written so far */
+	unsigned n;   /* words of the program written so far */
 	uint64_t now; /* what bus->time reads */
 	int ecalls;   /* SBI calls answered */
 };
@@ -73,17 +73,17 @@ static uint32_t J(unsigned rd, int32_t imm)
 	       (u >> 11 & 1) << 20 | (u >> 12 & 0xff) << 12 | rd << 7 | 0x6f;
 }
 
-#define ADDI(rd, rs, imm) I(0x13, rd, 0, rs, imm)
-#define ADD(rd, a, b) R(0x33, rd, 0, a, b, 0)
-#define LUI(rd, imm20) ((uint32_t)(imm20) << 12 | (rd) << 7 | 0x37)
-#define CSRRW(rd, csr, rs) I(0x73, rd, 1, rs, csr)
-#define CSRRS(rd, csr, rs) I(0x73, rd, 2, rs, csr)
-#define ECALL 0x00000073u
-#define EBREAK 0x00100073u
-#define MRET 0x30200073u
-#define SRET 0x10200073u
-#define WFI 0x10500073u
-#define NOP ADDI(0, 0, 0)
+#define ADDI(rd, rs, imm)	  I(0x13, rd, 0, rs, imm)
+#define ADD(rd, a, b)		  R(0x33, rd, 0, a, b, 0)
+#define LUI(rd, imm20)		  ((uint32_t)(imm20) << 12 | (rd) << 7 | 0x37)
+#define CSRRW(rd, csr, rs)	  I(0x73, rd, 1, rs, csr)
+#define CSRRS(rd, csr, rs)	  I(0x73, rd, 2, rs, csr)
+#define ECALL			  0x00000073u
+#define EBREAK			  0x00100073u
+#define MRET			  0x30200073u
+#define SRET			  0x10200073u
+#define WFI			  0x10500073u
+#define NOP			  ADDI(0, 0, 0)
 #define AMO(f5, f3, rd, rs1, rs2) R(0x2f, rd, f3, rs1, rs2, (f5) << 2)
 
 static uint64_t read_time(void *opaque)
@@ -167,7 +167,7 @@ static void test_arith(void **state)
 	emit(e, ADDI(A0, 0, 100));
 	emit(e, ADDI(A1, 0, -3));
 	emit(e, ADD(A2, A0, A1));		/* 97 */
-	emit(e, R(0x33, A3, 0, A1, A0, 0x20)); /* sub: -103 */
+	emit(e, R(0x33, A3, 0, A1, A0, 0x20));	/* sub: -103 */
 	emit(e, LUI(A4, 0x80000));		/* sign-extends */
 	emit(e, R(0x33, A5, 3, A1, A0, 0));	/* sltu: -3 < 100 no */
 	emit(e, R(0x33, T0, 2, A1, A0, 0));	/* slt: yes */
@@ -193,12 +193,12 @@ static void test_word_ops(void **state)
 	struct env *e = *state;
 
 	emit(e, LUI(A0, 0x7ffff));
-	emit(e, I(0x1b, A1, 0, A0, 0x7ff));	  /* addiw: 0x7ffff7ff */
-	emit(e, I(0x1b, A2, 0, A1, 0x7ff));	  /* 0x7ffffffe */
-	emit(e, I(0x1b, A2, 0, A2, 2));	  /* overflows: negative */
-	emit(e, I(0x1b, A3, 1, A0, 1));		  /* slliw */
+	emit(e, I(0x1b, A1, 0, A0, 0x7ff));	/* addiw: 0x7ffff7ff */
+	emit(e, I(0x1b, A2, 0, A1, 0x7ff));	/* 0x7ffffffe */
+	emit(e, I(0x1b, A2, 0, A2, 2));		/* overflows: negative */
+	emit(e, I(0x1b, A3, 1, A0, 1));		/* slliw */
 	emit(e, I(0x1b, A4, 5, A3, 0x400 | 4)); /* sraiw */
-	emit(e, R(0x3b, A5, 5, A3, A0, 0));	  /* srlw by 0x7ffff000 & 31 */
+	emit(e, R(0x3b, A5, 5, A3, A0, 0));	/* srlw by 0x7ffff000 & 31 */
 	run_all(e);
 	assert_int_equal(e->h.x[A1], 0x7ffff7ffull);
 	assert_int_equal(e->h.x[A2], 0xffffffff80000000ull);
@@ -214,13 +214,14 @@ static void test_branch_loop(void **state)
 	/* a0 = sum of 1..10 by a counted loop; then jal/jalr */
 	emit(e, ADDI(A0, 0, 0));
 	emit(e, ADDI(A1, 0, 10));
-	emit(e, ADD(A0, A0, A1));	/* 8: loop */
+	emit(e, ADD(A0, A0, A1)); /* 8: loop */
 	emit(e, ADDI(A1, A1, -1));
-	emit(e, B(1, A1, 0, -8));	/* bne a1, x0, loop */
-	emit(e, J(RA, 8));		/* 20: jal ra, 28 */
-	emit(e, ADDI(A2, 0, 1));	/* skipped */
-	emit(e, I(0x67, T0, 0, RA, 9)); /* 28: jalr t0, 9(ra) -> 32 (bit 0 cleared) */
-	emit(e, ADDI(A3, 0, 7));	/* 32 */
+	emit(e, B(1, A1, 0, -8)); /* bne a1, x0, loop */
+	emit(e, J(RA, 8));	  /* 20: jal ra, 28 */
+	emit(e, ADDI(A2, 0, 1));  /* skipped */
+	emit(e, I(0x67, T0, 0, RA,
+		  9));		 /* 28: jalr t0, 9(ra) -> 32 (bit 0 cleared) */
+	emit(e, ADDI(A3, 0, 7)); /* 32 */
 	assert_int_equal(rv_hart_run(&e->h, 2 + 30 + 3, &e->stop),
 			 RV_EXIT_BUDGET);
 	assert_int_equal(e->h.x[A0], 55);
@@ -236,12 +237,12 @@ static void test_load_store(void **state)
 
 	e->h.x[S0] = DATA;
 	wr64(e, DATA, 0x8877665544332211ull);
-	emit(e, I(0x03, A0, 0, S0, 7));	/* lb 0x88 */
-	emit(e, I(0x03, A1, 4, S0, 7));	/* lbu */
-	emit(e, I(0x03, A2, 1, S0, 6));	/* lh 0x8877 */
-	emit(e, I(0x03, A3, 6, S0, 4));	/* lwu */
-	emit(e, I(0x03, A4, 2, S0, 4));	/* lw */
-	emit(e, I(0x03, A5, 3, S0, 1));	/* misaligned ld */
+	emit(e, I(0x03, A0, 0, S0, 7)); /* lb 0x88 */
+	emit(e, I(0x03, A1, 4, S0, 7)); /* lbu */
+	emit(e, I(0x03, A2, 1, S0, 6)); /* lh 0x8877 */
+	emit(e, I(0x03, A3, 6, S0, 4)); /* lwu */
+	emit(e, I(0x03, A4, 2, S0, 4)); /* lw */
+	emit(e, I(0x03, A5, 3, S0, 1)); /* misaligned ld */
 	emit(e, S(0, S0, A1, 16));	/* sb */
 	emit(e, S(1, S0, A2, 18));	/* sh */
 	emit(e, S(2, S0, A4, 20));	/* sw */
@@ -423,8 +424,8 @@ static void test_rvc_run(void **state)
 	struct env *e = *state;
 	/* c.li a0, 5; c.addi a0, -1; c.mv a1, a0; c.add a1, a0; c.j +4;
 	 * c.li a0, 0 (skipped); then a 32-bit addi at a 2-aligned pc */
-	static const uint16_t prog[] = { 0x4515, 0x157d, 0x85aa, 0x95aa,
-					 0xa011, 0x4501 };
+	static const uint16_t prog[] = { 0x4515, 0x157d, 0x85aa,
+					 0x95aa, 0xa011, 0x4501 };
 	uint32_t addi = ADDI(A2, A1, 1);
 
 	memcpy(ram(e, RAM_BASE), prog, sizeof(prog));
@@ -546,8 +547,7 @@ static void test_illegal_trap(void **state)
 	assert_int_equal(e->h.mtval, bad);
 	assert_int_equal(e->h.pc, MTVEC);
 	assert_int_equal(e->h.priv, RV_PRIV_M);
-	assert_int_equal((e->h.mstatus >> RV_MSTATUS_MPP_SHIFT) & 3,
-			 RV_PRIV_M);
+	assert_int_equal((e->h.mstatus >> RV_MSTATUS_MPP_SHIFT) & 3, RV_PRIV_M);
 	assert_int_equal(e->h.instret, 1); /* the trapping one did not retire */
 	e->h.pc = RAM_BASE + 8;
 	assert_int_equal(rv_hart_run(&e->h, 1, &e->stop), RV_EXIT_BUDGET);
@@ -569,8 +569,7 @@ static void test_ecall(void **state)
 	e->h.priv = RV_PRIV_U;
 	assert_int_equal(rv_hart_run(&e->h, 1, &e->stop), RV_EXIT_BUDGET);
 	assert_int_equal(e->h.mcause, RV_EXC_ECALL_U);
-	assert_int_equal((e->h.mstatus >> RV_MSTATUS_MPP_SHIFT) & 3,
-			 RV_PRIV_U);
+	assert_int_equal((e->h.mstatus >> RV_MSTATUS_MPP_SHIFT) & 3, RV_PRIV_U);
 	/* S with the SBI hook: answered, stepped past, no trap */
 	e->bus.ecall = sbi;
 	e->bus.ecall_opaque = e;
@@ -708,7 +707,8 @@ static void test_irq_priority(void **state)
 	e->h.mie = 0xaaa;
 	e->h.mstatus |= RV_MSTATUS_MIE;
 	atomic_store(&e->h.mip, 1ull << RV_IRQ_MSI | 1ull << RV_IRQ_MTI |
-					1ull << RV_IRQ_MEI | 1ull << RV_IRQ_SEI);
+					1ull << RV_IRQ_MEI |
+					1ull << RV_IRQ_SEI);
 	assert_int_equal(rv_hart_run(&e->h, 1, &e->stop), RV_EXIT_BUDGET);
 	assert_int_equal(e->h.mcause, RV_CAUSE_INTERRUPT | RV_IRQ_MEI);
 	rv_hart_set_irq(&e->h, RV_IRQ_MEI, false);
@@ -800,8 +800,7 @@ static void test_stop(void **state)
 	atomic_store(&e->stop, true);
 	assert_int_equal(rv_hart_run(&e->h, 1000000, &e->stop), RV_EXIT_STOP);
 	atomic_store(&e->stop, false);
-	assert_int_equal(rv_hart_run(&e->h, 100000, &e->stop),
-			 RV_EXIT_BUDGET);
+	assert_int_equal(rv_hart_run(&e->h, 100000, &e->stop), RV_EXIT_BUDGET);
 	assert_int_equal(e->h.instret, 100000);
 	assert_int_equal(e->h.pc, RAM_BASE);
 }
@@ -906,11 +905,11 @@ static void test_fence_and_rdtime(void **state)
 	struct env *e = *state;
 
 	e->now = 123456;
-	emit(e, 0x0ff0000f);		/* fence iorw, iorw */
-	emit(e, 0x0000100f);		/* fence.i */
+	emit(e, 0x0ff0000f);	      /* fence iorw, iorw */
+	emit(e, 0x0000100f);	      /* fence.i */
 	emit(e, CSRRS(A0, 0xc01, 0)); /* rdtime */
 	emit(e, CSRRS(A1, 0xf14, 0)); /* mhartid */
-	emit(e, 0x12000073);		/* sfence.vma */
+	emit(e, 0x12000073);	      /* sfence.vma */
 	run_all(e);
 	assert_int_equal(e->h.x[A0], 123456);
 	assert_int_equal(e->h.x[A1], 0);
@@ -921,30 +920,18 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_arith),
-		T(test_word_ops),
-		T(test_branch_loop),
-		T(test_load_store),
-		T(test_mul),
-		T(test_div_by_zero),
-		T(test_div_overflow),
-		T(test_rvc_table),
-		T(test_rvc_illegal),
-		T(test_rvc_run),
-		T(test_straddle),
-		T(test_lr_sc),
-		T(test_amo),
-		T(test_illegal_trap),
-		T(test_ecall),
-		T(test_delegation),
-		T(test_mret),
-		T(test_interrupt),
-		T(test_irq_priority),
-		T(test_wfi),
-		T(test_stop),
-		T(test_csr_rules),
-		T(test_counters),
-		T(test_fence_and_rdtime),
+		T(test_arith),	      T(test_word_ops),
+		T(test_branch_loop),  T(test_load_store),
+		T(test_mul),	      T(test_div_by_zero),
+		T(test_div_overflow), T(test_rvc_table),
+		T(test_rvc_illegal),  T(test_rvc_run),
+		T(test_straddle),     T(test_lr_sc),
+		T(test_amo),	      T(test_illegal_trap),
+		T(test_ecall),	      T(test_delegation),
+		T(test_mret),	      T(test_interrupt),
+		T(test_irq_priority), T(test_wfi),
+		T(test_stop),	      T(test_csr_rules),
+		T(test_counters),     T(test_fence_and_rdtime),
 #undef T
 	};
 

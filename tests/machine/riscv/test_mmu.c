@@ -19,17 +19,17 @@
 
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (8ull << 20)
-#define TABLES (RAM_BASE + 0x400000) /* page tables are taken from here */
-#define FRAME(n) (RAM_BASE + 0x100000 + (n) * RV_PAGE_SIZE)
+#define TABLES	 (RAM_BASE + 0x400000) /* page tables are taken from here */
+#define FRAME(n) (RAM_BASE + 0x100000 + (n)*RV_PAGE_SIZE)
 #define DEV_BASE 0x10000000ull
 
-#define V (1u << 0)
-#define R (1u << 1)
-#define W (1u << 2)
-#define X (1u << 3)
-#define U (1u << 4)
-#define A (1u << 6)
-#define D (1u << 7)
+#define V   (1u << 0)
+#define R   (1u << 1)
+#define W   (1u << 2)
+#define X   (1u << 3)
+#define U   (1u << 4)
+#define A   (1u << 6)
+#define D   (1u << 7)
 #define RWX (R | W | X)
 
 struct env {
@@ -305,8 +305,8 @@ static void test_permissions(void **state)
 	struct env *e = *state;
 	uint64_t v;
 
-	map(e, 0x1000, FRAME(1), V | R | A | D, 0);  /* read-only */
-	map(e, 0x2000, FRAME(2), V | X | A | D, 0);  /* execute-only */
+	map(e, 0x1000, FRAME(1), V | R | A | D, 0);	/* read-only */
+	map(e, 0x2000, FRAME(2), V | X | A | D, 0);	/* execute-only */
 	map(e, 0x3000, FRAME(3), V | R | W | A | D, 0); /* no X */
 	faults(e, 0x1000, RV_ACC_STORE, RV_EXC_STORE_PAGE);
 	faults(e, 0x1000, RV_ACC_FETCH, RV_EXC_INSN_PAGE);
@@ -388,6 +388,39 @@ static void test_dirty_after_load(void **state)
 	assert_int_equal(e->h.pc, RAM_BASE + 4);
 	assert_int_equal(rd64(e, p) & D, D);
 	assert_int_equal(rd64(e, FRAME(6)), 3);
+}
+
+/* FP loads and stores (fpu.c) go through the same rv_load/rv_store: an
+ * fsd to a clean page the TLB has from an fld sets D and lands. */
+static void test_fp_store_dirty(void **state)
+{
+	struct env *e = *state;
+	/* fld fs1, 0(a0); fsd fs1, 8(a0); c.fsd fs1, 16(a0) */
+	static const uint32_t prog[] = { 0x00053487, 0x00953427, 0xa904 };
+	uint64_t p;
+
+	map(e, 0x10000, FRAME(1), V | R | X | A, 0);
+	p = map(e, 0x20000, FRAME(2), V | R | W | A, 0);
+	memcpy(ram(e, FRAME(1)), prog, sizeof(prog));
+	wr64(e, FRAME(2), 0x400921fb54442d18ull);
+	e->h.mstatus |= 1ull << RV_MSTATUS_FS_SHIFT;
+	e->h.pc = 0x10000;
+	e->h.x[10] = 0x20000;
+	assert_int_equal(rv_hart_run(&e->h, 1, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.pc, 0x10004);
+	assert_int_equal(rd64(e, p) & D, 0);
+	assert_int_equal(rv_hart_run(&e->h, 2, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.pc, 0x1000a);
+	assert_int_equal(rd64(e, p) & D, D);
+	assert_int_equal(rd64(e, FRAME(2) + 8), 0x400921fb54442d18ull);
+	assert_int_equal(rd64(e, FRAME(2) + 16), 0x400921fb54442d18ull);
+	/* read-only: a store page fault, with the address */
+	wr64(e, p, (FRAME(2) >> 12) << 10 | V | R | A);
+	rv_tlb_flush(&e->h);
+	e->h.pc = 0x10004;
+	assert_int_equal(rv_hart_run(&e->h, 1, &e->stop), RV_EXIT_BUDGET);
+	assert_int_equal(e->h.mcause, RV_EXC_STORE_PAGE);
+	assert_int_equal(e->h.mtval, 0x20008);
 }
 
 static void test_tlb_flush(void **state)
@@ -607,6 +640,7 @@ int main(void)
 		T(test_user_pages),
 		T(test_accessed_dirty),
 		T(test_dirty_after_load),
+		T(test_fp_store_dirty),
 		T(test_tlb_flush),
 		T(test_mprv),
 		T(test_bare),
