@@ -269,8 +269,8 @@ void rv_machine_remote_fence(struct rv_machine *m, unsigned self,
 void rv_machine_send_ipi(struct rv_machine *m, uint64_t mask);
 void rv_machine_halt(struct rv_machine *m, bool reset);
 /* True when hart self must not run on past its ecall: it stopped
- * itself or the machine halted.  Points its mtvec at a hole so the trap
- * that follows keeps it off guest code until its thread parks it. */
+ * itself or the machine halted.  Sets its stop flag, which the hart
+ * honours before the instruction after the ecall. */
 bool rv_machine_must_leave(struct rv_machine *m, unsigned self);
 /* Wake hart i's thread (bus->kick). */
 void rv_machine_kick(void *opaque, unsigned hart);

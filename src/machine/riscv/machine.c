@@ -347,8 +347,8 @@ bool rv_machine_must_leave(struct rv_machine *m, unsigned self)
 	pthread_mutex_lock(&m->lock);
 	leave = hc->hsm == RV_HSM_STOP_PENDING || hc->hsm == RV_HSM_SUSPENDED ||
 		atomic_load(&m->halted);
-	if (leave)
-		hc->hart.mtvec = 0; /* nothing is mapped at 0 */
+	if (leave) /* the hart looks at brk right after a SYSTEM instruction */
+		atomic_store(&hc->brk, true);
 	pthread_mutex_unlock(&m->lock);
 	return leave;
 }

@@ -293,9 +293,9 @@ bool rv_sbi_ecall(struct rv_hart *h, void *opaque)
 	/*
 	 * A hart that stopped itself or switched the machine off must not
 	 * run on past the ecall: the kernel takes a return for a failure.
-	 * The machine has marked it, and trapping to M mode (mtvec is set
-	 * to a hole) keeps it off guest code until its thread sees the
-	 * mark.
+	 * The machine has set its stop flag, which rv_hart_run() looks at
+	 * straight after a SYSTEM instruction, before the next one.
 	 */
-	return !rv_machine_must_leave(m, h->id);
+	rv_machine_must_leave(m, h->id);
+	return true;
 }
