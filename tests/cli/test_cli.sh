@@ -67,6 +67,25 @@ check "incoming on a malformed tcp URI" 1 "" "expected tcp:HOST:PORT" -- \
 	run --ram 16M --incoming tcp:nowhere
 check "qmp on tcp is refused" 1 "" "the control socket is unix:PATH" -- \
 	run --ram 16M --qmp tcp:127.0.0.1:4444
+check "unknown machine" 1 "" "'vax' is not a machine \\(reference, riscv64\\)" -- \
+	run --machine vax
+check "riscv64 without a kernel" 1 "" "--kernel IMAGE is needed" -- \
+	run --machine riscv64
+check "riscv64 destination with a kernel" 1 "" "a destination boots nothing" -- \
+	run --machine riscv64 --kernel x --incoming defer
+check "riscv64 kernel that is not an Image" 1 "" \
+	"boot: kernel /etc/passwd: .*not a RISC-V Linux Image" -- \
+	run --machine riscv64 --kernel /etc/passwd
+check "riscv64 missing kernel file" 1 "" "open kernel /nonexistent" -- \
+	run --machine riscv64 --kernel /nonexistent
+check "riscv64 too many harts" 1 "" "--smp: '9' is not a number of harts from 1 to 8" -- \
+	run --machine riscv64 --smp 9 --kernel x
+check "riscv64 RAM not in 2 MiB" 1 "" "multiple of 2 MiB" -- \
+	run --machine riscv64 --ram 3M --kernel x
+check "riscv64 console that cannot be opened" 1 "" "--console: /nonexistent/c" -- \
+	run --machine riscv64 --console /nonexistent/c --kernel x
+check "demo kernel without riscv64" 1 "" "are for --machine riscv64" -- \
+	demo --kernel x
 check "unknown command" 2 "" "unknown command 'fly'" -- fly
 check "help" 0 "usage: ferry" "" -- help
 check "version" 0 "^ferry [0-9]" "" -- --version

@@ -49,25 +49,23 @@ int rv_boot_place_image(uint8_t *ram, uint64_t ram_base, uint64_t ram_size,
 	if (len < HDR_LEN)
 		return ferry_error_set(
 			err, -ENOEXEC,
-			"boot: %zu bytes is too short for a RISC-V Linux Image",
-			len);
+			"%zu bytes is too short for a RISC-V Linux Image", len);
 	if (le32_load(img + 0x38) != RV_IMAGE_MAGIC2)
 		return ferry_error_set(
 			err, -ENOEXEC,
-			"boot: no \"RSC\\x05\" at offset 0x38: not a RISC-V Linux Image");
+			"no \"RSC\\x05\" at offset 0x38: not a RISC-V Linux Image");
 	text_offset = le64_load(img + 8);
 	image_size = le64_load(img + 16);
 	if (image_size < len)
 		image_size = len; /* 0 in old headers: the file is all */
 	if (text_offset & (RV_PAGE_SIZE - 1))
-		return ferry_error_set(
-			err, -ENOEXEC,
-			"boot: text_offset 0x%llx is not page aligned",
-			(unsigned long long)text_offset);
+		return ferry_error_set(err, -ENOEXEC,
+				       "text_offset 0x%llx is not page aligned",
+				       (unsigned long long)text_offset);
 	if (text_offset > ram_size || image_size > ram_size - text_offset)
 		return ferry_error_set(
 			err, -ENOSPC,
-			"boot: an Image of 0x%llx bytes at 0x%llx does not fit %llu MiB of RAM",
+			"an Image of 0x%llx bytes at 0x%llx does not fit %llu MiB of RAM",
 			(unsigned long long)image_size,
 			(unsigned long long)text_offset,
 			(unsigned long long)(ram_size >> 20));
@@ -210,8 +208,14 @@ int rv_boot_linux(struct rv_machine *m, const char *kernel, const char *initrd,
 	rc = rv_boot_place_image(m->bus.ram, base, m->bus.ram_size, img, len,
 				 &lay->entry, &lay->kernel_end, err);
 	free(img);
-	if (rc)
-		return rc;
+	if (rc) { /* which file it was */
+		char why[sizeof(err->msg)];
+
+		strcpy(why, ferry_error_msg(err));
+		ferry_error_clear(err);
+		return ferry_error_set(err, rc, "boot: kernel %s: %s", kernel,
+				       why);
+	}
 
 	lay->fdt_addr = top - FDT_RESERVE;
 	if (initrd) {
