@@ -17,7 +17,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "faults"))
 import ferrytest as ft  # noqa: E402
+import faultproxy as fp  # noqa: E402
 
 if len(sys.argv) > 1:
     ft.FERRY = sys.argv[1]
@@ -167,20 +169,25 @@ def move(name, caps=(), params=None, postcopy=False, rdma=False,
         assert s.get("postcopy-reason"), s
     assert src.qmp.cmd("query-status")["status"] == "postmigrate"
     assert dst.qmp.cmd("query-status")["status"] == "running"
-    # the same memcheck process counts on, on the destination, clean
-    m = dst.wait_for(r"ferry-memcheck: pass (\d+) ok", timeout=600)
-    assert int(m.group(1)) > last, (m.group(0), last)
-    no_mismatch(dst)
-    # and the source, stopped for good, prints nothing more
-    n = len(src.text())
-    dst.wait_for(rf"ferry-memcheck: pass {int(m.group(1)) + 1} ok",
-                 timeout=600)
-    assert len(src.text()) == n, src.text()[n:]
-    src.quit()
+    # the guest lives on there now, whatever the checks below find
     if caps:  # the next move from here starts from the defaults
         dst.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": x, "state": False} for x in caps])
     keep(dst)
+    try:
+        # the same memcheck process counts on, on the destination, clean
+        m = dst.wait_for(r"ferry-memcheck: pass (\d+) ok", timeout=600)
+        assert int(m.group(1)) > last, (m.group(0), last)
+        # and the source, stopped for good, prints nothing more
+        n = len(src.text())
+        dst.wait_for(rf"ferry-memcheck: pass {int(m.group(1)) + 1} ok",
+                     timeout=600)
+        dst.wait_for(r"ferry-timer: tick \d+", timeout=600)
+        assert len(src.text()) == n, src.text()[n:]
+        no_mismatch(dst)
+        one_copy(src, dst)
+    finally:
+        src.quit()
     return s, d
 
 
@@ -203,6 +210,57 @@ def t_hybrid():
     move("hybrid", caps=["postcopy-ram"],
          params={"precopy-time-limit": 200, "downtime-limit": 1,
                  "max-bandwidth": 50 << 20})
+
+
+def ticks(text):
+    return [int(n) for n in re.findall(r"ferry-timer: tick (\d+)", text)]
+
+
+def one_copy(src, dst):
+    """The guest's timer numbers its ticks: the source's console then the
+    destination's must count on by one, no tick missing (output lost)
+    and none twice (two copies ran)."""
+    a, b = ticks(src.text()), ticks(dst.text())
+    assert a and b, (a[-3:], b[:3])
+    assert b[0] == a[-1] + 1, f"source ended at tick {a[-1]}, destination " \
+        f"began at {b[0]}"
+    joined = a + b
+    assert joined == list(range(joined[0], joined[0] + len(joined))), \
+        joined
+
+
+def t_faults():
+    """A link cut in the bulk pass, then a flipped byte in hart 0's state:
+    each time the destination resumes nothing (it exits 1, saying why)
+    and the source's Linux runs on."""
+    src = state["guest"]
+    for name, arm, why in (
+            ("cut", lambda p: p.cut(fp.Record(fp.PAGE, nth=3000)), None),
+            ("flip", lambda p: p.flip(fp.Record(
+                fp.DEVICE, nth=2,
+                offset=fp.DEVICE_NAME + len("riscv-hart") + 4)),
+             "hart 0: privilege level")):
+        state["moves"] = state.get("moves", 0) + 1
+        dst = Machine(f"{name}-{state['moves']}", incoming="tcp:127.0.0.1:0",
+                      tmp=src.tmp, boot=False)
+        proxy = fp.FaultProxy(dst.incoming_uri())
+        try:
+            arm(proxy)
+            src.qmp.cmd("migrate", uri=proxy.uri)
+            s = src.qmp.wait_migration(timeout=600)
+            assert s["status"] == "failed", (name, s)
+            assert dst.proc.wait(timeout=120) == 1, dst.output()
+            if why:
+                assert why in dst.output(), dst.output()
+                assert why in s.get("error-desc", ""), s
+            st = src.qmp.cmd("query-status")
+            assert st["status"] == "running", (name, st)
+            before = max(src.passes())
+            src.wait_for(rf"ferry-memcheck: pass {before + 1} ok",
+                         timeout=600)
+            no_mismatch(src)
+        finally:
+            proxy.close()
 
 
 def t_multifd_zstd():
@@ -252,6 +310,8 @@ def t_postcopy_recovery():
 
 def main():
     cases = (("a destination with fewer harts refuses", t_wrong_smp),
+             ("a cut link and a flipped hart byte: the source runs on",
+              t_faults),
              ("pre-copy of a running Linux", t_precopy),
              ("post-copy of a running Linux", t_postcopy),
              ("hybrid of a running Linux", t_hybrid),
