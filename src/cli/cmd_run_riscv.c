@@ -105,8 +105,9 @@ static json_t *info(void *opaque)
 	struct rv_vm_info in;
 
 	rv_vm_info(opaque, &in);
-	return json_pack("{s:s,s:i,s:I,s:b,s:b,s:I}", "machine", "riscv64",
-			 "harts", (int)in.nharts, "instructions",
+	return json_pack("{s:s,s:i,s:i,s:I,s:b,s:b,s:I}", "machine", "riscv64",
+			 "harts", (int)in.nharts, "harts-started",
+			 (int)in.harts_started, "instructions",
 			 (json_int_t)in.instret, "running", in.running,
 			 "halted", in.halted, "console-bytes",
 			 (json_int_t)in.console_bytes);

@@ -107,6 +107,11 @@ def t_boot():
     no_mismatch(m)
     st = m.qmp.cmd("query-status")
     assert st["status"] == "running" and st["running"], st
+    g = m.qmp.cmd("x-query-guest")
+    assert g["machine"] == "riscv64" and g["harts"] == int(SMP), g
+    assert g["harts-started"] == int(SMP), g  # Linux brought up all
+    assert g["instructions"] > 10**8 and g["console-bytes"] > 1000, g
+    assert g["running"] and not g["halted"], g
     keep(m)
 
 

@@ -621,6 +621,18 @@ unsigned rv_machine_nharts(const struct rv_machine *m)
 	return m->nharts;
 }
 
+unsigned rv_machine_harts_started(struct rv_machine *m)
+{
+	unsigned i, n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->nharts; i++)
+		n += m->harts[i]->hsm == RV_HSM_STARTED ||
+		     m->harts[i]->hsm == RV_HSM_SUSPENDED;
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
 uint64_t rv_machine_get_time(const struct rv_machine *m)
 {
 	return rv_clint_time(&m->clint);

@@ -61,6 +61,8 @@ bool rv_machine_halted(const struct rv_machine *m, bool *reset);
 void rv_machine_console_input(struct rv_machine *m, const uint8_t *buf,
 			      size_t len);
 unsigned rv_machine_nharts(const struct rv_machine *m);
+/* Harts the guest has started (in the SBI's HSM sense: not stopped). */
+unsigned rv_machine_harts_started(struct rv_machine *m);
 /* Guest time in timebase ticks (frozen while stopped); set it on a
  * stopped machine before it runs on the destination. */
 uint64_t rv_machine_get_time(const struct rv_machine *m);

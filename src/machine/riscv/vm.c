@@ -354,6 +354,7 @@ void rv_vm_info(struct rv_vm *v, struct rv_vm_info *out)
 	bool reset;
 
 	out->nharts = v->cfg.nharts;
+	out->harts_started = rv_machine_harts_started(v->m);
 	out->instret = rv_machine_instret(v->m);
 	out->running = rv_machine_running(v->m);
 	out->halted = rv_machine_halted(v->m, &reset);

@@ -42,7 +42,8 @@ bool rv_vm_halted(const struct rv_vm *v);
 /* What the machine knows of its guest (x-query-guest). */
 struct rv_vm_info {
 	unsigned nharts;
-	uint64_t instret; /* instructions retired, all harts */
+	unsigned harts_started; /* by the guest (SBI HSM), of nharts */
+	uint64_t instret;	/* instructions retired, all harts */
 	bool running, halted;
 	uint64_t console_bytes; /* bytes the guest wrote to its console */
 };
