@@ -6,7 +6,12 @@
  *
  * The console is the machine's ns16550a UART: its output goes to this
  * process's standard output (or a file), and with --console stdio what is
- * typed on standard input goes to it.
+ * typed on standard input goes to it.  With --console unix:PATH it is a
+ * listening socket, as QEMU's `-serial unix:PATH,server=on,wait=off`:
+ * one client at a time reads the output and types at the guest (a new
+ * client replaces the old), and output while nobody is connected, or
+ * more than the client's socket buffer holds, is dropped rather than
+ * stall a hart.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -41,7 +49,9 @@ static void riscv_usage(FILE *f)
 		"output,\n"
 		"                        standard input typed at the guest) | "
 		"none | FILE\n"
-		"                        (output appended to FILE)\n"
+		"                        (output appended to FILE) | unix:PATH "
+		"(a socket\n"
+		"                        one client at a time connects to)\n"
 		"  --dirty BACKEND       uffd | explicit (default uffd)\n"
 		"  --duration SECONDS    stop after this long (default: until "
 		"Ctrl-C,\n"
@@ -53,7 +63,11 @@ static void riscv_usage(FILE *f)
 }
 
 struct console {
-	int fd; /* output; -1: discarded */
+	int fd;		      /* output; -1: discarded */
+	int in;		      /* input: standard input, or -1 */
+	int lfd;	      /* unix:PATH: the listener, or -1 */
+	pthread_mutex_t lock; /* client's fd: not closed during a send */
+	int client;	      /* lock: unix:PATH's connected client, or -1 */
 	struct rv_vm *vm;
 	atomic_bool quit; /* the reader leaves within its poll interval */
 };
@@ -62,6 +76,11 @@ static void console_out(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct console *c = opaque;
 
+	/* never blocking: this runs on a hart's thread, under the UART */
+	pthread_mutex_lock(&c->lock);
+	if (c->client >= 0)
+		(void)send(c->client, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	pthread_mutex_unlock(&c->lock);
 	while (c->fd >= 0 && len) {
 		ssize_t n = write(c->fd, buf, len);
 
@@ -74,6 +93,29 @@ static void console_out(void *opaque, const uint8_t *buf, size_t len)
 	}
 }
 
+static int console_listen(struct console *c, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return cli_fail("--console unix:%s: the path is longer than "
+				"%zu bytes",
+				path, sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, path);
+	/* a socket left by an earlier run goes; anything else stays */
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
+		unlink(path);
+	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->lfd < 0 ||
+	    bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(c->lfd, 1) < 0)
+		return cli_fail("--console unix:%s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Input to the guest from standard input or the socket's client, and
+ * the socket's clients coming and going; until quit. */
 static void *console_in(void *opaque)
 {
 	struct console *c = opaque;
@@ -81,16 +123,59 @@ static void *console_in(void *opaque)
 	ssize_t n;
 
 	while (!atomic_load(&c->quit)) {
-		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+		struct pollfd p[3];
+		int np = 0, cfd, i;
 
-		if (poll(&p, 1, 100) <= 0)
+		pthread_mutex_lock(&c->lock);
+		cfd = c->client; /* only this thread changes it */
+		pthread_mutex_unlock(&c->lock);
+
+		if (c->in >= 0)
+			p[np++] = (struct pollfd){ .fd = c->in,
+						   .events = POLLIN };
+		if (c->lfd >= 0)
+			p[np++] = (struct pollfd){ .fd = c->lfd,
+						   .events = POLLIN };
+		if (cfd >= 0)
+			p[np++] =
+				(struct pollfd){ .fd = cfd, .events = POLLIN };
+		if (!np || poll(p, (nfds_t)np, 100) <= 0) {
+			if (!np)
+				usleep(100000);
 			continue;
-		n = read(STDIN_FILENO, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* end of input: the guest types no more */
-		rv_vm_console_input(c->vm, buf, (size_t)n);
+		}
+		for (i = 0; i < np; i++) {
+			if (!p[i].revents)
+				continue;
+			if (p[i].fd == c->lfd) {
+				int nfd = accept4(c->lfd, NULL, NULL,
+						  SOCK_CLOEXEC);
+
+				if (nfd >= 0) { /* the newest client wins */
+					pthread_mutex_lock(&c->lock);
+					if (c->client >= 0)
+						close(c->client);
+					c->client = nfd;
+					pthread_mutex_unlock(&c->lock);
+				}
+				continue;
+			}
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) { /* that input ended */
+				if (p[i].fd == c->in) {
+					c->in = -1;
+				} else {
+					pthread_mutex_lock(&c->lock);
+					c->client = -1;
+					close(p[i].fd);
+					pthread_mutex_unlock(&c->lock);
+				}
+				continue;
+			}
+			rv_vm_console_input(c->vm, buf, (size_t)n);
+		}
 	}
 	return NULL;
 }
@@ -136,7 +221,9 @@ int cmd_run_riscv(int argc, char **argv)
 		.ram_size = 512ull << 20,
 		.cmdline = "console=ttyS0",
 	};
-	struct console con = { .fd = STDOUT_FILENO };
+	struct console con = {
+		.fd = STDOUT_FILENO, .in = -1, .lfd = -1, .client = -1
+	};
 	struct ferry_error err = { 0 };
 	struct cli_target t = { 0 };
 	const char *qmp_uri = NULL, *incoming = NULL, *console = "stdio";
@@ -221,7 +308,13 @@ int cmd_run_riscv(int argc, char **argv)
 				"(or --incoming, to be a destination)");
 	if (!strcmp(console, "none")) {
 		con.fd = -1;
-	} else if (strcmp(console, "stdio")) {
+	} else if (!strcmp(console, "stdio")) {
+		con.in = STDIN_FILENO;
+	} else if (!strncmp(console, "unix:", 5)) {
+		con.fd = -1;
+		if (console_listen(&con, console + 5))
+			return 1;
+	} else {
 		con.fd = open(console,
 			      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (con.fd < 0)
@@ -240,7 +333,7 @@ int cmd_run_riscv(int argc, char **argv)
 		cli_fail("run: %s", ferry_error_msg(&err));
 		goto out;
 	}
-	if (!strcmp(console, "stdio"))
+	if (con.in >= 0 || con.lfd >= 0)
 		reading = !pthread_create(&reader, NULL, console_in, &con);
 	if (!qmp_uri && !incoming)
 		printf("ferry run: riscv64, %s RAM, %u hart%s, kernel %s\n",
@@ -272,5 +365,11 @@ out:
 	rv_vm_destroy(vm);
 	if (con.fd > STDOUT_FILENO)
 		close(con.fd);
+	if (con.client >= 0)
+		close(con.client);
+	if (con.lfd >= 0) {
+		close(con.lfd);
+		unlink(console + 5);
+	}
 	return rc ? 1 : 0;
 }

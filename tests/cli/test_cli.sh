@@ -84,6 +84,8 @@ check "riscv64 RAM not in 2 MiB" 1 "" "multiple of 2 MiB" -- \
 	run --machine riscv64 --ram 3M --kernel x
 check "riscv64 console that cannot be opened" 1 "" "--console: /nonexistent/c" -- \
 	run --machine riscv64 --console /nonexistent/c --kernel x
+check "riscv64 console socket that cannot be made" 1 "" "--console unix:/nonexistent/s" -- \
+	run --machine riscv64 --console unix:/nonexistent/s --kernel x
 check "demo kernel without riscv64" 1 "" "are for --machine riscv64" -- \
 	demo --kernel x
 check "unknown command" 2 "" "unknown command 'fly'" -- fly

@@ -38,7 +38,8 @@ tap = ft.TAP()
 class Machine(ft.Guest):
     """A riscv64 `ferry run` whose console goes to a file."""
 
-    def __init__(self, name, incoming=None, tmp=None, smp=SMP, boot=True):
+    def __init__(self, name, incoming=None, tmp=None, smp=SMP, boot=True,
+                 console=None):
         self.console = os.path.join(tmp or "/tmp", name + ".console")
         args = ["--machine", "riscv64", "--ram", RAM, "--smp", smp]
         if boot:
@@ -49,7 +50,7 @@ class Machine(ft.Guest):
             tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
             ft._tmpdirs.append(tmp)
             self.console = os.path.join(tmp, name + ".console")
-        args += ["--console", self.console]
+        args += ["--console", console or self.console]
         super().__init__(name, args, incoming=incoming, tmp=tmp)
 
     def text(self):
@@ -313,6 +314,35 @@ def t_postcopy_recovery():
     assert s["postcopy-recoveries"] == 1, s
 
 
+def t_console_socket():
+    """A destination whose console is a unix socket (--console
+    unix:PATH): a client that connects after the move reads the guest
+    carrying on."""
+    import socket
+    src = state["guest"]
+    path = os.path.join(src.tmp, "console.sock")
+    dst = Machine("socket", incoming="tcp:127.0.0.1:0", tmp=src.tmp,
+                  boot=False, console="unix:" + path)
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    s = src.qmp.wait_migration(timeout=900)
+    assert s["status"] == "completed", s
+    assert dst.qmp.wait_migration(timeout=120).get("verified") is True
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(path)
+    c.settimeout(5)
+    got, deadline = b"", time.time() + 600
+    while b"ferry-memcheck: pass" not in got and time.time() < deadline:
+        try:
+            got += c.recv(4096)
+        except socket.timeout:
+            pass
+    c.close()
+    assert b"ferry-memcheck: pass" in got, got[-500:]
+    assert b"MISMATCH" not in got, got
+    src.quit()
+    keep(dst)
+
+
 def main():
     cases = (("a destination with fewer harts refuses", t_wrong_smp),
              ("a cut link and a flipped hart byte: the source runs on",
@@ -322,7 +352,8 @@ def main():
              ("hybrid of a running Linux", t_hybrid),
              ("multifd and zstd", t_multifd_zstd),
              ("rdma", t_rdma),
-             ("post-copy paused and recovered", t_postcopy_recovery))
+             ("post-copy paused and recovered", t_postcopy_recovery),
+             ("a console on a unix socket", t_console_socket))
     if not (os.path.exists(KERNEL) and os.path.exists(INITRD)):
         for name in ["boot to init"] + [c[0] for c in cases]:
             tap.skip(name, f"no guest in {CACHE}: run "
