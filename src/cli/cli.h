@@ -32,6 +32,9 @@ struct cli_target {
 int cli_serve(const struct cli_target *t, const char *qmp_uri,
 	      const char *incoming, double duration);
 
+/* A positive number of seconds for option `opt`; 1 (said why) if not. */
+int cli_parse_seconds(const char *opt, const char *arg, double *out);
+
 /* Print "ferry: <what>: <why>" to stderr; returns 1 (an exit status). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -97,7 +97,7 @@ static int parse_ram(const char *arg, struct ferry_guest_config *cfg)
 	return 0;
 }
 
-static int parse_seconds(const char *opt, const char *arg, double *out)
+int cli_parse_seconds(const char *opt, const char *arg, double *out)
 {
 	char *end;
 
@@ -350,11 +350,11 @@ int cmd_run(int argc, char **argv)
 						optarg);
 			break;
 		case 't':
-			if (parse_seconds("--duration", optarg, &duration))
+			if (cli_parse_seconds("--duration", optarg, &duration))
 				return 1;
 			break;
 		case 'i':
-			if (parse_seconds("--interval", optarg, &interval))
+			if (cli_parse_seconds("--interval", optarg, &interval))
 				return 1;
 			break;
 		case 'q':

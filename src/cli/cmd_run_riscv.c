@@ -277,12 +277,8 @@ int cmd_run_riscv(int argc, char **argv)
 			cfg.dirty = optarg;
 			break;
 		case 't':
-			duration = strtod(optarg, &end);
-			if (!*optarg || *end || !(duration > 0) ||
-			    duration > 1e7)
-				return cli_fail("--duration: '%s' is not a "
-						"positive number of seconds",
-						optarg);
+			if (cli_parse_seconds("--duration", optarg, &duration))
+				return 1;
 			break;
 		case 'q':
 			qmp_uri = optarg;
