@@ -344,15 +344,18 @@ int cmd_run_riscv(int argc, char **argv)
 	if (!rc && !qmp_uri && !incoming) {
 		const struct ferry_vm *fv = rv_vm_ferry(vm);
 
+		double t0 = cli_now(), stop_ms;
+
 		fv->runctl.stop(fv->runctl.opaque);
+		stop_ms = (cli_now() - t0) * 1e3;
 		if (ferry_vm_digest(fv, digest, &err)) {
 			rc = cli_fail("run: %s", ferry_error_msg(&err));
 			goto out;
 		}
 		ferry_digest_hex(digest, hex);
-		printf("ferry run: stopped; digest of RAM and device state: "
-		       "%s\n",
-		       hex);
+		printf("ferry run: stopped every hart in %.3f ms; digest of RAM "
+		       "and device state: %s\n",
+		       stop_ms, hex);
 	}
 out:
 	atomic_store(&con.quit, true);
