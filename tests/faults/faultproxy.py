@@ -39,7 +39,9 @@ Faults:
 cut_now() and stall_now() do the same at once, for tests that decide by
 time or state.  The proxy also keeps what a test may want to check: the
 count of records of each type per channel (seen()), the device sections
-that went by (devices()), the faults that fired (fired).
+that went by (devices()), the channel records (channels(): what an
+eavesdropper on the link learns of the session, its token included, as
+docs/stream.md says), the faults that fired (fired).
 
 Standard library only; one thread per direction of each connection.
 """
@@ -60,6 +62,8 @@ RECORD_HEADER = 8
 PAGE_PAYLOAD = RECORD_HEADER + 24  # a page record's payload starts here
 END_RECORD = RECORD_HEADER + 24    # the whole end-of-stream record
 DEVICE_NAME = RECORD_HEADER + 16   # a device record's name starts here
+CHANNEL_BODY = 32                  # session, index, count, reserved, token
+TOKEN = 16                         # the channel record's token, at 16
 KEEP_BODY = (CONFIG, DEVICE, EOI, END, CHANNEL, POSTCOPY, RESULT)
 
 
@@ -216,6 +220,7 @@ class FaultProxy:
         self.fired = []          # faults that fired, in order
         self.conns = []
         self._devices = []       # (channel, body) of device records
+        self._channels = []      # bodies of channel records
         self.flowing = threading.Event()
         self.flowing.set()
         self.closed = False
@@ -285,6 +290,14 @@ class FaultProxy:
             out.append((name, inst, ver, body[16 + nlen:16 + nlen + dlen]))
         return out
 
+    def channels(self):
+        """Every channel record that went by whole, in order:
+        [(session, index, count, token)]."""
+        with self.lock:
+            bodies = list(self._channels)
+        return [struct.unpack_from("<QHH", b) + (b[16:16 + TOKEN],)
+                for b in bodies if len(b) >= CHANNEL_BODY]
+
     def connections(self):
         with self.lock:
             return len(self.conns)
@@ -331,6 +344,7 @@ class FaultProxy:
             for t, body in whole:
                 if t == CHANNEL and not d.back and len(body) >= 10:
                     conn.channel = struct.unpack_from("<H", body, 8)[0]
+                    self._channels.append(body)
                 if t == DEVICE and not d.back and len(body) >= 16:
                     self._devices.append((conn.channel, body))
             for rec in heads:
