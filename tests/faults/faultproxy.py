@@ -33,7 +33,9 @@ Faults:
   destination sends afterwards never reaches the source;
 - stall: stop forwarding both directions of every connection, without
   reading, so the senders' buffers fill as on a dead link; for `seconds`,
-  or until release();
+  or until release().  With one=True only the connection the point is on
+  stops (the others flow on): proxy.stall(Bytes(0, channel=1), one=True)
+  holds a page channel back while its main connection is served;
 - flip: XOR one byte at the position with `mask`.
 
 cut_now() and stall_now() do the same at once, for tests that decide by
@@ -201,6 +203,16 @@ class Conn:
         self.bwd = Direction(self, server, client, True)
         self.fwd.other, self.bwd.other = self.bwd, self.fwd
         self.running = 2
+        self.flowing = threading.Event()  # a stall of this one alone
+        self.flowing.set()
+
+    def waiting(self):
+        """A stall holds this connection: the proxy's, or its own."""
+        for ev in (self.proxy.flowing, self.flowing):
+            if not ev.is_set():
+                ev.wait(0.1)
+                return True
+        return False
 
 
 class FaultProxy:
@@ -237,8 +249,8 @@ class FaultProxy:
     def cut(self, point, rst=False):
         return self._arm("cut", point, rst=rst)
 
-    def stall(self, point, seconds=None):
-        return self._arm("stall", point, seconds=seconds)
+    def stall(self, point, seconds=None, one=False):
+        return self._arm("stall", point, seconds=seconds, one=one)
 
     def flip(self, point, mask=0x40):
         return self._arm("flip", point, mask=mask)
@@ -260,6 +272,10 @@ class FaultProxy:
 
     def release(self):
         self.flowing.set()
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            c.flowing.set()
 
     def close(self):
         """Stop accepting; cut what is left."""
@@ -292,11 +308,13 @@ class FaultProxy:
 
     def channels(self):
         """Every channel record that went by whole, in order:
-        [(session, index, count, token)]."""
+        [(session, index, count, token)]; token None in version 1's
+        16-byte record, which had none."""
         with self.lock:
             bodies = list(self._channels)
-        return [struct.unpack_from("<QHH", b) + (b[16:16 + TOKEN],)
-                for b in bodies if len(b) >= CHANNEL_BODY]
+        return [struct.unpack_from("<QHH", b) +
+                (b[16:16 + TOKEN] if len(b) >= CHANNEL_BODY else None,)
+                for b in bodies if len(b) >= 16]
 
     def connections(self):
         with self.lock:
@@ -365,8 +383,7 @@ class FaultProxy:
                     return False
                 if d.conn.blocked is d:
                     return True  # dropped: the cut is on its way
-            if not self.flowing.is_set():
-                self.flowing.wait(0.1)
+            if d.conn.waiting():
                 continue
             try:
                 n = d.tx.send(data)
@@ -387,6 +404,13 @@ class FaultProxy:
         if f.kind == "flip":  # the byte at f.pos is the first pending one
             d.pending = bytes([d.pending[0] ^ f.how["mask"]]) + \
                 d.pending[1:]
+            return True
+        if f.kind == "stall" and f.how.get("one"):
+            d.conn.flowing.clear()
+            if f.how["seconds"] is not None:
+                t = threading.Timer(f.how["seconds"], d.conn.flowing.set)
+                t.daemon = True
+                t.start()
             return True
         if f.kind == "stall":
             self.stall_now(f.how["seconds"])
@@ -430,8 +454,7 @@ class FaultProxy:
             with conn.lock:
                 if conn.dead:
                     break
-            if not self.flowing.is_set():
-                self.flowing.wait(0.1)  # a dead link reads nothing
+            if conn.waiting():  # a dead link reads nothing
                 continue
             r, _, _ = select.select([d.rx], [], [], 0.1)
             if not r:
