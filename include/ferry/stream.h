@@ -22,7 +22,7 @@
 #include "ferry/vm.h"
 
 #define FERRY_STREAM_MAGIC	    "FERRYMIG" /* 8 bytes, no NUL on the wire */
-#define FERRY_STREAM_VERSION	    1
+#define FERRY_STREAM_VERSION	    2 /* 2: the channel record carries a token */
 #define FERRY_STREAM_HEADER_LEN	    16
 #define FERRY_STREAM_RECORD_HDR_LEN 8
 #define FERRY_STREAM_PAGE_HDR_LEN   24 /* page record body before payload */
@@ -51,6 +51,9 @@
 	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY |   \
 	 FERRY_STREAM_F_RESUME)
 #define FERRY_STREAM_MAX_CHANNELS 64
+/* The channel record's token: a random secret drawn per migration that
+ * every extra connection must carry (docs/stream.md, "6 - channel"). */
+#define FERRY_STREAM_TOKEN_LEN 16
 
 enum ferry_record_type {
 	FERRY_REC_CONFIG = 1,
@@ -162,8 +165,11 @@ int ferry_stream_put_end(struct ferry_stream_encoder *e,
  * stopped. */
 int ferry_stream_put_end_stopped(struct ferry_stream_encoder *e,
 				 const uint8_t digest[16]);
-/* With FERRY_STREAM_F_MULTIFD, the first record of every connection. */
+/* With FERRY_STREAM_F_MULTIFD or _POSTCOPY, the first record of every
+ * connection: the session, the migration's token (never logged), this
+ * connection's index and the count of page channels. */
 int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
+			     const uint8_t token[FERRY_STREAM_TOKEN_LEN],
 			     uint16_t index, uint16_t count);
 /* With FERRY_STREAM_F_CHECK: the destination acknowledges `seq` on the
  * return path once it has handled every record before this one. */
@@ -232,6 +238,9 @@ struct ferry_stream_record {
 			uint64_t session; /* the same on all of a migration's */
 			uint16_t index; /* 0 = main, 1..count = page channels */
 			uint16_t count; /* page channels */
+			/* the secret that authorizes the connection: compare
+			 * in constant time, never log */
+			uint8_t token[FERRY_STREAM_TOKEN_LEN];
 		} channel;
 		struct {
 			uint64_t seq;

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "migration_internal.h"
 #include "postcopy.h"
 #include "rdma.h"
@@ -281,8 +283,23 @@ struct head {
 	uint32_t flags;
 	bool channel; /* a channel record came */
 	uint64_t session;
+	uint8_t token[FERRY_STREAM_TOKEN_LEN];
 	unsigned index, count;
 };
+
+/* The migration the main connection started: its id tells sessions
+ * apart, its token (never logged) lets an extra connection in. */
+struct session {
+	uint64_t id;
+	uint8_t token[FERRY_STREAM_TOKEN_LEN];
+};
+
+/* The head carries this session's token: compared in constant time, so
+ * the time a refusal takes says nothing of how much of it was right. */
+static bool token_ok(const struct head *h, const struct session *s)
+{
+	return CRYPTO_memcmp(h->token, s->token, FERRY_STREAM_TOKEN_LEN) == 0;
+}
 
 /* Parse the stream head in what a connection sent so far: 0 when whole,
  * TRANSPORT_HEAD_MORE, or a negative errno.  The configuration is only
@@ -313,6 +330,7 @@ static int parse_head(const uint8_t *buf, size_t len, struct head *h,
 		h->session = rec.u.channel.session;
 		h->index = rec.u.channel.index;
 		h->count = rec.u.channel.count;
+		memcpy(h->token, rec.u.channel.token, sizeof(h->token));
 	}
 	if (!rc) /* the configuration */
 		rc = ferry_stream_decoder_next(d, &rec, err);
@@ -340,7 +358,7 @@ static int judge_main(void *opaque, const uint8_t *buf, size_t len,
 
 /* Page channels: those of this migration, each once. */
 struct chan_judge {
-	uint64_t session;
+	const struct session *s;
 	unsigned n;
 	bool resume; /* post-copy recovery's */
 	const bool *seen;
@@ -353,6 +371,7 @@ static int judge_channel(void *opaque, const uint8_t *buf, size_t len,
 	struct chan_judge *j = opaque;
 	struct head h;
 	int rc = parse_head(buf, len, &h, err);
+	bool ours;
 
 	if (rc)
 		return rc;
@@ -360,8 +379,13 @@ static int judge_channel(void *opaque, const uint8_t *buf, size_t len,
 		return ferry_error_set(err, -EPROTO,
 				       "the head of a main connection while "
 				       "this migration's page channels join");
-	if (!(h.flags & FERRY_STREAM_F_RESUME) != !j->resume ||
-	    h.session != j->session || h.count != j->n)
+	ours = !(h.flags & FERRY_STREAM_F_RESUME) == !j->resume &&
+	       h.session == j->s->id;
+	if (ours && !token_ok(&h, j->s))
+		return ferry_error_set(err, -EACCES,
+				       "a channel record with the session's "
+				       "id but the wrong token");
+	if (!ours || h.count != j->n)
 		return ferry_error_set(err, -EPROTO,
 				       "a connection for channel %u of %u of "
 				       "another migration (this one has %u "
@@ -378,7 +402,7 @@ static int judge_channel(void *opaque, const uint8_t *buf, size_t len,
 static int judge_resume(void *opaque, const uint8_t *buf, size_t len,
 			struct ferry_error *err)
 {
-	const uint64_t *session = opaque;
+	const struct session *s = opaque;
 	struct head h;
 	int rc = parse_head(buf, len, &h, err);
 
@@ -390,7 +414,12 @@ static int judge_resume(void *opaque, const uint8_t *buf, size_t len,
 				       "does not resume a post-copy (header "
 				       "flags 0x%x)",
 				       h.flags);
-	if (h.count != 1 || h.session != *session || h.index > 1)
+	if (h.session == s->id && !token_ok(&h, s))
+		return ferry_error_set(err, -EACCES,
+				       "post-copy recovery: a channel record "
+				       "with the session's id but the wrong "
+				       "token");
+	if (h.count != 1 || h.session != s->id || h.index > 1)
 		return ferry_error_set(err, -EPROTO,
 				       "post-copy recovery: a connection for "
 				       "channel %u of %u of another migration",
@@ -417,15 +446,16 @@ static int open_decoder(const struct ferry_vm *vm, struct conn_src *src,
 /* Accept and start the page channels the main connection announced;
  * the screen refuses any other connection meanwhile. */
 static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
-			 const struct placer *main, uint64_t session,
-			 bool urgent, bool resume, struct rx *rx, unsigned n,
+			 const struct placer *main,
+			 const struct session *session, bool urgent,
+			 bool resume, struct rx *rx, unsigned n,
 			 struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_stream_record rec;
 	bool seen[FERRY_STREAM_MAX_CHANNELS] = { false };
 	struct chan_judge j = {
-		.session = session, .n = n, .resume = resume, .seen = seen
+		.s = session, .n = n, .resume = resume, .seen = seen
 	};
 	uint64_t until = mig_now_ns() + CHANNEL_ACCEPT_MS * 1000000ull;
 	unsigned i, k;
@@ -670,9 +700,9 @@ static bool link_failure(int rc)
  * are here. */
 static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 		     struct pc_in *pc, const struct placer *pl,
-		     uint64_t session, int *fd, struct conn_src *src,
-		     struct ferry_stream_decoder **d, struct rx **rx,
-		     unsigned *nchan, struct ferry_error *err)
+		     const struct session *session, int *fd,
+		     struct conn_src *src, struct ferry_stream_decoder **d,
+		     struct rx **rx, unsigned *nchan, struct ferry_error *err)
 {
 	struct ferry_stream_record rec;
 	struct transport_screen sc;
@@ -687,7 +717,8 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 	do {
 		ferry_error_clear(err);
 		rc = transport_screen_take(&sc, head_ms(m), 200, &m->cancel,
-					   judge_resume, &session, &c, err);
+					   judge_resume, (void *)session, &c,
+					   err);
 	} while (rc == -ETIMEDOUT && !atomic_load(&m->pause_req));
 	if (rc == -ETIMEDOUT)
 		rc = ferry_error_set(err, -ECONNABORTED,
@@ -731,8 +762,8 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
  * fails too.  0 once post-copy goes on.
  */
 static int recover(struct ferry_migration *m, struct rp_tx *tx,
-		   struct pc_in *pc, struct placer *pl, uint64_t session,
-		   int *fd, struct conn_src *src,
+		   struct pc_in *pc, struct placer *pl,
+		   const struct session *session, int *fd, struct conn_src *src,
 		   struct ferry_stream_decoder **d, struct rx **rx,
 		   unsigned *nchan, struct ferry_error *err)
 {
@@ -795,7 +826,8 @@ static int receive(struct ferry_migration *m, struct transport_screen *sc,
 	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
 	unsigned nchan = 0, i;
 	uint32_t flags = 0;
-	uint64_t n = 0, session = 0, bytes = 0; /* bytes: of lost connections */
+	uint64_t n = 0, bytes = 0; /* bytes: of lost connections */
+	struct session sess = { 0 };
 	bool resumed = false;
 	size_t idx;
 	int rc;
@@ -823,14 +855,15 @@ static int receive(struct ferry_migration *m, struct transport_screen *sc,
 					     "channel %u, not the main one",
 					     rec.u.channel.index);
 		nchan = rc ? 0 : rec.u.channel.count;
-		session = rec.u.channel.session;
+		sess.id = rec.u.channel.session;
+		memcpy(sess.token, rec.u.channel.token, sizeof(sess.token));
 		rx = calloc(nchan + 1, sizeof(*rx));
 		for (i = 0; rx && i < nchan; i++)
 			rx[i].fd = -1;
 		if (!rc && !rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		if (!rc)
-			rc = open_channels(m, sc, &pl, rec.u.channel.session,
+			rc = open_channels(m, sc, &pl, &sess,
 					   flags & FERRY_STREAM_F_POSTCOPY,
 					   false, rx, nchan, err);
 	}
@@ -933,8 +966,8 @@ again:
 		/* post-copy: the guest runs here on what it has; wait for a
 		 * new connection rather than lose it */
 		bytes += d ? ferry_stream_decoder_offset(d) : 0;
-		rc = recover(m, tx, &pc, &pl, session, &fd, &src, &d, &rx,
-			     &nchan, err);
+		rc = recover(m, tx, &pc, &pl, &sess, &fd, &src, &d, &rx, &nchan,
+			     err);
 		if (!rc) {
 			resumed = true;
 			atomic_store(&first_fail, 0);
@@ -988,6 +1021,7 @@ again:
 	for (i = 0; saved && i < vm->nsections; i++)
 		ferry_buf_free(&saved[i]);
 	free(saved);
+	explicit_bzero(sess.token, sizeof(sess.token));
 	return rc;
 }
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -721,6 +722,28 @@ out:
 	return rc;
 }
 
+/* The migration's token (docs/stream.md, "6 - channel"): 128 random
+ * bits from the kernel, or the migration fails. */
+static int draw_token(uint8_t *token, struct ferry_error *err)
+{
+	size_t got = 0;
+
+	while (got < FERRY_STREAM_TOKEN_LEN) {
+		ssize_t n =
+			getrandom(token + got, FERRY_STREAM_TOKEN_LEN - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ferry_error_set(err, -errno,
+					       "cannot draw the migration's "
+					       "token (getrandom: %s)",
+					       strerror(errno));
+		got += (size_t)n;
+	}
+	return 0;
+}
+
 void *mig_outgoing_main(void *arg)
 {
 	struct ferry_migration *m = arg;
@@ -753,7 +776,9 @@ void *mig_outgoing_main(void *arg)
 	o.postcopy = params.postcopy_ram;
 	o.urgent.fd = -1;
 	o.session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
-	rc = out_number_pages(&o, &err);
+	rc = draw_token(o.token, &err);
+	if (!rc)
+		rc = out_number_pages(&o, &err);
 	if (!rc && o.postcopy) {
 		uint64_t n = o.first_page[vm->nblocks - 1] +
 			     vm->blocks[vm->nblocks - 1].length / vm->page_size;
@@ -861,5 +886,6 @@ out:
 	pthread_cond_destroy(&o.done);
 	pthread_mutex_destroy(&o.lock);
 	mig_watch_stop(m);
+	explicit_bzero(o.token, sizeof(o.token));
 	return NULL;
 }

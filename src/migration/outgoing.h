@@ -82,9 +82,13 @@ struct out {
 				    the link, in a row */
 	bool go_postcopy;	 /* precopy() stopped to switch to post-copy */
 	bool resuming;		 /* connecting again after a post-copy pause */
-	uint64_t session;	 /* the channel records' */
-	bool in_bulk;		 /* the bulk pass runs */
-	atomic_int bulk_abort;	 /* it stopped early, for post-copy */
+	uint64_t session;	 /* the channel records': tells sessions
+				    apart */
+	/* the channel records' secret, drawn per migration: what lets an
+	 * extra connection in.  Never logged or reported. */
+	uint8_t token[FERRY_STREAM_TOKEN_LEN];
+	bool in_bulk;			/* the bulk pass runs */
+	atomic_int bulk_abort;		/* it stopped early, for post-copy */
 	_Atomic uint64_t *bulk_sent;	/* bit per global page: sent in it */
 	uint64_t t_precopy_ns;		/* when the bulk pass began */
 	struct ferry_dirty_set pending; /* dirty, not yet sent */

@@ -814,11 +814,11 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 			(s->codec || s->autoc_on ? FERRY_STREAM_F_COMPRESS
 						 : 0));
 	if (!rc && o->resuming) /* the main connection and the urgent one */
-		rc = ferry_stream_put_channel(s->enc, session, index ? 1 : 0,
-					      1);
+		rc = ferry_stream_put_channel(s->enc, session, o->token,
+					      index ? 1 : 0, 1);
 	else if (!rc && (o->nchans || o->postcopy))
 		rc = ferry_stream_put_channel(
-			s->enc, session, (uint16_t)index,
+			s->enc, session, o->token, (uint16_t)index,
 			(uint16_t)(o->nchans + (o->postcopy ? 1 : 0)));
 	if (!rc)
 		rc = ferry_stream_put_config(s->enc, vm->page_size, vm->blocks,

@@ -779,7 +779,7 @@ static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
 	case FERRY_REC_END:
 		return 24;
 	case FERRY_REC_CHANNEL:
-		return 16;
+		return 16 + FERRY_STREAM_TOKEN_LEN;
 	case FERRY_REC_SYNC:
 		return 8;
 	case FERRY_REC_DISCARD:
@@ -916,6 +916,8 @@ static int next_record(struct ferry_stream_decoder *d,
 		rec->u.channel.session = le64_load(d->body);
 		rec->u.channel.index = le16_load(d->body + 8);
 		rec->u.channel.count = le16_load(d->body + 10);
+		memcpy(rec->u.channel.token, d->body + 16,
+		       FERRY_STREAM_TOKEN_LEN);
 		if (le32_load(d->body + 12) || !rec->u.channel.count ||
 		    rec->u.channel.count > FERRY_STREAM_MAX_CHANNELS ||
 		    rec->u.channel.index > rec->u.channel.count)

@@ -319,15 +319,17 @@ int ferry_stream_put_end_stopped(struct ferry_stream_encoder *e,
 }
 
 int ferry_stream_put_channel(struct ferry_stream_encoder *e, uint64_t session,
+			     const uint8_t token[FERRY_STREAM_TOKEN_LEN],
 			     uint16_t index, uint16_t count)
 {
-	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN + 16];
+	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN + 16 + FERRY_STREAM_TOKEN_LEN];
 
-	record_header(h, FERRY_REC_CHANNEL, 16);
+	record_header(h, FERRY_REC_CHANNEL, 16 + FERRY_STREAM_TOKEN_LEN);
 	le64_store(h + 8, session);
 	le16_store(h + 16, index);
 	le16_store(h + 18, count);
 	le32_store(h + 20, 0);
+	memcpy(h + 24, token, FERRY_STREAM_TOKEN_LEN);
 	return put_bytes(e, h, sizeof(h));
 }
 

@@ -27,16 +27,17 @@ tap = ft.TAP()
 F_MULTIFD, F_CHECK = 1 << 0, 1 << 3
 
 
-def head(flags=0, channel=None, version=1):
+def head(flags=0, channel=None, version=2):
     """A stream head (docs/stream.md) for a guest like ours: the header,
-    a channel record (session, index, count) when given, the
+    a channel record (session, index, count, token) when given, the
     configuration."""
     if channel:
         flags |= F_MULTIFD
     out = b"FERRYMIG" + struct.pack("<HHI", version, 16, flags)
     if channel:
-        out += struct.pack("<BBHI", 6, 0, 0, 16)
+        out += struct.pack("<BBHI", 6, 0, 0, 32)
         out += struct.pack("<QHHI", channel[0], channel[1], channel[2], 0)
+        out += channel[3] if len(channel) > 3 else bytes(16)
     name = b"ram0"
     body = struct.pack("<II", 4096, 1)
     body += struct.pack("<IHHQ", 1, len(name), 0, MIB << 20) + name

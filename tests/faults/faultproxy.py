@@ -33,13 +33,17 @@ Faults:
   destination sends afterwards never reaches the source;
 - stall: stop forwarding both directions of every connection, without
   reading, so the senders' buffers fill as on a dead link; for `seconds`,
-  or until release();
+  or until release().  With one=True only the connection the point is on
+  stops (the others flow on): proxy.stall(Bytes(0, channel=1), one=True)
+  holds a page channel back while its main connection is served;
 - flip: XOR one byte at the position with `mask`.
 
 cut_now() and stall_now() do the same at once, for tests that decide by
 time or state.  The proxy also keeps what a test may want to check: the
 count of records of each type per channel (seen()), the device sections
-that went by (devices()), the faults that fired (fired).
+that went by (devices()), the channel records (channels(): what an
+eavesdropper on the link learns of the session, its token included, as
+docs/stream.md says), the faults that fired (fired).
 
 Standard library only; one thread per direction of each connection.
 """
@@ -60,6 +64,8 @@ RECORD_HEADER = 8
 PAGE_PAYLOAD = RECORD_HEADER + 24  # a page record's payload starts here
 END_RECORD = RECORD_HEADER + 24    # the whole end-of-stream record
 DEVICE_NAME = RECORD_HEADER + 16   # a device record's name starts here
+CHANNEL_BODY = 32                  # session, index, count, reserved, token
+TOKEN = 16                         # the channel record's token, at 16
 KEEP_BODY = (CONFIG, DEVICE, EOI, END, CHANNEL, POSTCOPY, RESULT)
 
 
@@ -197,6 +203,16 @@ class Conn:
         self.bwd = Direction(self, server, client, True)
         self.fwd.other, self.bwd.other = self.bwd, self.fwd
         self.running = 2
+        self.flowing = threading.Event()  # a stall of this one alone
+        self.flowing.set()
+
+    def waiting(self):
+        """A stall holds this connection: the proxy's, or its own."""
+        for ev in (self.proxy.flowing, self.flowing):
+            if not ev.is_set():
+                ev.wait(0.1)
+                return True
+        return False
 
 
 class FaultProxy:
@@ -216,6 +232,7 @@ class FaultProxy:
         self.fired = []          # faults that fired, in order
         self.conns = []
         self._devices = []       # (channel, body) of device records
+        self._channels = []      # bodies of channel records
         self.flowing = threading.Event()
         self.flowing.set()
         self.closed = False
@@ -232,8 +249,8 @@ class FaultProxy:
     def cut(self, point, rst=False):
         return self._arm("cut", point, rst=rst)
 
-    def stall(self, point, seconds=None):
-        return self._arm("stall", point, seconds=seconds)
+    def stall(self, point, seconds=None, one=False):
+        return self._arm("stall", point, seconds=seconds, one=one)
 
     def flip(self, point, mask=0x40):
         return self._arm("flip", point, mask=mask)
@@ -255,6 +272,10 @@ class FaultProxy:
 
     def release(self):
         self.flowing.set()
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            c.flowing.set()
 
     def close(self):
         """Stop accepting; cut what is left."""
@@ -284,6 +305,16 @@ class FaultProxy:
             name = body[16:16 + nlen].decode("ascii", "replace")
             out.append((name, inst, ver, body[16 + nlen:16 + nlen + dlen]))
         return out
+
+    def channels(self):
+        """Every channel record that went by whole, in order:
+        [(session, index, count, token)]; token None in version 1's
+        16-byte record, which had none."""
+        with self.lock:
+            bodies = list(self._channels)
+        return [struct.unpack_from("<QHH", b) +
+                (b[16:16 + TOKEN] if len(b) >= CHANNEL_BODY else None,)
+                for b in bodies if len(b) >= 16]
 
     def connections(self):
         with self.lock:
@@ -331,6 +362,7 @@ class FaultProxy:
             for t, body in whole:
                 if t == CHANNEL and not d.back and len(body) >= 10:
                     conn.channel = struct.unpack_from("<H", body, 8)[0]
+                    self._channels.append(body)
                 if t == DEVICE and not d.back and len(body) >= 16:
                     self._devices.append((conn.channel, body))
             for rec in heads:
@@ -351,8 +383,7 @@ class FaultProxy:
                     return False
                 if d.conn.blocked is d:
                     return True  # dropped: the cut is on its way
-            if not self.flowing.is_set():
-                self.flowing.wait(0.1)
+            if d.conn.waiting():
                 continue
             try:
                 n = d.tx.send(data)
@@ -373,6 +404,13 @@ class FaultProxy:
         if f.kind == "flip":  # the byte at f.pos is the first pending one
             d.pending = bytes([d.pending[0] ^ f.how["mask"]]) + \
                 d.pending[1:]
+            return True
+        if f.kind == "stall" and f.how.get("one"):
+            d.conn.flowing.clear()
+            if f.how["seconds"] is not None:
+                t = threading.Timer(f.how["seconds"], d.conn.flowing.set)
+                t.daemon = True
+                t.start()
             return True
         if f.kind == "stall":
             self.stall_now(f.how["seconds"])
@@ -416,8 +454,7 @@ class FaultProxy:
             with conn.lock:
                 if conn.dead:
                     break
-            if not self.flowing.is_set():
-                self.flowing.wait(0.1)  # a dead link reads nothing
+            if conn.waiting():  # a dead link reads nothing
                 continue
             r, _, _ = select.select([d.rx], [], [], 0.1)
             if not r:

@@ -275,6 +275,30 @@ static void other_layout(struct seed *s, uint8_t mode)
 	end(s, NULL);
 }
 
+/* A page channel's stream: the multifd flag, the channel record with its
+ * token, then pages and the channel's end. */
+static void channel(struct seed *s, uint8_t mode)
+{
+	static const uint8_t token[FERRY_STREAM_TOKEN_LEN] = {
+		0x8e, 0x21, 0x5c, 0x07, 0xd3, 0x9a, 0x44, 0xf0,
+		0x16, 0xbb, 0x60, 0x3d, 0xe2, 0x75, 0x0c, 0xa9,
+	};
+
+	memset(s, 0, sizeof(*s));
+	seed_rc(s, ferry_buf_put(&s->buf, &mode, 1));
+	seed_rc(s, ferry_stream_encoder_new(ferry_stream_sink_buf(&s->buf),
+					    &s->e));
+	if (s->rc)
+		return;
+	seed_rc(s, ferry_stream_put_header(s->e, FERRY_STREAM_F_MULTIFD));
+	seed_rc(s, ferry_stream_put_channel(s->e, 0x123456789abcdef0ull, token,
+					    2, 4));
+	seed_rc(s, ferry_stream_put_config(s->e, PS, layout, 2));
+	raw(s, 0, 4 * PS);
+	zero(s, 1, PS);
+	end(s, NULL);
+}
+
 static const struct {
 	const char *name;
 	void (*build)(struct seed *s, uint8_t mode);
@@ -292,6 +316,8 @@ static const struct {
 	{ "noram-mixed", mixed, 0 },
 	{ "noram-end-digest", end_digest, 0 },
 	{ "noram-other-layout", other_layout, 0 },
+	{ "channel", channel, 1 },
+	{ "noram-channel", channel, 0 },
 };
 
 /* Header flags for compressed, unchanged, checked and XBZRLE pages, one

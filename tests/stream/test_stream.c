@@ -747,6 +747,11 @@ static int decode_all(const struct ferry_buf *b, int *records,
 	return rc;
 }
 
+static const uint8_t token[FERRY_STREAM_TOKEN_LEN] = {
+	0xf1, 0x02, 0xe3, 0x04, 0xd5, 0x06, 0xc7, 0x08,
+	0xb9, 0x0a, 0xab, 0x0c, 0x9d, 0x0e, 0x8f, 0x10,
+};
+
 static void channel_stream(struct ferry_buf *b, uint32_t flags, bool channel,
 			   uint64_t session, uint16_t index, uint16_t count)
 {
@@ -761,8 +766,9 @@ static void channel_stream(struct ferry_buf *b, uint32_t flags, bool channel,
 			 0);
 	assert_int_equal(ferry_stream_put_header(e, flags), 0);
 	if (channel)
-		assert_int_equal(
-			ferry_stream_put_channel(e, session, index, count), 0);
+		assert_int_equal(ferry_stream_put_channel(e, session, token,
+							  index, count),
+				 0);
 	assert_int_equal(ferry_stream_put_config(e, 4096, &blk, 1), 0);
 	assert_int_equal(ferry_stream_put_page(e, 3, 8192, FERRY_PAGE_RAW, page,
 					       4096),
@@ -788,6 +794,14 @@ static void test_channel_record(void **state)
 	assert_int_equal(first.u.channel.session, 0x1122334455667788ull);
 	assert_int_equal(first.u.channel.index, 2);
 	assert_int_equal(first.u.channel.count, 4);
+	assert_memory_equal(first.u.channel.token, token, sizeof(token));
+	ferry_buf_free(&b);
+	/* on the wire: 32 bytes of body, the token last */
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 1, 2);
+	assert_int_equal(le32_load(b.data + FERRY_STREAM_HEADER_LEN + 4),
+			 16 + FERRY_STREAM_TOKEN_LEN);
+	assert_memory_equal(b.data + FERRY_STREAM_HEADER_LEN + 8 + 16, token,
+			    sizeof(token));
 	ferry_buf_free(&b);
 
 	/* the flag without the record */
@@ -813,6 +827,28 @@ static void test_channel_record(void **state)
 	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 1, 2);
 	le32_store(b.data + FERRY_STREAM_HEADER_LEN + 8 + 12, 1);
 	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* version 1's 16-byte record, without the token (the length says
+	 * so before a byte of the body is read), and one too long */
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 1, 2);
+	le32_store(b.data + FERRY_STREAM_HEADER_LEN + 4, 16);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EBADMSG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 1, 2);
+	le32_store(b.data + FERRY_STREAM_HEADER_LEN + 4,
+		   16 + FERRY_STREAM_TOKEN_LEN + 1);
+	check_err(&err, decode_all(&b, &n, &first, &err), -E2BIG);
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* a version 1 stream (the channel record without a token): refused
+	 * by its header, naming both versions */
+	channel_stream(&b, FERRY_STREAM_F_MULTIFD, true, 1, 1, 2);
+	le16_store(b.data + 8, 1);
+	check_err(&err, decode_all(&b, &n, &first, &err), -EPROTONOSUPPORT);
+	assert_non_null(strstr(err.msg, "version 1 is not supported"));
+	assert_non_null(strstr(err.msg, "reads version 2"));
 	ferry_buf_free(&b);
 }
 
@@ -1108,7 +1144,8 @@ static void discard_stream(struct ferry_buf *b, uint32_t flags, uint32_t id,
 			 0);
 	assert_int_equal(ferry_stream_put_header(e, flags), 0);
 	if (flags & FERRY_STREAM_F_POSTCOPY)
-		assert_int_equal(ferry_stream_put_channel(e, 7, 0, 1), 0);
+		assert_int_equal(ferry_stream_put_channel(e, 7, token, 0, 1),
+				 0);
 	assert_int_equal(ferry_stream_put_config(e, 4096, &blk, 1), 0);
 	assert_int_equal(ferry_stream_put_discard(e, &id, &first, &count, 1),
 			 0);
