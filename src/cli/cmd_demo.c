@@ -399,7 +399,8 @@ int cmd_demo(int argc, char **argv)
 		*src_args[MAX_ARGS];
 	char kernel[320], initrd[320];
 	bool riscv = false, have_kernel = false, have_append = false;
-	int nsrc = 0, ns, nd;
+	char names[MAX_ARGS][24]; /* --NAME of the options passed on */
+	int nsrc = 0, ns, nd, nnames = 0;
 	int nowned = 0;
 	char dir[] = "/tmp/ferry-demo-XXXXXX", uri[300], err[512], *end;
 	struct child dst = { .name = "destination", .pid = -1 };
@@ -417,11 +418,13 @@ int cmd_demo(int argc, char **argv)
 		switch (o) {
 		case 'g':
 		case 'G':
-			if (n + 2 >= MAX_ARGS)
+			if (n + 2 >= MAX_ARGS || nnames == MAX_ARGS)
 				return cli_fail("demo: too many options");
-			guest_args[n] = malloc(strlen(opts[idx].name) + 3);
-			owned[nowned++] = guest_args[n];
-			sprintf(guest_args[n++], "--%s", opts[idx].name);
+			/* "--NAME" in a buffer of the stack: an early
+			 * return leaks nothing */
+			snprintf(names[nnames], sizeof(names[0]), "--%s",
+				 opts[idx].name);
+			guest_args[n++] = names[nnames++];
 			if (o == 'g')
 				guest_args[n++] = optarg;
 			break;
@@ -434,11 +437,11 @@ int cmd_demo(int argc, char **argv)
 			riscv = !strcmp(optarg, "riscv64");
 			break;
 		case 'K': /* the source boots; the destination loads */
-			if (nsrc + 2 >= MAX_ARGS)
+			if (nsrc + 2 >= MAX_ARGS || nnames == MAX_ARGS)
 				return cli_fail("demo: too many options");
-			src_args[nsrc] = malloc(strlen(opts[idx].name) + 3);
-			owned[nowned++] = src_args[nsrc];
-			sprintf(src_args[nsrc++], "--%s", opts[idx].name);
+			snprintf(names[nnames], sizeof(names[0]), "--%s",
+				 opts[idx].name);
+			src_args[nsrc++] = names[nnames++];
 			src_args[nsrc++] = optarg;
 			have_kernel |= !strcmp(opts[idx].name, "kernel");
 			have_append |= !strcmp(opts[idx].name, "append");
