@@ -26,8 +26,7 @@
 #include "rdma.h"
 #include "transport.h"
 
-#define CHANNEL_ACCEPT_MS 10000
-#define HEAD_MS		  10000 /* with net-timeout 0 */
+#define HEAD_MS 10000 /* with net-timeout 0 */
 
 /* A connection's bytes: those the screen read (its head, maybe more),
  * then the socket's. */
@@ -457,7 +456,9 @@ static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
 	struct chan_judge j = {
 		.s = session, .n = n, .resume = resume, .seen = seen
 	};
-	uint64_t until = mig_now_ns() + CHANNEL_ACCEPT_MS * 1000000ull;
+	/* all of them within net-timeout (10 s when that is 0) */
+	int window_ms = head_ms(m);
+	uint64_t until = mig_now_ns() + (uint64_t)window_ms * 1000000ull;
 	unsigned i, k;
 	uint32_t flags;
 	int rc;
@@ -476,7 +477,7 @@ static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
 			return ferry_error_set(err, rc,
 					       "%u of %u page channels "
 					       "connected within %d ms",
-					       i, n, CHANNEL_ACCEPT_MS);
+					       i, n, window_ms);
 		}
 		if (rc)
 			return rc;

@@ -124,16 +124,26 @@ def t_multifd():
     caps = [{"capability": "multifd", "state": True}]
     dst = ft.Guest("dst", args, incoming="tcp:127.0.0.1:0")
     dst.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    # the real channel waits in the proxy while the strangers try: give
+    # it (and every head) a minute, not 10 s, on a busy machine
+    dst.qmp.cmd("migrate-set-parameters", **{"net-timeout": 60000})
     src = ft.Guest("src", args, tmp=dst.tmp)
     src.qmp.cmd("migrate-set-capabilities", capabilities=caps)
     src.qmp.cmd("migrate-set-parameters", **{"multifd-channels": 2,
-                                             "max-bandwidth": 32 << 20})
+                                             "max-bandwidth": 32 << 20,
+                                             "net-timeout": 60000})
     proxy = fp.FaultProxy(dst.incoming_uri())
     # the first page channel waits (the main connection flows on)
     proxy.stall(fp.Bytes(0, channel=1), one=True)
     src.qmp.cmd("migrate", uri=proxy.uri)
     session, _, count, token = eavesdrop(proxy)
     assert count == 2, count
+    # the real channel is held before the strangers come, so that the
+    # release below finds it (a busy machine may connect it late)
+    deadline = time.time() + 120
+    while not proxy.fired:
+        assert time.time() < deadline, "the first page channel never came"
+        time.sleep(0.01)
     assert token != WRONG
     uri = dst.incoming_uri()
     try_strangers(dst, uri, [
