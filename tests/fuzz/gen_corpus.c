@@ -38,8 +38,8 @@ static void seed_rc(struct seed *s, int rc)
 		s->rc = rc;
 }
 
-/* The mode byte, the stream header and the configuration. */
-static void seed_start(struct seed *s, uint8_t mode)
+/* The mode byte and the stream header with these flags. */
+static void seed_open(struct seed *s, uint8_t mode, uint32_t flags)
 {
 	memset(s, 0, sizeof(*s));
 	seed_rc(s, ferry_buf_put(&s->buf, &mode, 1));
@@ -47,8 +47,15 @@ static void seed_start(struct seed *s, uint8_t mode)
 					    &s->e));
 	if (s->rc)
 		return;
-	seed_rc(s, ferry_stream_put_header(s->e, 0));
-	seed_rc(s, ferry_stream_put_config(s->e, PS, layout, 2));
+	seed_rc(s, ferry_stream_put_header(s->e, flags));
+}
+
+/* The mode byte, the stream header and the configuration. */
+static void seed_start(struct seed *s, uint8_t mode)
+{
+	seed_open(s, mode, 0);
+	if (s->e)
+		seed_rc(s, ferry_stream_put_config(s->e, PS, layout, 2));
 }
 
 static void raw(struct seed *s, uint32_t block, uint64_t off)
@@ -284,13 +291,9 @@ static void channel(struct seed *s, uint8_t mode)
 		0x16, 0xbb, 0x60, 0x3d, 0xe2, 0x75, 0x0c, 0xa9,
 	};
 
-	memset(s, 0, sizeof(*s));
-	seed_rc(s, ferry_buf_put(&s->buf, &mode, 1));
-	seed_rc(s, ferry_stream_encoder_new(ferry_stream_sink_buf(&s->buf),
-					    &s->e));
-	if (s->rc)
+	seed_open(s, mode, FERRY_STREAM_F_MULTIFD);
+	if (!s->e)
 		return;
-	seed_rc(s, ferry_stream_put_header(s->e, FERRY_STREAM_F_MULTIFD));
 	seed_rc(s, ferry_stream_put_channel(s->e, 0x123456789abcdef0ull, token,
 					    2, 4));
 	seed_rc(s, ferry_stream_put_config(s->e, PS, layout, 2));
