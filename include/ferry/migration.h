@@ -62,6 +62,15 @@ struct ferry_mig_params {
 				    any TCP connection for this long fails
 				    pre-copy and pauses post-copy; default
 				    10000, 0 = never */
+	/* TLS (docs/usage.md, "TLS"): "" = plain connections */
+	char tls_creds[256];	/* tls-creds: a directory laid out as
+				   QEMU's tls-creds-x509 or -psk */
+	char tls_hostname[256]; /* tls-hostname: the name the destination's
+				   certificate must carry ("" = the URI's
+				   host) */
+	char tls_authz[256];	/* tls-authz (destination): a file of the
+				   client subjects let in ("" = any the CA
+				   signed) */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -138,6 +147,13 @@ struct ferry_mig_stats {
 	uint64_t postcopy_recoveries;		/* pauses recovered from */
 	char pause_reason[FERRY_ERROR_MSG_MAX]; /* why it last paused */
 	/* rdma: transport */
+	/* TLS on the main connection */
+	bool tls;
+	bool tls_ktls;	       /* the kernel encrypts (kTLS) */
+	char tls_version[16];  /* "TLSv1.3" */
+	char tls_cipher[64];   /* "TLS_AES_128_GCM_SHA256" */
+	char tls_peer[256];    /* the peer's certificate subject, or
+				  "psk:IDENTITY" */
 	bool rdma;
 	char rdma_provider[32];
 	bool rdma_pin_all;

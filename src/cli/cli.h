@@ -27,6 +27,31 @@ struct cli_target {
 	void *opaque;
 };
 
+/* ferry run's --tls-creds DIR, --tls-authz FILE and --tls-hostname NAME:
+ * the migration's tls-* parameters before it listens or connects
+ * (docs/usage.md, "TLS"). */
+#define CLI_TLS_CREDS	 1001
+#define CLI_TLS_AUTHZ	 1002
+#define CLI_TLS_HOSTNAME 1003
+#define CLI_TLS_OPTIONS                                                   \
+	{ "tls-creds", required_argument, NULL, CLI_TLS_CREDS },          \
+		{ "tls-authz", required_argument, NULL, CLI_TLS_AUTHZ },  \
+	{                                                                 \
+		"tls-hostname", required_argument, NULL, CLI_TLS_HOSTNAME \
+	}
+#define CLI_TLS_USAGE                                                        \
+	"  --tls-creds DIR       TLS on every migration connection: DIR "    \
+	"holds\n"                                                            \
+	"                        ca-cert.pem, server-cert.pem, "             \
+	"server-key.pem,\n"                                                  \
+	"                        client-cert.pem, client-key.pem (x509), "   \
+	"or keys.psk\n"                                                      \
+	"  --tls-authz FILE      destination: the client certificate "       \
+	"subjects let in\n"                                                  \
+	"  --tls-hostname NAME   source: the name the destination's "        \
+	"certificate carries\n"
+void cli_tls_option(int opt, const char *arg);
+
 /* Serve a created guest over QMP and/or as a migration destination
  * until quit, Ctrl-C, `duration` seconds (0: no limit) or a halt. */
 int cli_serve(const struct cli_target *t, const char *qmp_uri,

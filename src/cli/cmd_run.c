@@ -60,7 +60,7 @@ static void run_usage(FILE *f)
 		"URI\n"
 		"                        (tcp:HOST:PORT, port 0 = any; "
 		"unix:PATH),\n"
-		"                        or wait for migrate-incoming\n");
+		"                        or wait for migrate-incoming\n" CLI_TLS_USAGE);
 }
 
 static int parse_ram(const char *arg, struct ferry_guest_config *cfg)
@@ -140,6 +140,38 @@ static void on_qmp_log(void *opaque, const char *msg)
  * fails exits with status 1 and resumes nothing.  The guest is already
  * created, and started when it is not a destination.
  */
+static const char *tls_opt[3]; /* creds, authz, hostname */
+
+void cli_tls_option(int opt, const char *arg)
+{
+	tls_opt[opt - CLI_TLS_CREDS] = arg;
+}
+
+/* The --tls-* options onto the migration's parameters. */
+static int apply_tls(struct ferry_migration *mig)
+{
+	static const char *const names[] = { "--tls-creds", "--tls-authz",
+					      "--tls-hostname" };
+	struct ferry_mig_params p;
+	char *field[3];
+	int i;
+
+	ferry_migration_get_params(mig, &p);
+	field[0] = p.tls_creds;
+	field[1] = p.tls_authz;
+	field[2] = p.tls_hostname;
+	for (i = 0; i < 3; i++) {
+		if (!tls_opt[i])
+			continue;
+		if (strlen(tls_opt[i]) >= sizeof(p.tls_creds))
+			return cli_fail("%s: longer than %zu bytes", names[i],
+					sizeof(p.tls_creds) - 1);
+		snprintf(field[i], sizeof(p.tls_creds), "%s", tls_opt[i]);
+	}
+	ferry_migration_set_params(mig, &p);
+	return 0;
+}
+
 int cli_serve(const struct cli_target *t, const char *qmp_uri,
 	      const char *incoming, double duration)
 {
@@ -158,6 +190,8 @@ int cli_serve(const struct cli_target *t, const char *qmp_uri,
 		cli_fail("run: %s", ferry_error_msg(&err));
 		goto out;
 	}
+	if (apply_tls(mig))
+		goto out;
 	ferry_migration_on_event(mig, on_migration_event, &sv);
 	backend.vm = t->vm;
 	backend.mig = mig;
@@ -277,6 +311,7 @@ int cmd_run(int argc, char **argv)
 		{ "qmp", required_argument, NULL, 'q' },
 		{ "incoming", required_argument, NULL, 'I' },
 		{ "machine", required_argument, NULL, 'M' },
+		CLI_TLS_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -362,6 +397,11 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'I':
 			incoming = optarg;
+			break;
+		case CLI_TLS_CREDS:
+		case CLI_TLS_AUTHZ:
+		case CLI_TLS_HOSTNAME:
+			cli_tls_option(c, optarg);
 			break;
 		case 'h':
 			run_usage(stdout);

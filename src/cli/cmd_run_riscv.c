@@ -59,7 +59,7 @@ static void riscv_usage(FILE *f)
 		"  --qmp unix:PATH       a QMP control socket\n"
 		"  --incoming URI|defer  be a migration destination (no "
 		"--kernel:\n"
-		"                        the source's state is loaded)\n");
+		"                        the source's state is loaded)\n" CLI_TLS_USAGE);
 }
 
 struct console {
@@ -213,6 +213,7 @@ int cmd_run_riscv(int argc, char **argv)
 		{ "duration", required_argument, NULL, 't' },
 		{ "qmp", required_argument, NULL, 'q' },
 		{ "incoming", required_argument, NULL, 'I' },
+		CLI_TLS_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -285,6 +286,11 @@ int cmd_run_riscv(int argc, char **argv)
 			break;
 		case 'I':
 			incoming = optarg;
+			break;
+		case CLI_TLS_CREDS:
+		case CLI_TLS_AUTHZ:
+		case CLI_TLS_HOSTNAME:
+			cli_tls_option(c, optarg);
 			break;
 		case 'h':
 			riscv_usage(stdout);

@@ -71,6 +71,32 @@ int drive_option(struct drive_opts *o, int opt, const char *arg)
 	return drive_set_mode(o, arg);
 }
 
+/* A --set value as QMP wants it: the string parameters as given, on and
+ * off as booleans, sizes ("200M") and numbers as integers, and anything
+ * else as a string (the guest's QMP says if the type is wrong). */
+static json_t *set_value(const char *name, const char *v)
+{
+	static const char *const strings[] = { "tls-creds", "tls-hostname",
+						"tls-authz",
+						"multifd-compression",
+						"rdma-provider", NULL };
+	uint64_t n;
+	char *end;
+	int i;
+
+	for (i = 0; strings[i]; i++)
+		if (!strcmp(name, strings[i]))
+			return json_string(v);
+	if (!strcmp(v, "on") || !strcmp(v, "true"))
+		return json_true();
+	if (!strcmp(v, "off") || !strcmp(v, "false"))
+		return json_false();
+	n = strtoull(v, &end, 10);
+	if (*v && (!*end || !ferry_parse_size(v, &n)))
+		return json_integer((json_int_t)n);
+	return json_string(v);
+}
+
 int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 		char *err, size_t errlen)
 {
@@ -82,23 +108,16 @@ int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 		for (i = 0; i < o->nsets; i++) {
 			const char *eq = strchr(o->sets[i], '=');
 			char name[128];
-			uint64_t v;
-			char *end;
 
 			snprintf(name, sizeof(name), "%.*s",
 				 (int)(eq - o->sets[i]), o->sets[i]);
-			/* sizes for max-bandwidth ("200M"), plain numbers
-			 * for the rest */
-			v = strtoull(eq + 1, &end, 10);
-			if (*end && ferry_parse_size(eq + 1, &v)) {
+			json_object_set_new(args, name, set_value(name, eq + 1));
+			if (!json_object_get(args, name)) {
 				json_decref(args);
-				snprintf(err, errlen,
-					 "--set %s: '%s' is not a number",
-					 o->sets[i], eq + 1);
-				return -EINVAL;
+				snprintf(err, errlen, "--set %s: out of memory",
+					 o->sets[i]);
+				return -ENOMEM;
 			}
-			json_object_set_new(args, name,
-					    json_integer((json_int_t)v));
 		}
 		r = qmpc_call(c, "migrate-set-parameters", args, err, errlen);
 		if (!r)

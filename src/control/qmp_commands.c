@@ -353,6 +353,12 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		}
 		json_object_set_new(r, "rdma", o);
 	}
+	if (st->tls) /* ferry's: the main connection's TLS session */
+		json_object_set_new(
+			r, "tls",
+			json_pack("{s:s,s:s,s:s,s:b}", "version",
+				  st->tls_version, "cipher", st->tls_cipher,
+				  "peer", st->tls_peer, "ktls", st->tls_ktls));
 	if (st->refused) { /* ferry's: strays a destination refused */
 		json_object_set_new(r, "refused-connections",
 				    json_integer((json_int_t)st->refused));
@@ -422,6 +428,9 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 	json_object_set_new(r, "defer-hot-pages",
 			    json_boolean(p.defer_hot_pages));
 	json_object_set_new(r, "rdma-provider", json_string(p.rdma_provider));
+	json_object_set_new(r, "tls-creds", json_string(p.tls_creds));
+	json_object_set_new(r, "tls-hostname", json_string(p.tls_hostname));
+	json_object_set_new(r, "tls-authz", json_string(p.tls_authz));
 	json_object_set_new(
 		r, "multifd-compression",
 		json_string(p.compression

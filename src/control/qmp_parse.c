@@ -366,6 +366,24 @@ static int set_param(struct ferry_mig_params *p, const char *key, json_t *v,
 			 name);
 		return 0;
 	}
+	if (!strcmp(key, "tls-creds") || !strcmp(key, "tls-hostname") ||
+	    !strcmp(key, "tls-authz")) {
+		char *field = !strcmp(key, "tls-creds")	   ? p->tls_creds
+			      : !strcmp(key, "tls-hostname") ? p->tls_hostname
+							     : p->tls_authz;
+
+		name = json_is_null(v) ? "" : json_string_value(v);
+		if (!name)
+			return bad(e,
+				   "Invalid parameter type for '%s', "
+				   "expected: string",
+				   key);
+		if (strlen(name) >= sizeof(p->tls_creds))
+			return bad(e, "Parameter '%s' is longer than %zu bytes",
+				   key, sizeof(p->tls_creds) - 1);
+		snprintf(field, sizeof(p->tls_creds), "%s", name);
+		return 0;
+	}
 	if (!strcmp(key, "multifd-compression")) {
 		name = json_string_value(v);
 		if (!name)

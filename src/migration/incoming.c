@@ -541,6 +541,7 @@ static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 		ferry_stream_decoder_free(rx[i].d);
 		conn_src_free(&rx[i].src);
 		atomic_store(&m->fds[1 + i], -1);
+		mig_note_tls_fault(m, rx[i].fd);
 		if (rx[i].fd >= 0)
 			close(rx[i].fd);
 	}
@@ -714,7 +715,7 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 	/* until the source comes, a cancel, or migrate-pause (back to
 	 * postcopy-paused, for another migrate-recover); others are
 	 * refused */
-	transport_screen_init(&sc, m->listen_fd, on_refused, m);
+	transport_screen_init(&sc, m->listen_fd, m->tls, on_refused, m);
 	do {
 		ferry_error_clear(err);
 		rc = transport_screen_take(&sc, head_ms(m), 200, &m->cancel,
@@ -728,6 +729,8 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 	if (!rc) {
 		conn_src_set(src, fd, &c);
 		atomic_store(&m->fds[0], *fd);
+		if (c.tls.on)
+			mig_tls_stats(m, &c.tls);
 		rc = open_decoder(m->vm, src, d, &flags, err);
 	}
 	if (*d) /* post-copy places pages itself, atomically */
@@ -1071,7 +1074,7 @@ void *mig_incoming_main(void *arg)
 		/* until a connection delivers the head of a migration (the
 		 * head's time limit as net-timeout is now) */
 		scp = &sc;
-		transport_screen_init(scp, m->listen_fd, on_refused, m);
+		transport_screen_init(scp, m->listen_fd, m->tls, on_refused, m);
 		do {
 			ferry_error_clear(&err);
 			rc = transport_screen_take(scp, head_ms(m), 200,
@@ -1089,6 +1092,8 @@ void *mig_incoming_main(void *arg)
 	}
 	fd = c.fd;
 	atomic_store(&m->fds[0], fd);
+	if (c.tls.on)
+		mig_tls_stats(m, &c.tls);
 	rp_tx_init(&tx, fd);
 	pthread_mutex_lock(&m->lock);
 	m->t_start_ns = mig_now_ns(); /* total-time counts from here */
@@ -1143,6 +1148,7 @@ fail:
 	}
 	/* the verdict names a stall too; a post-copy recovery may have lost
 	 * the connection to send it on */
+	mig_explain_tls(m, &err);
 	mig_explain_stall(m, &err);
 	if (fd >= 0 && tx.fd >= 0)
 		rp_fail_peer(&tx, -rc, ferry_error_msg(&err));

@@ -13,6 +13,7 @@
 
 #include "migration_internal.h"
 #include "rdma.h"
+#include "tls.h"
 #include "transport.h"
 
 static const char *const state_names[] = {
@@ -151,8 +152,10 @@ void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
 	if (atomic_load(&m->cancel) == 1 && s != FERRY_MIG_CANCELLING &&
 	    mig_set_state(m, s, FERRY_MIG_CANCELLING))
 		s = FERRY_MIG_CANCELLING;
-	if (s != FERRY_MIG_CANCELLING)
+	if (s != FERRY_MIG_CANCELLING) {
+		mig_explain_tls(m, &e);
 		mig_explain_stall(m, &e);
+	}
 	pthread_mutex_lock(&m->lock);
 	if (!m->stats.error[0])
 		snprintf(m->stats.error, sizeof(m->stats.error), "%s",
@@ -162,6 +165,79 @@ void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
 		mig_set_state(m, s, FERRY_MIG_CANCELLED);
 	else
 		mig_set_state(m, s, FERRY_MIG_FAILED);
+}
+
+void mig_note_tls_fault(struct ferry_migration *m, int fd)
+{
+	char f[sizeof(m->tls_fault)];
+
+	if (fd < 0 || !m->tls)
+		return;
+	tls_wire_fault(fd, f, sizeof(f));
+	pthread_mutex_lock(&m->lock);
+	if (f[0] && !m->tls_fault[0])
+		snprintf(m->tls_fault, sizeof(m->tls_fault), "%s", f);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mig_explain_tls(struct ferry_migration *m, struct ferry_error *err)
+{
+	char f[sizeof(m->tls_fault)];
+	struct ferry_error e = *err;
+	int i;
+
+	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++)
+		mig_note_tls_fault(m, atomic_load(&m->fds[i]));
+	pthread_mutex_lock(&m->lock);
+	snprintf(f, sizeof(f), "%s", m->tls_fault);
+	pthread_mutex_unlock(&m->lock);
+	if (!f[0] || strstr(ferry_error_msg(err), f))
+		return;
+	ferry_error_clear(err);
+	ferry_error_set(err, e.code, "%s (%s)", ferry_error_msg(&e), f);
+}
+
+void mig_tls_stats(struct ferry_migration *m, const struct tls_info *info)
+{
+	struct ferry_mig_stats *st = &m->stats;
+
+	pthread_mutex_lock(&m->lock);
+	st->tls = info->on;
+	st->tls_ktls = info->ktls_send && info->ktls_recv;
+	snprintf(st->tls_version, sizeof(st->tls_version), "%s",
+		 info->version);
+	snprintf(st->tls_cipher, sizeof(st->tls_cipher), "%s", info->cipher);
+	snprintf(st->tls_peer, sizeof(st->tls_peer), "%s", info->peer);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* tls-creds for this migration's role, NULL without; refused over rdma
+ * (its connections cannot carry TLS; docs/rdma.md). */
+static int load_tls(struct ferry_migration *m, const char *uri, bool server,
+		    struct tls_creds **out, struct ferry_error *err)
+{
+	struct ferry_mig_params p;
+
+	*out = NULL;
+	ferry_migration_get_params(m, &p);
+	if (!p.tls_creds[0]) {
+		if (server && p.tls_authz[0])
+			return ferry_error_set(err, -EINVAL,
+					       "tls-authz is set but tls-creds "
+					       "is not: a client certificate "
+					       "needs TLS");
+		return 0;
+	}
+	if (transport_is_rdma(uri))
+		return ferry_error_set(err, -EINVAL,
+				       "tls-creds is set, and rdma: does not "
+				       "carry TLS (its RDMA WRITEs bypass any "
+				       "record layer; QEMU refuses this too): "
+				       "use tcp: for an encrypted migration, "
+				       "or clear tls-creds on a trusted "
+				       "fabric");
+	return tls_creds_load(p.tls_creds, server ? p.tls_authz : "", server,
+			      out, err);
 }
 
 int ferry_migration_new(const struct ferry_vm *vm, struct ferry_migration **out,
@@ -208,7 +284,8 @@ void ferry_migration_set_params(struct ferry_migration *m,
 }
 
 static int begin(struct ferry_migration *m, const char *uri, bool incoming,
-		 void *(*fn)(void *), struct ferry_error *err)
+		 struct tls_creds *tls, void *(*fn)(void *),
+		 struct ferry_error *err)
 {
 	enum ferry_mig_state s;
 	uint64_t total = 0;
@@ -219,6 +296,7 @@ static int begin(struct ferry_migration *m, const char *uri, bool incoming,
 	s = m->stats.state;
 	if (!incoming && m->stats.guest_away) {
 		pthread_mutex_unlock(&m->lock);
+		tls_creds_free(tls);
 		return ferry_error_set(err, -EALREADY,
 				       "the guest already migrated to %s and "
 				       "may run there; this copy is out of "
@@ -229,6 +307,7 @@ static int begin(struct ferry_migration *m, const char *uri, bool incoming,
 	if (s != FERRY_MIG_NONE && s != FERRY_MIG_COMPLETED &&
 	    s != FERRY_MIG_FAILED && s != FERRY_MIG_CANCELLED) {
 		pthread_mutex_unlock(&m->lock);
+		tls_creds_free(tls);
 		return ferry_error_set(err, -EBUSY,
 				       "a migration is already in progress "
 				       "(state %s)",
@@ -240,6 +319,9 @@ static int begin(struct ferry_migration *m, const char *uri, bool incoming,
 		pthread_mutex_lock(&m->lock);
 		m->thread_live = false;
 	}
+	tls_creds_free(m->tls); /* the last one's, its thread gone */
+	m->tls = tls;
+	m->tls_fault[0] = '\0';
 	for (i = 0; i < m->vm->nblocks; i++)
 		total += m->vm->blocks[i].length;
 	memset(&m->stats, 0, sizeof(m->stats));
@@ -457,18 +539,22 @@ static int rdma_refusals(struct ferry_migration *m, struct ferry_error *err)
 int ferry_migration_start(struct ferry_migration *m, const char *uri,
 			  struct ferry_error *err)
 {
+	struct tls_creds *tls = NULL;
 	int rc = transport_check(uri, err);
 
 	if (!rc && transport_is_rdma(uri))
 		rc = rdma_refusals(m, err);
+	if (!rc)
+		rc = load_tls(m, uri, false, &tls, err);
 	if (rc)
 		return rc;
-	return begin(m, uri, false, mig_outgoing_main, err);
+	return begin(m, uri, false, tls, mig_outgoing_main, err);
 }
 
 int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 			     struct ferry_error *err)
 {
+	struct tls_creds *tls = NULL;
 	char bound[256];
 	int rc, fd;
 
@@ -476,6 +562,11 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 		return ferry_error_set(err, -EBUSY,
 				       "this guest already took an incoming "
 				       "migration");
+	rc = transport_check(uri, err);
+	if (!rc)
+		rc = load_tls(m, uri, true, &tls, err);
+	if (rc)
+		return rc;
 	if (transport_is_rdma(uri)) {
 		struct ferry_mig_params p;
 
@@ -487,7 +578,7 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 				 bound, sizeof(bound), err);
 		if (rc)
 			return rc;
-		rc = begin(m, bound, true, mig_incoming_main, err);
+		rc = begin(m, bound, true, NULL, mig_incoming_main, err);
 		if (rc) {
 			rdma_listener_close(m->rdma_listener);
 			m->rdma_listener = NULL;
@@ -495,10 +586,12 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 		return rc;
 	}
 	rc = transport_listen(uri, &fd, bound, sizeof(bound), err);
-	if (rc)
+	if (rc) {
+		tls_creds_free(tls);
 		return rc;
+	}
 	m->listen_fd = fd;
-	rc = begin(m, bound, true, mig_incoming_main, err);
+	rc = begin(m, bound, true, tls, mig_incoming_main, err);
 	if (rc) {
 		close(fd);
 		m->listen_fd = -1;
@@ -638,6 +731,7 @@ void ferry_migration_free(struct ferry_migration *m)
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	rdma_listener_close(m->rdma_listener);
+	tls_creds_free(m->tls);
 	pthread_cond_destroy(&m->watch_cond);
 	pthread_cond_destroy(&m->recovery_cond);
 	pthread_mutex_destroy(&m->lock);

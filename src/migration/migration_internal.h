@@ -47,6 +47,8 @@ struct ferry_migration {
 	struct rdma_listener *rdma_listener; /* destination over rdma: */
 	struct rdma_conn *rdma;		     /* engine thread */
 	char uri[256];
+	struct tls_creds *tls; /* loaded tls-creds, NULL: plain */
+	char tls_fault[192];   /* lock: why a TLS connection broke */
 
 	uint64_t t_start_ns;
 
@@ -87,6 +89,13 @@ void mig_fail(struct ferry_migration *m, const struct ferry_error *err);
  * guest from now on, so this copy must not (ferry_migration_cont); false
  * again when the destination said it did not take the guest. */
 void mig_guest_away(struct ferry_migration *m, bool away);
+/* Note why the TLS relay behind fd broke its connection, if it did,
+ * before fd is closed; and say it in err (once). */
+void mig_note_tls_fault(struct ferry_migration *m, int fd);
+void mig_explain_tls(struct ferry_migration *m, struct ferry_error *err);
+/* The TLS session of the main connection, into the statistics. */
+struct tls_info;
+void mig_tls_stats(struct ferry_migration *m, const struct tls_info *info);
 /* If net-timeout shut the connections, say so first in err (once). */
 void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err);
 

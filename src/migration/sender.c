@@ -753,6 +753,40 @@ int out_number_pages(struct out *o, struct ferry_error *err)
 	return 0;
 }
 
+/* TLS on the new connection (tls.h), checked against tls-hostname or
+ * the URI's host; the main connection's session goes into the
+ * statistics. */
+static int sender_tls(struct out *o, struct sender *s,
+		      struct ferry_error *err)
+{
+	struct ferry_mig_params p;
+	struct tls_info info;
+	char host[256] = "", port[16];
+	int rc, ms;
+
+	ferry_migration_get_params(o->m, &p);
+	if (p.tls_hostname[0])
+		snprintf(host, sizeof(host), "%s", p.tls_hostname);
+	else if (!strncmp(o->m->uri, "tcp:", 4) &&
+		 transport_split_hostport(o->m->uri + 4, host, sizeof(host),
+					  port, sizeof(port)) != HOSTPORT_OK)
+		host[0] = '\0';
+	ms = p.net_timeout_ms && p.net_timeout_ms < INT32_MAX
+		     ? (int)p.net_timeout_ms
+		     : 10000;
+	rc = tls_client(o->m->tls, host, &s->fd, ms, &info, err);
+	if (rc) {
+		struct ferry_error e = *err;
+
+		ferry_error_clear(err);
+		return ferry_error_set(err, rc, "channel %u: %s", s->index,
+				       ferry_error_msg(&e));
+	}
+	if (s->index == 0)
+		mig_tls_stats(o->m, &info);
+	return 0;
+}
+
 int sender_open(struct out *o, struct sender *s, unsigned index,
 		uint64_t session, struct ferry_error *err)
 {
@@ -767,6 +801,8 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		rc = rdma_sender_open(o, s, err);
 	else
 		rc = transport_connect(o->m->uri, &s->fd, err);
+	if (!rc && o->m->tls)
+		rc = sender_tls(o, s, err);
 	if (rc)
 		return rc;
 	atomic_store(&o->m->fds[index], s->fd);
@@ -838,6 +874,8 @@ void sender_close(struct sender *s)
 {
 	if (s->o)
 		atomic_store(&s->o->m->fds[s->index], -1);
+	if (s->o && s->fd >= 0)
+		mig_note_tls_fault(s->o->m, s->fd);
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;

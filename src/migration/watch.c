@@ -14,6 +14,7 @@
  * still goes out, unless its own bytes wait unacknowledged in the send
  * queue (SIOCOUTQ): then the peer does not read (or the link is dead both
  * ways), a send may be blocked on it, and it is shut for writing too.
+ * Behind TLS (tls.h) the counters are those of the relay's TCP socket.
  * Unix sockets and rdma have no such counters and are not watched;
  * neither is a migration with no connection yet (listening, connecting:
  * those have their own timeouts).
@@ -26,9 +27,26 @@
 #include <time.h>
 
 #include "migration_internal.h"
+#include "tls.h"
 
 /* The least a watched migration moves per net-timeout, both ways. */
 #define MIN_BYTES 4096
+
+/* The kernel's byte counters of fd's TCP connection (the one behind a
+ * TLS relay too, tls.h): false when it has none (unix, rdma). */
+static bool tcp_counters(int fd, struct tcp_info *ti)
+{
+	socklen_t len = sizeof(*ti);
+	unsigned ulen = sizeof(*ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) < 0) {
+		if (tls_wire_tcp_info(fd, ti, &ulen, NULL) < 0)
+			return false;
+		len = ulen;
+	}
+	return len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+			      sizeof(ti->tcpi_bytes_received);
+}
 
 /* A signature of every byte counter (0 when nothing can be watched), and
  * the bytes moved in all. */
@@ -41,12 +59,8 @@ static uint64_t sample(struct ferry_migration *m, uint64_t *bytes)
 	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++) {
 		int fd = atomic_load(&m->fds[i]);
 		struct tcp_info ti;
-		socklen_t len = sizeof(ti);
 
-		if (fd < 0 ||
-		    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
-		    len < offsetof(struct tcp_info, tcpi_bytes_received) +
-				    sizeof(ti.tcpi_bytes_received))
+		if (fd < 0 || !tcp_counters(fd, &ti))
 			continue;
 		/* distinct per connection, and never 0 */
 		sig = sig * 0x9e3779b97f4a7c15ull + ti.tcpi_bytes_acked +
@@ -75,7 +89,9 @@ static uint64_t conn_set(struct ferry_migration *m)
  */
 static void shut(struct ferry_migration *m, bool incoming)
 {
-	int i, fd, queued;
+	int i, fd, queued, wire;
+	struct tcp_info ti;
+	unsigned len = sizeof(ti);
 
 	if (!incoming) {
 		mig_shut_connections(m, SHUT_RDWR);
@@ -87,6 +103,9 @@ static void shut(struct ferry_migration *m, bool incoming)
 			continue;
 		if (ioctl(fd, SIOCOUTQ, &queued) < 0)
 			queued = 0;
+		/* behind TLS, what waits in the relay's socket too */
+		if (tls_wire_tcp_info(fd, &ti, &len, &wire) == 0)
+			queued += wire;
 		shutdown(fd, queued > 0 ? SHUT_RDWR : SHUT_RD);
 	}
 }

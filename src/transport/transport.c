@@ -172,11 +172,13 @@ static void peer_name(int fd, char *buf, size_t len)
 }
 
 void transport_screen_init(struct transport_screen *s, int lfd,
-			   transport_refused_fn refused, void *opaque)
+			   struct tls_creds *tls, transport_refused_fn refused,
+			   void *opaque)
 {
 	/* accept4 until EAGAIN: the listener must not block */
 	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	s->lfd = lfd;
+	s->tls = tls;
 	s->refused = refused;
 	s->opaque = opaque;
 	s->n = 0;
@@ -195,6 +197,7 @@ static void refuse(struct transport_screen *s, unsigned i, const char *why)
 
 	if (s->refused)
 		s->refused(s->opaque, p->peer, why);
+	tls_accept_free(p->tls);
 	close(p->fd);
 	free(p->buf);
 	unlist(s, i);
@@ -219,6 +222,7 @@ static void take(struct transport_screen *s, unsigned i,
 	out->fd = p->fd;
 	out->buf = p->buf;
 	out->len = p->len;
+	out->tls = p->info;
 	unlist(s, i);
 }
 
@@ -278,6 +282,13 @@ static int accept_all(struct transport_screen *s, int head_ms,
 			.deadline_ns = now_ns() + (uint64_t)head_ms * 1000000,
 		};
 		peer_name(c, p->peer, sizeof(p->peer));
+		if (s->tls) {
+			p->tls = tls_accept_new(s->tls, c);
+			p->tls_events = POLLIN;
+			if (!p->tls)
+				refuse(s, s->n - 1,
+				       "out of memory for its TLS session");
+		}
 	}
 }
 
@@ -285,9 +296,26 @@ static int accept_all(struct transport_screen *s, int head_ms,
 static int read_one(struct transport_screen *s, unsigned i)
 {
 	struct transport_pending *p = &s->p[i];
-	char why[96];
+	char why[320];
 	ssize_t r;
+	int plain;
 
+	if (p->tls) {
+		int t = tls_accept_step(p->tls, &p->tls_events, &plain,
+					&p->info, why, sizeof(why));
+
+		if (t < 0) {
+			refuse(s, i, why);
+			return -1;
+		}
+		if (t == 0)
+			return 0;
+		/* the relay has the socket; the head comes in the clear */
+		tls_accept_free(p->tls);
+		p->tls = NULL;
+		p->fd = plain;
+		return 0;
+	}
 	if (p->cap - p->len < SCREEN_READ) {
 		uint8_t *b = realloc(p->buf, p->len + SCREEN_READ);
 
@@ -343,7 +371,8 @@ int transport_screen_take(struct transport_screen *s, int head_ms,
 		for (i = 0; i < s->n; i++)
 			pfd[1 + i] = (struct pollfd){
 				.fd = s->p[i].held ? -1 : s->p[i].fd,
-				.events = POLLIN,
+				.events = s->p[i].tls ? s->p[i].tls_events
+						      : POLLIN,
 			};
 		k = s->n;
 		n = poll(pfd, 1 + k, 100);
@@ -355,7 +384,7 @@ int transport_screen_take(struct transport_screen *s, int head_ms,
 		for (i = k; n > 0 && i-- > 0;) {
 			if (!pfd[1 + i].revents)
 				continue;
-			if (!read_one(s, i) &&
+			if (!read_one(s, i) && !s->p[i].tls && s->p[i].len &&
 			    judge_one(s, i, judge, opaque, out))
 				return 0;
 		}
@@ -364,7 +393,12 @@ int transport_screen_take(struct transport_screen *s, int head_ms,
 			if (now >= s->p[i].deadline_ns) {
 				char why[128];
 
-				if (s->p[i].held)
+				if (s->p[i].tls)
+					snprintf(why, sizeof(why),
+						 "no TLS handshake within %d "
+						 "ms",
+						 head_ms);
+				else if (s->p[i].held)
 					snprintf(why, sizeof(why),
 						 "its stream head came, but "
 						 "no migration took it within "

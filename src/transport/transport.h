@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "ferry/error.h"
+#include "tls.h"
 
 struct transport_ops {
 	const char *scheme;
@@ -97,6 +98,9 @@ struct transport_pending {
 	size_t len, cap;
 	bool held; /* its head is whole: judged again, not read */
 	char peer[64];
+	struct tls_accept *tls; /* its TLS handshake, while under way */
+	short tls_events;	/* what the handshake waits for */
+	struct tls_info info;	/* the session, once up */
 };
 
 /* Owned by one thread (the destination engine's). */
@@ -104,6 +108,7 @@ struct transport_screen {
 	int lfd;
 	transport_refused_fn refused;
 	void *opaque;
+	struct tls_creds *tls; /* NULL: plain connections */
 	struct transport_pending p[TRANSPORT_PENDING_MAX]; /* oldest first */
 	unsigned n;
 };
@@ -115,10 +120,15 @@ struct transport_conn {
 	int fd;
 	uint8_t *buf;
 	size_t len;
+	struct tls_info tls; /* .on when it came over TLS */
 };
 
+/* With tls, every connection is first a TLS handshake, its client
+ * judged (tls.h), and only then is its head read: a refused client
+ * sends no byte the engine reads. */
 void transport_screen_init(struct transport_screen *s, int lfd,
-			   transport_refused_fn refused, void *opaque);
+			   struct tls_creds *tls, transport_refused_fn refused,
+			   void *opaque);
 /* Close every connection still waiting (each reported, with `why`). */
 void transport_screen_close(struct transport_screen *s, const char *why);
 /* Serve the listening socket and the pending connections until one is

@@ -183,7 +183,10 @@ class Direction:
 
     def __init__(self, conn, rx, tx, back):
         self.conn, self.rx, self.tx, self.back = conn, rx, tx, back
-        self.parser = Parser(0 if back else STREAM_HEADER)
+        if conn.proxy.opaque:  # TLS: no framing to follow, bytes only
+            self.parser = Parser(1 << 62)
+        else:
+            self.parser = Parser(0 if back else STREAM_HEADER)
         self.sent = 0           # bytes forwarded
         self.pending = b""      # read, not forwarded yet
         self.other = None
@@ -218,9 +221,13 @@ class Conn:
 class FaultProxy:
     """A proxy in front of `target_uri` (tcp:HOST:PORT); migrate to
     `.uri`.  Arm faults with cut(), stall(), flip() before or during the
-    migration."""
+    migration.  `opaque`: the connections carry TLS, so their framing
+    cannot be followed; only Bytes points and the *_now() faults work,
+    and a connection's channel is its accept order (0: the first;
+    see .conns)."""
 
-    def __init__(self, target_uri):
+    def __init__(self, target_uri, opaque=False):
+        self.opaque = opaque
         host, port = target_uri.split(":")[1:]
         self.target = (host, int(port))
         self.lsock = socket.socket()
