@@ -149,10 +149,10 @@ struct ferry_mig_stats {
 	/* rdma: transport */
 	/* TLS on the main connection */
 	bool tls;
-	bool tls_ktls;	       /* the kernel encrypts (kTLS) */
-	char tls_version[16];  /* "TLSv1.3" */
-	char tls_cipher[64];   /* "TLS_AES_128_GCM_SHA256" */
-	char tls_peer[256];    /* the peer's certificate subject, or
+	bool tls_ktls;	      /* the kernel encrypts (kTLS) */
+	char tls_version[16]; /* "TLSv1.3" */
+	char tls_cipher[64];  /* "TLS_AES_128_GCM_SHA256" */
+	char tls_peer[256];   /* the peer's certificate subject, or
 				  "psk:IDENTITY" */
 	bool rdma;
 	char rdma_provider[32];

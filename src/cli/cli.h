@@ -39,16 +39,16 @@ struct cli_target {
 	{                                                                 \
 		"tls-hostname", required_argument, NULL, CLI_TLS_HOSTNAME \
 	}
-#define CLI_TLS_USAGE                                                        \
-	"  --tls-creds DIR       TLS on every migration connection: DIR "    \
-	"holds\n"                                                            \
-	"                        ca-cert.pem, server-cert.pem, "             \
-	"server-key.pem,\n"                                                  \
-	"                        client-cert.pem, client-key.pem (x509), "   \
-	"or keys.psk\n"                                                      \
-	"  --tls-authz FILE      destination: the client certificate "       \
-	"subjects let in\n"                                                  \
-	"  --tls-hostname NAME   source: the name the destination's "        \
+#define CLI_TLS_USAGE                                                      \
+	"  --tls-creds DIR       TLS on every migration connection: DIR "  \
+	"holds\n"                                                          \
+	"                        ca-cert.pem, server-cert.pem, "           \
+	"server-key.pem,\n"                                                \
+	"                        client-cert.pem, client-key.pem (x509), " \
+	"or keys.psk\n"                                                    \
+	"  --tls-authz FILE      destination: the client certificate "     \
+	"subjects let in\n"                                                \
+	"  --tls-hostname NAME   source: the name the destination's "      \
 	"certificate carries\n"
 void cli_tls_option(int opt, const char *arg);
 

@@ -151,7 +151,7 @@ void cli_tls_option(int opt, const char *arg)
 static int apply_tls(struct ferry_migration *mig)
 {
 	static const char *const names[] = { "--tls-creds", "--tls-authz",
-					      "--tls-hostname" };
+					     "--tls-hostname" };
 	struct ferry_mig_params p;
 	char *field[3];
 	int i;

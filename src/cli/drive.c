@@ -76,10 +76,10 @@ int drive_option(struct drive_opts *o, int opt, const char *arg)
  * else as a string (the guest's QMP says if the type is wrong). */
 static json_t *set_value(const char *name, const char *v)
 {
-	static const char *const strings[] = { "tls-creds", "tls-hostname",
-						"tls-authz",
-						"multifd-compression",
-						"rdma-provider", NULL };
+	static const char *const strings[] = {
+		"tls-creds",	       "tls-hostname",	"tls-authz",
+		"multifd-compression", "rdma-provider", NULL
+	};
 	uint64_t n;
 	char *end;
 	int i;
@@ -111,7 +111,8 @@ int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 
 			snprintf(name, sizeof(name), "%.*s",
 				 (int)(eq - o->sets[i]), o->sets[i]);
-			json_object_set_new(args, name, set_value(name, eq + 1));
+			json_object_set_new(args, name,
+					    set_value(name, eq + 1));
 			if (!json_object_get(args, name)) {
 				json_decref(args);
 				snprintf(err, errlen, "--set %s: out of memory",

@@ -368,7 +368,7 @@ static int set_param(struct ferry_mig_params *p, const char *key, json_t *v,
 	}
 	if (!strcmp(key, "tls-creds") || !strcmp(key, "tls-hostname") ||
 	    !strcmp(key, "tls-authz")) {
-		char *field = !strcmp(key, "tls-creds")	   ? p->tls_creds
+		char *field = !strcmp(key, "tls-creds")	     ? p->tls_creds
 			      : !strcmp(key, "tls-hostname") ? p->tls_hostname
 							     : p->tls_authz;
 

@@ -204,8 +204,7 @@ void mig_tls_stats(struct ferry_migration *m, const struct tls_info *info)
 	pthread_mutex_lock(&m->lock);
 	st->tls = info->on;
 	st->tls_ktls = info->ktls_send && info->ktls_recv;
-	snprintf(st->tls_version, sizeof(st->tls_version), "%s",
-		 info->version);
+	snprintf(st->tls_version, sizeof(st->tls_version), "%s", info->version);
 	snprintf(st->tls_cipher, sizeof(st->tls_cipher), "%s", info->cipher);
 	snprintf(st->tls_peer, sizeof(st->tls_peer), "%s", info->peer);
 	pthread_mutex_unlock(&m->lock);

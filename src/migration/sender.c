@@ -756,8 +756,7 @@ int out_number_pages(struct out *o, struct ferry_error *err)
 /* TLS on the new connection (tls.h), checked against tls-hostname or
  * the URI's host; the main connection's session goes into the
  * statistics. */
-static int sender_tls(struct out *o, struct sender *s,
-		      struct ferry_error *err)
+static int sender_tls(struct out *o, struct sender *s, struct ferry_error *err)
 {
 	struct ferry_mig_params p;
 	struct tls_info info;

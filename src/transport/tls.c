@@ -39,10 +39,10 @@
 
 /* AES-GCM first where the CPU has AES instructions (OpenSSL uses them
  * when they are there), ChaCha20 first where it has not. */
-#define SUITES_AES                                              \
-	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"        \
+#define SUITES_AES                                       \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
 	"TLS_CHACHA20_POLY1305_SHA256"
-#define SUITES_CHACHA                                           \
+#define SUITES_CHACHA                                          \
 	"TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:" \
 	"TLS_AES_256_GCM_SHA384"
 
@@ -57,9 +57,9 @@ struct tls_creds {
 	SSL_CTX *ctx;
 	bool server;
 	bool x509;
-	bool verify_peer;   /* destination: a CA, so client certificates */
-	struct psk *psk;    /* keys.psk, in file order */
-	char **authz;	    /* patterns, NULL-terminated; NULL: anyone the
+	bool verify_peer; /* destination: a CA, so client certificates */
+	struct psk *psk;  /* keys.psk, in file order */
+	char **authz;	  /* patterns, NULL-terminated; NULL: anyone the
 			       CA signed */
 	char authz_path[256];
 	char dir[256];
@@ -120,15 +120,14 @@ bool tls_kernel_has_ktls(void)
 	if (!fgets(line, sizeof(line), f))
 		line[0] = '\0';
 	fclose(f);
-	for (t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n",
-								 &save))
+	for (t = strtok_r(line, " \n", &save); t;
+	     t = strtok_r(NULL, " \n", &save))
 		if (!strcmp(t, "tls"))
 			tls = true;
 	return tls;
 }
 
-static bool readable(const char *dir, const char *name, char *path,
-		     size_t len)
+static bool readable(const char *dir, const char *name, char *path, size_t len)
 {
 	snprintf(path, len, "%s/%s", dir, name);
 	return access(path, R_OK) == 0;
@@ -169,10 +168,11 @@ static int load_psk(struct tls_creds *c, const char *path,
 		if (!colon || colon == line ||
 		    (size_t)(colon - line) >= IDENT_MAX) {
 			fclose(f);
-			return ferry_error_set(err, -EINVAL,
-					       "tls-creds: %s line %u: expected "
-					       "IDENTITY:HEXKEY",
-					       path, n);
+			return ferry_error_set(
+				err, -EINVAL,
+				"tls-creds: %s line %u: expected "
+				"IDENTITY:HEXKEY",
+				path, n);
 		}
 		hex = colon + 1;
 		hl = strlen(hex);
@@ -190,7 +190,8 @@ static int load_psk(struct tls_creds *c, const char *path,
 		}
 		memcpy(k->ident, line, (size_t)(colon - line));
 		for (i = 0; i < hl / 2; i++) {
-			int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+			int hi = hexval(hex[2 * i]),
+			    lo = hexval(hex[2 * i + 1]);
 
 			if (hi < 0 || lo < 0) {
 				free(k);
@@ -223,9 +224,13 @@ static int load_authz(struct tls_creds *c, const char *path,
 	if (!f)
 		return ferry_error_set(err, -errno, "tls-authz: %s: %s", path,
 				       strerror(errno));
-	c->authz = calloc(1, sizeof(char *));
 	snprintf(c->authz_path, sizeof(c->authz_path), "%s", path);
-	while (c->authz && fgets(line, sizeof(line), f)) {
+	c->authz = calloc(1, sizeof(char *));
+	if (!c->authz) {
+		fclose(f);
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	}
+	while (fgets(line, sizeof(line), f)) {
 		char *s = line, **grown;
 		size_t l;
 
@@ -237,15 +242,16 @@ static int load_authz(struct tls_creds *c, const char *path,
 		if (!l || s[0] == '#')
 			continue;
 		grown = realloc(c->authz, (n + 2) * sizeof(char *));
-		if (!grown)
-			break;
+		if (!grown || !(grown[n] = strdup(s))) {
+			if (grown)
+				c->authz = grown;
+			fclose(f);
+			return ferry_error_set(err, -ENOMEM, "out of memory");
+		}
 		c->authz = grown;
-		c->authz[n] = strdup(s);
 		c->authz[++n] = NULL;
 	}
 	fclose(f);
-	if (!c->authz)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -356,7 +362,8 @@ int tls_creds_load(const char *dir, const char *authz, bool server,
 		return ferry_error_set(err, -ENOMEM, "out of memory");
 	c->server = server;
 	snprintf(c->dir, sizeof(c->dir), "%s", dir);
-	c->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	c->ctx =
+		SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
 	if (!c->ctx) {
 		free(c);
 		return ferry_error_set(err, -ENOMEM, "TLS: out of memory");
@@ -459,8 +466,8 @@ static void fill_info(SSL *ssl, const struct tls_creds *c,
 		BIO_free(b);
 		X509_free(peer);
 	} else if (!c->x509) {
-		const struct psk *k = c->server ? SSL_get_ex_data(ssl, psk_index)
-						: c->psk;
+		const struct psk *k =
+			c->server ? SSL_get_ex_data(ssl, psk_index) : c->psk;
 		const char *id = k ? k->ident : NULL;
 
 		snprintf(info->peer, sizeof(info->peer), "psk:%s",
@@ -509,9 +516,9 @@ static void verify_words(long v, char *buf, size_t len)
  * its relay until the engine closes its end.
  */
 struct wire {
-	int fd;	       /* the engine's end */
-	ino_t ino;     /* of that socket */
-	int tcp;       /* the relay's socket, -1 once it is closed */
+	int fd;	   /* the engine's end */
+	ino_t ino; /* of that socket */
+	int tcp;   /* the relay's socket, -1 once it is closed */
 	char fault[192];
 	struct wire *next;
 };
@@ -615,14 +622,14 @@ static void relay_ssl_fault(struct relay *r, int e, const char *dir)
 static void *relay_main(void *arg)
 {
 	struct relay *r = arg;
-	bool pl_eof = false;	    /* the engine shut its sending side */
-	bool notify_sent = false;   /* close_notify went (or cannot) */
-	bool tls_eof = false;	    /* the peer's close_notify, or an end */
-	bool down_closed = false;   /* the engine reads no more */
-	bool wire_dead = false;	    /* sending to the peer failed */
+	bool pl_eof = false;	  /* the engine shut its sending side */
+	bool notify_sent = false; /* close_notify went (or cannot) */
+	bool tls_eof = false;	  /* the peer's close_notify, or an end */
+	bool down_closed = false; /* the engine reads no more */
+	bool wire_dead = false;	  /* sending to the peer failed */
 	bool tcp_rd = true, tcp_wr = true, pl_rd = true, pl_wr = true;
-	bool want_w = false;	    /* SSL wants the socket writable */
-	bool want_r_w = false;	    /* SSL_write wants it readable */
+	bool want_w = false;   /* SSL wants the socket writable */
+	bool want_r_w = false; /* SSL_write wants it readable */
 
 	for (;;) {
 		bool progress = false;
@@ -635,8 +642,8 @@ static void *relay_main(void *arg)
 			if (n > 0) {
 				r->up_len = (size_t)n;
 				progress = true;
-			} else if (n == 0 || (errno != EAGAIN &&
-					      errno != EINTR)) {
+			} else if (n == 0 ||
+				   (errno != EAGAIN && errno != EINTR)) {
 				pl_eof = true;
 				progress = true;
 			} else {
@@ -671,8 +678,8 @@ static void *relay_main(void *arg)
 		if (pl_eof && !r->up_len && !notify_sent) {
 			ERR_clear_error();
 			n = wire_dead ? 0 : SSL_shutdown(r->ssl);
-			if (n < 0 && SSL_get_error(r->ssl, n) ==
-					     SSL_ERROR_WANT_WRITE) {
+			if (n < 0 &&
+			    SSL_get_error(r->ssl, n) == SSL_ERROR_WANT_WRITE) {
 				tcp_wr = false;
 				want_w = true;
 			} else {
@@ -719,8 +726,8 @@ static void *relay_main(void *arg)
 				if (r->down_off == r->down_len)
 					r->down_len = r->down_off = 0;
 				progress = true;
-			} else if (n < 0 && (errno == EAGAIN ||
-					     errno == EINTR)) {
+			} else if (n < 0 &&
+				   (errno == EAGAIN || errno == EINTR)) {
 				pl_wr = false;
 			} else {
 				down_closed = true; /* the engine shut it */
@@ -780,8 +787,7 @@ static void *relay_main(void *arg)
 /* The session is up on tcp: a socket pair, the engine's end in *plain,
  * a relay thread on the other, which owns ssl and tcp from now on.  On
  * failure ssl is freed and tcp is still the caller's to close. */
-static int relay_start(SSL *ssl, int tcp, int *plain,
-		       struct ferry_error *err)
+static int relay_start(SSL *ssl, int tcp, int *plain, struct ferry_error *err)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	struct wire *w = calloc(1, sizeof(*w));
@@ -907,7 +913,8 @@ static int client_fail(const char *host, SSL *ssl, int e, bool accepted_wait,
 	if (e == SSL_ERROR_ZERO_RETURN ||
 	    (e == SSL_ERROR_SYSCALL && !ERR_peek_error()) ||
 	    (e == SSL_ERROR_SSL &&
-	     ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+	     ERR_GET_REASON(ERR_peek_error()) ==
+		     SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
 		ERR_clear_error();
 		return ferry_error_set(
 			err, -ECONNREFUSED,
@@ -922,16 +929,15 @@ static int client_fail(const char *host, SSL *ssl, int e, bool accepted_wait,
 					"speak TLS, or refused this source)");
 	}
 	ssl_reason(why, sizeof(why));
-	return ferry_error_set(err, -EACCES,
-			       "TLS with %s: %s (%s)", host,
+	return ferry_error_set(err, -EACCES, "TLS with %s: %s (%s)", host,
 			       accepted_wait ? "the destination refused this "
 					       "source's credentials"
 					     : "the handshake failed",
 			       why);
 }
 
-int tls_client(struct tls_creds *c, const char *host, int *fd,
-	       int timeout_ms, struct tls_info *info, struct ferry_error *err)
+int tls_client(struct tls_creds *c, const char *host, int *fd, int timeout_ms,
+	       struct tls_info *info, struct ferry_error *err)
 {
 	struct timespec until;
 	unsigned char ok = 0;
@@ -1112,11 +1118,12 @@ int tls_accept_step(struct tls_accept *a, short *events, int *plain,
 						  "during the handshake");
 			ssl_reason(reason, sizeof(reason));
 			if (strstr(reason, "binder does not verify"))
-				return refuse_why(why, len,
-						  "TLS: the client's pre-shared "
-						  "key is not the one in "
-						  "keys.psk (%s)",
-						  reason);
+				return refuse_why(
+					why, len,
+					"TLS: the client's pre-shared "
+					"key is not the one in "
+					"keys.psk (%s)",
+					reason);
 			if (strstr(reason, "peer did not return a certificate"))
 				return refuse_why(
 					why, len, "%s",

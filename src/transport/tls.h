@@ -53,8 +53,8 @@ bool tls_kernel_has_ktls(void);
  * (the socket belongs to the relay) and info says what was agreed; on
  * failure *fd is closed and -1, and err says who refused and why.
  */
-int tls_client(struct tls_creds *c, const char *host, int *fd,
-	       int timeout_ms, struct tls_info *info, struct ferry_error *err);
+int tls_client(struct tls_creds *c, const char *host, int *fd, int timeout_ms,
+	       struct tls_info *info, struct ferry_error *err);
 
 /* Destination: one accepted connection's handshake, stepped by the
  * listener's poll loop (transport.c's screen) so that a slow stranger
