@@ -34,6 +34,7 @@ struct conn_src {
 	int *fd;
 	uint8_t *buf;
 	size_t len, pos;
+	struct tls_conn *tls; /* a page channel's TLS, read in place */
 };
 
 /* What a connection's pages add up to. */
@@ -227,6 +228,8 @@ static ssize_t conn_read(void *opaque, void *buf, size_t len)
 		c->pos += n;
 		return (ssize_t)n;
 	}
+	if (c->tls)
+		return tls_conn_read(c->tls, buf, len);
 	for (;;) {
 		ssize_t r = read(*c->fd, buf, len);
 
@@ -242,15 +245,41 @@ static void conn_src_set(struct conn_src *c, int *fd,
 			 const struct transport_conn *tc)
 {
 	free(c->buf);
+	tls_conn_free(c->tls);
 	*fd = tc->fd;
-	*c = (struct conn_src){ .fd = fd, .buf = tc->buf, .len = tc->len };
+	*c = (struct conn_src){
+		.fd = fd, .buf = tc->buf, .len = tc->len, .tls = tc->tls_conn
+	};
 }
 
+/* Before the socket is closed. */
 static void conn_src_free(struct conn_src *c)
 {
 	free(c->buf);
 	c->buf = NULL;
 	c->len = c->pos = 0;
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+}
+
+/* The main connection, which several threads read and write, goes
+ * through a TLS relay (tls.h): c->fd becomes its plain end.  On failure
+ * the connection is closed. */
+static int conn_relay(struct transport_conn *c, struct ferry_error *err)
+{
+	int rc;
+
+	if (!c->tls_conn)
+		return 0;
+	rc = tls_conn_relay(c->tls_conn, &c->fd, err);
+	c->tls_conn = NULL;
+	if (rc) {
+		close(c->fd);
+		c->fd = -1;
+		free(c->buf);
+		c->buf = NULL;
+	}
+	return rc;
 }
 
 /* How long a connection has for its stream head: net-timeout. */
@@ -726,6 +755,8 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 		rc = ferry_error_set(err, -ECONNABORTED,
 				     "migrate-pause before the source "
 				     "connected");
+	if (!rc)
+		rc = conn_relay(&c, err);
 	if (!rc) {
 		conn_src_set(src, fd, &c);
 		atomic_store(&m->fds[0], *fd);
@@ -1081,6 +1112,8 @@ void *mig_incoming_main(void *arg)
 						   &m->cancel, judge_main, NULL,
 						   &c, &err);
 		} while (rc == -ETIMEDOUT);
+		if (!rc)
+			rc = conn_relay(&c, &err);
 	}
 	if (rc) {
 		if (scp)

@@ -30,6 +30,7 @@ struct sender {
 	struct out *o;
 	unsigned index; /* 0 = main connection, 1..n = page channels */
 	int fd;
+	struct tls_conn *tls; /* a page channel's TLS, written in place */
 	struct ferry_stream_encoder *enc;
 	uint64_t duplicate, normal, unchanged; /* owner thread */
 	uint64_t xfer_bytes; /* bytes moved outside the stream (rdma) */

@@ -753,6 +753,11 @@ int out_number_pages(struct out *o, struct ferry_error *err)
 	return 0;
 }
 
+static int tls_writev(void *opaque, const struct iovec *iov, int iovcnt)
+{
+	return tls_conn_writev(opaque, iov, iovcnt);
+}
+
 /* TLS on the new connection (tls.h), checked against tls-hostname or
  * the URI's host; the main connection's session goes into the
  * statistics. */
@@ -773,7 +778,13 @@ static int sender_tls(struct out *o, struct sender *s, struct ferry_error *err)
 	ms = p.net_timeout_ms && p.net_timeout_ms < INT32_MAX
 		     ? (int)p.net_timeout_ms
 		     : 10000;
-	rc = tls_client(o->m->tls, host, &s->fd, ms, &info, err);
+	rc = tls_client(o->m->tls, host, s->fd, ms, &info, &s->tls, err);
+	/* the main connection carries the return path too, read and
+	 * written by several threads: a relay serves it (tls.h) */
+	if (!rc && s->index == 0) {
+		rc = tls_conn_relay(s->tls, &s->fd, err);
+		s->tls = NULL;
+	}
 	if (rc) {
 		struct ferry_error e = *err;
 
@@ -796,6 +807,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	s->o = o;
 	s->index = index;
 	s->fd = -1;
+	s->tls = NULL;
 	if (transport_is_rdma(o->m->uri))
 		rc = rdma_sender_open(o, s, err);
 	else
@@ -805,7 +817,11 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	if (rc)
 		return rc;
 	atomic_store(&o->m->fds[index], s->fd);
-	rc = ferry_stream_encoder_new(ferry_stream_sink_fd(&s->fd), &s->enc);
+	rc = ferry_stream_encoder_new(
+		s->tls ? (struct ferry_stream_sink){ .writev = tls_writev,
+						     .opaque = s->tls }
+		       : ferry_stream_sink_fd(&s->fd),
+		&s->enc);
 	if (rc)
 		return ferry_error_set(err, rc, "out of memory");
 	ferry_migration_get_params(o->m, &p);
@@ -875,6 +891,8 @@ void sender_close(struct sender *s)
 		atomic_store(&s->o->m->fds[s->index], -1);
 	if (s->o && s->fd >= 0)
 		mig_note_tls_fault(s->o->m, s->fd);
+	tls_conn_free(s->tls);
+	s->tls = NULL;
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +34,11 @@
  * the client's handshake is done. */
 #define TLS_ACCEPTED 0x06
 
-#define RELAY_BUF (256 * 1024) /* bytes moved at once, each way */
-#define PSK_MAX	  64	       /* bytes of a pre-shared key */
-#define IDENT_MAX 128
+#define RELAY_BUF  (256 * 1024) /* bytes moved at once, each way */
+#define TLS_RECORD 16384	/* the most plaintext one record holds */
+#define WRITE_BUF  (256 * 1024) /* records written at once, in place */
+#define PSK_MAX	   64		/* bytes of a pre-shared key */
+#define IDENT_MAX  128
 
 /* AES-GCM first where the CPU has AES instructions (OpenSSL uses them
  * when they are there), ChaCha20 first where it has not. */
@@ -380,9 +383,11 @@ int tls_creds_load(const char *dir, const char *authz, bool server,
 					    SSL_OP_NO_RENEGOTIATION);
 	if (tls_kernel_has_ktls())
 		SSL_CTX_set_options(c->ctx, SSL_OP_ENABLE_KTLS);
-	/* read many records with one system call */
+	/* a record with one system call, not two (header, body); the read
+	 * buffer stays one record long: OpenSSL moves what is left in it to
+	 * its front for each record, which costs more than it saves once
+	 * the buffer holds many */
 	SSL_CTX_set_read_ahead(c->ctx, 1);
-	SSL_CTX_set_default_read_buffer_len(c->ctx, RELAY_BUF);
 
 	if (readable(dir, "ca-cert.pem", path, sizeof(path)) ||
 	    readable(dir, "server-cert.pem", path, sizeof(path))) {
@@ -507,6 +512,48 @@ static void verify_words(long v, char *buf, size_t len)
 	snprintf(buf, len, "%s (%s)", what, X509_verify_cert_error_string(v));
 }
 
+/* ---- SIGPIPE ---------------------------------------------------------- */
+
+/*
+ * OpenSSL writes to its socket with write(2), so a peer that went away
+ * would raise SIGPIPE, whose default kills the process; a library must
+ * not change the process's handlers.  Around each call that may write on
+ * a thread not ours to keep, SIGPIPE is blocked and, if the call raised
+ * one, taken back before the mask is restored (as libpq does); a relay
+ * thread blocks it for good.
+ */
+struct sigpipe_guard {
+	sigset_t old;
+	bool pending; /* one was already pending: not ours to take */
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t pipe, now;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &g->old);
+	g->pending = false;
+	if (sigismember(&g->old, SIGPIPE) && !sigpending(&now))
+		g->pending = sigismember(&now, SIGPIPE);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t pipe, now;
+	int saved = errno;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	if (!g->pending && !sigpending(&now) && sigismember(&now, SIGPIPE))
+		while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	errno = saved;
+}
+
 /* ---- the relay -------------------------------------------------------- */
 
 /*
@@ -599,29 +646,12 @@ struct relay {
 	size_t up_len, down_len, down_off;
 };
 
-/* Why SSL_read or SSL_write failed with e: the wire's fault (the
- * first). */
-static void relay_ssl_fault(struct relay *r, int e, const char *dir)
-{
-	char why[160];
-
-	if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
-		snprintf(why, sizeof(why), "%s",
-			 errno ? strerror(errno)
-			       : "the peer closed the connection without "
-				 "TLS close_notify");
-	else
-		ssl_reason(why, sizeof(why));
-	pthread_mutex_lock(&wires_lock);
-	if (!r->w->fault[0])
-		snprintf(r->w->fault, sizeof(r->w->fault), "TLS %s: %.160s",
-			 dir, why);
-	pthread_mutex_unlock(&wires_lock);
-}
+static void conn_fault(struct wire *w, int e, const char *dir);
 
 static void *relay_main(void *arg)
 {
 	struct relay *r = arg;
+	sigset_t pipe;
 	bool pl_eof = false;	  /* the engine shut its sending side */
 	bool notify_sent = false; /* close_notify went (or cannot) */
 	bool tls_eof = false;	  /* the peer's close_notify, or an end */
@@ -631,6 +661,9 @@ static void *relay_main(void *arg)
 	bool want_w = false;   /* SSL wants the socket writable */
 	bool want_r_w = false; /* SSL_write wants it readable */
 
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL); /* EPIPE instead */
 	for (;;) {
 		bool progress = false;
 		struct pollfd p[2];
@@ -668,7 +701,7 @@ static void *relay_main(void *arg)
 					tcp_rd = false;
 					want_r_w = true;
 				} else {
-					relay_ssl_fault(r, e, "sending");
+					conn_fault(r->w, e, "sending");
 					wire_dead = true;
 					r->up_len = 0;
 					progress = true;
@@ -711,7 +744,7 @@ static void *relay_main(void *arg)
 				want_w = true;
 			} else {
 				if (e != SSL_ERROR_ZERO_RETURN)
-					relay_ssl_fault(r, e, "receiving");
+					conn_fault(r->w, e, "receiving");
 				tls_eof = true;
 				progress = true;
 			}
@@ -784,22 +817,269 @@ static void *relay_main(void *arg)
 	return NULL;
 }
 
-/* The session is up on tcp: a socket pair, the engine's end in *plain,
- * a relay thread on the other, which owns ssl and tcp from now on.  On
- * failure ssl is freed and tcp is still the caller's to close. */
-static int relay_start(SSL *ssl, int tcp, int *plain, struct ferry_error *err)
+/* ---- a connection's session ------------------------------------------ */
+
+struct tls_conn {
+	struct tls_creds *c;
+	SSL *ssl;
+	int fd;
+	bool up;	/* the handshake is done (and, destination: judged) */
+	struct wire *w; /* listed under fd: its fault */
+	uint8_t *wbuf;	/* direct writes, gathered into whole records */
+};
+
+static struct tls_conn *conn_new(struct tls_creds *c, int fd)
+{
+	struct tls_conn *t = calloc(1, sizeof(*t));
+	struct wire *w = calloc(1, sizeof(*w));
+
+	pthread_once(&ssl_once, ssl_init);
+	if (t)
+		t->ssl = SSL_new(c->ctx);
+	if (!t || !w || !t->ssl || !SSL_set_fd(t->ssl, fd)) {
+		if (t)
+			SSL_free(t->ssl);
+		free(t);
+		free(w);
+		return NULL;
+	}
+	SSL_set_ex_data(t->ssl, ssl_index, c);
+	t->c = c;
+	t->fd = fd;
+	t->w = w;
+	*w = (struct wire){ .fd = fd, .ino = fd_ino(fd), .tcp = -1 };
+	pthread_mutex_lock(&wires_lock);
+	wires_sweep();
+	w->next = wires;
+	wires = w;
+	pthread_mutex_unlock(&wires_lock);
+	return t;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+	struct sigpipe_guard g;
+
+	if (!t)
+		return;
+	if (t->ssl && t->up) { /* a close_notify, if it goes at once */
+		int fl = fcntl(t->fd, F_GETFL);
+
+		fcntl(t->fd, F_SETFL, fl | O_NONBLOCK);
+		sigpipe_block(&g);
+		SSL_shutdown(t->ssl);
+		sigpipe_restore(&g);
+		ERR_clear_error();
+		fcntl(t->fd, F_SETFL, fl);
+	}
+	SSL_free(t->ssl);
+	free(t->wbuf);
+	free(t); /* its wire entry goes once fd is closed */
+}
+
+/* Note why the session broke (the first reason). */
+static void conn_fault(struct wire *w, int e, const char *dir)
+{
+	char why[160];
+
+	if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
+		snprintf(why, sizeof(why), "%s",
+			 errno ? strerror(errno)
+			       : "the peer closed the connection without "
+				 "TLS close_notify");
+	else
+		ssl_reason(why, sizeof(why));
+	pthread_mutex_lock(&wires_lock);
+	if (!w->fault[0])
+		snprintf(w->fault, sizeof(w->fault), "TLS %s: %.160s", dir,
+			 why);
+	pthread_mutex_unlock(&wires_lock);
+}
+
+/* An end of input, not a broken record: the peer's TCP end without its
+ * close_notify (also what a shutdown of our own socket reads as). */
+static bool just_eof(int e)
+{
+	return (e == SSL_ERROR_SYSCALL && !ERR_peek_error() && !errno) ||
+	       (e == SSL_ERROR_SSL &&
+		ERR_GET_REASON(ERR_peek_error()) ==
+			SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
+ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len)
+{
+	struct sigpipe_guard g;
+	int n, e = 0;
+
+	size_t got = 0;
+
+	sigpipe_block(&g); /* an alert may go out */
+	/* what one read brought in: as many records as are there and fit
+	 * (a sender writes whole records, so the rest of one comes) */
+	ERR_clear_error();
+	do {
+		errno = 0;
+		n = SSL_read(t->ssl, (uint8_t *)buf + got,
+			     len - got > INT32_MAX ? INT32_MAX
+						   : (int)(len - got));
+		if (n > 0)
+			got += (size_t)n;
+	} while (n > 0 && len - got >= TLS_RECORD && SSL_has_pending(t->ssl));
+	if (n <= 0)
+		e = SSL_get_error(t->ssl, n);
+	sigpipe_restore(&g);
+	if (got)
+		return (ssize_t)got; /* an error comes again on the next */
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	conn_fault(t->w, e, "receiving");
+	if (just_eof(e)) {
+		ERR_clear_error();
+		return 0;
+	}
+	ERR_clear_error();
+	return e == SSL_ERROR_SYSCALL && errno ? -errno : -EBADMSG;
+}
+
+/* SSL_write all of p, blocking (SIGPIPE blocked by the caller). */
+static int conn_put(struct tls_conn *t, const void *p, size_t len)
+{
+	size_t done = 0;
+	int e;
+
+	while (done < len) {
+		size_t w = 0;
+
+		errno = 0;
+		if (SSL_write_ex(t->ssl, (const uint8_t *)p + done, len - done,
+				 &w)) {
+			done += w;
+			continue;
+		}
+		e = SSL_get_error(t->ssl, 0);
+		conn_fault(t->w, e, "sending");
+		ERR_clear_error();
+		return e == SSL_ERROR_SYSCALL && errno ? -errno : -EPIPE;
+	}
+	return 0;
+}
+
+/* The first direct write: records go out through a buffer, many in one
+ * system call, not one call per 16 KiB record. */
+static int conn_buffer_writes(struct tls_conn *t)
+{
+	BIO *buf = BIO_new(BIO_f_buffer());
+	BIO *sock = BIO_new_socket(t->fd, BIO_NOCLOSE);
+
+	t->wbuf = malloc(TLS_RECORD);
+	if (!buf || !sock || !t->wbuf ||
+	    BIO_set_write_buffer_size(buf, WRITE_BUF) <= 0) {
+		BIO_free(buf);
+		BIO_free(sock);
+		free(t->wbuf);
+		t->wbuf = NULL;
+		return -ENOMEM;
+	}
+	BIO_push(buf, sock);
+	SSL_set0_wbio(t->ssl, buf);
+	return 0;
+}
+
+/* What the buffer holds, to the socket (SIGPIPE blocked). */
+static int conn_flush(struct tls_conn *t)
+{
+	errno = 0;
+	if (BIO_flush(SSL_get_wbio(t->ssl)) > 0)
+		return 0;
+	pthread_mutex_lock(&wires_lock);
+	if (!t->w->fault[0])
+		snprintf(t->w->fault, sizeof(t->w->fault), "TLS sending: %s",
+			 strerror(errno ? errno : EPIPE));
+	pthread_mutex_unlock(&wires_lock);
+	return errno ? -errno : -EPIPE;
+}
+
+/* Gather iov into whole records (SIGPIPE blocked). */
+static int conn_writev(struct tls_conn *t, const struct iovec *iov, int n)
+{
+	size_t have = 0;
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+
+		while (left) {
+			size_t k;
+
+			if (!have && left >= TLS_RECORD) {
+				/* whole records straight from the caller */
+				k = left - left % TLS_RECORD;
+				rc = conn_put(t, p, k);
+				if (rc)
+					return rc;
+			} else {
+				k = TLS_RECORD - have < left ? TLS_RECORD - have
+							     : left;
+				memcpy(t->wbuf + have, p, k);
+				have += k;
+				if (have == TLS_RECORD) {
+					rc = conn_put(t, t->wbuf, have);
+					if (rc)
+						return rc;
+					have = 0;
+				}
+			}
+			p += k;
+			left -= k;
+		}
+	}
+	rc = have ? conn_put(t, t->wbuf, have) : 0;
+	return rc ? rc : conn_flush(t);
+}
+
+int tls_conn_writev(struct tls_conn *t, const struct iovec *iov, int n)
+{
+	struct sigpipe_guard g;
+	int rc;
+
+	if (!t->wbuf && conn_buffer_writes(t))
+		return -ENOMEM;
+	sigpipe_block(&g);
+	ERR_clear_error();
+	rc = conn_writev(t, iov, n);
+	sigpipe_restore(&g);
+	return rc;
+}
+
+static int relay_start(struct tls_conn *t, int *plain, struct ferry_error *err);
+
+int tls_conn_relay(struct tls_conn *t, int *fd, struct ferry_error *err)
+{
+	int rc = relay_start(t, fd, err);
+
+	t->ssl = NULL; /* the relay's now, or freed */
+	tls_conn_free(t);
+	return rc;
+}
+
+/* The session is up on t->fd: a socket pair, the engine's end in
+ * *plain, a relay thread on the other, which owns the SSL object and the
+ * socket from now on.  On failure the SSL object is freed and the socket
+ * is still the caller's to close. */
+static int relay_start(struct tls_conn *t, int *plain, struct ferry_error *err)
 {
 	struct relay *r = calloc(1, sizeof(*r));
-	struct wire *w = calloc(1, sizeof(*w));
+	struct wire *w = t->w;
 	pthread_attr_t attr;
-	pthread_t t;
-	int sv[2] = { -1, -1 }, one = 1, rc;
+	pthread_t th;
+	int sv[2] = { -1, -1 }, one = 1, rc, tcp = t->fd;
 
 	if (r) {
 		r->up = malloc(RELAY_BUF);
 		r->down = malloc(RELAY_BUF);
 	}
-	if (!r || !w || !r->up || !r->down ||
+	if (!r || !r->up || !r->down ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		rc = ferry_error_set(err, -ENOMEM,
 				     "TLS: no memory or socket for the relay");
@@ -808,38 +1088,29 @@ static int relay_start(SSL *ssl, int tcp, int *plain, struct ferry_error *err)
 	setsockopt(tcp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	fcntl(tcp, F_SETFL, fcntl(tcp, F_GETFL) | O_NONBLOCK);
 	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
-	r->ssl = ssl;
+	r->ssl = t->ssl;
 	r->tcp = tcp;
 	r->pl = sv[1];
 	r->w = w;
+	/* listed from now on under the engine's end */
+	pthread_mutex_lock(&wires_lock);
 	w->fd = sv[0];
 	w->ino = fd_ino(sv[0]);
 	w->tcp = tcp;
-	pthread_mutex_lock(&wires_lock);
-	wires_sweep();
-	w->next = wires;
-	wires = w;
 	pthread_mutex_unlock(&wires_lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, relay_main, r);
+	rc = pthread_create(&th, &attr, relay_main, r);
 	pthread_attr_destroy(&attr);
 	if (rc) {
-		/* listed already: unlist, as the relay would have */
 		pthread_mutex_lock(&wires_lock);
+		w->fd = tcp; /* back under the socket, as the caller has it */
+		w->ino = fd_ino(tcp);
 		w->tcp = -1;
 		pthread_mutex_unlock(&wires_lock);
-		close(sv[0]);
-		close(sv[1]);
-		free(r->up);
-		free(r->down);
-		free(r);
-		SSL_free(ssl);
-		pthread_mutex_lock(&wires_lock);
-		wires_sweep();
-		pthread_mutex_unlock(&wires_lock);
-		return ferry_error_set(err, -rc, "TLS: relay thread: %s",
-				       strerror(rc));
+		rc = ferry_error_set(err, -rc, "TLS: relay thread: %s",
+				     strerror(rc));
+		goto fail;
 	}
 	*plain = sv[0];
 	return 0;
@@ -853,8 +1124,7 @@ fail:
 		free(r->down);
 	}
 	free(r);
-	free(w);
-	SSL_free(ssl);
+	SSL_free(t->ssl);
 	return rc;
 }
 
@@ -936,17 +1206,29 @@ static int client_fail(const char *host, SSL *ssl, int e, bool accepted_wait,
 			       why);
 }
 
-int tls_client(struct tls_creds *c, const char *host, int *fd, int timeout_ms,
-	       struct tls_info *info, struct ferry_error *err)
+int tls_client(struct tls_creds *c, const char *host, int fd, int timeout_ms,
+	       struct tls_info *info, struct tls_conn **out,
+	       struct ferry_error *err)
 {
+	struct tls_conn *t = conn_new(c, fd);
+	struct sigpipe_guard g;
 	struct timespec until;
 	unsigned char ok = 0;
 	struct in6_addr a6;
 	struct in_addr a4;
-	SSL *ssl;
-	int n, e, rc, tcp = *fd;
+	int n, e, rc = 0, fl = fcntl(fd, F_GETFL);
 
-	pthread_once(&ssl_once, ssl_init);
+	*out = NULL;
+	if (!t)
+		return ferry_error_set(err, -ENOMEM, "TLS: out of memory");
+	if (c->x509 && !host[0]) {
+		tls_conn_free(t);
+		return ferry_error_set(err, -EINVAL,
+				       "TLS: no host name to check the "
+				       "destination's certificate against "
+				       "(a unix: URI names none): set "
+				       "tls-hostname");
+	}
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += timeout_ms / 1000;
 	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
@@ -954,113 +1236,75 @@ int tls_client(struct tls_creds *c, const char *host, int *fd, int timeout_ms,
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	ssl = SSL_new(c->ctx);
-	if (!ssl || !SSL_set_fd(ssl, tcp)) {
-		rc = ferry_error_set(err, -ENOMEM, "TLS: out of memory");
-		goto fail;
-	}
-	SSL_set_ex_data(ssl, ssl_index, c);
 	if (c->x509) {
-		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+		X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
 
 		if (inet_pton(AF_INET, host, &a4) == 1 ||
 		    inet_pton(AF_INET6, host, &a6) == 1) {
 			X509_VERIFY_PARAM_set1_ip_asc(vp, host);
 		} else {
-			SSL_set_tlsext_host_name(ssl, host);
-			SSL_set1_host(ssl, host);
+			SSL_set_tlsext_host_name(t->ssl, host);
+			SSL_set1_host(t->ssl, host);
 		}
 	}
-	fcntl(tcp, F_SETFL, fcntl(tcp, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	sigpipe_block(&g);
 	for (;;) {
 		ERR_clear_error();
-		n = SSL_connect(ssl);
+		n = SSL_connect(t->ssl);
 		if (n == 1)
 			break;
-		e = SSL_get_error(ssl, n);
+		e = SSL_get_error(t->ssl, n);
 		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-			rc = client_fail(host, ssl, e, false, timeout_ms, err);
-			goto fail;
+			rc = client_fail(host, t->ssl, e, false, timeout_ms,
+					 err);
+			break;
 		}
-		if (wait_for(tcp, e, &until)) {
-			rc = client_fail(host, ssl, -ETIMEDOUT, false,
+		if (wait_for(fd, e, &until)) {
+			rc = client_fail(host, t->ssl, -ETIMEDOUT, false,
 					 timeout_ms, err);
-			goto fail;
+			break;
 		}
 	}
 	/* the destination's word that it took this source */
-	for (;;) {
+	while (!rc) {
 		ERR_clear_error();
-		n = SSL_read(ssl, &ok, 1);
+		n = SSL_read(t->ssl, &ok, 1);
 		if (n == 1)
 			break;
-		e = SSL_get_error(ssl, n);
+		e = SSL_get_error(t->ssl, n);
 		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-			rc = client_fail(host, ssl, e, true, timeout_ms, err);
-			goto fail;
+			rc = client_fail(host, t->ssl, e, true, timeout_ms,
+					 err);
+			break;
 		}
-		if (wait_for(tcp, e, &until)) {
-			rc = client_fail(host, ssl, -ETIMEDOUT, true,
+		if (wait_for(fd, e, &until))
+			rc = client_fail(host, t->ssl, -ETIMEDOUT, true,
 					 timeout_ms, err);
-			goto fail;
-		}
 	}
-	if (ok != TLS_ACCEPTED) {
+	sigpipe_restore(&g);
+	fcntl(fd, F_SETFL, fl);
+	if (!rc && ok != TLS_ACCEPTED)
 		rc = ferry_error_set(err, -EPROTO,
 				     "TLS with %s: the destination sent 0x%02x "
 				     "where it accepts a source (0x%02x): not "
 				     "a ferry destination",
 				     host, ok, TLS_ACCEPTED);
-		goto fail;
-	}
-	fill_info(ssl, c, info);
-	rc = relay_start(ssl, tcp, fd, err);
 	if (rc) {
-		close(tcp);
-		*fd = -1;
+		tls_conn_free(t);
+		return rc;
 	}
-	return rc;
-fail:
-	SSL_free(ssl);
-	close(tcp);
-	*fd = -1;
-	return rc;
+	t->up = true;
+	fill_info(t->ssl, c, info);
+	*out = t;
+	return 0;
 }
 
 /* ---- the destination's side ------------------------------------------- */
 
-struct tls_accept {
-	struct tls_creds *c;
-	SSL *ssl;
-	int fd;
-	bool shaken; /* the handshake is done, the acceptance to send */
-};
-
-struct tls_accept *tls_accept_new(struct tls_creds *c, int fd)
+struct tls_conn *tls_accept_new(struct tls_creds *c, int fd)
 {
-	struct tls_accept *a = calloc(1, sizeof(*a));
-
-	pthread_once(&ssl_once, ssl_init);
-	if (!a)
-		return NULL;
-	a->c = c;
-	a->fd = fd;
-	a->ssl = SSL_new(c->ctx);
-	if (!a->ssl || !SSL_set_fd(a->ssl, fd)) {
-		SSL_free(a->ssl);
-		free(a);
-		return NULL;
-	}
-	SSL_set_ex_data(a->ssl, ssl_index, c);
-	return a;
-}
-
-void tls_accept_free(struct tls_accept *a)
-{
-	if (!a)
-		return;
-	SSL_free(a->ssl);
-	free(a);
+	return conn_new(c, fd);
 }
 
 /* Is the client's certificate (or PSK identity) on tls-authz? */
@@ -1082,96 +1326,105 @@ static int refuse_why(char *why, size_t len, const char *fmt, const char *a)
 	return -1;
 }
 
-int tls_accept_step(struct tls_accept *a, short *events, int *plain,
-		    struct tls_info *info, char *why, size_t len)
+int tls_accept_step(struct tls_conn *a, short *events, struct tls_info *info,
+		    char *why, size_t len)
 {
 	char reason[160], words[320];
-	struct ferry_error err = { 0 };
 	unsigned char ok = TLS_ACCEPTED;
+	struct sigpipe_guard g;
 	int n, e;
 
-	if (!a->shaken) {
-		ERR_clear_error();
-		n = SSL_accept(a->ssl);
-		if (n != 1) {
-			long v;
-
-			e = SSL_get_error(a->ssl, n);
-			if (e == SSL_ERROR_WANT_READ ||
-			    e == SSL_ERROR_WANT_WRITE) {
-				*events = e == SSL_ERROR_WANT_READ ? POLLIN
-								   : POLLOUT;
-				return 0;
-			}
-			v = SSL_get_verify_result(a->ssl);
-			if (v != X509_V_OK) {
-				verify_words(v, words, sizeof(words));
-				ERR_clear_error();
-				return refuse_why(why, len,
-						  "TLS: the client's "
-						  "certificate %s",
-						  words);
-			}
-			if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
-				return refuse_why(why, len, "%s",
-						  "TLS: the client closed "
-						  "during the handshake");
-			ssl_reason(reason, sizeof(reason));
-			if (strstr(reason, "binder does not verify"))
-				return refuse_why(
-					why, len,
-					"TLS: the client's pre-shared "
-					"key is not the one in "
-					"keys.psk (%s)",
-					reason);
-			if (strstr(reason, "peer did not return a certificate"))
-				return refuse_why(
-					why, len, "%s",
-					"TLS: the client sent no certificate "
-					"(tls-creds holds a CA, so one is "
-					"required)");
-			if (strstr(reason, "wrong version number") ||
-			    strstr(reason, "http request") ||
-			    strstr(reason, "packet length too long") ||
-			    strstr(reason, "record layer failure"))
-				return refuse_why(why, len,
-						  "TLS: the client does not "
-						  "speak TLS (%s)",
-						  reason);
-			return refuse_why(why, len,
-					  "TLS: the handshake failed (%s)",
-					  reason);
-		}
+	sigpipe_block(&g);
+	ERR_clear_error();
+	n = SSL_accept(a->ssl);
+	e = n == 1 ? 0 : SSL_get_error(a->ssl, n);
+	if (n == 1) {
 		fill_info(a->ssl, a->c, info);
 		if (!authorized(a->c, info->peer)) {
 			/* a close_notify: the client reads a refusal, not a
 			 * broken link */
 			SSL_shutdown(a->ssl);
+			sigpipe_restore(&g);
 			snprintf(why, len,
 				 "TLS: the client '%s' is not on tls-authz "
 				 "(%s)",
 				 info->peer, a->c->authz_path);
 			return -1;
 		}
-		a->shaken = true;
+		ERR_clear_error();
+		n = SSL_write(a->ssl, &ok, 1);
+		e = n == 1 ? 0 : SSL_get_error(a->ssl, n);
 	}
+	sigpipe_restore(&g);
+	if (n == 1) {
+		a->up = true;
+		return 1;
+	}
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		*events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return 0;
+	}
+	if (SSL_get_verify_result(a->ssl) != X509_V_OK) {
+		verify_words(SSL_get_verify_result(a->ssl), words,
+			     sizeof(words));
+		ERR_clear_error();
+		return refuse_why(why, len, "TLS: the client's certificate %s",
+				  words);
+	}
+	if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
+		return refuse_why(why, len, "%s",
+				  "TLS: the client closed during the "
+				  "handshake");
+	ssl_reason(reason, sizeof(reason));
+	if (strstr(reason, "binder does not verify"))
+		return refuse_why(why, len,
+				  "TLS: the client's pre-shared key is not the "
+				  "one in keys.psk (%s)",
+				  reason);
+	if (strstr(reason, "peer did not return a certificate"))
+		return refuse_why(why, len, "%s",
+				  "TLS: the client sent no certificate "
+				  "(tls-creds holds a CA, so one is "
+				  "required)");
+	if (strstr(reason, "wrong version number") ||
+	    strstr(reason, "http request") ||
+	    strstr(reason, "packet length too long") ||
+	    strstr(reason, "record layer failure"))
+		return refuse_why(why, len,
+				  "TLS: the client does not speak TLS (%s)",
+				  reason);
+	return refuse_why(why, len, "TLS: the handshake failed (%s)", reason);
+}
+
+ssize_t tls_conn_read_nb(struct tls_conn *t, void *buf, size_t len,
+			 short *events, char *why, size_t wlen)
+{
+	struct sigpipe_guard g;
+	int n, e = 0;
+
+	sigpipe_block(&g);
 	ERR_clear_error();
-	n = SSL_write(a->ssl, &ok, 1);
-	if (n != 1) {
-		e = SSL_get_error(a->ssl, n);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			*events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-			return 0;
-		}
-		return refuse_why(why, len, "TLS: sending the acceptance: %s",
-				  ssl_reason(reason, sizeof(reason)));
+	errno = 0;
+	n = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+	if (n <= 0)
+		e = SSL_get_error(t->ssl, n);
+	sigpipe_restore(&g);
+	if (n > 0)
+		return n;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		*events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return -EAGAIN;
 	}
-	fill_info(a->ssl, a->c, info);
-	n = relay_start(a->ssl, a->fd, plain, &err);
-	a->ssl = NULL; /* the relay's now, or freed */
-	if (n) {
-		snprintf(why, len, "%s", ferry_error_msg(&err));
-		return -1;
+	if (e == SSL_ERROR_ZERO_RETURN || just_eof(e)) {
+		ERR_clear_error();
+		return 0;
 	}
-	return 1;
+	snprintf(why, wlen, "TLS receiving its stream head: %s",
+		 ssl_reason((char[160]){ 0 }, 160));
+	return -EPROTO;
+}
+
+bool tls_conn_pending(const struct tls_conn *t)
+{
+	return SSL_has_pending(t->ssl) == 1;
 }

@@ -197,7 +197,7 @@ static void refuse(struct transport_screen *s, unsigned i, const char *why)
 
 	if (s->refused)
 		s->refused(s->opaque, p->peer, why);
-	tls_accept_free(p->tls);
+	tls_conn_free(p->tls);
 	close(p->fd);
 	free(p->buf);
 	unlist(s, i);
@@ -223,6 +223,7 @@ static void take(struct transport_screen *s, unsigned i,
 	out->buf = p->buf;
 	out->len = p->len;
 	out->tls = p->info;
+	out->tls_conn = p->tls;
 	unlist(s, i);
 }
 
@@ -298,11 +299,10 @@ static int read_one(struct transport_screen *s, unsigned i)
 	struct transport_pending *p = &s->p[i];
 	char why[320];
 	ssize_t r;
-	int plain;
 
-	if (p->tls) {
-		int t = tls_accept_step(p->tls, &p->tls_events, &plain,
-					&p->info, why, sizeof(why));
+	if (p->tls && !p->tls_up) {
+		int t = tls_accept_step(p->tls, &p->tls_events, &p->info, why,
+					sizeof(why));
 
 		if (t < 0) {
 			refuse(s, i, why);
@@ -310,11 +310,8 @@ static int read_one(struct transport_screen *s, unsigned i)
 		}
 		if (t == 0)
 			return 0;
-		/* the relay has the socket; the head comes in the clear */
-		tls_accept_free(p->tls);
-		p->tls = NULL;
-		p->fd = plain;
-		return 0;
+		p->tls_up = true; /* the head comes inside the session */
+		p->tls_events = POLLIN;
 	}
 	if (p->cap - p->len < SCREEN_READ) {
 		uint8_t *b = realloc(p->buf, p->len + SCREEN_READ);
@@ -326,7 +323,20 @@ static int read_one(struct transport_screen *s, unsigned i)
 		p->buf = b;
 		p->cap = p->len + SCREEN_READ;
 	}
-	r = recv(p->fd, p->buf + p->len, SCREEN_READ, MSG_DONTWAIT);
+	if (p->tls) {
+		r = tls_conn_read_nb(p->tls, p->buf + p->len, SCREEN_READ,
+				     &p->tls_events, why, sizeof(why));
+		if (r == -EPROTO) {
+			refuse(s, i, why);
+			return -1;
+		}
+		if (r < 0) {
+			errno = -(int)r;
+			r = -1;
+		}
+	} else {
+		r = recv(p->fd, p->buf + p->len, SCREEN_READ, MSG_DONTWAIT);
+	}
 	if (r > 0) {
 		p->len += (size_t)r;
 		return 0;
@@ -344,6 +354,18 @@ static int read_one(struct transport_screen *s, unsigned i)
 			 strerror(errno));
 	refuse(s, i, why);
 	return -1;
+}
+
+/* Does a session hold bytes of a head that no poll would show? */
+static bool ready(const struct transport_screen *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n; i++)
+		if (!s->p[i].held && s->p[i].tls && s->p[i].tls_up &&
+		    tls_conn_pending(s->p[i].tls))
+			return true;
+	return false;
 }
 
 int transport_screen_take(struct transport_screen *s, int head_ms,
@@ -375,7 +397,14 @@ int transport_screen_take(struct transport_screen *s, int head_ms,
 						      : POLLIN,
 			};
 		k = s->n;
-		n = poll(pfd, 1 + k, 100);
+		n = poll(pfd, 1 + k, ready(s) ? 0 : 100);
+		/* what a session holds decrypted, no poll shows */
+		for (i = 0; n >= 0 && i < k; i++)
+			if (!s->p[i].held && s->p[i].tls && s->p[i].tls_up &&
+			    tls_conn_pending(s->p[i].tls)) {
+				pfd[1 + i].revents |= POLLIN;
+				n += n == 0;
+			}
 		if (n < 0 && errno != EINTR)
 			return ferry_error_set(err, -errno, "poll: %s",
 					       strerror(errno));
@@ -384,7 +413,7 @@ int transport_screen_take(struct transport_screen *s, int head_ms,
 		for (i = k; n > 0 && i-- > 0;) {
 			if (!pfd[1 + i].revents)
 				continue;
-			if (!read_one(s, i) && !s->p[i].tls && s->p[i].len &&
+			if (!read_one(s, i) && s->p[i].len &&
 			    judge_one(s, i, judge, opaque, out))
 				return 0;
 		}
@@ -393,7 +422,7 @@ int transport_screen_take(struct transport_screen *s, int head_ms,
 			if (now >= s->p[i].deadline_ns) {
 				char why[128];
 
-				if (s->p[i].tls)
+				if (s->p[i].tls && !s->p[i].tls_up)
 					snprintf(why, sizeof(why),
 						 "no TLS handshake within %d "
 						 "ms",

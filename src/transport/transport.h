@@ -98,9 +98,10 @@ struct transport_pending {
 	size_t len, cap;
 	bool held; /* its head is whole: judged again, not read */
 	char peer[64];
-	struct tls_accept *tls; /* its TLS handshake, while under way */
-	short tls_events;	/* what the handshake waits for */
-	struct tls_info info;	/* the session, once up */
+	struct tls_conn *tls; /* its TLS session */
+	bool tls_up;	      /* handshaken and judged: the head comes */
+	short tls_events;     /* what the session waits for */
+	struct tls_info info; /* the session, once up */
 };
 
 /* Owned by one thread (the destination engine's). */
@@ -120,7 +121,9 @@ struct transport_conn {
 	int fd;
 	uint8_t *buf;
 	size_t len;
-	struct tls_info tls; /* .on when it came over TLS */
+	struct tls_info tls;	   /* .on when it came over TLS, */
+	struct tls_conn *tls_conn; /* and its session, the taker's: read in
+				      place or handed to a relay (tls.h) */
 };
 
 /* With tls, every connection is first a TLS handshake, its client

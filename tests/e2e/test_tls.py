@@ -473,18 +473,21 @@ def t_stranger():
 
 def t_flip():
     """A byte flipped on the way (the fault proxy) fails its TLS record:
-    the destination resumes nothing and says so, the source's pre-copy
-    fails and its guest runs on."""
-    dst, src = pair("dst", "src", IDLE,
-                    src_params={"tls-hostname": "localhost"})
-    proxy = fp.FaultProxy(dst.incoming_uri(), opaque=True)
-    proxy.flip(fp.Bytes(64 << 20))
-    src.qmp.cmd("migrate", uri=proxy.uri)
-    s = src.qmp.wait_migration()
-    src_runs_on(src, s)
-    dst_failed(dst, "decryption failed or bad record mac")
-    src.quit()
-    proxy.close()
+    on the main connection, and on a multifd page channel (read in place,
+    without the relay); the destination resumes nothing and says so, the
+    source's pre-copy fails and its guest runs on."""
+    for caps, channel in (((), 0), (("multifd",), 1)):
+        dst, src = pair("dst", "src", IDLE, caps=caps,
+                        src_params={"tls-hostname": "localhost"})
+        proxy = fp.FaultProxy(dst.incoming_uri(), opaque=True)
+        proxy.flip(fp.Bytes(32 << 20, channel=channel))
+        src.qmp.cmd("migrate", uri=proxy.uri)
+        s = src.qmp.wait_migration()
+        src_runs_on(src, s)
+        assert proxy.fired, "the flip never fired"
+        dst_failed(dst, "decryption failed or bad record mac")
+        src.quit()
+        proxy.close()
 
 
 def dst_failed(dst, why):
@@ -560,8 +563,8 @@ def main():
          t_fake_postcopy),
         ("strangers during a TLS migration are refused; it completes",
          t_stranger),
-        ("a flipped byte fails the TLS record; the source runs on",
-         t_flip),
+        ("a flipped byte fails the TLS record (main connection, page "
+         "channel); the source runs on", t_flip),
         ("a cut TLS link fails both; the source runs on", t_cut),
     ]:
         if len(sys.argv) > 2 and sys.argv[2] not in fn.__name__:
