@@ -968,10 +968,13 @@ static int conn_put(struct tls_conn *t, const void *p, size_t len)
  * system call, not one call per 16 KiB record. */
 static int conn_buffer_writes(struct tls_conn *t)
 {
-	BIO *buf = BIO_new(BIO_f_buffer());
-	BIO *sock = BIO_new_socket(t->fd, BIO_NOCLOSE);
+	BIO *buf, *sock;
 
 	t->wbuf = malloc(TLS_RECORD);
+	if (t->wbuf && BIO_get_ktls_send(SSL_get_wbio(t->ssl)) > 0)
+		return 0; /* the kernel encrypts: records go to it as they are */
+	buf = BIO_new(BIO_f_buffer());
+	sock = BIO_new_socket(t->fd, BIO_NOCLOSE);
 	if (!buf || !sock || !t->wbuf ||
 	    BIO_set_write_buffer_size(buf, WRITE_BUF) <= 0) {
 		BIO_free(buf);

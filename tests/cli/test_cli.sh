@@ -65,6 +65,14 @@ check "incoming on an unknown transport" 1 "" "unknown transport 'pigeon'" -- \
 	run --ram 16M --incoming pigeon:coop
 check "incoming on a malformed tcp URI" 1 "" "expected tcp:HOST:PORT" -- \
 	run --ram 16M --incoming tcp:nowhere
+check "incoming with tls-creds that are not a directory" 1 "" \
+	"tls-creds: /nonexistent/creds is not a directory" -- \
+	run --ram 16M --incoming tcp:127.0.0.1:0 --tls-creds /nonexistent/creds
+check "incoming with tls-authz but no tls-creds" 1 "" \
+	"tls-authz is set but tls-creds is not" -- \
+	run --ram 16M --incoming tcp:127.0.0.1:0 --tls-authz /etc/hostname
+check "run --help lists the TLS options" 0 "--tls-authz FILE" "" -- \
+	run --help
 check "qmp on tcp is refused" 1 "" "the control socket is unix:PATH" -- \
 	run --ram 16M --qmp tcp:127.0.0.1:4444
 check "unknown machine" 1 "" "'vax' is not a machine \\(reference, riscv64\\)" -- \

@@ -328,6 +328,35 @@ def t_bad_params():
     src.quit()
 
 
+def t_timeouts():
+    """A handshake has net-timeout on both sides: a client that connects
+    and says nothing is refused by the destination, and a listener that
+    never answers fails the source's migration; the source runs on."""
+    dst = ft.Guest("dst", IDLE + ["--tls-creds", creds("dst")],
+                   incoming="tcp:127.0.0.1:0")
+    dst.qmp.cmd("migrate-set-parameters", **{"net-timeout": 1500})
+    host, port = dst.incoming_uri().split(":")[1:]
+    mute = socket.create_connection((host, int(port)))
+    info = refused(dst, 1)
+    assert "no TLS handshake within 1500 ms" in info["refused-reason"], info
+    mute.close()
+    waiting(dst)
+    dst.quit()
+    deaf = socket.socket()
+    deaf.bind(("127.0.0.1", 0))
+    deaf.listen(1)
+    src = ft.Guest("src", IDLE)
+    src.qmp.cmd("migrate-set-parameters",
+                **tls_params("src", **{"net-timeout": 1500}))
+    src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % deaf.getsockname()[1])
+    s = src.qmp.wait_migration()
+    src_runs_on(src, s)
+    assert "no TLS handshake within 1500 ms (net-timeout)" in \
+        s.get("error-desc", ""), s
+    src.quit()
+    deaf.close()
+
+
 # ---- attacks ---------------------------------------------------------
 
 
@@ -561,6 +590,7 @@ def main():
          t_no_ca),
         ("bad tls-creds and TLS over rdma: refused at once",
          t_bad_params),
+        ("a handshake has net-timeout on both sides", t_timeouts),
         ("a recorded TLS stream replayed is refused", t_replay),
         ("a made-up post-copy stream in the clear is refused",
          t_fake_postcopy),
