@@ -181,7 +181,7 @@ int cli_serve(const struct cli_target *t, const char *qmp_uri,
 	struct qmp_server *qs = NULL;
 	struct ferry_migration *mig = NULL;
 	struct ferry_mig_stats st;
-	bool reported = false;
+	bool reported = false, paused = false;
 	uint64_t refused = 0;
 	double t0;
 	int rc = 1;
@@ -233,9 +233,20 @@ int cli_serve(const struct cli_target *t, const char *qmp_uri,
 			fflush(stdout);
 			break;
 		}
+		ferry_migration_query(mig, &st);
+		/* the library says nothing itself: why post-copy paused,
+		 * and what it waits for, once per pause */
+		if (st.state == FERRY_MIG_POSTCOPY_PAUSED && !paused) {
+			printf("ferry run: post-copy paused (%s); waiting for "
+			       "%s with a new uri\n",
+			       st.pause_reason,
+			       st.incoming ? "migrate-recover"
+					   : "migrate with resume");
+			fflush(stdout);
+		}
+		paused = st.state == FERRY_MIG_POSTCOPY_PAUSED;
 		if (!incoming || reported)
 			continue;
-		ferry_migration_query(mig, &st);
 		if (st.refused < refused) /* another incoming migration */
 			refused = 0;
 		if (st.refused != refused) { /* strays: the log says why */

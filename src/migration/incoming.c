@@ -1070,8 +1070,8 @@ static int rdma_in_accept(struct ferry_migration *m, struct transport_conn *c,
 
 	if (!ram)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
-	rc = rdma_accept(m->rdma_listener, ram, vm->nblocks, -1, &m->cancel,
-			 on_refused, m, &m->rdma, err);
+	rc = rdma_transport_accept(m->rdma_listener, ram, vm->nblocks, -1,
+				   &m->cancel, on_refused, m, &m->rdma, err);
 	free(ram);
 	rdma_listener_close(m->rdma_listener);
 	m->rdma_listener = NULL;
@@ -1152,7 +1152,6 @@ void *mig_incoming_main(void *arg)
 				"post-copy failed while the guest ran here "
 				"(%s): the guest is stopped",
 				ferry_error_msg(&e));
-		fprintf(stderr, "ferry: %s\n", ferry_error_msg(&err));
 	}
 	if (rc)
 		goto fail;

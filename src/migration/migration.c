@@ -482,11 +482,6 @@ int mig_pause(struct ferry_migration *m, const struct ferry_error *cause,
 		return ferry_error_set(err, -EINVAL,
 				       "post-copy cannot pause in state %s",
 				       ferry_mig_state_name(s));
-	fprintf(stderr,
-		"ferry: post-copy paused (%s); waiting for %s with a new "
-		"uri\n",
-		m->stats.pause_reason,
-		m->stats.incoming ? "migrate-recover" : "migrate with resume");
 	pthread_mutex_lock(&m->lock);
 	while (!m->recovery_asked && atomic_load(&m->cancel) != 1)
 		pthread_cond_wait(&m->recovery_cond, &m->lock);
@@ -573,8 +568,9 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 		if (rc)
 			return rc;
 		ferry_migration_get_params(m, &p);
-		rc = rdma_listen(uri + 5, p.rdma_provider, &m->rdma_listener,
-				 bound, sizeof(bound), err);
+		rc = rdma_transport_listen(uri + 5, p.rdma_provider,
+					   &m->rdma_listener, bound,
+					   sizeof(bound), err);
 		if (rc)
 			return rc;
 		rc = begin(m, bound, true, NULL, mig_incoming_main, err);

@@ -167,8 +167,9 @@ int rdma_sender_open(struct out *o, struct sender *s, struct ferry_error *err)
 				       (unsigned long long)RDMA_CHUNK_SIZE);
 	}
 	ferry_migration_get_params(o->m, &p);
-	rc = rdma_connect(o->m->uri + 5, p.rdma_provider, p.rdma_pin_all, ram,
-			  vm->nblocks, &o->rdma, err);
+	rc = rdma_transport_connect(o->m->uri + 5, p.rdma_provider,
+				    p.rdma_pin_all, ram, vm->nblocks, &o->rdma,
+				    err);
 	free(ram);
 	if (!rc)
 		s->fd = rdma_stream_fd(o->rdma);

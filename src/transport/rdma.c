@@ -803,9 +803,9 @@ static int source_blocks(struct rdma_conn *c, struct ferry_error *err)
 	return 0;
 }
 
-int rdma_connect(const char *addr, const char *provider, bool pin_all,
-		 const struct rdma_ram *ram, unsigned nram,
-		 struct rdma_conn **out, struct ferry_error *err)
+int rdma_transport_connect(const char *addr, const char *provider, bool pin_all,
+			   const struct rdma_ram *ram, unsigned nram,
+			   struct rdma_conn **out, struct ferry_error *err)
 {
 	struct rdma_connect_data cd = { .magic = RDMA_CONNECT_MAGIC,
 					.version = RDMA_PROTO_VERSION,
@@ -1133,9 +1133,9 @@ int rdma_flush(struct rdma_conn *c, struct ferry_error *err)
 
 /* ---- the destination ----------------------------------------------------- */
 
-int rdma_listen(const char *addr, const char *provider,
-		struct rdma_listener **out, char *bound, size_t len,
-		struct ferry_error *err)
+int rdma_transport_listen(const char *addr, const char *provider,
+			  struct rdma_listener **out, char *bound, size_t len,
+			  struct ferry_error *err)
 {
 	struct fi_eq_attr ea = { .size = 16, .wait_obj = FI_WAIT_FD };
 	struct sockaddr_storage ss;
@@ -1221,11 +1221,12 @@ static int pin_blocks(struct rdma_conn *c)
 	return rc ? -to_errno(rc) : 0;
 }
 
-int rdma_accept(struct rdma_listener *l, const struct rdma_ram *ram,
-		unsigned nram, int timeout_ms, atomic_int *cancel,
-		void (*refused)(void *opaque, const char *peer,
-				const char *why),
-		void *opaque, struct rdma_conn **out, struct ferry_error *err)
+int rdma_transport_accept(struct rdma_listener *l, const struct rdma_ram *ram,
+			  unsigned nram, int timeout_ms, atomic_int *cancel,
+			  void (*refused)(void *opaque, const char *peer,
+					  const char *why),
+			  void *opaque, struct rdma_conn **out,
+			  struct ferry_error *err)
 {
 	uint8_t evbuf[sizeof(struct fi_eq_cm_entry) + 256];
 	struct fi_eq_cm_entry *e = (struct fi_eq_cm_entry *)evbuf;

@@ -55,27 +55,28 @@ int rdma_check_addr(const char *addr, struct ferry_error *err);
 
 /* Destination: listen on addr; `provider` NULL or "" lets libfabric pick
  * (FI_PROVIDER is honoured).  `bound` gets "rdma:HOST:PORT" as bound. */
-int rdma_listen(const char *addr, const char *provider,
-		struct rdma_listener **out, char *bound, size_t len,
-		struct ferry_error *err);
+int rdma_transport_listen(const char *addr, const char *provider,
+			  struct rdma_listener **out, char *bound, size_t len,
+			  struct ferry_error *err);
 /* Accept one connection (the listener is spent after it), waiting at most
  * timeout_ms (-1: forever), returning -ECANCELED once *cancel is set.  The
  * source's capabilities decide pin-all; RAM is what may be exposed.  A
  * connection request that is not a ferry source's (its private data does
  * not decode) or an attempt that fails is refused, told to `refused`, and
  * the wait goes on. */
-int rdma_accept(struct rdma_listener *l, const struct rdma_ram *ram,
-		unsigned nram, int timeout_ms, atomic_int *cancel,
-		void (*refused)(void *opaque, const char *peer,
-				const char *why),
-		void *opaque, struct rdma_conn **out, struct ferry_error *err);
+int rdma_transport_accept(struct rdma_listener *l, const struct rdma_ram *ram,
+			  unsigned nram, int timeout_ms, atomic_int *cancel,
+			  void (*refused)(void *opaque, const char *peer,
+					  const char *why),
+			  void *opaque, struct rdma_conn **out,
+			  struct ferry_error *err);
 void rdma_listener_close(struct rdma_listener *l);
 
 /* Source: connect, agree on the protocol, learn the destination's RAM
  * blocks and match them by name and length with ours. */
-int rdma_connect(const char *addr, const char *provider, bool pin_all,
-		 const struct rdma_ram *ram, unsigned nram,
-		 struct rdma_conn **out, struct ferry_error *err);
+int rdma_transport_connect(const char *addr, const char *provider, bool pin_all,
+			   const struct rdma_ram *ram, unsigned nram,
+			   struct rdma_conn **out, struct ferry_error *err);
 
 /* The engine's end of the stream socket (owned by the connection). */
 int rdma_stream_fd(struct rdma_conn *c);
