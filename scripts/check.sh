@@ -3,8 +3,8 @@
 # the unit and end-to-end tests (meson, TAP) and a 2-minute soak, the same
 # again (less the soak) built with AddressSanitizer and
 # UndefinedBehaviorSanitizer (any report fails), the stream decoder fuzzed
-# for FUZZ_SECONDS, the RDMA messages, each codec's decoder and the QMP
-# parser for 15 s each, and the style checks.  Ends
+# for FUZZ_SECONDS, the RDMA messages, each codec's decoder, the return
+# path's messages and the QMP parser for 15 s each, and the style checks.  Ends
 # with one line "N passed, N failed, N skipped" counting every test case.
 set -u
 build=$1 fuzz_build=$2 fuzz_seconds=$3
@@ -37,7 +37,7 @@ if [ $san_rc = 0 ]; then
 fi
 
 echo "== fuzz: stream decoder for ${fuzz_seconds}s; rdma messages, each codec's" \
-	"decoder and the QMP parser for 15s each"
+	"decoder, the return path's messages and the QMP parser for 15s each"
 build_rc=0 fuzz_rc=1 fuzz_more=""
 if [ ! -f "$fuzz_build/build.ninja" ]; then
 	CC=clang meson setup "$fuzz_build" -Dfuzzing=true >/dev/null || build_rc=1
@@ -49,7 +49,7 @@ if [ $build_rc = 0 ]; then
 	fuzz_rc=$?
 	tail -n 12 "$fuzz_build/fuzz.log"
 fi
-for t in rdma zstd lz4 xbzrle qmp; do
+for t in rdma zstd lz4 xbzrle retpath qmp; do
 	rc=1 # a target that did not build fails
 	if [ $build_rc = 0 ]; then
 		scripts/fuzz.sh "$build" "$fuzz_build" 15 "$t" \

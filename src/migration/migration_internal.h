@@ -12,18 +12,10 @@
 #include "ferry/dirty.h"
 #include "ferry/migration.h"
 #include "ferry/stream.h"
+#include "retpath_codec.h"
 
-/* The return path: docs/stream.md, "Return path"; retpath.c. */
-#define RP_RESULT	      1
-#define RP_RESEND	      2
-#define RP_SYNC_ACK	      3
-#define RP_PAGE_REQ	      4
-#define RP_RUNNING	      5
-#define RP_HELD		      6 /* post-copy recovery: pages held */
-#define RP_HELD_END	      7
-#define RP_HELD_MAX	      4096 /* bytes of a held message's body */
-#define RP_RESULT_MSG_MAX     1024
-#define RP_RESEND_MAX	      256 /* entries per resend message */
+/* The return path: docs/stream.md, "Return path"; its messages in
+ * src/stream/retpath_codec.c, their reader and writers in retpath.c. */
 #define MIG_RESULT_TIMEOUT_MS 60000
 /* how the source's errors about a misbehaving destination begin */
 #define RP_VIOLATION	  "protocol violation on the return path"

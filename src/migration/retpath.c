@@ -2,15 +2,8 @@
  * retpath.c - the return path: messages from the destination to the
  * source on the main connection (docs/stream.md, "Return path").
  *
- *   type u8 | reserved u8 | reserved le16 | length le32 | body
- *
- *   1 result    status le32 | reserved le32 | message (at most 1024)
- *   2 resend    entries of block id le32 | reserved le32 | offset le64
- *   3 sync-ack  seq le64 | channel le16 | reserved 6 bytes
- *   4 page-req  block id le32 | reserved le32 | offset le64 (post-copy)
- *   5 running   (no body): post-copy, the guest runs on the destination
- *   6 held      block id le32 | reserved le32 | first le64 | bitmap
- *   7 held-end  (no body): post-copy recovery, the list is complete
+ * The messages themselves, their form and its checks, are in
+ * src/stream/retpath_codec.c; here are their writers and their reader.
  *
  * The destination writes from several threads (the main connection's and
  * each page channel's), under one lock.  On the source one thread reads
@@ -35,9 +28,6 @@
 #include "le.h"
 #include "migration_internal.h"
 
-#define RP_HDR_LEN     8
-#define RP_RESEND_ITEM 16u
-
 /* ---- destination -------------------------------------------------------- */
 
 static int send_all(int fd, const uint8_t *p, size_t n, int flags)
@@ -56,22 +46,22 @@ static int send_all(int fd, const uint8_t *p, size_t n, int flags)
 	return 0;
 }
 
-static int rp_send(struct rp_tx *tx, uint8_t type, const void *body,
-		   uint32_t len)
+/* One message, in one send: a header alone would wake the reader for
+ * nothing. */
+static int rp_send(struct rp_tx *tx, const struct rp_msg *m)
 {
-	uint8_t h[RP_HDR_LEN] = { type };
+	uint8_t buf[RP_MSG_MAX];
+	size_t len = rp_encode(m, buf);
 	int rc;
 
-	le32_store(h + 4, len);
+	if (!len)
+		return -EINVAL;
 	pthread_mutex_lock(&tx->lock);
 	if (tx->fd < 0) { /* post-copy, paused */
 		pthread_mutex_unlock(&tx->lock);
 		return -ENOTCONN;
 	}
-	/* one segment: a header alone would wake the reader for nothing */
-	rc = send_all(tx->fd, h, sizeof(h), len ? MSG_MORE : 0);
-	if (!rc && len)
-		rc = send_all(tx->fd, body, len, 0);
+	rc = send_all(tx->fd, buf, len, 0);
 	pthread_mutex_unlock(&tx->lock);
 	return rc;
 }
@@ -89,45 +79,43 @@ void rp_tx_destroy(struct rp_tx *tx)
 
 int rp_send_result(struct rp_tx *tx, int status, const char *msg)
 {
-	uint8_t body[8 + RP_RESULT_MSG_MAX];
-	size_t n = msg ? strnlen(msg, RP_RESULT_MSG_MAX) : 0;
+	struct rp_msg m = { .type = RP_RESULT };
 
-	le32_store(body, (uint32_t)status);
-	le32_store(body + 4, 0);
-	memcpy(body + 8, msg, n);
-	return rp_send(tx, RP_RESULT, body, (uint32_t)(8 + n));
+	m.u.result.status = (uint32_t)status;
+	m.u.result.len = msg ? (uint32_t)strnlen(msg, RP_RESULT_MSG_MAX) : 0;
+	m.u.result.text = (const uint8_t *)msg;
+	return rp_send(tx, &m);
 }
 
 int rp_resend_add(struct rp_tx *tx, struct rp_resends *r, uint32_t block_id,
 		  uint64_t offset)
 {
-	uint8_t *e = r->buf + r->n * RP_RESEND_ITEM;
-
-	le32_store(e, block_id);
-	le32_store(e + 4, 0);
-	le64_store(e + 8, offset);
+	rp_resend_entry_put(r->buf + r->n * RP_RESEND_ITEM, block_id, offset);
 	r->total++;
 	return ++r->n == RP_RESEND_MAX ? rp_resend_flush(tx, r) : 0;
 }
 
 int rp_resend_flush(struct rp_tx *tx, struct rp_resends *r)
 {
+	struct rp_msg m = { .type = RP_RESEND };
 	int rc;
 
 	if (!r->n)
 		return 0;
-	rc = rp_send(tx, RP_RESEND, r->buf, r->n * RP_RESEND_ITEM);
+	m.u.resend.n = r->n;
+	m.u.resend.entries = r->buf;
+	rc = rp_send(tx, &m);
 	r->n = 0;
 	return rc;
 }
 
 int rp_send_sync_ack(struct rp_tx *tx, uint64_t seq, unsigned channel)
 {
-	uint8_t body[16] = { 0 };
+	struct rp_msg m = { .type = RP_SYNC_ACK };
 
-	le64_store(body, seq);
-	le16_store(body + 8, (uint16_t)channel);
-	return rp_send(tx, RP_SYNC_ACK, body, sizeof(body));
+	m.u.sync_ack.seq = seq;
+	m.u.sync_ack.channel = (uint16_t)channel;
+	return rp_send(tx, &m);
 }
 
 void rp_fail_peer(struct rp_tx *tx, int rc, const char *msg)
@@ -159,36 +147,34 @@ void rp_fail_peer(struct rp_tx *tx, int rc, const char *msg)
 
 int rp_send_page_req(struct rp_tx *tx, uint32_t block_id, uint64_t offset)
 {
-	uint8_t body[16];
+	struct rp_msg m = { .type = RP_PAGE_REQ,
+			    .u.page_req = { block_id, offset } };
 
-	le32_store(body, block_id);
-	le32_store(body + 4, 0);
-	le64_store(body + 8, offset);
-	return rp_send(tx, RP_PAGE_REQ, body, sizeof(body));
+	return rp_send(tx, &m);
 }
 
 int rp_send_running(struct rp_tx *tx)
 {
-	return rp_send(tx, RP_RUNNING, NULL, 0);
+	return rp_send(tx, &(struct rp_msg){ .type = RP_RUNNING });
 }
 
 int rp_send_held(struct rp_tx *tx, uint32_t block_id, uint64_t first,
 		 const uint8_t *bits, uint32_t nbytes)
 {
-	uint8_t body[RP_HELD_MAX];
+	struct rp_msg m = { .type = RP_HELD };
 
 	if (!nbytes || nbytes > RP_HELD_MAX - 16)
 		return -EINVAL;
-	le32_store(body, block_id);
-	le32_store(body + 4, 0);
-	le64_store(body + 8, first);
-	memcpy(body + 16, bits, nbytes);
-	return rp_send(tx, RP_HELD, body, 16 + nbytes);
+	m.u.held.block_id = block_id;
+	m.u.held.first = first;
+	m.u.held.nbytes = nbytes;
+	m.u.held.bits = bits;
+	return rp_send(tx, &m);
 }
 
 int rp_send_held_end(struct rp_tx *tx)
 {
-	return rp_send(tx, RP_HELD_END, NULL, 0);
+	return rp_send(tx, &(struct rp_msg){ .type = RP_HELD_END });
 }
 
 void rp_tx_set_fd(struct rp_tx *tx, int fd)
@@ -199,27 +185,6 @@ void rp_tx_set_fd(struct rp_tx *tx, int fd)
 }
 
 /* ---- source ------------------------------------------------------------- */
-
-/* What each message may be: its name and its body's length bounds. */
-static const struct {
-	const char *name;
-	uint32_t min, max;
-} kinds[] = {
-	[RP_RESULT] = { "result", 8, 8 + RP_RESULT_MSG_MAX },
-	[RP_RESEND] = { "resend", RP_RESEND_ITEM,
-			RP_RESEND_MAX *RP_RESEND_ITEM },
-	[RP_SYNC_ACK] = { "sync-ack", 16, 16 },
-	[RP_PAGE_REQ] = { "page request", 16, 16 },
-	[RP_RUNNING] = { "running", 0, 0 },
-	[RP_HELD] = { "held", 17, RP_HELD_MAX },
-	[RP_HELD_END] = { "held-end", 0, 0 },
-};
-
-static const char *kind_name(uint8_t type)
-{
-	return type >= RP_RESULT && type <= RP_HELD_END ? kinds[type].name
-							: "unknown";
-}
 
 static int read_full(int fd, uint8_t *p, size_t len)
 {
@@ -277,7 +242,7 @@ static void refuse_held(struct rp_rx *rx, const uint8_t *h, const char *why,
 	snprintf(rx->close_msg, sizeof(rx->close_msg),
 		 RP_VIOLATION " at byte %" PRIu64
 			      ", %s message (type %u, %u-byte body): %s",
-		 rx->off, kind_name(h[0]), h[0], le32_load(h + 4), what);
+		 rx->off, rp_type_name(h[0]), h[0], le32_load(h + 4), what);
 	pthread_cond_broadcast(&rx->cond);
 }
 
@@ -289,59 +254,29 @@ static void refused(struct rp_rx *rx)
 	shutdown(rx->fd, SHUT_RDWR);
 }
 
-/* What is wrong with a message's header, or NULL: one field at a time. */
-static const char *check_header(const uint8_t *h, char *why, size_t n)
-{
-	uint32_t len = le32_load(h + 4);
-	uint8_t t = h[0];
-
-	if (t < RP_RESULT || t > RP_HELD_END)
-		snprintf(why, n, "unknown type");
-	else if (h[1])
-		snprintf(why, n, "reserved byte 1 is 0x%02x, not 0", h[1]);
-	else if (le16_load(h + 2))
-		snprintf(why, n, "reserved bytes 2-3 are 0x%04x, not 0",
-			 le16_load(h + 2));
-	else if (kinds[t].min == kinds[t].max && len != kinds[t].min)
-		snprintf(why, n, "body length must be %u", kinds[t].min);
-	else if (len < kinds[t].min || len > kinds[t].max)
-		snprintf(why, n, "body length must be %u to %u", kinds[t].min,
-			 kinds[t].max);
-	else if (t == RP_RESEND && len % RP_RESEND_ITEM)
-		snprintf(why, n, "body length is not a multiple of %u",
-			 RP_RESEND_ITEM);
-	else
-		return NULL;
-	return why;
-}
-
-/* A page named by block id le32 | reserved le32 | offset le64 (resend
- * entries, page requests): 0 with its block and page, or -EPROTO with
- * what is wrong in why. */
-static int page_of(const struct ferry_vm *vm, const uint8_t *e, uint32_t *bi,
+/* A page named by block id and offset (resend entries, page requests):
+ * 0 with its block and page, or -EPROTO with what is wrong in why. */
+static int page_of(const struct ferry_vm *vm, struct rp_page e, uint32_t *bi,
 		   uint64_t *page, char *why, size_t n)
 {
-	uint32_t id = le32_load(e), k;
-	uint64_t off = le64_load(e + 8);
+	uint32_t k;
 
-	for (k = 0; k < vm->nblocks && vm->blocks[k].id != id; k++)
+	for (k = 0; k < vm->nblocks && vm->blocks[k].id != e.block_id; k++)
 		;
 	if (k == vm->nblocks)
-		snprintf(why, n, "block id %u is not in the configuration", id);
-	else if (le32_load(e + 4))
-		snprintf(why, n, "reserved field is 0x%08x, not 0",
-			 le32_load(e + 4));
-	else if (off % vm->page_size)
+		snprintf(why, n, "block id %u is not in the configuration",
+			 e.block_id);
+	else if (e.offset % vm->page_size)
 		snprintf(why, n, "offset 0x%" PRIx64 " is not page-aligned",
-			 off);
-	else if (off >= vm->blocks[k].length)
+			 e.offset);
+	else if (e.offset >= vm->blocks[k].length)
 		snprintf(why, n,
 			 "offset 0x%" PRIx64 " is past the end of block %s "
 			 "(%" PRIu64 " bytes)",
-			 off, vm->blocks[k].name, vm->blocks[k].length);
+			 e.offset, vm->blocks[k].name, vm->blocks[k].length);
 	else {
 		*bi = k;
-		*page = off / vm->page_size;
+		*page = e.offset / vm->page_size;
 		return 0;
 	}
 	return -EPROTO;
@@ -351,18 +286,18 @@ static int page_of(const struct ferry_vm *vm, const uint8_t *e, uint32_t *bi,
  * entry answers one check record, and a page gets at most one between
  * two syncs, so a page asked for twice before rp_take_resends is a
  * protocol violation: no number of messages grows the source. */
-static int on_resend(struct rp_rx *rx, const uint8_t *b, uint32_t len,
-		     char *why, size_t n)
+static int on_resend(struct rp_rx *rx, const struct rp_msg *msg, char *why,
+		     size_t n)
 {
 	const struct ferry_vm *vm = rx->vm;
 	uint32_t i, bi;
 	uint64_t page, g;
 	int rc = 0;
 
-	for (i = 0; i < len / RP_RESEND_ITEM && !rc; i++) {
+	for (i = 0; i < msg->u.resend.n && !rc; i++) {
 		int k = snprintf(why, n, "entry %u: ", i);
 
-		rc = page_of(vm, b + i * RP_RESEND_ITEM, &bi, &page, why + k,
+		rc = page_of(vm, rp_resend_entry(msg, i), &bi, &page, why + k,
 			     n - (size_t)k);
 		if (rc)
 			break;
@@ -385,14 +320,15 @@ static int on_resend(struct rp_rx *rx, const uint8_t *b, uint32_t len,
 	return rc;
 }
 
-static int on_page_req(struct rp_rx *rx, const uint8_t *b, char *why, size_t n)
+static int on_page_req(struct rp_rx *rx, const struct rp_msg *msg, char *why,
+		       size_t n)
 {
 	void (*fn)(void *, uint32_t, uint64_t);
 	uint64_t page;
 	void *opaque;
 	uint32_t bi;
 
-	if (page_of(rx->vm, b, &bi, &page, why, n))
+	if (page_of(rx->vm, msg->u.page_req, &bi, &page, why, n))
 		return -EPROTO;
 	/* under req_lock (not lock: the answer may ask whether the
 	 * destination spoke): rp_on_request(NULL) waits for a call to end */
@@ -406,12 +342,14 @@ static int on_page_req(struct rp_rx *rx, const uint8_t *b, char *why, size_t n)
 }
 
 /* Post-copy recovery: a piece of the destination's list of pages held. */
-static int on_held(struct rp_rx *rx, const uint8_t *b, uint32_t len, char *why,
+static int on_held(struct rp_rx *rx, const struct rp_msg *msg, char *why,
 		   size_t n)
 {
 	const struct ferry_vm *vm = rx->vm;
-	uint32_t id = le32_load(b), k, j, nbits = (len - 16) * 8;
-	uint64_t first = le64_load(b + 8), pages = 0;
+	uint32_t id = msg->u.held.block_id, k, j;
+	uint32_t nbits = msg->u.held.nbytes * 8;
+	uint64_t first = msg->u.held.first, pages = 0;
+	const uint8_t *bits = msg->u.held.bits;
 	bool ok = false;
 
 	for (k = 0; k < vm->nblocks && vm->blocks[k].id != id; k++)
@@ -422,9 +360,6 @@ static int on_held(struct rp_rx *rx, const uint8_t *b, uint32_t len, char *why,
 		snprintf(why, n, "not a recovery: no list was asked for");
 	else if (k == vm->nblocks)
 		snprintf(why, n, "block id %u is not in the configuration", id);
-	else if (le32_load(b + 4))
-		snprintf(why, n, "reserved field is 0x%08x, not 0",
-			 le32_load(b + 4));
 	else if (first >= pages)
 		snprintf(why, n,
 			 "first page %" PRIu64 " is past the end of block %s "
@@ -437,7 +372,7 @@ static int on_held(struct rp_rx *rx, const uint8_t *b, uint32_t len, char *why,
 	for (j = 0; j < nbits; j++) {
 		uint64_t g = rx->first_page[k] + first + j;
 
-		if (!(b[16 + j / 8] & (1u << (j % 8))))
+		if (!(bits[j / 8] & (1u << (j % 8))))
 			continue;
 		if (first + j >= pages) {
 			snprintf(why, n,
@@ -455,30 +390,25 @@ static int on_held(struct rp_rx *rx, const uint8_t *b, uint32_t len, char *why,
  * stream: one that comes before the source began to send it (the check
  * and the mark in rp_end_begin are under one lock) answers nothing the
  * source sent, and is refused. */
-static void on_result(struct rp_rx *rx, const uint8_t *h, const uint8_t *body,
-		      uint32_t len)
+static void on_result(struct rp_rx *rx, const uint8_t *h,
+		      const struct rp_msg *msg)
 {
-	uint32_t i, n = len - 8, status = le32_load(body);
+	uint32_t i, n = msg->u.result.len, status = msg->u.result.status;
 
 	pthread_mutex_lock(&rx->lock);
-	if (le32_load(body + 4))
-		refuse_held(rx, h, "reserved field is 0x%08x, not 0",
-			    le32_load(body + 4));
-	else if (status > 4095)
-		refuse_held(rx, h, "status %u is not an errno", status);
-	else if (!status && !rx->end_sent)
+	if (!status && !rx->end_sent) {
 		refuse_held(rx, h,
 			    "a success verdict before the source sent its end "
 			    "of stream");
-	if (rx->bad) {
 		pthread_mutex_unlock(&rx->lock);
 		refused(rx);
 		return;
 	}
-	for (i = 0; i < n; i++)
-		rx->msg[i] = body[8 + i] >= 0x20 && body[8 + i] < 0x7f
-				     ? (char)body[8 + i]
-				     : '?';
+	for (i = 0; i < n; i++) {
+		uint8_t c = msg->u.result.text[i];
+
+		rx->msg[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
 	rx->msg[n] = '\0';
 	rx->status = (int)status;
 	rx->have_result = true;
@@ -486,10 +416,28 @@ static void on_result(struct rp_rx *rx, const uint8_t *h, const uint8_t *body,
 	pthread_mutex_unlock(&rx->lock);
 }
 
+/* Post-copy recovery: the list is whole; the requests that follow need
+ * the new todo, so the reader waits until the engine has it. */
+static int on_held_end(struct rp_rx *rx, char *why, size_t n)
+{
+	if (!rx->held) {
+		snprintf(why, n, "not a recovery: no list was asked for");
+		return -EPROTO;
+	}
+	pthread_mutex_lock(&rx->lock);
+	rx->held_done = true;
+	pthread_cond_broadcast(&rx->cond);
+	while (!rx->go_on && !rx->stopping)
+		pthread_cond_wait(&rx->cond, &rx->lock);
+	pthread_mutex_unlock(&rx->lock);
+	return 0;
+}
+
 static void *rp_main(void *arg)
 {
 	struct rp_rx *rx = arg;
-	uint8_t h[RP_HDR_LEN], body[RP_RESEND_MAX * RP_RESEND_ITEM];
+	uint8_t h[RP_HDR_LEN], body[RP_BODY_MAX], type;
+	struct rp_msg msg;
 	char why[512];
 	bool bad = false;
 	uint32_t len;
@@ -503,8 +451,7 @@ static void *rp_main(void *arg)
 				  "connection");
 			break;
 		}
-		len = le32_load(h + 4);
-		if (check_header(h, why, sizeof(why))) {
+		if (rp_decode_header(h, &type, &len, why, sizeof(why))) {
 			bad = true;
 			break;
 		}
@@ -515,67 +462,40 @@ static void *rp_main(void *arg)
 				  "short");
 			break;
 		}
-		rc = 0;
-		switch (h[0]) {
-		case RP_RESULT:
-			on_result(rx, h, body, len);
-			return NULL; /* the last message */
-		case RP_RESEND:
-			rc = on_resend(rx, body, len, why, sizeof(why));
-			break;
-		case RP_SYNC_ACK: {
-			uint64_t seq = le64_load(body);
-			unsigned ch = le16_load(body + 8), k;
-
-			for (k = 10; k < 16 && !body[k]; k++)
-				;
-			if (ch > FERRY_STREAM_MAX_CHANNELS) {
-				snprintf(why, sizeof(why),
-					 "channel %u is over %d", ch,
-					 FERRY_STREAM_MAX_CHANNELS);
-				rc = -EPROTO;
-			} else if (k < 16) {
-				snprintf(why, sizeof(why),
-					 "reserved byte %u is 0x%02x, not 0", k,
-					 body[k]);
-				rc = -EPROTO;
-			} else {
+		rc = rp_decode_body(type, body, len, &msg, why, sizeof(why));
+		if (!rc) {
+			switch (type) {
+			case RP_RESULT:
+				on_result(rx, h, &msg);
+				return NULL; /* the last message */
+			case RP_RESEND:
+				rc = on_resend(rx, &msg, why, sizeof(why));
+				break;
+			case RP_SYNC_ACK:
 				pthread_mutex_lock(&rx->lock);
-				if (seq > rx->acked[ch])
-					rx->acked[ch] = seq;
+				if (msg.u.sync_ack.seq >
+				    rx->acked[msg.u.sync_ack.channel])
+					rx->acked[msg.u.sync_ack.channel] =
+						msg.u.sync_ack.seq;
 				pthread_cond_broadcast(&rx->cond);
 				pthread_mutex_unlock(&rx->lock);
-			}
-			break;
-		}
-		case RP_PAGE_REQ:
-			rc = on_page_req(rx, body, why, sizeof(why));
-			break;
-		case RP_RUNNING:
-			pthread_mutex_lock(&rx->lock);
-			rx->running = true;
-			rx->running_ns = mig_now_ns();
-			pthread_cond_broadcast(&rx->cond);
-			pthread_mutex_unlock(&rx->lock);
-			break;
-		case RP_HELD:
-			rc = on_held(rx, body, len, why, sizeof(why));
-			break;
-		default: /* RP_HELD_END */
-			if (!rx->held) {
-				snprintf(why, sizeof(why),
-					 "not a recovery: no list was asked "
-					 "for");
-				rc = -EPROTO;
 				break;
+			case RP_PAGE_REQ:
+				rc = on_page_req(rx, &msg, why, sizeof(why));
+				break;
+			case RP_RUNNING:
+				pthread_mutex_lock(&rx->lock);
+				rx->running = true;
+				rx->running_ns = mig_now_ns();
+				pthread_cond_broadcast(&rx->cond);
+				pthread_mutex_unlock(&rx->lock);
+				break;
+			case RP_HELD:
+				rc = on_held(rx, &msg, why, sizeof(why));
+				break;
+			default: /* RP_HELD_END */
+				rc = on_held_end(rx, why, sizeof(why));
 			}
-			/* the requests that follow need the new todo */
-			pthread_mutex_lock(&rx->lock);
-			rx->held_done = true;
-			pthread_cond_broadcast(&rx->cond);
-			while (!rx->go_on && !rx->stopping)
-				pthread_cond_wait(&rx->cond, &rx->lock);
-			pthread_mutex_unlock(&rx->lock);
 		}
 		if (rc) {
 			bad = true;
