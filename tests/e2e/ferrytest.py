@@ -181,6 +181,41 @@ class Guest:
         self.qmp.close()
 
 
+def both(src, dst, status, timeout=120):
+    """Wait until source and destination are both in `status` (their
+    query-migrate answers), for up to `timeout` s."""
+    deadline = time.time() + timeout
+    a = b = None
+    while time.time() < deadline:
+        a = src.qmp.cmd("query-migrate")
+        b = dst.qmp.cmd("query-migrate")
+        if a["status"] == b["status"] == status:
+            return a, b
+        time.sleep(0.05)
+    raise AssertionError("not both %s: %s, %s" % (status, a, b))
+
+
+def with_logs(fn):
+    """A test case whose failure carries the last output of every guest
+    it started."""
+    def t():
+        made = []
+        init = Guest.__init__
+
+        def track(self, *a, **k):
+            init(self, *a, **k)
+            made.append(self)
+        Guest.__init__ = track
+        try:
+            fn()
+        except Exception as e:
+            logs = " | ".join(g.output()[-1500:] for g in made)
+            raise type(e)("%s; output: %s" % (e, logs)) from e
+        finally:
+            Guest.__init__ = init
+    return t
+
+
 class Proxy:
     """A TCP proxy for every connection of a migration.  The connection
     accepted `flip_conn`-th (0 = the main one) gets byte `flip_at` of its

@@ -177,18 +177,6 @@ def t_killed_destination():
     src.quit()
 
 
-def both(src, dst, status, timeout=60):
-    """Wait until source and destination are both in `status`."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        a = src.qmp.cmd("query-migrate")
-        b = dst.qmp.cmd("query-migrate")
-        if a["status"] == b["status"] == status:
-            return a, b
-        time.sleep(0.05)
-    raise AssertionError(f"not both {status}: {a}, {b}")
-
-
 def recover(src, dst):
     """migrate-recover on the destination, migrate resume on the source,
     straight (no proxy); both go on in postcopy-active."""
@@ -226,11 +214,11 @@ def t_pause_twice():
     on what it has), recover over a new connection, and the migration
     completes, verified, with 2 recoveries."""
     src, dst, _ = started()
-    both(src, dst, "postcopy-active")
+    ft.both(src, dst, "postcopy-active")
     for side in (src, dst):
         time.sleep(0.3)
         side.qmp.cmd("migrate-pause")
-        s, d = both(src, dst, "postcopy-paused")
+        s, d = ft.both(src, dst, "postcopy-paused")
         assert s["postcopy-pause-reason"] and d["postcopy-pause-reason"]
         assert (s if side is src else d)["postcopy-pause-reason"] == \
             "migrate-pause", (s, d)
@@ -245,7 +233,7 @@ def cut_at(point):
     then recover and complete, verified."""
     def t():
         src, dst, proxy = started(via=fp.FaultProxy)
-        both(src, dst, "postcopy-active")
+        ft.both(src, dst, "postcopy-active")
         if point == "background":
             time.sleep(0.5)
         elif point == "late":
@@ -254,7 +242,7 @@ def cut_at(point):
                     "transferred"] < 200 << 20 and time.time() - t0 < 10:
                 time.sleep(0.05)
         proxy.cut_now()
-        s, d = both(src, dst, "postcopy-paused")
+        s, d = ft.both(src, dst, "postcopy-paused")
         assert not src.qmp.cmd("query-status")["running"]
         recover(src, dst)
         check_recovered(src, dst, 1)
@@ -273,7 +261,7 @@ def t_stalled_postcopy():
     time.sleep(0.3)
     src.qmp.cmd("migrate", uri=proxy.uri)
     src.qmp.cmd("migrate-start-postcopy")
-    s, d = both(src, dst, "postcopy-paused")
+    s, d = ft.both(src, dst, "postcopy-paused")
     assert [f.kind for f in proxy.fired] == ["stall"], proxy.fired
     for x in (s, d):
         assert "(net-timeout)" in x["postcopy-pause-reason"], x
@@ -286,7 +274,7 @@ def t_recover_refused():
     """migrate-recover and migrate resume only for a paused post-copy, on
     their own side; a second recover while one is under way is refused."""
     src, dst, _ = started()
-    both(src, dst, "postcopy-active")
+    ft.both(src, dst, "postcopy-active")
     e = dst.qmp.error("migrate-recover", uri="tcp:127.0.0.1:0")
     assert "not paused in post-copy" in e, e
     e = src.qmp.error("migrate", uri="tcp:127.0.0.1:1", resume=True)
@@ -294,7 +282,7 @@ def t_recover_refused():
     e = src.qmp.error("migrate-recover", uri="tcp:127.0.0.1:0")
     assert "for the destination side" in e, e
     src.qmp.cmd("migrate-pause")
-    both(src, dst, "postcopy-paused")
+    ft.both(src, dst, "postcopy-paused")
     e = dst.qmp.error("migrate", uri="tcp:127.0.0.1:1", resume=True)
     assert "cannot migrate out" in e or "source side" in e, e
     e = src.qmp.error("migrate", uri="rdma:127.0.0.1:1", resume=True)
@@ -317,9 +305,9 @@ def t_cancel_paused():
     """A paused post-copy given up (migrate_cancel on each side): both
     fail, and neither runs the guest on (each holds only part of it)."""
     src, dst, _ = started()
-    both(src, dst, "postcopy-active")
+    ft.both(src, dst, "postcopy-active")
     dst.qmp.cmd("migrate-pause")
-    both(src, dst, "postcopy-paused")
+    ft.both(src, dst, "postcopy-paused")
     for g in (src, dst):
         g.qmp.cmd("migrate_cancel")
     s = src.qmp.wait_migration()
@@ -348,7 +336,7 @@ def t_corrupted_in_postcopy():
     if s["status"] == "postcopy-paused":
         # the byte was in a record's header: the decoder refused it
         # before anything of it was placed; a new connection mends that
-        both(src, dst, "postcopy-paused")
+        ft.both(src, dst, "postcopy-paused")
         assert "stream offset" in \
             dst.qmp.cmd("query-migrate")["postcopy-pause-reason"]
         recover(src, dst)

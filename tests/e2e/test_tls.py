@@ -166,18 +166,6 @@ def t_postcopy():
     quit_both(src, dst)
 
 
-def both(src, dst, status, timeout=120):
-    deadline = time.time() + timeout
-    a = b = None
-    while time.time() < deadline:
-        a = src.qmp.cmd("query-migrate")
-        b = dst.qmp.cmd("query-migrate")
-        if a["status"] == b["status"] == status:
-            return a, b
-        time.sleep(0.05)
-    raise AssertionError("not both %s: %s, %s" % (status, a, b))
-
-
 def t_recovery():
     """Post-copy over TLS through the proxy; the link is cut, both
     pause; migrate-recover and migrate with resume reconnect over TLS
@@ -191,9 +179,9 @@ def t_recovery():
     src.qmp.cmd("migrate-set-parameters", **{"tls-hostname": "localhost"})
     src.qmp.cmd("migrate", uri=proxy.uri)
     src.qmp.cmd("migrate-start-postcopy")
-    both(src, dst, "postcopy-active")
+    ft.both(src, dst, "postcopy-active")
     proxy.cut_now()
-    both(src, dst, "postcopy-paused")
+    ft.both(src, dst, "postcopy-paused")
     dst.qmp.cmd("migrate-recover", uri="tcp:127.0.0.1:0")
     uri = dst.qmp.cmd("query-migrate")["uri"]
     src.qmp.cmd("migrate", uri=uri, resume=True)
@@ -547,27 +535,6 @@ def t_cut():
     proxy.close()
 
 
-def with_logs(fn):
-    """On a failure, the guests' last output goes with the reason."""
-    def t():
-        made = []
-        init = ft.Guest.__init__
-
-        def track(self, *a, **k):
-            init(self, *a, **k)
-            made.append(self)
-        ft.Guest.__init__ = track
-        try:
-            fn()
-        except Exception as e:
-            logs = " | ".join(g.output()[-1500:] for g in made)
-            raise type(e)("%s; output: %s" % (e, logs)) from e
-        finally:
-            ft.Guest.__init__ = init
-            ft._reap()
-    return t
-
-
 def main():
     global CERTS
     import tempfile
@@ -602,7 +569,7 @@ def main():
     ]:
         if len(sys.argv) > 2 and sys.argv[2] not in fn.__name__:
             continue  # one case by name, when debugging
-        tap.run(name, with_logs(fn))
+        tap.run(name, ft.with_logs(fn))
     tap.done()
 
 

@@ -169,18 +169,6 @@ def t_multifd():
     proxy.close()
 
 
-def both(src, dst, status, timeout=60):
-    deadline = time.time() + timeout
-    a = b = None
-    while time.time() < deadline:
-        a = src.qmp.cmd("query-migrate")
-        b = dst.qmp.cmd("query-migrate")
-        if a["status"] == b["status"] == status:
-            return a, b
-        time.sleep(0.05)
-    raise AssertionError("not both %s: %s, %s" % (status, a, b))
-
-
 def t_recovery():
     """Post-copy through the proxy, the link cut: both pause.  A stranger
     with the session id connects to migrate-recover's listener before
@@ -199,9 +187,9 @@ def t_recovery():
     src.qmp.cmd("migrate", uri=proxy.uri)
     src.qmp.cmd("migrate-start-postcopy")
     session, _, _, token = eavesdrop(proxy)
-    both(src, dst, "postcopy-active")
+    ft.both(src, dst, "postcopy-active")
     proxy.cut_now()
-    both(src, dst, "postcopy-paused")
+    ft.both(src, dst, "postcopy-paused")
     dst.qmp.cmd("migrate-recover", uri="tcp:127.0.0.1:0")
     info = dst.qmp.cmd("query-migrate")
     uri, base = info["uri"], info.get("refused-connections", 0)
@@ -231,32 +219,13 @@ def t_recovery():
     proxy.close()
 
 
-def with_logs(fn):
-    """On a failure, the guests' last output goes with the reason."""
-    def t():
-        made = []
-        init = ft.Guest.__init__
-
-        def track(self, *a, **k):
-            init(self, *a, **k)
-            made.append(self)
-        ft.Guest.__init__ = track
-        try:
-            fn()
-        except Exception as e:
-            logs = " | ".join(g.output()[-1500:] for g in made)
-            raise type(e)("%s; output: %s" % (e, logs)) from e
-        finally:
-            ft.Guest.__init__ = init
-    return t
-
-
 for name, fn in [
     ("multifd: a stranger with the session id but a wrong token, or none, "
-     "is refused; the migration completes verified", with_logs(t_multifd)),
+     "is refused; the migration completes verified",
+     ft.with_logs(t_multifd)),
     ("post-copy recovery: a stranger's reconnection with the session id "
      "but a wrong token is refused; the real recovery completes",
-     with_logs(t_recovery)),
+     ft.with_logs(t_recovery)),
 ]:
     tap.run(name, fn)
 tap.done()
