@@ -967,11 +967,8 @@ again:
 				     rec.u.device.data, rec.u.device.len, err);
 			loaded[idx] = true;
 		} else if (rec.type == FERRY_REC_DISCARD) {
-			for (i = 0; !rc && i < rec.u.discard.n; i++)
-				rc = pc_in_discard(
-					&pc, rec.u.discard.ranges[i].ram_index,
-					rec.u.discard.ranges[i].first,
-					rec.u.discard.ranges[i].count, err);
+			rc = pc_in_discard(&pc, rec.u.discard.ranges,
+					   rec.u.discard.n, err);
 		} else if (rec.type == FERRY_REC_POSTCOPY) {
 			rc = postcopy_run(m, d, &pc, &running, saved, loaded,
 					  err);

@@ -27,6 +27,8 @@ struct pc_in {
 	_Atomic uint32_t **req_us;  /* [block][page]: when asked (us), 0 */
 	uint32_t *src_id;	    /* [block]: the source's block id */
 	bool *anon;		    /* [block]: MADV_REMOVE refused */
+	int pidfd;		    /* ours, for process_madvise; -1 */
+	bool no_pmadv;		    /* process_madvise refused it */
 	uint64_t t0_ns;
 	uint64_t zero_hash;
 	_Atomic uint64_t left, placed, requests;
@@ -39,9 +41,12 @@ struct pc_in {
 
 int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
 	       struct ferry_error *err);
-/* Drop pages first..first+count-1 of block ri (they come again). */
-int pc_in_discard(struct pc_in *pc, uint32_t ri, uint64_t first, uint64_t count,
-		  struct ferry_error *err);
+/* Drop the pages of n ranges (a discard record's): they come again.
+ * Private RAM is dropped in batches of ranges with one process_madvise
+ * call each where the kernel takes MADV_DONTNEED there (Linux 6.16 and
+ * later batch its TLB flushes too), else a madvise per range. */
+int pc_in_discard(struct pc_in *pc, const struct ferry_stream_range *r,
+		  uint32_t n, struct ferry_error *err);
 /* After a recovery, on the new connection: list the pages held, then ask
  * again for every page a vCPU waits on. */
 int pc_in_resume(struct pc_in *pc, struct ferry_error *err);

@@ -20,10 +20,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "le.h"
 #include "postcopy.h"
+
+/* ranges dropped with one process_madvise call (the kernel's IOV_MAX) */
+#define DISCARD_BATCH 1024
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -58,6 +62,7 @@ int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
 	pc->tx = tx;
 	pc->uffd = -1;
 	pc->quit_fd = -1;
+	pc->pidfd = -1;
 	pthread_mutex_init(&pc->lock, NULL);
 	pthread_cond_init(&pc->cond, NULL);
 	pc->missing = calloc(vm->nblocks, sizeof(*pc->missing));
@@ -82,12 +87,10 @@ oom:
 			       "out of memory for post-copy page maps");
 }
 
-int pc_in_discard(struct pc_in *pc, uint32_t ri, uint64_t first, uint64_t count,
-		  struct ferry_error *err)
+/* Mark first..first+count-1 of block ri missing. */
+static void mark_missing(struct pc_in *pc, uint32_t ri, uint64_t first,
+			 uint64_t count)
 {
-	const struct ferry_ramblock *b = &pc->vm->blocks[ri];
-	uint32_t ps = pc->vm->page_size;
-	uint8_t *p = b->host + first * ps;
 	uint64_t k, added = 0;
 
 	for (k = first; k < first + count; k++) {
@@ -97,20 +100,77 @@ int pc_in_discard(struct pc_in *pc, uint32_t ri, uint64_t first, uint64_t count,
 			added++;
 	}
 	atomic_fetch_add(&pc->left, added);
-	/* shared memory (memfd) keeps pages unless the hole is punched;
-	 * private memory refuses that (EINVAL), once per block */
-	if (!pc->anon || !pc->anon[ri]) {
-		if (!madvise(p, count * ps, MADV_REMOVE))
-			return 0;
-		if (errno == EINVAL && pc->anon)
-			pc->anon[ri] = true;
+}
+
+static int drop_failed(const struct iovec *v, struct ferry_error *err)
+{
+	return ferry_error_set(err, -errno,
+			       "post-copy: dropping %zu bytes of RAM at %p: %s",
+			       v->iov_len, v->iov_base, strerror(errno));
+}
+
+/* Private RAM: v[0..n) dropped, in one call where the kernel can. */
+static int drop_private(struct pc_in *pc, const struct iovec *v, size_t n,
+			struct ferry_error *err)
+{
+	size_t i, want = 0;
+
+	for (i = 0; i < n; i++)
+		want += v[i].iov_len;
+	if (!pc->no_pmadv && pc->pidfd < 0) {
+		pc->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+		pc->no_pmadv = pc->pidfd < 0;
 	}
-	if (madvise(p, count * ps, MADV_DONTNEED))
-		return ferry_error_set(err, -errno,
-				       "post-copy: dropping %" PRIu64
-				       " pages of RAM block '%s': %s",
-				       count, b->name, strerror(errno));
+	if (!pc->no_pmadv) {
+		long r = syscall(SYS_process_madvise, pc->pidfd, v, n,
+				 MADV_DONTNEED, 0);
+
+		if (r == (long)want)
+			return 0;
+		if (r < 0 && (errno == EINVAL || errno == ENOSYS ||
+			      errno == EPERM || errno == EOPNOTSUPP))
+			pc->no_pmadv = true; /* this kernel: madvise */
+		/* a part: the rest one by one (again is harmless) */
+	}
+	for (i = 0; i < n; i++)
+		if (madvise(v[i].iov_base, v[i].iov_len, MADV_DONTNEED))
+			return drop_failed(&v[i], err);
 	return 0;
+}
+
+int pc_in_discard(struct pc_in *pc, const struct ferry_stream_range *r,
+		  uint32_t n, struct ferry_error *err)
+{
+	struct iovec v[DISCARD_BATCH];
+	uint32_t ps = pc->vm->page_size, i;
+	size_t nv = 0;
+	int rc = 0;
+
+	for (i = 0; !rc && i < n; i++) {
+		const struct ferry_ramblock *b =
+			&pc->vm->blocks[r[i].ram_index];
+		uint8_t *p = b->host + r[i].first * ps;
+		size_t len = r[i].count * ps;
+
+		mark_missing(pc, r[i].ram_index, r[i].first, r[i].count);
+		/* shared memory (memfd) keeps pages unless the hole is
+		 * punched; private memory refuses that (EINVAL), once per
+		 * block */
+		if (!pc->anon || !pc->anon[r[i].ram_index]) {
+			if (!madvise(p, len, MADV_REMOVE))
+				continue;
+			if (errno == EINVAL && pc->anon)
+				pc->anon[r[i].ram_index] = true;
+		}
+		v[nv++] = (struct iovec){ p, len };
+		if (nv == DISCARD_BATCH) {
+			rc = drop_private(pc, v, nv, err);
+			nv = 0;
+		}
+	}
+	if (!rc && nv)
+		rc = drop_private(pc, v, nv, err);
+	return rc;
 }
 
 static void record_latency(struct pc_in *pc, uint64_t us)
@@ -449,8 +509,10 @@ void pc_in_free(struct pc_in *pc)
 	free(pc->src_id);
 	free(pc->anon);
 	free(pc->lat);
+	if (pc->pidfd >= 0)
+		close(pc->pidfd);
 	pthread_cond_destroy(&pc->cond);
 	pthread_mutex_destroy(&pc->lock);
 	memset(pc, 0, sizeof(*pc));
-	pc->uffd = pc->quit_fd = -1;
+	pc->uffd = pc->quit_fd = pc->pidfd = -1;
 }
