@@ -1403,6 +1403,7 @@ ssize_t tls_conn_read_nb(struct tls_conn *t, void *buf, size_t len,
 			 short *events, char *why, size_t wlen)
 {
 	struct sigpipe_guard g;
+	char reason[160];
 	int n, e = 0;
 
 	sigpipe_block(&g);
@@ -1423,7 +1424,7 @@ ssize_t tls_conn_read_nb(struct tls_conn *t, void *buf, size_t len,
 		return 0;
 	}
 	snprintf(why, wlen, "TLS receiving its stream head: %s",
-		 ssl_reason((char[160]){ 0 }, 160));
+		 ssl_reason(reason, sizeof(reason)));
 	return -EPROTO;
 }
 

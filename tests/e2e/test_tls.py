@@ -13,8 +13,8 @@ destination resumes nothing and the source guest runs on.  The PSK
 layout too.  Prints TAP."""
 import os
 import socket
+import struct
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -348,104 +348,51 @@ def t_timeouts():
 # ---- attacks ---------------------------------------------------------
 
 
-def t_replay():
-    """A TLS migration's bytes, recorded on the way, replayed to a fresh
-    destination with the same credentials: the handshake cannot complete
-    (its keys are the session's), and nothing resumes."""
-    dst, src = pair("dst", "src")
-    rec = Recorder(dst.incoming_uri())
-    src.qmp.cmd("migrate-set-parameters", **{"tls-hostname": "localhost"})
-    src.qmp.cmd("migrate", uri=rec.uri)
-    verified(src, dst)
-    quit_both(src, dst)
-    data = rec.data()
-    assert len(data) > 256 << 20, len(data)
-    dst2 = ft.Guest("dst2", IDLE + ["--tls-creds", creds("dst")],
-                    incoming="tcp:127.0.0.1:0")
-    host, port = dst2.incoming_uri().split(":")[1:]
+def send_until_closed(uri, data, timeout=60):
+    """Connect to uri (tcp:HOST:PORT), send data, and read until the
+    peer closes (a refusal) or `timeout` s pass."""
+    host, port = uri.split(":")[1:]
     s = socket.create_connection((host, int(port)))
-    s.settimeout(60)
+    s.settimeout(timeout)
     try:
-        s.sendall(data[:1 << 20])
+        s.sendall(data)
         while s.recv(65536):
             pass
     except (ConnectionResetError, BrokenPipeError, socket.timeout):
         pass
     s.close()
+
+
+def t_replay():
+    """A TLS migration's bytes, recorded on the way, replayed to a fresh
+    destination with the same credentials: the handshake cannot complete
+    (its keys are the session's), and nothing resumes."""
+    dst, src = pair("dst", "src")
+    rec = fp.FaultProxy(dst.incoming_uri(), opaque=True, keep=True)
+    src.qmp.cmd("migrate-set-parameters", **{"tls-hostname": "localhost"})
+    src.qmp.cmd("migrate", uri=rec.uri)
+    verified(src, dst)
+    quit_both(src, dst)
+    rec.close()
+    data = rec.kept()
+    assert len(data) > 256 << 20, len(data)
+    dst2 = ft.Guest("dst2", IDLE + ["--tls-creds", creds("dst")],
+                    incoming="tcp:127.0.0.1:0")
+    send_until_closed(dst2.incoming_uri(), data[:1 << 20])
     info = refused(dst2, 1)
     assert "TLS" in info["refused-reason"], info
     waiting(dst2)
     dst2.quit()
 
 
-class Recorder:
-    """A proxy that keeps what the source sent on its first
-    connection."""
-
-    def __init__(self, target_uri):
-        host, port = target_uri.split(":")[1:]
-        self.target = (host, int(port))
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
-        self.chunks = []
-        self.first = None
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            s = socket.create_connection(self.target)
-            keep = self.first is None
-            if keep:
-                self.first = c
-            threading.Thread(target=self._pump, args=(c, s, keep),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, False),
-                             daemon=True).start()
-
-    def _pump(self, a, b, keep):
-        try:
-            while True:
-                d = a.recv(1 << 16)
-                if not d:
-                    break
-                if keep:
-                    self.chunks.append(d)
-                b.sendall(d)
-        except OSError:
-            pass
-        try:
-            b.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def data(self):
-        return b"".join(self.chunks)
-
-
 def t_fake_postcopy():
     """A made-up post-copy stream (a head that asks for post-copy, no
     pages) in the clear to a TLS destination is refused before one byte
     of it is read as a stream; nothing resumes."""
-    import struct
     dst = ft.Guest("dst", IDLE + ["--tls-creds", creds("dst")],
                    incoming="tcp:127.0.0.1:0")
-    host, port = dst.incoming_uri().split(":")[1:]
     head = b"FERRYMIG" + struct.pack("<HHI", 2, 16, 1 << 5)
-    s = socket.create_connection((host, int(port)))
-    s.settimeout(60)
-    s.sendall(head + b"\0" * 4096)
-    try:
-        while s.recv(4096):
-            pass
-    except (ConnectionResetError, socket.timeout):
-        pass
-    s.close()
+    send_until_closed(dst.incoming_uri(), head + b"\0" * 4096)
     info = refused(dst, 1)
     assert "does not speak TLS" in info["refused-reason"], info
     waiting(dst)
@@ -470,11 +417,8 @@ def t_stranger():
         assert time.time() < deadline, "the first page channel never came"
         time.sleep(0.01)
     uri = dst.incoming_uri()
-    host, port = uri.split(":")[1:]
-    s = socket.create_connection((host, int(port)))
-    s.sendall(b"FERRYMIG" + b"\0" * 600)
+    send_until_closed(uri, b"FERRYMIG" + b"\0" * 600)
     refused(dst, 1)
-    s.close()
     rogue = ft.Guest("rogue", IDLE, tmp=dst.tmp)
     rogue.qmp.cmd("migrate-set-parameters", **tls_params("src-foreign"))
     rogue.qmp.cmd("migrate", uri=uri)

@@ -195,6 +195,7 @@ class Direction:
 class Conn:
     def __init__(self, proxy, index, client, server):
         self.proxy = proxy
+        self.index = index      # accept order
         self.channel = index    # accept order until a channel record says
         self.client, self.server = client, server
         self.lock = threading.Lock()
@@ -224,10 +225,13 @@ class FaultProxy:
     migration.  `opaque`: the connections carry TLS, so their framing
     cannot be followed; only Bytes points and the *_now() faults work,
     and a connection's channel is its accept order (0: the first;
-    see .conns)."""
+    see .conns).  `keep`: the first connection's bytes from the client
+    are kept as forwarded (kept()), a recording to replay."""
 
-    def __init__(self, target_uri, opaque=False):
+    def __init__(self, target_uri, opaque=False, keep=False):
         self.opaque = opaque
+        self.keep = keep  # the first connection's forwarded bytes: kept()
+        self.kept_chunks = []
         host, port = target_uri.split(":")[1:]
         self.target = (host, int(port))
         self.lsock = socket.socket()
@@ -295,6 +299,11 @@ class FaultProxy:
         self.cut_now()
 
     # -- what went by ---------------------------------------------------
+    def kept(self):
+        """With keep=True: what the first connection's client sent, as
+        forwarded (a recording to replay)."""
+        return b"".join(self.kept_chunks)
+
     def seen(self, type, channel=0, back=False):
         """Records of `type` that started on `channel` so far."""
         with self.lock:
@@ -399,6 +408,8 @@ class FaultProxy:
                 continue
             except OSError:
                 return False
+            if self.keep and not d.back and d.conn.index == 0:
+                self.kept_chunks.append(data[:n])
             d.sent += n
             data = data[n:]
         return True
