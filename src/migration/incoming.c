@@ -1166,15 +1166,8 @@ void *mig_incoming_main(void *arg)
 			      FERRY_MIG_COMPLETED);
 	goto out;
 fail:
-	if (m->rdma && *rdma_failure(m->rdma) && strncmp(err.msg, "rdma:", 5) &&
-	    err.code != -ECANCELED) {
-		/* the transport knows better than a closed stream */
-		struct ferry_error e = err;
-
-		ferry_error_clear(&err);
-		ferry_error_set(&err, e.code, "rdma: %s (%s)",
-				rdma_failure(m->rdma), ferry_error_msg(&e));
-	}
+	if (m->rdma)
+		rdma_explain(m->rdma, &err);
 	/* the verdict names a stall too; a post-copy recovery may have lost
 	 * the connection to send it on */
 	mig_explain_tls(m, &err);

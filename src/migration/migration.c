@@ -194,7 +194,8 @@ void mig_explain_tls(struct ferry_migration *m, struct ferry_error *err)
 	if (!f[0] || strstr(ferry_error_msg(err), f))
 		return;
 	ferry_error_clear(err);
-	ferry_error_set(err, e.code, "%s (%s)", ferry_error_msg(&e), f);
+	ferry_error_set_from(err, e.origin, e.code, "%s (%s)",
+			     ferry_error_msg(&e), f);
 }
 
 void mig_tls_stats(struct ferry_migration *m, const struct tls_info *info)

@@ -423,7 +423,8 @@ static int switchover(struct out *o, struct ferry_error *err)
 	}
 	if (status) { /* it resumed nothing: this copy is the guest */
 		mig_guest_away(m, false);
-		return ferry_error_set(err, -status, "destination: %s", msg);
+		return ferry_error_set_from(err, FERRY_ERROR_PEER, -status,
+					    "destination: %s", msg);
 	}
 	took.verdict_ns = lap(&t);
 	downtime = (mig_now_ns() - t_stop) / 1000000;
@@ -693,7 +694,8 @@ static int postcopy(struct out *o, struct ferry_error *err)
 			(mig_now_ns() - running_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
 	if (!rc && status)
-		rc = ferry_error_set(err, -status, "destination: %s", msg);
+		rc = ferry_error_set_from(err, FERRY_ERROR_PEER, -status,
+					  "destination: %s", msg);
 	if (!rc && p.verify) {
 		pthread_mutex_lock(&m->lock);
 		m->stats.verified = 1;
@@ -850,15 +852,8 @@ void *mig_outgoing_main(void *arg)
 		mig_set_state(m, FERRY_MIG_CANCELLING, FERRY_MIG_COMPLETED);
 	goto out;
 fail:
-	if (o.rdma && *rdma_failure(o.rdma) && strncmp(err.msg, "rdma:", 5) &&
-	    strncmp(err.msg, "destination:", 12) && err.code != -ECANCELED) {
-		/* the transport knows better than a closed stream */
-		struct ferry_error e = err;
-
-		ferry_error_clear(&err);
-		ferry_error_set(&err, e.code, "rdma: %s (%s)",
-				rdma_failure(o.rdma), ferry_error_msg(&e));
-	}
+	if (o.rdma)
+		rdma_explain(o.rdma, &err);
 	if (o.tracking)
 		ferry_dirty_stop(vm->dirty);
 	if (o.throttle)

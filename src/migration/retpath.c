@@ -736,7 +736,8 @@ int rp_failure(struct rp_rx *rx, struct ferry_error *err)
 
 	pthread_mutex_lock(&rx->lock);
 	if (rx->closed && rx->bad)
-		rc = ferry_error_set(err, rx->close_rc, "%s", rx->close_msg);
+		rc = ferry_error_set_from(err, FERRY_ERROR_PEER, rx->close_rc,
+					  "%s", rx->close_msg);
 	pthread_mutex_unlock(&rx->lock);
 	return rc;
 }
@@ -760,8 +761,8 @@ int rp_wait_held(struct rp_rx *rx, int timeout_ms, struct ferry_error *err)
 	if (rx->held_done)
 		rc = 0;
 	else if (rx->have_result && rx->status)
-		rc = ferry_error_set(err, -rx->status, "destination: %s",
-				     rx->msg);
+		rc = ferry_error_set_from(err, FERRY_ERROR_PEER, -rx->status,
+					  "destination: %s", rx->msg);
 	else if (rx->have_result || rx->closed)
 		rc = ferry_error_set(err, rx->closed ? rx->close_rc : -EPROTO,
 				     "no list of held pages: %s",

@@ -173,7 +173,8 @@ int peer_verdict(struct out *o, int rc, struct ferry_error *err)
 				       "migration cancelled by request");
 	if (rp_wait_result(&o->rp, 1000, &status, msg, sizeof(msg), &e) == 0 &&
 	    status)
-		return ferry_error_set(err, -status, "destination: %s", msg);
+		return ferry_error_set_from(err, FERRY_ERROR_PEER, -status,
+					    "destination: %s", msg);
 	/* a message that broke the rules: its reason, not the reset that
 	 * followed when the reader shut the connection */
 	if (rp_failure(&o->rp, err))
@@ -618,19 +619,16 @@ int send_pages(struct out *o, const struct ferry_dirty_set *set,
 		pthread_cond_wait(&o->done, &o->lock);
 	pthread_mutex_unlock(&o->lock);
 	for (i = 0; i < o->nchans; i++) {
-		const char *msg = ferry_error_msg(&o->chans[i].err);
-
 		if (!o->chans[i].rc)
 			continue;
+		if (!err || err->code)
+			return o->chans[i].rc;
+		*err = o->chans[i].err;
 		/* the destination's verdict, its protocol violation or a
 		 * cancel shows on every channel: no channel to name then */
-		if (!strncmp(msg, "destination: ", 13) ||
-		    !strncmp(msg, RP_VIOLATION, strlen(RP_VIOLATION)) ||
-		    o->chans[i].rc == -ECANCELED)
-			ferry_error_set(err, o->chans[i].rc, "%s", msg);
-		else
-			ferry_error_set(err, o->chans[i].rc, "channel %u: %s",
-					i + 1, msg);
+		if (err->origin != FERRY_ERROR_PEER &&
+		    o->chans[i].rc != -ECANCELED)
+			ferry_error_prefix(err, "channel %u: ", i + 1);
 		return o->chans[i].rc;
 	}
 	return 0;
@@ -786,11 +784,8 @@ static int sender_tls(struct out *o, struct sender *s, struct ferry_error *err)
 		s->tls = NULL;
 	}
 	if (rc) {
-		struct ferry_error e = *err;
-
-		ferry_error_clear(err);
-		return ferry_error_set(err, rc, "channel %u: %s", s->index,
-				       ferry_error_msg(&e));
+		ferry_error_prefix(err, "channel %u: ", s->index);
+		return rc;
 	}
 	if (s->index == 0)
 		mig_tls_stats(o->m, &info);

@@ -57,6 +57,10 @@
 #define DRAIN_TIMEOUT_MS   5000	 /* closing: for sends to complete */
 #define FI_API		   FI_VERSION(1, 10)
 
+/* What this transport finds is its own diagnosis (ferry/error.h). */
+#define rdma_error(err, code, ...) \
+	ferry_error_set_from(err, FERRY_ERROR_TRANSPORT, code, __VA_ARGS__)
+
 enum op_kind { OP_RECV = 1, OP_SEND, OP_WRITE };
 enum key_state { KEY_NONE, KEY_ASKED, KEY_HAVE };
 
@@ -206,8 +210,8 @@ static void fail_locked(struct rdma_conn *c, int rc, const char *fmt, ...)
 
 static int failure(struct rdma_conn *c, struct ferry_error *err)
 {
-	return ferry_error_set(err, c->fail_rc ? c->fail_rc : -EIO, "rdma: %s",
-			       c->fail);
+	return rdma_error(err, c->fail_rc ? c->fail_rc : -EIO, "rdma: %s",
+			  c->fail);
 }
 
 /* ---- addresses ----------------------------------------------------------- */
@@ -220,19 +224,19 @@ static int split_addr(const char *addr, char *host, size_t hl, char *port,
 		transport_split_hostport(addr, host, hl, port, pl);
 
 	if (f == HOSTPORT_FORM)
-		return ferry_error_set(
-			err, -EINVAL, "rdma address '%s': expected %s", addr,
-			addr[0] == '[' ? "[IPV6]:PORT" : "HOST:PORT");
+		return rdma_error(err, -EINVAL,
+				  "rdma address '%s': expected %s", addr,
+				  addr[0] == '[' ? "[IPV6]:PORT" : "HOST:PORT");
 	if (f == HOSTPORT_PORT)
-		return ferry_error_set(err, -EINVAL,
-				       "rdma address '%s': the port must be a "
-				       "number from 0 to 65535",
-				       addr);
+		return rdma_error(err, -EINVAL,
+				  "rdma address '%s': the port must be a "
+				  "number from 0 to 65535",
+				  addr);
 	if (f == HOSTPORT_HOST || !host[0])
-		return ferry_error_set(err, -EINVAL,
-				       "rdma address '%s': no host, or one "
-				       "too long",
-				       addr);
+		return rdma_error(err, -EINVAL,
+				  "rdma address '%s': no host, or one "
+				  "too long",
+				  addr);
 	return 0;
 }
 
@@ -271,12 +275,12 @@ static int get_info(const char *host, const char *port, bool passive,
 	int rc;
 
 	if (!hints)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
+		return rdma_error(err, -ENOMEM, "out of memory");
 	rc = fi_getinfo(FI_API, host, port, passive ? FI_SOURCE : 0, hints,
 			info);
 	fi_freeinfo(hints);
 	if (rc == -FI_ENODATA)
-		return ferry_error_set(
+		return rdma_error(
 			err, -ENODEV,
 			"rdma: no libfabric provider%s%s can reach %s:%s with "
 			"connected endpoints, RMA and messages (fi_info -t "
@@ -285,9 +289,9 @@ static int get_info(const char *host, const char *port, bool passive,
 			provider && *provider ? " named " : "",
 			provider && *provider ? provider : "", host, port);
 	if (rc)
-		return ferry_error_set(err, to_errno(rc),
-				       "rdma: looking up %s:%s: %s", host, port,
-				       fierr(rc));
+		return rdma_error(err, to_errno(rc),
+				  "rdma: looking up %s:%s: %s", host, port,
+				  fierr(rc));
 	return 0;
 }
 
@@ -552,11 +556,11 @@ static int open_endpoint(struct rdma_conn *c, struct fi_info *info,
 	if (c->tx_depth > 4096)
 		c->tx_depth = 4096;
 	if (c->tx_depth < TX_BUFS + 2 * WRITE_STREAK)
-		return ferry_error_set(err, -ENOTSUP,
-				       "rdma: provider %s allows only %u "
-				       "operations in flight, ferry needs %d",
-				       info->fabric_attr->prov_name,
-				       c->tx_depth, TX_BUFS + 2 * WRITE_STREAK);
+		return rdma_error(err, -ENOTSUP,
+				  "rdma: provider %s allows only %u "
+				  "operations in flight, ferry needs %d",
+				  info->fabric_attr->prov_name, c->tx_depth,
+				  TX_BUFS + 2 * WRITE_STREAK);
 	snprintf(c->st.provider, sizeof(c->st.provider), "%s",
 		 info->fabric_attr->prov_name);
 	rc = fi_domain(c->fabric, info, &c->domain, NULL);
@@ -578,16 +582,16 @@ static int open_endpoint(struct rdma_conn *c, struct fi_info *info,
 	if (!rc)
 		rc = fi_enable(c->ep);
 	if (rc)
-		return ferry_error_set(err, to_errno(rc),
-				       "rdma: opening an endpoint on provider "
-				       "%s: %s",
-				       info->fabric_attr->prov_name, fierr(rc));
+		return rdma_error(err, to_errno(rc),
+				  "rdma: opening an endpoint on provider "
+				  "%s: %s",
+				  info->fabric_attr->prov_name, fierr(rc));
 	c->wop = calloc(c->tx_depth, sizeof(*c->wop));
 	c->rxb = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!c->wop || c->rxb == MAP_FAILED) {
 		c->rxb = NULL;
-		return ferry_error_set(err, -ENOMEM, "out of memory");
+		return rdma_error(err, -ENOMEM, "out of memory");
 	}
 	c->txb = c->rxb + (size_t)WINDOW * RDMA_MSG_MAX;
 	if (c->mr_local) {
@@ -599,12 +603,12 @@ static int open_endpoint(struct rdma_conn *c, struct fi_info *info,
 		if (rc) {
 			char h[64];
 
-			return ferry_error_set(err, to_errno(rc),
-					       "rdma: registering %zu KiB of "
-					       "message buffers: %s (the "
-					       "locked-memory limit: %s)",
-					       bytes / 1024, fierr(rc),
-					       memlock_hint(h, sizeof(h)));
+			return rdma_error(err, to_errno(rc),
+					  "rdma: registering %zu KiB of "
+					  "message buffers: %s (the "
+					  "locked-memory limit: %s)",
+					  bytes / 1024, fierr(rc),
+					  memlock_hint(h, sizeof(h)));
 		}
 		c->rxdesc = fi_mr_desc(c->rxmr);
 		c->txdesc = fi_mr_desc(c->txmr);
@@ -612,9 +616,8 @@ static int open_endpoint(struct rdma_conn *c, struct fi_info *info,
 	for (i = 0; i < WINDOW; i++) {
 		rc = post_recv(c, i);
 		if (rc)
-			return ferry_error_set(err, rc,
-					       "rdma: posting receives: %s",
-					       strerror(-rc));
+			return rdma_error(err, rc, "rdma: posting receives: %s",
+					  strerror(-rc));
 	}
 	return 0;
 }
@@ -625,12 +628,12 @@ static int set_ram(struct rdma_conn *c, const struct rdma_ram *ram,
 	unsigned i;
 
 	if (nram > RDMA_BLOCKS_MAX)
-		return ferry_error_set(err, -E2BIG,
-				       "rdma: %u RAM blocks, at most %d", nram,
-				       RDMA_BLOCKS_MAX);
+		return rdma_error(err, -E2BIG,
+				  "rdma: %u RAM blocks, at most %d", nram,
+				  RDMA_BLOCKS_MAX);
 	c->b = calloc(nram, sizeof(*c->b));
 	if (!c->b)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
+		return rdma_error(err, -ENOMEM, "out of memory");
 	c->nb = nram;
 	for (i = 0; i < nram; i++) {
 		struct rblock *b = &c->b[i];
@@ -641,8 +644,8 @@ static int set_ram(struct rdma_conn *c, const struct rdma_ram *ram,
 		if (c->dest) {
 			b->mr = calloc(b->nchunks, sizeof(*b->mr));
 			if (!b->mr)
-				return ferry_error_set(err, -ENOMEM,
-						       "out of memory");
+				return rdma_error(err, -ENOMEM,
+						  "out of memory");
 			continue;
 		}
 		b->raddr = calloc(b->nchunks, sizeof(uint64_t));
@@ -650,7 +653,7 @@ static int set_ram(struct rdma_conn *c, const struct rdma_ram *ram,
 		b->have = calloc(b->nchunks, 1);
 		b->lmr = calloc(b->nchunks, sizeof(*b->lmr));
 		if (!b->raddr || !b->rkey || !b->have || !b->lmr)
-			return ferry_error_set(err, -ENOMEM, "out of memory");
+			return rdma_error(err, -ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -679,8 +682,8 @@ static int start(struct rdma_conn *c, struct ferry_error *err)
 	int sz = 4 << 20, rc;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->sock))
-		return ferry_error_set(err, -errno, "socketpair: %s",
-				       strerror(errno));
+		return rdma_error(err, -errno, "socketpair: %s",
+				  strerror(errno));
 	setsockopt(c->sock[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(c->sock[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	m.u.ready.window = WINDOW;
@@ -692,9 +695,8 @@ static int start(struct rdma_conn *c, struct ferry_error *err)
 		return failure(c, err);
 	rc = pthread_create(&c->pump, NULL, pump_main, c);
 	if (rc)
-		return ferry_error_set(err, -rc,
-				       "rdma: starting its thread: %s",
-				       strerror(rc));
+		return rdma_error(err, -rc, "rdma: starting its thread: %s",
+				  strerror(rc));
 	c->pump_live = true;
 	return 0;
 }
@@ -760,7 +762,7 @@ static int pin_local(struct rdma_conn *c, struct ferry_error *err)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (c->zbuf == MAP_FAILED) {
 		c->zbuf = NULL;
-		return ferry_error_set(err, -ENOMEM, "out of memory");
+		return rdma_error(err, -ENOMEM, "out of memory");
 	}
 	memset(c->zbuf, 0, RDMA_CHUNK_SIZE);
 	if (!c->mr_local)
@@ -772,11 +774,11 @@ static int pin_local(struct rdma_conn *c, struct ferry_error *err)
 	if (rc) {
 		char h[64];
 
-		return ferry_error_set(err, to_errno(rc),
-				       "rdma: registering the source's RAM "
-				       "failed: %s; raise the locked-memory "
-				       "limit (%s) or turn off rdma-pin-all",
-				       fierr(rc), memlock_hint(h, sizeof(h)));
+		return rdma_error(err, to_errno(rc),
+				  "rdma: registering the source's RAM "
+				  "failed: %s; raise the locked-memory "
+				  "limit (%s) or turn off rdma-pin-all",
+				  fierr(rc), memlock_hint(h, sizeof(h)));
 	}
 	return 0;
 }
@@ -794,7 +796,7 @@ static int source_blocks(struct rdma_conn *c, struct ferry_error *err)
 	if (rc)
 		return failure(c, err);
 	if (c->blocks_status)
-		return ferry_error_set(
+		return rdma_error(
 			err, -c->blocks_status,
 			"rdma: the destination could not pin its RAM for "
 			"rdma-pin-all: %s; raise its locked-memory limit "
@@ -825,7 +827,7 @@ int rdma_transport_connect(const char *addr, const char *provider, bool pin_all,
 		return rc;
 	c = conn_new(false);
 	if (!c)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
+		return rdma_error(err, -ENOMEM, "out of memory");
 	*out = c;
 	rc = get_info(host, port, false, provider, &c->info, err);
 	if (!rc)
@@ -836,10 +838,9 @@ int rdma_transport_connect(const char *addr, const char *provider, bool pin_all,
 	if (!rc)
 		rc = fi_eq_open(c->fabric, &ea, &c->eq, NULL);
 	if (rc)
-		return ferry_error_set(err, to_errno(rc),
-				       "rdma: opening provider %s: %s",
-				       c->info->fabric_attr->prov_name,
-				       fierr(rc));
+		return rdma_error(err, to_errno(rc),
+				  "rdma: opening provider %s: %s",
+				  c->info->fabric_attr->prov_name, fierr(rc));
 	if (fi_control(&c->eq->fid, FI_GETWAIT, &c->eq_fd))
 		c->eq_fd = -1;
 	rc = open_endpoint(c, c->info, err);
@@ -848,26 +849,25 @@ int rdma_transport_connect(const char *addr, const char *provider, bool pin_all,
 	rdma_connect_encode(&cd, pdata);
 	rc = fi_connect(c->ep, c->info->dest_addr, pdata, sizeof(pdata));
 	if (rc)
-		return ferry_error_set(err, to_errno(rc),
-				       "rdma: connecting to %s: %s", addr,
-				       fierr(rc));
+		return rdma_error(err, to_errno(rc),
+				  "rdma: connecting to %s: %s", addr,
+				  fierr(rc));
 	rc = eq_wait(c->eq, FI_CONNECTED, evbuf, sizeof(evbuf),
 		     CONNECT_TIMEOUT_MS, &got, why, sizeof(why));
 	if (rc)
-		return ferry_error_set(err, rc,
-				       "rdma: connecting to %s (provider %s): "
-				       "%s; is the destination listening "
-				       "there with migrate-incoming rdma:...?",
-				       addr, c->info->fabric_attr->prov_name,
-				       why);
+		return rdma_error(err, rc,
+				  "rdma: connecting to %s (provider %s): "
+				  "%s; is the destination listening "
+				  "there with migrate-incoming rdma:...?",
+				  addr, c->info->fabric_attr->prov_name, why);
 	rc = rdma_connect_decode(evbuf + sizeof(struct fi_eq_cm_entry),
 				 got - sizeof(struct fi_eq_cm_entry), &cd, err);
 	if (rc)
 		return rc;
 	if ((cd.caps & RDMA_CAP_PIN_ALL) != (pin_all ? RDMA_CAP_PIN_ALL : 0))
-		return ferry_error_set(err, -EPROTO,
-				       "rdma: the destination did not agree "
-				       "to pin-all as asked");
+		return rdma_error(err, -EPROTO,
+				  "rdma: the destination did not agree "
+				  "to pin-all as asked");
 	c->caps = cd.caps;
 	pthread_mutex_lock(&c->lock);
 	c->st.pin_all = pin_all;
@@ -924,8 +924,8 @@ int rdma_prefetch(struct rdma_conn *c, unsigned block, uint64_t off,
 	int rc;
 
 	if (block >= c->nb || off >= c->b[block].ram.length)
-		return ferry_error_set(err, -EINVAL,
-				       "rdma: a key asked for outside RAM");
+		return rdma_error(err, -EINVAL,
+				  "rdma: a key asked for outside RAM");
 	pthread_mutex_lock(&c->lock);
 	rc = atomic_load(&c->failed)
 		     ? -EIO
@@ -1023,8 +1023,8 @@ static int write_from(struct rdma_conn *c, unsigned block, uint64_t off,
 
 	if (block >= c->nb || !len || off + len > c->b[block].ram.length ||
 	    coff + len > RDMA_CHUNK_SIZE)
-		return ferry_error_set(err, -EINVAL,
-				       "rdma: a write outside one chunk");
+		return rdma_error(err, -EINVAL,
+				  "rdma: a write outside one chunk");
 	b = &c->b[block];
 	pthread_mutex_lock(&c->lock);
 	if (atomic_load(&c->failed)) {
@@ -1077,8 +1077,7 @@ int rdma_write(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
 	       struct ferry_error *err)
 {
 	if (block >= c->nb)
-		return ferry_error_set(err, -EINVAL, "rdma: no block %u",
-				       block);
+		return rdma_error(err, -EINVAL, "rdma: no block %u", block);
 	return write_from(c, block, off, len, c->b[block].ram.host + off, NULL,
 			  err);
 }
@@ -1090,8 +1089,8 @@ int rdma_zero(struct rdma_conn *c, unsigned block, uint64_t off, uint64_t len,
 	int rc;
 
 	if (block >= c->nb || !len || off + len > c->b[block].ram.length)
-		return ferry_error_set(err, -EINVAL,
-				       "rdma: a zero run outside its block");
+		return rdma_error(err, -EINVAL,
+				  "rdma: a zero run outside its block");
 	if (!message)
 		/* the same offset in the zero chunk: zero pages in a row
 		 * stay one write */
@@ -1151,7 +1150,7 @@ int rdma_transport_listen(const char *addr, const char *provider,
 		return rc;
 	l = calloc(1, sizeof(*l));
 	if (!l)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
+		return rdma_error(err, -ENOMEM, "out of memory");
 	l->eq_fd = -1;
 	rc = get_info(host, port, true, provider, &l->info, err);
 	if (rc)
@@ -1168,9 +1167,9 @@ int rdma_transport_listen(const char *addr, const char *provider,
 	if (!rc)
 		rc = fi_listen(l->pep);
 	if (rc) {
-		rc = ferry_error_set(err, to_errno(rc),
-				     "rdma: listening on %s (provider %s): %s",
-				     addr, l->provider, fierr(rc));
+		rc = rdma_error(err, to_errno(rc),
+				"rdma: listening on %s (provider %s): %s", addr,
+				l->provider, fierr(rc));
 		goto fail;
 	}
 	if (fi_control(&l->eq->fid, FI_GETWAIT, &l->eq_fd))
@@ -1247,13 +1246,13 @@ int rdma_transport_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 again:
 	for (;;) { /* the connection request, cancellable */
 		if (cancel && atomic_load(cancel))
-			return ferry_error_set(err, -ECANCELED,
-					       "cancelled while waiting for "
-					       "the source");
+			return rdma_error(err, -ECANCELED,
+					  "cancelled while waiting for "
+					  "the source");
 		if (now_ns() > deadline)
-			return ferry_error_set(err, -ETIMEDOUT,
-					       "rdma: no connection in %d ms",
-					       timeout_ms);
+			return rdma_error(err, -ETIMEDOUT,
+					  "rdma: no connection in %d ms",
+					  timeout_ms);
 		n = fi_eq_sread(l->eq, &ev, evbuf, sizeof(evbuf), 100, 0);
 		if (n == -FI_EAGAIN || n == -FI_ETIMEDOUT)
 			continue;
@@ -1270,10 +1269,10 @@ again:
 			continue;
 		}
 		if (n < 0)
-			return ferry_error_set(err, to_errno(n),
-					       "rdma: waiting for the source: "
-					       "%s",
-					       fierr(n));
+			return rdma_error(err, to_errno(n),
+					  "rdma: waiting for the source: "
+					  "%s",
+					  fierr(n));
 		if (ev == FI_CONNREQ)
 			break;
 	}
@@ -1292,7 +1291,7 @@ again:
 	if (!c) {
 		fi_reject(l->pep, e->info->handle, NULL, 0);
 		fi_freeinfo(e->info);
-		return ferry_error_set(err, -ENOMEM, "out of memory");
+		return rdma_error(err, -ENOMEM, "out of memory");
 	}
 	*out = c;
 	c->info = e->info;
@@ -1315,14 +1314,13 @@ again:
 	rdma_connect_encode(&cd, pdata);
 	rc = fi_accept(c->ep, pdata, sizeof(pdata));
 	if (rc)
-		return ferry_error_set(err, to_errno(rc),
-				       "rdma: accepting the source: %s",
-				       fierr(rc));
+		return rdma_error(err, to_errno(rc),
+				  "rdma: accepting the source: %s", fierr(rc));
 	rc = eq_wait(c->eq, FI_CONNECTED, evbuf, sizeof(evbuf),
 		     CONNECT_TIMEOUT_MS, &got, why, sizeof(why));
 	if (rc)
-		return ferry_error_set(err, rc,
-				       "rdma: accepting the source: %s", why);
+		return rdma_error(err, rc, "rdma: accepting the source: %s",
+				  why);
 	/* the listener is spent: one connection per migration */
 	fi_close(&l->pep->fid);
 	l->pep = NULL;
@@ -1613,7 +1611,7 @@ static bool handle_one(struct rdma_conn *c)
 	}
 	m.u.blocks.blocks = blocks;
 	if (rdma_msg_decode(buf, s->len, &m, &e)) {
-		fail_locked(c, e.code, "%s", ferry_error_msg(&e) + 6);
+		fail_locked(c, e.code, "%s", ferry_error_msg(&e));
 		free(blocks);
 		return true;
 	}
@@ -1864,9 +1862,19 @@ int rdma_stream_fd(struct rdma_conn *c)
 	return c->sock[0];
 }
 
-const char *rdma_failure(struct rdma_conn *c)
+void rdma_explain(struct rdma_conn *c, struct ferry_error *err)
 {
-	return atomic_load(&c->failed) ? c->fail : "";
+	struct ferry_error symptom;
+
+	/* the peer's verdict, a cancel and the transport's own diagnosis say
+	 * more than this side's view of a closed stream */
+	if (!atomic_load(&c->failed) || err->origin != FERRY_ERROR_LOCAL ||
+	    err->code == -ECANCELED)
+		return;
+	symptom = *err;
+	ferry_error_clear(err);
+	rdma_error(err, symptom.code, "rdma: %s (%s)", c->fail,
+		   ferry_error_msg(&symptom));
 }
 
 void rdma_get_stats(struct rdma_conn *c, struct rdma_stats *st)

@@ -101,8 +101,10 @@ int rdma_prefetch(struct rdma_conn *c, unsigned block, uint64_t off,
 /* Destination: revoke every key now (no write lands after this). */
 void rdma_revoke(struct rdma_conn *c);
 
-/* Why the connection failed, if it did ("" otherwise). */
-const char *rdma_failure(struct rdma_conn *c);
+/* If the connection failed and `err` is only this side's symptom of it
+ * (a closed stream, a short read), replace it with the transport's
+ * diagnosis, keeping the symptom in parentheses. */
+void rdma_explain(struct rdma_conn *c, struct ferry_error *err);
 void rdma_get_stats(struct rdma_conn *c, struct rdma_stats *st);
 
 /* Let the pump send what the engine wrote, then tear everything down. */

@@ -210,7 +210,7 @@ static uint64_t get64(struct rd *r, const char *field)
 static int malformed(struct ferry_error *err, enum rdma_msg_type t,
 		     const char *why)
 {
-	return ferry_error_set(err, -EPROTO, "rdma: malformed %s message: %s",
+	return ferry_error_set(err, -EPROTO, "malformed %s message: %s",
 			       rdma_msg_name(t), why);
 }
 
@@ -224,23 +224,23 @@ int rdma_msg_decode(const uint8_t *buf, size_t len, struct rdma_msg *msg,
 
 	if (len < RDMA_HDR_SIZE)
 		return ferry_error_set(err, -EPROTO,
-				       "rdma: control message of %zu bytes is "
+				       "control message of %zu bytes is "
 				       "shorter than its %d-byte header",
 				       len, RDMA_HDR_SIZE);
 	if (buf[0] != RDMA_PROTO_VERSION)
 		return ferry_error_set(err, -EPROTO,
-				       "rdma: control message version %u, "
+				       "control message version %u, "
 				       "this side speaks %u",
 				       buf[0], RDMA_PROTO_VERSION);
 	t = (enum rdma_msg_type)buf[1];
 	if (buf[1] < RDMA_MSG_READY || buf[1] > RDMA_MSG_TYPE_MAX)
 		return ferry_error_set(err, -EPROTO,
-				       "rdma: unknown control message type %u",
+				       "unknown control message type %u",
 				       buf[1]);
 	plen = le32_load(buf + 4);
 	if (plen != len - RDMA_HDR_SIZE)
 		return ferry_error_set(err, -EPROTO,
-				       "rdma: %s message says %u payload bytes "
+				       "%s message says %u payload bytes "
 				       "but %zu arrived",
 				       rdma_msg_name(t), plen,
 				       len - RDMA_HDR_SIZE);
@@ -391,28 +391,32 @@ int rdma_connect_decode(const uint8_t *buf, size_t len,
 			struct rdma_connect_data *d, struct ferry_error *err)
 {
 	if (len < RDMA_CONNECT_SIZE)
-		return ferry_error_set(err, -EPROTO,
-				       "rdma: the peer's connection data is "
-				       "%zu bytes, not %d: not ferry",
-				       len, RDMA_CONNECT_SIZE);
+		return ferry_error_set_from(
+			err, FERRY_ERROR_PEER, -EPROTO,
+			"rdma: the peer's connection data is "
+			"%zu bytes, not %d: not ferry",
+			len, RDMA_CONNECT_SIZE);
 	d->magic = le32_load(buf);
 	d->version = buf[4];
 	d->caps = le32_load(buf + 8);
 	d->chunk_shift = le32_load(buf + 12);
 	if (d->magic != RDMA_CONNECT_MAGIC)
-		return ferry_error_set(err, -EPROTO,
-				       "rdma: the peer is not ferry (magic "
-				       "0x%08x)",
-				       d->magic);
+		return ferry_error_set_from(
+			err, FERRY_ERROR_PEER, -EPROTO,
+			"rdma: the peer is not ferry (magic "
+			"0x%08x)",
+			d->magic);
 	if (d->version != RDMA_PROTO_VERSION)
-		return ferry_error_set(err, -EPROTONOSUPPORT,
-				       "rdma: the peer speaks protocol version "
-				       "%u, this side %u",
-				       d->version, RDMA_PROTO_VERSION);
+		return ferry_error_set_from(
+			err, FERRY_ERROR_PEER, -EPROTONOSUPPORT,
+			"rdma: the peer speaks protocol version "
+			"%u, this side %u",
+			d->version, RDMA_PROTO_VERSION);
 	if (d->chunk_shift != RDMA_CHUNK_SHIFT)
-		return ferry_error_set(err, -EPROTO,
-				       "rdma: the peer uses chunks of 2^%u "
-				       "bytes, this side 2^%d",
-				       d->chunk_shift, RDMA_CHUNK_SHIFT);
+		return ferry_error_set_from(
+			err, FERRY_ERROR_PEER, -EPROTO,
+			"rdma: the peer uses chunks of 2^%u "
+			"bytes, this side 2^%d",
+			d->chunk_shift, RDMA_CHUNK_SHIFT);
 	return 0;
 }
