@@ -211,12 +211,16 @@ void mig_tls_stats(struct ferry_migration *m, const struct tls_info *info)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* tls-creds for this migration's role, NULL without; refused over rdma
- * (its connections cannot carry TLS; docs/rdma.md). */
+/* tls-creds for this migration's role, NULL without; refused on a
+ * transport that cannot carry TLS (docs/rdma.md). */
 static int load_tls(struct ferry_migration *m, const char *uri, bool server,
 		    struct tls_creds **out, struct ferry_error *err)
 {
+	const struct transport_ops *t;
 	struct ferry_mig_params p;
+	const char *addr;
+	char with[64];
+	int rc;
 
 	*out = NULL;
 	ferry_migration_get_params(m, &p);
@@ -228,14 +232,18 @@ static int load_tls(struct ferry_migration *m, const char *uri, bool server,
 					       "needs TLS");
 		return 0;
 	}
-	if (transport_is_rdma(uri))
+	rc = transport_find(uri, &t, &addr, err);
+	if (rc)
+		return rc;
+	if (!(t->caps & TRANSPORT_TLS)) {
+		transport_schemes_with(TRANSPORT_TLS, with, sizeof(with));
 		return ferry_error_set(err, -EINVAL,
-				       "tls-creds is set, and rdma: does not "
-				       "carry TLS (its RDMA WRITEs bypass any "
-				       "record layer; QEMU refuses this too): "
-				       "use tcp: for an encrypted migration, "
-				       "or clear tls-creds on a trusted "
-				       "fabric");
+				       "tls-creds is set, and %s: does not "
+				       "carry TLS (%s; QEMU refuses this too): "
+				       "use %s for an encrypted migration, or "
+				       "clear tls-creds on a trusted fabric",
+				       t->scheme, t->limits, with);
+	}
 	return tls_creds_load(p.tls_creds, server ? p.tls_authz : "", server,
 			      out, err);
 }
@@ -396,7 +404,10 @@ static int check_paused(struct ferry_migration *m, bool incoming,
 			const char *what, const char *uri,
 			struct ferry_error *err)
 {
+	const struct transport_ops *t;
 	struct ferry_mig_stats st;
+	const char *addr;
+	char with[64];
 	int rc;
 
 	ferry_migration_query(m, &st);
@@ -410,11 +421,14 @@ static int check_paused(struct ferry_migration *m, bool incoming,
 				       "post-copy (it is %s)",
 				       what, ferry_mig_state_name(st.state));
 	rc = transport_check(uri, err);
-	if (!rc && transport_is_rdma(uri))
+	if (!rc)
+		rc = transport_find(uri, &t, &addr, err);
+	if (!rc && !(t->caps & TRANSPORT_POSTCOPY)) {
+		transport_schemes_with(TRANSPORT_POSTCOPY, with, sizeof(with));
 		rc = ferry_error_set(err, -EINVAL,
-				     "%s: post-copy runs over tcp: or unix:, "
-				     "not rdma:",
-				     what);
+				     "%s: post-copy runs over %s, not %s: (%s)",
+				     what, with, t->scheme, t->limits);
+	}
 	return rc;
 }
 
@@ -506,26 +520,32 @@ void mig_recovered(struct ferry_migration *m)
 	mig_set_state(m, FERRY_MIG_POSTCOPY_RECOVER, FERRY_MIG_POSTCOPY_ACTIVE);
 }
 
-/* What the rdma transport does not carry (docs/rdma.md). */
-static int rdma_refusals(struct ferry_migration *m, struct ferry_error *err)
+/* What the parameters ask that the transport does not carry. */
+static int refusals(struct ferry_migration *m, const struct transport_ops *t,
+		    struct ferry_error *err)
 {
 	struct ferry_mig_params p;
+	char with[64];
 
 	ferry_migration_get_params(m, &p);
-	if (p.multifd)
+	if (p.multifd && !(t->caps & TRANSPORT_CHANNELS))
 		return ferry_error_set(err, -EINVAL,
-				       "rdma: multifd is not supported over "
-				       "rdma (pages go by RDMA WRITE on one "
-				       "connection); turn multifd off");
-	if (p.postcopy_ram)
+				       "%s: multifd is not supported over %s "
+				       "(%s); turn multifd off",
+				       t->scheme, t->scheme, t->limits);
+	if (p.postcopy_ram && !(t->caps & TRANSPORT_POSTCOPY)) {
+		transport_schemes_with(TRANSPORT_POSTCOPY, with, sizeof(with));
 		return ferry_error_set(err, -EINVAL,
-				       "rdma: post-copy is not supported over "
-				       "rdma yet; turn postcopy-ram off or "
-				       "use tcp:");
-	if (p.xbzrle || p.compression)
+				       "%s: post-copy is not supported over "
+				       "%s yet (%s); turn postcopy-ram off or "
+				       "use %s",
+				       t->scheme, t->scheme, t->limits, with);
+	}
+	if ((p.xbzrle || p.compression) && !(t->caps & TRANSPORT_CODECS))
 		return ferry_error_set(err, -EINVAL,
-				       "rdma: pages go uncompressed by RDMA "
-				       "WRITE; turn %s off",
+				       "%s: pages go uncompressed over %s "
+				       "(%s); turn %s off",
+				       t->scheme, t->scheme, t->limits,
 				       p.xbzrle ? "xbzrle"
 						: "multifd-compression");
 	return 0;
@@ -534,11 +554,15 @@ static int rdma_refusals(struct ferry_migration *m, struct ferry_error *err)
 int ferry_migration_start(struct ferry_migration *m, const char *uri,
 			  struct ferry_error *err)
 {
+	const struct transport_ops *t;
 	struct tls_creds *tls = NULL;
+	const char *addr;
 	int rc = transport_check(uri, err);
 
-	if (!rc && transport_is_rdma(uri))
-		rc = rdma_refusals(m, err);
+	if (!rc)
+		rc = transport_find(uri, &t, &addr, err);
+	if (!rc)
+		rc = refusals(m, t, err);
 	if (!rc)
 		rc = load_tls(m, uri, false, &tls, err);
 	if (rc)
@@ -549,7 +573,9 @@ int ferry_migration_start(struct ferry_migration *m, const char *uri,
 int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 			     struct ferry_error *err)
 {
+	const struct transport_ops *t;
 	struct tls_creds *tls = NULL;
+	const char *addr;
 	char bound[256];
 	int rc, fd;
 
@@ -559,17 +585,16 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 				       "migration");
 	rc = transport_check(uri, err);
 	if (!rc)
+		rc = transport_find(uri, &t, &addr, err);
+	if (!rc)
 		rc = load_tls(m, uri, true, &tls, err);
 	if (rc)
 		return rc;
-	if (transport_is_rdma(uri)) {
+	if (t->caps & TRANSPORT_RMA) { /* the transport's own connection */
 		struct ferry_mig_params p;
 
-		rc = transport_check(uri, err);
-		if (rc)
-			return rc;
 		ferry_migration_get_params(m, &p);
-		rc = rdma_transport_listen(uri + 5, p.rdma_provider,
+		rc = rdma_transport_listen(addr, p.rdma_provider,
 					   &m->rdma_listener, bound,
 					   sizeof(bound), err);
 		if (rc)

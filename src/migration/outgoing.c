@@ -28,7 +28,6 @@
 #include "hot.h"
 #include "postcopy.h"
 #include "outgoing.h"
-#include "rdma.h"
 #include "transport.h"
 
 static int send_devices(struct out *o, struct ferry_error *err)
@@ -474,7 +473,7 @@ static int send_discards(struct out *o, const struct ferry_dirty_set *set)
 static void sender_drop(struct sender *s)
 {
 	if (s->enc)
-		s->xfer_bytes += ferry_stream_encoder_bytes(s->enc);
+		s->past_bytes += ferry_stream_encoder_bytes(s->enc);
 	sender_close(s);
 }
 
@@ -773,6 +772,9 @@ void *mig_outgoing_main(void *arg)
 		goto fail;
 	}
 	ferry_migration_get_params(m, &params);
+	rc = carrier_pick(&o, &err);
+	if (rc)
+		goto fail;
 	o.nchans = params.multifd ? params.multifd_channels : 0;
 	o.xbzrle = params.xbzrle;
 	o.postcopy = params.postcopy_ram;
@@ -852,8 +854,8 @@ void *mig_outgoing_main(void *arg)
 		mig_set_state(m, FERRY_MIG_CANCELLING, FERRY_MIG_COMPLETED);
 	goto out;
 fail:
-	if (o.rdma)
-		rdma_explain(o.rdma, &err);
+	if (o.carrier && o.carrier->explain)
+		o.carrier->explain(&o, &err);
 	if (o.tracking)
 		ferry_dirty_stop(vm->dirty);
 	if (o.throttle)
@@ -866,12 +868,8 @@ out:
 	sender_close(&o.urgent);
 	rp_rx_stop(&o.rp);
 	sender_close(&o.main);
-	if (o.rdma) {
-		pthread_mutex_lock(&m->lock);
-		rdma_out_stats(&o, &m->stats);
-		pthread_mutex_unlock(&m->lock);
-		rdma_close(o.rdma);
-	}
+	if (o.carrier && o.carrier->close)
+		o.carrier->close(&o);
 	free(o.first_page);
 	free(o.bulk_sent);
 	ferry_dirty_set_free(&o.resend);

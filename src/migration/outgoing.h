@@ -7,6 +7,7 @@
 #define FERRY_OUTGOING_H
 
 #include "ferry/dirty.h"
+#include "carrier.h"
 #include "codec_auto.h"
 #include "downtime.h"
 #include "migration_internal.h"
@@ -33,7 +34,7 @@ struct sender {
 	struct tls_conn *tls; /* a page channel's TLS, written in place */
 	struct ferry_stream_encoder *enc;
 	uint64_t duplicate, normal, unchanged; /* owner thread */
-	uint64_t xfer_bytes; /* bytes moved outside the stream (rdma) */
+	uint64_t past_bytes; /* stream bytes of its earlier connections */
 	uint64_t sent_pages; /* since the last checkpoint */
 	uint64_t win_start_ns, win_bytes_start; /* max-bandwidth window */
 	uint64_t pub_bytes, pub_duplicate, pub_normal,
@@ -93,9 +94,11 @@ struct out {
 	_Atomic uint64_t *bulk_sent;	/* bit per global page: sent in it */
 	uint64_t t_precopy_ns;		/* when the bulk pass began */
 	struct ferry_dirty_set pending; /* dirty, not yet sent */
-	struct rdma_conn *rdma;		/* rdma: pages go by RDMA WRITE */
-	struct page_hashes ph;		/* verify: hash of each page sent */
-	struct dt_model dt; /* the engine's thread: when to switch over */
+	const struct page_carrier_ops *carrier; /* chosen at start */
+	unsigned caps;		/* the transport's (enum transport_caps) */
+	struct rdma_conn *rdma; /* the rdma carrier's connection */
+	struct page_hashes ph;	/* verify: hash of each page sent */
+	struct dt_model dt;	/* the engine's thread: when to switch over */
 
 	/* page jobs for the channels' threads */
 	pthread_mutex_t lock;
@@ -146,14 +149,5 @@ uint64_t out_pages(struct out *o);
 void out_publish(struct out *o, uint64_t remaining_pages);
 /* The destination's reason, if it sent one, else a send error. */
 int peer_verdict(struct out *o, int rc, struct ferry_error *err);
-
-/* rdma_out.c: a sender's share of a set over rdma, flushed (and, after
- * zero messages, acknowledged). */
-int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
-		    enum send_mode mode, struct ferry_error *err);
-/* Connect the main sender over rdma; its fd is the stream's socket. */
-int rdma_sender_open(struct out *o, struct sender *s, struct ferry_error *err);
-/* Copy the transport's figures into the statistics (m->lock held). */
-void rdma_out_stats(struct out *o, struct ferry_mig_stats *st);
 
 #endif

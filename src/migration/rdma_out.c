@@ -11,6 +11,9 @@
  * only after them.  Other zero pages are written from a zero buffer, in
  * order with every other write: a message per scattered zero page would
  * cost more than its 4 KiB.
+ *
+ * This is the rdma page carrier (carrier.h), chosen for a transport with
+ * TRANSPORT_RMA; its connection is o->rdma, which nothing else touches.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include "outgoing.h"
 #include "rdma.h"
 #include "rdma_proto.h"
+#include "transport.h"
 
 static int page(struct sender *s, uint32_t bi, uint64_t pg,
 		struct ferry_error *err)
@@ -44,7 +48,6 @@ static int page(struct sender *s, uint32_t bi, uint64_t pg,
 		s->normal++;
 		rc = rdma_write(o->rdma, bi, off, ps, err);
 	}
-	s->xfer_bytes += ps;
 	return rc ? rc : sender_page_sent(s, err);
 }
 
@@ -71,7 +74,6 @@ static int bulk_chunk(struct sender *s, uint32_t bi, uint64_t first, uint64_t n,
 		return rc;
 	}
 	rc = rdma_zero(o->rdma, bi, first * ps, n * ps, true, err);
-	s->xfer_bytes += RDMA_HDR_SIZE + 20;
 	for (k = 0; k < n && !rc; k++) {
 		o->ph.h[bi][first + k] = o->ph.zero;
 		s->duplicate++;
@@ -110,8 +112,10 @@ static int bulk_block(struct sender *s, uint32_t bi, struct ferry_error *err)
 	return rc;
 }
 
-int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
-		    enum send_mode mode, struct ferry_error *err)
+/* A sender's share of a set, flushed (and, after zero messages,
+ * acknowledged). */
+static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
+		     enum send_mode mode, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = s->o->vm;
 	struct out *o = s->o;
@@ -149,37 +153,54 @@ int rdma_send_share(struct sender *s, const struct ferry_dirty_set *set,
 	return rc;
 }
 
-int rdma_sender_open(struct out *o, struct sender *s, struct ferry_error *err)
+static void rdma_out_stats(struct out *o, struct ferry_mig_stats *st);
+
+/* Connect the main sender; its fd is the stream's socket. */
+static int rdma_open(struct out *o, struct sender *s, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = o->vm;
+	const struct transport_ops *t;
 	struct ferry_mig_params p;
-	struct rdma_ram *ram = mig_rdma_ram(vm);
+	struct rdma_ram *ram;
+	const char *addr;
 	int rc;
 
-	if (!ram)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
-	if (vm->page_size > RDMA_CHUNK_SIZE) {
-		free(ram);
+	rc = transport_find(o->m->uri, &t, &addr, err);
+	if (rc)
+		return rc;
+	if (vm->page_size > RDMA_CHUNK_SIZE)
 		return ferry_error_set(err, -ENOTSUP,
 				       "rdma: pages of %u bytes are larger "
 				       "than a chunk (%llu bytes)",
 				       vm->page_size,
 				       (unsigned long long)RDMA_CHUNK_SIZE);
-	}
+	ram = mig_rdma_ram(vm);
+	if (!ram)
+		return ferry_error_set(err, -ENOMEM, "out of memory");
 	ferry_migration_get_params(o->m, &p);
-	rc = rdma_transport_connect(o->m->uri + 5, p.rdma_provider,
-				    p.rdma_pin_all, ram, vm->nblocks, &o->rdma,
-				    err);
+	rc = rdma_transport_connect(addr, p.rdma_provider, p.rdma_pin_all, ram,
+				    vm->nblocks, &o->rdma, err);
 	free(ram);
-	if (!rc)
-		s->fd = rdma_stream_fd(o->rdma);
+	if (rc)
+		return rc;
+	s->fd = rdma_stream_fd(o->rdma);
 	pthread_mutex_lock(&o->m->lock);
 	rdma_out_stats(o, &o->m->stats);
 	pthread_mutex_unlock(&o->m->lock);
-	return rc;
+	return 0;
 }
 
-void rdma_out_stats(struct out *o, struct ferry_mig_stats *st)
+static uint64_t rdma_wire_bytes(struct out *o)
+{
+	struct rdma_stats r;
+
+	if (!o->rdma)
+		return 0;
+	rdma_get_stats(o->rdma, &r);
+	return r.write_bytes + r.ctl_bytes;
+}
+
+static void rdma_out_stats(struct out *o, struct ferry_mig_stats *st)
 {
 	struct rdma_stats r;
 
@@ -190,7 +211,7 @@ void rdma_out_stats(struct out *o, struct ferry_mig_stats *st)
 	snprintf(st->rdma_provider, sizeof(st->rdma_provider), "%s",
 		 r.provider);
 	st->rdma_pin_all = r.pin_all;
-	st->rdma_chunks_registered = r.register_requests;
+	st->rdma_chunks_registered = r.chunks_registered;
 	st->rdma_register_requests = r.register_requests;
 	st->rdma_register_ms = r.register_ns / 1000000;
 	st->rdma_zero_messages = r.zero_messages;
@@ -198,3 +219,30 @@ void rdma_out_stats(struct out *o, struct ferry_mig_stats *st)
 	st->rdma_completions = r.completions;
 	st->rdma_write_bytes = r.write_bytes;
 }
+
+static void rdma_out_explain(struct out *o, struct ferry_error *err)
+{
+	if (o->rdma)
+		rdma_explain(o->rdma, err);
+}
+
+static void rdma_out_close(struct out *o)
+{
+	if (!o->rdma)
+		return;
+	pthread_mutex_lock(&o->m->lock);
+	rdma_out_stats(o, &o->m->stats);
+	pthread_mutex_unlock(&o->m->lock);
+	rdma_close(o->rdma);
+	o->rdma = NULL;
+}
+
+const struct page_carrier_ops carrier_rdma = {
+	.name = "rdma",
+	.open = rdma_open,
+	.send = rdma_send,
+	.wire_bytes = rdma_wire_bytes,
+	.stats = rdma_out_stats,
+	.explain = rdma_out_explain,
+	.close = rdma_out_close,
+};

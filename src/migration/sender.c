@@ -84,12 +84,25 @@ static void auto_stats(struct out *o, struct ferry_mig_stats *st)
 	}
 }
 
+/* Bytes this sender moved: its stream's, on this connection and the
+ * ones before, and for the main sender what its carrier moved beside. */
+static uint64_t sender_bytes(struct sender *s)
+{
+	uint64_t n = s->past_bytes;
+
+	if (s->enc)
+		n += ferry_stream_encoder_bytes(s->enc);
+	if (s->index == 0 && s->o->carrier->wire_bytes)
+		n += s->o->carrier->wire_bytes(s->o);
+	return n;
+}
+
 void sender_publish(struct sender *s)
 {
 	struct ferry_migration *m = s->o->m;
 
 	pthread_mutex_lock(&m->lock);
-	s->pub_bytes = ferry_stream_encoder_bytes(s->enc) + s->xfer_bytes;
+	s->pub_bytes = sender_bytes(s);
 	s->pub_duplicate = s->duplicate;
 	s->pub_normal = s->normal;
 	s->pub_unchanged = s->unchanged;
@@ -106,8 +119,8 @@ void sender_publish(struct sender *s)
 	if (s->autoc_on)
 		s->pub_auto = s->autoc;
 	auto_stats(s->o, &m->stats);
-	if (s->o->rdma)
-		rdma_out_stats(s->o, &m->stats);
+	if (s->o->carrier->stats)
+		s->o->carrier->stats(s->o, &m->stats);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -213,8 +226,7 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 				  o->vm->page_size);
 	if (!bw)
 		return 0;
-	bytes = ferry_stream_encoder_bytes(s->enc) + s->xfer_bytes -
-		s->win_bytes_start;
+	bytes = sender_bytes(s) - s->win_bytes_start;
 	due_ns = s->win_start_ns + (uint64_t)((double)bytes / (double)bw * 1e9);
 	now = mig_now_ns();
 	if (due_ns > now) {
@@ -228,8 +240,7 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	}
 	if (now - s->win_start_ns > 1000000000ull) { /* a new 1 s window */
 		s->win_start_ns = mig_now_ns();
-		s->win_bytes_start =
-			ferry_stream_encoder_bytes(s->enc) + s->xfer_bytes;
+		s->win_bytes_start = sender_bytes(s);
 	}
 	return 0;
 }
@@ -532,17 +543,16 @@ static bool mine(const struct sender *s, uint32_t bi, uint64_t page)
 	       s->index - 1;
 }
 
-/* This sender's share of a set (NULL: of all RAM), then a flush. */
-static int send_share(struct sender *s, const struct ferry_dirty_set *set,
-		      enum send_mode mode, struct ferry_error *err)
+/* The stream carrier: this sender's share of a set (NULL: of all RAM),
+ * each page framed into its stream by send_page, then a flush. */
+static int stream_send(struct sender *s, const struct ferry_dirty_set *set,
+		       enum send_mode mode, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = s->o->vm;
 	uint64_t k;
 	size_t i;
 	int rc = 0;
 
-	if (s->o->rdma)
-		return rdma_send_share(s, set, mode, err);
 	if (set) {
 		for (i = 0; i < set->n && !rc; i++) {
 			const struct ferry_dirty_range *r = &set->ranges[i];
@@ -593,7 +603,7 @@ static void *channel_main(void *arg)
 		mode = o->job_mode;
 		pthread_mutex_unlock(&o->lock);
 		ferry_error_clear(&s->err);
-		s->rc = send_share(s, job, mode, &s->err);
+		s->rc = o->carrier->send(s, job, mode, &s->err);
 		pthread_mutex_lock(&o->lock);
 		if (--o->busy == 0)
 			pthread_cond_broadcast(&o->done);
@@ -608,7 +618,7 @@ int send_pages(struct out *o, const struct ferry_dirty_set *set,
 	unsigned i;
 
 	if (!o->nchans)
-		return send_share(&o->main, set, mode, err);
+		return o->carrier->send(&o->main, set, mode, err);
 	pthread_mutex_lock(&o->lock);
 	o->job = set;
 	o->job_mode = mode;
@@ -803,10 +813,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	s->index = index;
 	s->fd = -1;
 	s->tls = NULL;
-	if (transport_is_rdma(o->m->uri))
-		rc = rdma_sender_open(o, s, err);
-	else
-		rc = transport_connect(o->m->uri, &s->fd, err);
+	rc = o->carrier->open(o, s, err);
 	if (!rc && o->m->tls)
 		rc = sender_tls(o, s, err);
 	if (rc)
@@ -826,7 +833,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		if (!s->codec || !s->cctx)
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for compression");
-	} else if (p.codec_auto && !o->rdma) { /* rdma: pages go raw */
+	} else if (p.codec_auto && (o->caps & TRANSPORT_CODECS)) {
 		if (codec_auto_init(&s->autoc, p.zstd_level))
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for codec-auto");
@@ -877,6 +884,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 				       "configuration: %s",
 				       index, strerror(-rc));
 	s->win_start_ns = mig_now_ns();
+	s->win_bytes_start = sender_bytes(s);
 	return 0;
 }
 
@@ -962,4 +970,28 @@ void multifd_stop(struct out *o)
 	}
 	free(o->chans);
 	o->chans = NULL;
+}
+
+static int stream_open(struct out *o, struct sender *s, struct ferry_error *err)
+{
+	return transport_connect(o->m->uri, &s->fd, err);
+}
+
+const struct page_carrier_ops carrier_stream = {
+	.name = "stream",
+	.open = stream_open,
+	.send = stream_send,
+};
+
+int carrier_pick(struct out *o, struct ferry_error *err)
+{
+	const struct transport_ops *t;
+	const char *addr;
+	int rc = transport_find(o->m->uri, &t, &addr, err);
+
+	if (rc)
+		return rc;
+	o->caps = t->caps;
+	o->carrier = t->caps & TRANSPORT_RMA ? &carrier_rdma : &carrier_stream;
+	return 0;
 }

@@ -469,6 +469,8 @@ static int post_msg(struct rdma_conn *c, struct rdma_msg *m)
 			    rdma_msg_name(m->type), fierr(rc));
 		return to_errno(rc);
 	}
+	if (m->type != RDMA_MSG_STREAM)
+		c->st.ctl_bytes += (uint64_t)len;
 	c->tx_busy[i] = true;
 	c->tx_used++;
 	c->outstanding++;
@@ -1523,6 +1525,7 @@ static void on_blocks(struct rdma_conn *c, const struct rdma_msg *m)
 				b->rkey[k] = m->u.blocks.blocks[j].key;
 				b->have[k] = KEY_HAVE;
 			}
+			c->st.chunks_registered += b->nchunks;
 		}
 	}
 	c->have_blocks = 1;
@@ -1567,6 +1570,7 @@ static void on_reg_result(struct rdma_conn *c, const struct rdma_msg *m)
 		b->rkey[first + k] = m->u.reg_result.keys[k].key;
 		b->have[first + k] = KEY_HAVE;
 	}
+	c->st.chunks_registered += n;
 	pthread_cond_broadcast(&c->cond);
 }
 

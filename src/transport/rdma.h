@@ -41,12 +41,14 @@ struct rdma_ram {
 struct rdma_stats {
 	char provider[32];
 	bool pin_all;
-	uint64_t chunks_registered; /* destination keys handed out */
+	/* destination: keys handed out; source: keys received */
+	uint64_t chunks_registered;
 	uint64_t register_requests; /* round trips for keys */
 	uint64_t zero_messages;
 	uint64_t writes;      /* RDMA WRITE operations */
 	uint64_t completions; /* of those, the ones that asked for one */
 	uint64_t write_bytes;
+	uint64_t ctl_bytes;   /* control messages sent, the stream's aside */
 	uint64_t register_ns; /* source: time waiting for keys */
 };
 

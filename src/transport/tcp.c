@@ -163,6 +163,8 @@ static int tcp_check(const char *addr, struct ferry_error *err)
 const struct transport_ops transport_tcp = {
 	.check = tcp_check,
 	.scheme = "tcp",
+	.caps = TRANSPORT_CHANNELS | TRANSPORT_POSTCOPY | TRANSPORT_CODECS |
+		TRANSPORT_TLS,
 	.listen = tcp_listen,
 	.connect = tcp_connect,
 };

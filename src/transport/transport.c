@@ -21,6 +21,9 @@
 
 const struct transport_ops transport_rdma = {
 	.scheme = "rdma",
+	.caps = TRANSPORT_RMA,
+	.limits = "pages go by RDMA WRITE straight from guest RAM into the "
+		  "destination's, on one connection, past any record layer",
 	.check = rdma_check_addr,
 };
 
@@ -30,9 +33,22 @@ static const struct transport_ops *const transports[] = {
 	&transport_rdma,
 };
 
-int transport_is_rdma(const char *uri)
+void transport_schemes_with(unsigned caps, char *buf, size_t len)
 {
-	return uri && !strncmp(uri, "rdma:", 5);
+	size_t i, n = 0, k = 0;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
+		if ((transports[i]->caps & caps) != caps)
+			continue;
+		k = (size_t)snprintf(buf + n, len - n, "%s%s:", n ? " or " : "",
+				     transports[i]->scheme);
+		if (k >= len - n)
+			return; /* cut: what fits stays */
+		n += k;
+	}
 }
 
 int transport_find(const char *uri, const struct transport_ops **ops,

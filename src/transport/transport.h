@@ -2,9 +2,12 @@
  * transport.h - moving bytes between hosts: URIs and connected sockets.
  *
  * A transport is a `struct transport_ops` found by its URI scheme
- * ("tcp", "unix").  It turns a URI into a listening socket or a connected
- * one; the stream and the engine then use the socket as a plain fd.
- * Adding a transport means adding a file and a line in transport.c.
+ * ("tcp", "unix", "rdma").  It turns a URI into a listening socket or a
+ * connected one; the stream and the engine then use the socket as a plain
+ * fd.  It declares what it carries (enum transport_caps): the engine
+ * refuses, from those flags alone, what a transport cannot do, and picks
+ * the source's page carrier by them (carrier.h).  Adding a transport
+ * means adding a file and a line in transport.c.
  */
 #ifndef FERRY_TRANSPORT_H
 #define FERRY_TRANSPORT_H
@@ -17,8 +20,24 @@
 #include "ferry/error.h"
 #include "tls.h"
 
+/* What a transport carries besides one connection's stream. */
+enum transport_caps {
+	TRANSPORT_CHANNELS = 1u << 0, /* more connections: multifd */
+	TRANSPORT_POSTCOPY = 1u << 1, /* post-copy, and its recovery */
+	TRANSPORT_CODECS = 1u << 2,   /* pages compressed or XBZRLE-encoded */
+	TRANSPORT_TLS = 1u << 3,      /* a TLS session on each connection */
+	/* pages go by remote writes into the peer's RAM beside the stream,
+	 * through the transport's own connection (rdma.h), not the fd
+	 * listen and connect give */
+	TRANSPORT_RMA = 1u << 4,
+};
+
 struct transport_ops {
 	const char *scheme;
+	unsigned caps; /* enum transport_caps */
+	/* Why it lacks the capabilities it lacks, for refusals (NULL when
+	 * it has them all): "pages go by RDMA WRITE ..." */
+	const char *limits;
 	/* Listen on `addr` (the URI after "scheme:"); fills the address
 	 * actually bound (a port 0 becomes the port picked) into `bound`. */
 	int (*listen)(const char *addr, int *fd, char *bound, size_t len,
@@ -30,7 +49,7 @@ struct transport_ops {
 
 extern const struct transport_ops transport_tcp;
 extern const struct transport_ops transport_unix;
-/* rdma: only check; the engine connects through rdma.h, not an fd. */
+/* rdma: only check; the engine connects through rdma.h (TRANSPORT_RMA). */
 extern const struct transport_ops transport_rdma;
 
 /* What is wrong with a HOST:PORT address, if anything. */
@@ -47,8 +66,9 @@ enum hostport_fault transport_split_hostport(const char *addr, char *host,
 					     size_t hlen, char *port,
 					     size_t plen);
 
-/* Whether the URI names the rdma transport. */
-int transport_is_rdma(const char *uri);
+/* The schemes of the transports that have every capability in `caps`,
+ * as a user reads them: "tcp: or unix:". */
+void transport_schemes_with(unsigned caps, char *buf, size_t len);
 
 /* Split "scheme:addr" and find the transport; *addr points into uri. */
 int transport_find(const char *uri, const struct transport_ops **ops,

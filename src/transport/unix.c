@@ -101,6 +101,8 @@ static int unix_check(const char *path, struct ferry_error *err)
 const struct transport_ops transport_unix = {
 	.check = unix_check,
 	.scheme = "unix",
+	.caps = TRANSPORT_CHANNELS | TRANSPORT_POSTCOPY | TRANSPORT_CODECS |
+		TRANSPORT_TLS,
 	.listen = unix_listen,
 	.connect = unix_connect,
 };

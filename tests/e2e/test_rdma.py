@@ -74,6 +74,10 @@ def check_verified(s, d):
     assert s["rdma"]["write-bytes"] >= s["ram"]["normal"] * 4096, s
     assert s["ram"]["transferred"] >= s["rdma"]["write-bytes"], s
     assert s["rdma"]["completions"] <= s["rdma"]["writes"], s
+    # the source counts the keys it received, the destination those it
+    # handed out
+    assert (s["rdma"]["chunks-registered"]
+            == d["rdma"]["chunks-registered"]), (s["rdma"], d["rdma"])
     assert d["ram"]["normal"] == 0, d
     assert d["ram"]["transferred"] < 1 << 20, d
     assert d["ram"]["total"] == 256 << 20
@@ -127,6 +131,7 @@ def t_pin_all():
     assert s["rdma"]["pin-all"] and d["rdma"]["pin-all"], (s, d)
     assert s["rdma"]["register-requests"] == 0, s["rdma"]
     assert d["rdma"]["chunks-registered"] == 256, d["rdma"]
+    assert s["rdma"]["chunks-registered"] == 256, s["rdma"]
     finish(src, dst)
 
 
