@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = rdma_msg_decode(data, size, &m, &err);
 	if (rc) {
 		check(rc == -EPROTO, "an errno other than -EPROTO");
-		check(err.code == rc && !strncmp(err.msg, "rdma: ", 6),
+		check(err.code == rc && err.msg[0],
 		      "a failure without its message");
 		return 0;
 	}
