@@ -213,9 +213,13 @@ struct ferry_stream_record {
 			uint64_t offset;
 			enum ferry_page_encoding encoding;
 			uint32_t len;
-			const uint8_t *data; /* valid until the next call */
-			bool placed;	     /* written into attached RAM */
-			uint32_t ram_index;  /* the attached block it went to */
+			/* the page's bytes (raw, or decompressed), or an
+			 * XBZRLE delta (len bytes, checked against the page's
+			 * bounds) to apply to the copy the destination holds;
+			 * NULL for zero, unchanged and check records.  Valid
+			 * until the next call. */
+			const uint8_t *data;
+			uint32_t ram_index;  /* the matched RAM block's index */
 			uint64_t check_hash; /* FERRY_PAGE_CHECK's hash */
 			uint32_t run;	     /* pages: 1, or the run's */
 		} page;
@@ -264,24 +268,17 @@ int ferry_stream_decoder_new(struct ferry_stream_source src,
 void ferry_stream_decoder_free(struct ferry_stream_decoder *d);
 
 /*
- * Attach the destination's RAM.  The configuration record must then match
- * it (page size, and for each block one of the same name and length;
- * ids may differ), and page records
- * are placed straight into it: rec.u.page.placed is true.  Without RAM
- * attached pages are only decoded (inspection, fuzzing).
+ * Match the stream against the destination's RAM.  The configuration
+ * record must then agree with it (page size, and for each block one of the
+ * same name and length; ids may differ), and each page record names the
+ * block it belongs to in rec.u.page.ram_index.  The decoder never writes
+ * RAM: the caller places what it decoded.  Must be called before the
+ * header is read; later calls are ignored.
  */
-/* Must be called before the header is read; later calls are ignored. */
-void ferry_stream_decoder_attach_ram(struct ferry_stream_decoder *d,
-				     uint32_t page_size,
-				     const struct ferry_ramblock *blocks,
-				     size_t n);
-
-/* Place pages into attached RAM (the default) or, with false, only decode
- * them: raw and compressed pages then come in rec.u.page.data (valid until
- * the next call) for the caller to place; XBZRLE needs placement and is
- * refused without it. */
-void ferry_stream_decoder_set_placement(struct ferry_stream_decoder *d,
-					bool place);
+void ferry_stream_decoder_match_ram(struct ferry_stream_decoder *d,
+				    uint32_t page_size,
+				    const struct ferry_ramblock *blocks,
+				    size_t n);
 
 /* Read the stream header.  Must come first. */
 int ferry_stream_read_header(struct ferry_stream_decoder *d, uint32_t *flags,

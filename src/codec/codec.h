@@ -54,12 +54,14 @@ const struct page_codec *codec_by_encoding(unsigned encoding);
  * XBZRLE (xbzrle.c): a page as its difference from the copy the
  * destination holds.  xbzrle_encode writes the delta of `new` against
  * `old` into out and returns its length (0: the pages are equal), or -1
- * when it would take more than cap bytes.  xbzrle_decode checks a delta
- * from the wire against the page's bounds, then applies it to `page`;
- * -EBADMSG (and `page` untouched) when it is malformed.
+ * when it would take more than cap bytes.  xbzrle_check checks a delta
+ * from the wire against a page of `len` bytes; xbzrle_decode checks it,
+ * then applies it to `page`; both return -EBADMSG (and leave `page`
+ * untouched) when it is malformed.
  */
 ptrdiff_t xbzrle_encode(const uint8_t *old, const uint8_t *new, size_t len,
 			uint8_t *out, size_t cap);
+int xbzrle_check(const uint8_t *in, size_t inlen, size_t len);
 int xbzrle_decode(const uint8_t *in, size_t inlen, uint8_t *page, size_t len);
 
 #endif

@@ -131,6 +131,11 @@ static int walk(const uint8_t *in, size_t inlen, uint8_t *page, size_t len)
 	return 0;
 }
 
+int xbzrle_check(const uint8_t *in, size_t inlen, size_t len)
+{
+	return walk(in, inlen, NULL, len);
+}
+
 int xbzrle_decode(const uint8_t *in, size_t inlen, uint8_t *page, size_t len)
 {
 	int rc = walk(in, inlen, NULL, len);

@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "migration_internal.h"
+#include "placer.h"
 #include "postcopy.h"
 #include "rdma.h"
 #include "transport.h"
@@ -37,21 +38,15 @@ struct conn_src {
 	struct tls_conn *tls; /* a page channel's TLS, read in place */
 };
 
-/* What a connection's pages add up to. */
-struct tally {
-	uint64_t duplicate, normal, unchanged, stale;
-};
-
 /* What a connection's receiver needs besides its decoder. */
-struct placer {
-	struct pc_in *pc;	/* post-copy, when it runs */
-	atomic_int *pc_running; /* shared by all receivers */
+struct receiver {
+	struct placer *pl;	/* shared: the one writer of guest RAM */
 	atomic_int *first_fail; /* shared: who failed first */
-	struct page_hashes *ph;
 	struct rp_tx *tx;
 	struct rp_resends rs; /* stale pages, not yet reported */
 	unsigned channel;     /* 0 = main connection */
-	struct tally t;
+	bool urgent;	      /* post-copy's answers: no pages before it */
+	struct placer_tally t;
 };
 
 /* A page channel's receiver. */
@@ -64,7 +59,7 @@ struct rx {
 	unsigned index; /* its channel number */
 	pthread_t thread;
 	bool live;
-	struct placer pl;
+	struct receiver rcv;
 	atomic_int *first_fail; /* who failed first: 0 none, -1 main */
 	int rc;
 	struct ferry_error err;
@@ -86,92 +81,41 @@ static const struct ferry_section *find_section(const struct ferry_vm *vm,
 }
 
 /*
- * A placed page: count it and note its hash, read back from where it
- * landed (a page channel owns its pages, so no two threads write the
- * same entry).  A check record whose hash is not that of the copy here
- * asks the source for the page again (docs/stream.md, "Return path").
+ * A page off this connection, to the placer; a check record whose hash is
+ * not that of the copy here asks the source for the page again
+ * (docs/stream.md, "Return path").
  */
-static int placed(const struct ferry_vm *vm, struct placer *pl,
-		  const struct ferry_stream_record *rec,
+static int placed(struct receiver *r, const struct ferry_stream_record *rec,
 		  struct ferry_error *err)
 {
-	uint32_t ri = rec->u.page.ram_index;
-	uint64_t pg = rec->u.page.offset / vm->page_size;
-	struct page_hashes *ph = pl->ph;
-	enum ferry_page_encoding enc = rec->u.page.encoding;
-	uint64_t hash;
-	int rc = 0;
+	int rc;
 
-	if (pl->pc_running && atomic_load(pl->pc_running)) {
-		/* post-copy: whole pages only, placed atomically */
-		if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
-		    enc != FERRY_PAGE_ZSTD && enc != FERRY_PAGE_LZ4)
-			return ferry_error_set(err, -EPROTO,
-					       "stream offset %" PRIu64
-					       ": a page encoded as %u in "
-					       "post-copy (only whole pages "
-					       "can be placed)",
-					       rec->stream_offset, enc);
-		rc = pc_in_place(pl->pc, ri, pg,
-				 enc == FERRY_PAGE_ZERO ? NULL
-							: rec->u.page.data,
-				 &hash, err);
-		if (rc == 1) {
-			ph->h[ri][pg] = hash;
-			if (enc == FERRY_PAGE_ZERO)
-				pl->t.duplicate++;
-			else
-				pl->t.normal++;
-		}
-		return rc < 0 ? rc : 0;
-	}
-	if (!rec->u.page.placed)
+	if (r->urgent && !atomic_load(r->pl->pc_running))
 		return ferry_error_set(err, -EPROTO,
 				       "stream offset %" PRIu64
 				       ": a page on the urgent connection "
 				       "before post-copy",
 				       rec->stream_offset);
-	switch (enc) {
-	case FERRY_PAGE_ZERO:
-		pl->t.duplicate++;
-		ph->h[ri][pg] = ph->zero;
-		break;
-	case FERRY_PAGE_UNCHANGED:
-	case FERRY_PAGE_UNCHANGED_RUN:
-		/* the copy here stays, and so its hash */
-		pl->t.unchanged += rec->u.page.run;
-		break;
-	case FERRY_PAGE_CHECK:
-		if (rec->u.page.check_hash == ph->h[ri][pg]) {
-			pl->t.unchanged++;
-			break;
-		}
-		pl->t.stale++;
-		rc = rp_resend_add(pl->tx, &pl->rs, rec->u.page.block_id,
-				   rec->u.page.offset);
-		if (rc)
-			rc = ferry_error_set(err, rc,
-					     "asking the source for a page "
-					     "again: %s",
-					     strerror(-rc));
-		break;
-	default:
-		pl->t.normal++;
-		ph->h[ri][pg] = ferry_page_hash(vm->blocks[ri].host +
-							rec->u.page.offset,
-						vm->page_size);
-	}
-	return rc;
+	rc = placer_page(r->pl, rec, &r->t, err);
+	if (rc != 1)
+		return rc;
+	rc = rp_resend_add(r->tx, &r->rs, rec->u.page.block_id,
+			   rec->u.page.offset);
+	if (rc)
+		return ferry_error_set(err, rc,
+				       "asking the source for a page again: %s",
+				       strerror(-rc));
+	return 0;
 }
 
 /* Everything before the sync record is placed: report the stale pages
  * found so far, then acknowledge. */
-static int synced(struct placer *pl, uint64_t seq, struct ferry_error *err)
+static int synced(struct receiver *r, uint64_t seq, struct ferry_error *err)
 {
-	int rc = rp_resend_flush(pl->tx, &pl->rs);
+	int rc = rp_resend_flush(r->tx, &r->rs);
 
 	if (!rc)
-		rc = rp_send_sync_ack(pl->tx, seq, pl->channel);
+		rc = rp_send_sync_ack(r->tx, seq, r->channel);
 	if (rc)
 		return ferry_error_set(err, rc,
 				       "acknowledging sync %" PRIu64 ": %s",
@@ -182,7 +126,6 @@ static int synced(struct placer *pl, uint64_t seq, struct ferry_error *err)
 static void *rx_main(void *arg)
 {
 	struct rx *r = arg;
-	const struct ferry_vm *vm = r->m->vm;
 	struct ferry_stream_record rec;
 
 	while (!r->rc) {
@@ -190,9 +133,9 @@ static void *rx_main(void *arg)
 		if (r->rc)
 			break;
 		if (rec.type == FERRY_REC_PAGE) {
-			r->rc = placed(vm, &r->pl, &rec, &r->err);
+			r->rc = placed(&r->rcv, &rec, &r->err);
 		} else if (rec.type == FERRY_REC_SYNC) {
-			r->rc = synced(&r->pl, rec.u.sync.seq, &r->err);
+			r->rc = synced(&r->rcv, rec.u.sync.seq, &r->err);
 		} else if (rec.type == FERRY_REC_END) {
 			break;
 		} else if (rec.type != FERRY_REC_CONFIG) {
@@ -466,15 +409,15 @@ static int open_decoder(const struct ferry_vm *vm, struct conn_src *src,
 
 	if (rc)
 		return ferry_error_set(err, rc, "out of memory");
-	ferry_stream_decoder_attach_ram(*d, vm->page_size, vm->blocks,
-					vm->nblocks);
+	ferry_stream_decoder_match_ram(*d, vm->page_size, vm->blocks,
+				       vm->nblocks);
 	return ferry_stream_read_header(*d, flags, err);
 }
 
 /* Accept and start the page channels the main connection announced;
  * the screen refuses any other connection meanwhile. */
 static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
-			 const struct placer *main,
+			 const struct receiver *main,
 			 const struct session *session, bool urgent,
 			 bool resume, struct rx *rx, unsigned n,
 			 struct ferry_error *err)
@@ -521,16 +464,13 @@ static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
 		k = rec.u.channel.index;
 		seen[k - 1] = true;
 		r->index = k;
-		if (urgent && k == n) /* post-copy's answers: placed by us */
-			ferry_stream_decoder_set_placement(r->d, false);
+		r->rcv.urgent = urgent && k == n; /* post-copy's answers */
 	}
 	for (i = 0; i < n; i++) {
 		rx[i].m = m;
-		rx[i].pl.ph = main->ph;
-		rx[i].pl.tx = main->tx;
-		rx[i].pl.pc = main->pc;
-		rx[i].pl.pc_running = main->pc_running;
-		rx[i].pl.channel = rx[i].index;
+		rx[i].rcv.pl = main->pl;
+		rx[i].rcv.tx = main->tx;
+		rx[i].rcv.channel = rx[i].index;
 		rx[i].first_fail = main->first_fail;
 		rx[i].main_fd = main->tx->fd;
 		rc = pthread_create(&rx[i].thread, NULL, rx_main, &rx[i]);
@@ -544,7 +484,8 @@ static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
 
 /* Stop (on failure) and reap the channels; add up what they placed. */
 static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
-			  bool failed, struct tally *t, struct ferry_error *err)
+			  bool failed, struct placer_tally *t,
+			  struct ferry_error *err)
 {
 	unsigned i, blame = n;
 	int first = n && rx[0].first_fail ? atomic_load(rx[0].first_fail) : 0;
@@ -563,10 +504,10 @@ static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 		    (blame == n || (int)rx[i].index == first))
 			blame = i;
 	for (i = 0; i < n; i++) {
-		t->duplicate += rx[i].pl.t.duplicate;
-		t->normal += rx[i].pl.t.normal;
-		t->unchanged += rx[i].pl.t.unchanged;
-		t->stale += rx[i].pl.t.stale;
+		t->duplicate += rx[i].rcv.t.duplicate;
+		t->normal += rx[i].rcv.t.normal;
+		t->unchanged += rx[i].rcv.t.unchanged;
+		t->stale += rx[i].rcv.t.stale;
 		ferry_stream_decoder_free(rx[i].d);
 		conn_src_free(&rx[i].src);
 		atomic_store(&m->fds[1 + i], -1);
@@ -582,7 +523,7 @@ static int close_channels(struct ferry_migration *m, struct rx *rx, unsigned n,
 	return rc;
 }
 
-static void publish(struct ferry_migration *m, const struct tally *t,
+static void publish(struct ferry_migration *m, const struct placer_tally *t,
 		    uint64_t bytes)
 {
 	pthread_mutex_lock(&m->lock);
@@ -659,7 +600,6 @@ static int postcopy_run(struct ferry_migration *m,
 					       vm->sections[i].instance,
 					       strerror(-rc));
 	}
-	ferry_stream_decoder_set_placement(d, false);
 	rc = pc_in_start(pc, err);
 	if (rc)
 		return rc;
@@ -730,7 +670,7 @@ static bool link_failure(int rc)
 /* Accept the source's connections after a pause, and tell it which pages
  * are here. */
 static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
-		     struct pc_in *pc, const struct placer *pl,
+		     struct pc_in *pc, const struct receiver *main,
 		     const struct session *session, int *fd,
 		     struct conn_src *src, struct ferry_stream_decoder **d,
 		     struct rx **rx, unsigned *nchan, struct ferry_error *err)
@@ -764,8 +704,6 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 			mig_tls_stats(m, &c.tls);
 		rc = open_decoder(m->vm, src, d, &flags, err);
 	}
-	if (*d) /* post-copy places pages itself, atomically */
-		ferry_stream_decoder_set_placement(*d, false);
 	if (!rc) /* this session's, as judged */
 		rc = ferry_stream_decoder_next(*d, &rec, err);
 	if (!rc) {
@@ -779,7 +717,7 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 	if (!rc) {
 		(*rx)[0].fd = -1;
 		*nchan = 1;
-		rc = open_channels(m, &sc, pl, session, true, true, *rx, 1,
+		rc = open_channels(m, &sc, main, session, true, true, *rx, 1,
 				   err);
 	}
 	transport_screen_close(&sc, "the post-copy recovery has its "
@@ -797,7 +735,7 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
  * fails too.  0 once post-copy goes on.
  */
 static int recover(struct ferry_migration *m, struct rp_tx *tx,
-		   struct pc_in *pc, struct placer *pl,
+		   struct pc_in *pc, struct receiver *main,
 		   const struct session *session, int *fd, struct conn_src *src,
 		   struct ferry_stream_decoder **d, struct rx **rx,
 		   unsigned *nchan, struct ferry_error *err)
@@ -818,7 +756,7 @@ static int recover(struct ferry_migration *m, struct rp_tx *tx,
 		rc = mig_pause(m, &cause, err);
 		if (rc)
 			return rc;
-		rc = reconnect(m, tx, pc, pl, session, fd, src, d, rx, nchan,
+		rc = reconnect(m, tx, pc, main, session, fd, src, d, rx, nchan,
 			       err);
 		if (!rc) {
 			mig_recovered(m);
@@ -827,7 +765,7 @@ static int recover(struct ferry_migration *m, struct rp_tx *tx,
 		if (*rx) {
 			struct ferry_error e = { 0 };
 
-			close_channels(m, *rx, *nchan, true, &pl->t, &e);
+			close_channels(m, *rx, *nchan, true, &main->t, &e);
 			*rx = NULL;
 		}
 		if (rc == -ENOMEM)
@@ -852,11 +790,10 @@ static int receive(struct ferry_migration *m, struct transport_screen *sc,
 	struct ferry_mig_params p;
 	struct page_hashes ph = { 0 };
 	atomic_int first_fail = 0;
-	struct placer pl = { .ph = &ph,
-			     .tx = tx,
-			     .pc = &pc,
-			     .pc_running = &running,
-			     .first_fail = &first_fail };
+	struct placer pl = { .pidfd = -1 };
+	struct receiver rcv = { .pl = &pl,
+				.tx = tx,
+				.first_fail = &first_fail };
 	struct rx *rx = NULL;
 	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
 	unsigned nchan = 0, i;
@@ -873,6 +810,8 @@ static int receive(struct ferry_migration *m, struct transport_screen *sc,
 	conn_src_set(&src, &fd, conn);
 	rc = loaded ? page_hashes_init(&ph, vm, err)
 		    : ferry_error_set(err, -ENOMEM, "out of memory");
+	if (!rc)
+		rc = placer_init(&pl, vm, &ph, &pc, &running, err);
 	if (!rc)
 		rc = open_decoder(vm, &src, &d, &flags, err);
 	if (!rc && (flags & FERRY_STREAM_F_POSTCOPY)) {
@@ -898,7 +837,7 @@ static int receive(struct ferry_migration *m, struct transport_screen *sc,
 		if (!rc && !rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		if (!rc)
-			rc = open_channels(m, sc, &pl, &sess,
+			rc = open_channels(m, sc, &rcv, &sess,
 					   flags & FERRY_STREAM_F_POSTCOPY,
 					   false, rx, nchan, err);
 	}
@@ -935,9 +874,9 @@ again:
 					rec.stream_offset);
 				break;
 			}
-			rc = placed(vm, &pl, &rec, err);
+			rc = placed(&rcv, &rec, err);
 			if ((++n & 4095) == 0) {
-				publish(m, &pl.t,
+				publish(m, &rcv.t,
 					bytes + ferry_stream_decoder_offset(d));
 				if (atomic_load(&running)) {
 					/* post-copy's figures, while it runs */
@@ -947,7 +886,7 @@ again:
 				}
 			}
 		} else if (rec.type == FERRY_REC_SYNC) {
-			rc = synced(&pl, rec.u.sync.seq, err);
+			rc = synced(&rcv, rec.u.sync.seq, err);
 		} else if (rec.type == FERRY_REC_DEVICE) {
 			const struct ferry_section *s =
 				find_section(vm, rec.u.device.name,
@@ -967,8 +906,8 @@ again:
 				     rec.u.device.data, rec.u.device.len, err);
 			loaded[idx] = true;
 		} else if (rec.type == FERRY_REC_DISCARD) {
-			rc = pc_in_discard(&pc, rec.u.discard.ranges,
-					   rec.u.discard.n, err);
+			rc = placer_discard(&pl, rec.u.discard.ranges,
+					    rec.u.discard.n, err);
 		} else if (rec.type == FERRY_REC_POSTCOPY) {
 			rc = postcopy_run(m, d, &pc, &running, saved, loaded,
 					  err);
@@ -986,7 +925,7 @@ again:
 	if (rx) {
 		/* a channel's failure explains the main connection's */
 		struct ferry_error cerr = { 0 };
-		int crc = close_channels(m, rx, nchan, rc != 0, &pl.t, &cerr);
+		int crc = close_channels(m, rx, nchan, rc != 0, &rcv.t, &cerr);
 
 		if (crc && (!rc || atomic_load(&first_fail) > 0)) {
 			ferry_error_clear(err);
@@ -998,8 +937,8 @@ again:
 		/* post-copy: the guest runs here on what it has; wait for a
 		 * new connection rather than lose it */
 		bytes += d ? ferry_stream_decoder_offset(d) : 0;
-		rc = recover(m, tx, &pc, &pl, &sess, &fd, &src, &d, &rx, &nchan,
-			     err);
+		rc = recover(m, tx, &pc, &rcv, &sess, &fd, &src, &d, &rx,
+			     &nchan, err);
 		if (!rc) {
 			resumed = true;
 			atomic_store(&first_fail, 0);
@@ -1008,13 +947,14 @@ again:
 	}
 	if (!rc && atomic_load(&running))
 		rc = pc_in_wait_all(&pc, 0, err);
-	publish(m, &pl.t, bytes + (d ? ferry_stream_decoder_offset(d) : 0));
+	publish(m, &rcv.t, bytes + (d ? ferry_stream_decoder_offset(d) : 0));
 	if (pc_inited) {
 		pthread_mutex_lock(&m->lock);
 		pc_in_stats(&pc, &m->stats);
 		pthread_mutex_unlock(&m->lock);
 		pc_in_free(&pc); /* also wakes any vCPU still waiting */
 	}
+	placer_free(&pl);
 	ferry_stream_decoder_free(d);
 	conn_src_free(&src);
 	for (i = 0; !rc && i < vm->nsections; i++)
@@ -1057,18 +997,30 @@ again:
 	return rc;
 }
 
+/* rdma's zero messages, on its thread: the placer writes them. */
+static void rdma_zeroed(void *opaque, unsigned block, uint64_t off,
+			uint64_t len)
+{
+	const struct ferry_migration *m = opaque;
+
+	placer_zero(m->vm, block, off, len);
+}
+
 /* The source over rdma: the connection, and the stream's socket. */
 static int rdma_in_accept(struct ferry_migration *m, struct transport_conn *c,
 			  struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
 	struct rdma_ram *ram = mig_rdma_ram(vm);
+	const struct rdma_dest_hooks hooks = { .refused = on_refused,
+					       .zero = rdma_zeroed,
+					       .opaque = m };
 	int rc;
 
 	if (!ram)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
 	rc = rdma_transport_accept(m->rdma_listener, ram, vm->nblocks, -1,
-				   &m->cancel, on_refused, m, &m->rdma, err);
+				   &m->cancel, &hooks, &m->rdma, err);
 	free(ram);
 	rdma_listener_close(m->rdma_listener);
 	m->rdma_listener = NULL;

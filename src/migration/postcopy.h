@@ -3,8 +3,9 @@
  *
  * Destination (postcopy_in.c): pages dropped by the source's discard
  * records are "missing"; the guest's faults on them are caught with
- * userfaultfd and asked for on the return path; pages are placed with
- * UFFDIO_COPY or UFFDIO_ZEROPAGE, once each.
+ * userfaultfd and asked for on the return path; the placer (placer.c)
+ * places them with UFFDIO_COPY or UFFDIO_ZEROPAGE, once each, by these
+ * maps.
  *
  * Source (postcopy_out.c): the pages still to send are a bitmap; the
  * return path's thread answers requests (the page and a window after it)
@@ -26,11 +27,7 @@ struct pc_in {
 	_Atomic uint64_t **missing; /* [block] bitmap: dropped, not placed */
 	_Atomic uint32_t **req_us;  /* [block][page]: when asked (us), 0 */
 	uint32_t *src_id;	    /* [block]: the source's block id */
-	bool *anon;		    /* [block]: MADV_REMOVE refused */
-	int pidfd;		    /* ours, for process_madvise; -1 */
-	bool no_pmadv;		    /* process_madvise refused it */
 	uint64_t t0_ns;
-	uint64_t zero_hash;
 	_Atomic uint64_t left, placed, requests;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* left reached 0 */
@@ -41,21 +38,19 @@ struct pc_in {
 
 int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
 	       struct ferry_error *err);
-/* Drop the pages of n ranges (a discard record's): they come again.
- * Private RAM is dropped in batches of ranges with one process_madvise
- * call each where the kernel takes MADV_DONTNEED there (Linux 6.16 and
- * later batch its TLB flushes too), else a madvise per range. */
-int pc_in_discard(struct pc_in *pc, const struct ferry_stream_range *r,
-		  uint32_t n, struct ferry_error *err);
+/* Pages first..first+count-1 of block ri were dropped: they come again. */
+void pc_in_mark_missing(struct pc_in *pc, uint32_t ri, uint64_t first,
+			uint64_t count);
 /* After a recovery, on the new connection: list the pages held, then ask
  * again for every page a vCPU waits on. */
 int pc_in_resume(struct pc_in *pc, struct ferry_error *err);
 /* Register RAM with userfaultfd and start the fault thread. */
 int pc_in_start(struct pc_in *pc, struct ferry_error *err);
-/* Place a page (data NULL: a zero page) unless it is there already.
- * 1 with *hash set when this call placed it, 0 when it was there. */
-int pc_in_place(struct pc_in *pc, uint32_t ri, uint64_t page,
-		const uint8_t *data, uint64_t *hash, struct ferry_error *err);
+/* Whether a page is still to be placed. */
+bool pc_in_missing(struct pc_in *pc, uint32_t ri, uint64_t page);
+/* A page was placed (UFFDIO_COPY or UFFDIO_ZEROPAGE succeeded): true
+ * when this call is the first to say so, and the waits on it end. */
+bool pc_in_placed(struct pc_in *pc, uint32_t ri, uint64_t page);
 /* Fail unless every dropped page has been placed. */
 int pc_in_wait_all(struct pc_in *pc, int timeout_ms, struct ferry_error *err);
 void pc_in_stats(struct pc_in *pc, struct ferry_mig_stats *st);

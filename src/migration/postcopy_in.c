@@ -1,9 +1,10 @@
 /*
  * postcopy_in.c - the destination's side of post-copy: drop the pages the
  * source will send again, catch the guest's faults on them with
- * userfaultfd (missing mode), ask the source for each, and place pages
- * atomically with UFFDIO_COPY / UFFDIO_ZEROPAGE as they arrive, from the
- * main connection (background) or the urgent one (answers).
+ * userfaultfd (missing mode), and ask the source for each.  The placer
+ * (placer.c) drops the pages and places them as they arrive, from the main
+ * connection (background) or the urgent one (answers); this file keeps
+ * the maps it places by.
  *
  * A page is "missing" from its discard until it is placed; a page placed
  * once is never placed again (the second copy finds it present: EEXIST).
@@ -18,25 +19,17 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "le.h"
 #include "postcopy.h"
-
-/* ranges dropped with one process_madvise call (the kernel's IOV_MAX) */
-#define DISCARD_BATCH 1024
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
 #endif
 #ifndef UFFD_FEATURE_MISSING_SHMEM
 #define UFFD_FEATURE_MISSING_SHMEM (1 << 5)
-#endif
-#ifndef MADV_REMOVE
-#define MADV_REMOVE 9
 #endif
 
 static bool test_bit(const _Atomic uint64_t *w, uint64_t i)
@@ -62,13 +55,11 @@ int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
 	pc->tx = tx;
 	pc->uffd = -1;
 	pc->quit_fd = -1;
-	pc->pidfd = -1;
 	pthread_mutex_init(&pc->lock, NULL);
 	pthread_cond_init(&pc->cond, NULL);
 	pc->missing = calloc(vm->nblocks, sizeof(*pc->missing));
 	pc->req_us = calloc(vm->nblocks, sizeof(*pc->req_us));
 	pc->src_id = calloc(vm->nblocks, sizeof(*pc->src_id));
-	pc->anon = calloc(vm->nblocks, sizeof(*pc->anon));
 	if (!pc->missing || !pc->req_us || !pc->src_id)
 		goto oom;
 	for (i = 0; i < vm->nblocks; i++) {
@@ -87,9 +78,8 @@ oom:
 			       "out of memory for post-copy page maps");
 }
 
-/* Mark first..first+count-1 of block ri missing. */
-static void mark_missing(struct pc_in *pc, uint32_t ri, uint64_t first,
-			 uint64_t count)
+void pc_in_mark_missing(struct pc_in *pc, uint32_t ri, uint64_t first,
+			uint64_t count)
 {
 	uint64_t k, added = 0;
 
@@ -100,77 +90,6 @@ static void mark_missing(struct pc_in *pc, uint32_t ri, uint64_t first,
 			added++;
 	}
 	atomic_fetch_add(&pc->left, added);
-}
-
-static int drop_failed(const struct iovec *v, struct ferry_error *err)
-{
-	return ferry_error_set(err, -errno,
-			       "post-copy: dropping %zu bytes of RAM at %p: %s",
-			       v->iov_len, v->iov_base, strerror(errno));
-}
-
-/* Private RAM: v[0..n) dropped, in one call where the kernel can. */
-static int drop_private(struct pc_in *pc, const struct iovec *v, size_t n,
-			struct ferry_error *err)
-{
-	size_t i, want = 0;
-
-	for (i = 0; i < n; i++)
-		want += v[i].iov_len;
-	if (!pc->no_pmadv && pc->pidfd < 0) {
-		pc->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-		pc->no_pmadv = pc->pidfd < 0;
-	}
-	if (!pc->no_pmadv) {
-		long r = syscall(SYS_process_madvise, pc->pidfd, v, n,
-				 MADV_DONTNEED, 0);
-
-		if (r == (long)want)
-			return 0;
-		if (r < 0 && (errno == EINVAL || errno == ENOSYS ||
-			      errno == EPERM || errno == EOPNOTSUPP))
-			pc->no_pmadv = true; /* this kernel: madvise */
-		/* a part: the rest one by one (again is harmless) */
-	}
-	for (i = 0; i < n; i++)
-		if (madvise(v[i].iov_base, v[i].iov_len, MADV_DONTNEED))
-			return drop_failed(&v[i], err);
-	return 0;
-}
-
-int pc_in_discard(struct pc_in *pc, const struct ferry_stream_range *r,
-		  uint32_t n, struct ferry_error *err)
-{
-	struct iovec v[DISCARD_BATCH];
-	uint32_t ps = pc->vm->page_size, i;
-	size_t nv = 0;
-	int rc = 0;
-
-	for (i = 0; !rc && i < n; i++) {
-		const struct ferry_ramblock *b =
-			&pc->vm->blocks[r[i].ram_index];
-		uint8_t *p = b->host + r[i].first * ps;
-		size_t len = r[i].count * ps;
-
-		mark_missing(pc, r[i].ram_index, r[i].first, r[i].count);
-		/* shared memory (memfd) keeps pages unless the hole is
-		 * punched; private memory refuses that (EINVAL), once per
-		 * block */
-		if (!pc->anon || !pc->anon[r[i].ram_index]) {
-			if (!madvise(p, len, MADV_REMOVE))
-				continue;
-			if (errno == EINVAL && pc->anon)
-				pc->anon[r[i].ram_index] = true;
-		}
-		v[nv++] = (struct iovec){ p, len };
-		if (nv == DISCARD_BATCH) {
-			rc = drop_private(pc, v, nv, err);
-			nv = 0;
-		}
-	}
-	if (!rc && nv)
-		rc = drop_private(pc, v, nv, err);
-	return rc;
 }
 
 static void record_latency(struct pc_in *pc, uint64_t us)
@@ -199,43 +118,17 @@ static uint32_t now_us(const struct pc_in *pc)
 	return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-int pc_in_place(struct pc_in *pc, uint32_t ri, uint64_t page,
-		const uint8_t *data, uint64_t *hash, struct ferry_error *err)
+bool pc_in_missing(struct pc_in *pc, uint32_t ri, uint64_t page)
 {
-	const struct ferry_ramblock *b = &pc->vm->blocks[ri];
-	uint32_t ps = pc->vm->page_size;
-	uintptr_t dst = (uintptr_t)(b->host + page * ps);
+	return test_bit(pc->missing[ri], page);
+}
+
+bool pc_in_placed(struct pc_in *pc, uint32_t ri, uint64_t page)
+{
 	uint32_t req;
-	int rc;
 
-	if (!test_bit(pc->missing[ri], page))
-		return 0; /* placed already, or never dropped */
-	for (;;) {
-		if (data) {
-			struct uffdio_copy c = { .dst = dst,
-						 .src = (uintptr_t)data,
-						 .len = ps };
-
-			rc = ioctl(pc->uffd, UFFDIO_COPY, &c);
-		} else {
-			struct uffdio_zeropage z = { .range = { .start = dst,
-								.len = ps } };
-
-			rc = ioctl(pc->uffd, UFFDIO_ZEROPAGE, &z);
-		}
-		if (rc == 0 || errno != EAGAIN)
-			break;
-	}
-	if (rc && errno == EEXIST)
-		return 0; /* the other connection placed it first */
-	if (rc)
-		return ferry_error_set(err, -errno,
-				       "post-copy: placing page %" PRIu64
-				       " of RAM block '%s': %s",
-				       page, b->name, strerror(errno));
 	if (!test_clear_bit(pc->missing[ri], page))
-		return 0;
-	*hash = data ? ferry_page_hash(data, ps) : pc->zero_hash;
+		return false;
 	atomic_fetch_sub(&pc->left, 1);
 	atomic_fetch_add(&pc->placed, 1);
 	req = atomic_exchange(&pc->req_us[ri][page], 0);
@@ -246,7 +139,7 @@ int pc_in_place(struct pc_in *pc, uint32_t ri, uint64_t page,
 		pthread_cond_broadcast(&pc->cond);
 		pthread_mutex_unlock(&pc->lock);
 	}
-	return 1;
+	return true;
 }
 
 /* Wake the threads waiting on a page that is there. */
@@ -383,15 +276,9 @@ int pc_in_start(struct pc_in *pc, struct ferry_error *err)
 	const struct ferry_vm *vm = pc->vm;
 	struct uffdio_api api = { .api = UFFD_API,
 				  .features = UFFD_FEATURE_MISSING_SHMEM };
-	uint8_t *zero;
 	size_t i;
 	int rc;
 
-	zero = calloc(1, vm->page_size);
-	if (!zero)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
-	pc->zero_hash = ferry_page_hash(zero, vm->page_size);
-	free(zero);
 	rc = open_uffd();
 	if (rc < 0)
 		return ferry_error_set(err, rc,
@@ -507,12 +394,9 @@ void pc_in_free(struct pc_in *pc)
 	free(pc->missing);
 	free(pc->req_us);
 	free(pc->src_id);
-	free(pc->anon);
 	free(pc->lat);
-	if (pc->pidfd >= 0)
-		close(pc->pidfd);
 	pthread_cond_destroy(&pc->cond);
 	pthread_mutex_destroy(&pc->lock);
 	memset(pc, 0, sizeof(*pc));
-	pc->uffd = pc->quit_fd = pc->pidfd = -1;
+	pc->uffd = pc->quit_fd = -1;
 }

@@ -190,14 +190,9 @@ static int rdma_open(struct out *o, struct sender *s, struct ferry_error *err)
 	return 0;
 }
 
-static uint64_t rdma_wire_bytes(struct out *o)
+static uint64_t rdma_out_wire_bytes(struct out *o)
 {
-	struct rdma_stats r;
-
-	if (!o->rdma)
-		return 0;
-	rdma_get_stats(o->rdma, &r);
-	return r.write_bytes + r.ctl_bytes;
+	return o->rdma ? rdma_wire_bytes(o->rdma) : 0;
 }
 
 static void rdma_out_stats(struct out *o, struct ferry_mig_stats *st)
@@ -241,7 +236,7 @@ const struct page_carrier_ops carrier_rdma = {
 	.name = "rdma",
 	.open = rdma_open,
 	.send = rdma_send,
-	.wire_bytes = rdma_wire_bytes,
+	.wire_bytes = rdma_out_wire_bytes,
 	.stats = rdma_out_stats,
 	.explain = rdma_out_explain,
 	.close = rdma_out_close,

@@ -4,9 +4,11 @@
  *
  * Each record header is read, its type and length are checked against the
  * format's limits and the decoder's state before any body byte is read,
- * then every field of the body is checked before it is used.  With RAM
- * attached, a raw page is read straight into guest memory, but only after
- * its block and offset have been shown to lie inside that RAM.
+ * then every field of the body is checked before it is used.  The decoder
+ * never writes guest memory: a page comes out decoded (raw bytes where
+ * they lie in the read-ahead buffer, a compressed page decompressed, an
+ * XBZRLE delta checked), for the destination's placer to write
+ * (src/migration/placer.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,14 +34,13 @@ struct ferry_stream_decoder {
 	void *cctx[8];	   /* decompression contexts, by encoding */
 	bool check_ok;	   /* header flag CHECK */
 	bool postcopy_ok;  /* header flag POSTCOPY */
-	bool no_place;	   /* decode pages, do not place them */
 	struct ferry_stream_range *ranges; /* the last discard record's */
 	bool xbzrle_ok;			   /* header flag XBZRLE */
 	uint64_t last_iter;
 	struct ferry_stream_config config;
 	uint32_t last_block; /* cache for block id lookups */
 
-	/* attached destination RAM (optional) */
+	/* the destination's RAM, to match the configuration (optional) */
 	const struct ferry_ramblock *ram;
 	size_t nram;
 	uint32_t ram_page_size;
@@ -48,7 +49,8 @@ struct ferry_stream_decoder {
 	int error;     /* sticky: first failure of next() */
 	uint8_t *body; /* current record body */
 	size_t body_cap;
-	size_t rlen, rpos;	  /* read-ahead buffer: filled, consumed */
+	uint8_t *page;	   /* a decompressed page (config.page_size bytes) */
+	size_t rlen, rpos; /* read-ahead buffer: filled, consumed */
 	uint8_t rbuf[READ_AHEAD]; /* input read ahead */
 };
 
@@ -96,20 +98,15 @@ void ferry_stream_decoder_free(struct ferry_stream_decoder *d)
 	free(d->config.blocks);
 	free(d->ram_map);
 	free(d->body);
+	free(d->page);
 	free(d->ranges);
 	free(d);
 }
 
-void ferry_stream_decoder_set_placement(struct ferry_stream_decoder *d,
-					bool place)
-{
-	d->no_place = !place;
-}
-
-void ferry_stream_decoder_attach_ram(struct ferry_stream_decoder *d,
-				     uint32_t page_size,
-				     const struct ferry_ramblock *blocks,
-				     size_t n)
+void ferry_stream_decoder_match_ram(struct ferry_stream_decoder *d,
+				    uint32_t page_size,
+				    const struct ferry_ramblock *blocks,
+				    size_t n)
 {
 	if (d->have_config || d->header_read)
 		return; /* too late: pages may already have been decoded */
@@ -176,6 +173,56 @@ static int read_exact(struct ferry_stream_decoder *d, void *buf, size_t len,
 			d->rlen = (size_t)n;
 		}
 	}
+	d->offset += len;
+	return 0;
+}
+
+static int body_reserve(struct ferry_stream_decoder *d, size_t len);
+
+/*
+ * Read len bytes and leave them where they lie: in the read-ahead buffer
+ * (moved to its front and topped up when they run past its end), or, when
+ * they are more than it holds, in the body buffer.  *out is valid until
+ * the next read.  A raw page so costs one copy in all: the placer's.
+ */
+static int read_view(struct ferry_stream_decoder *d, size_t len,
+		     const char *what, uint64_t start, const uint8_t **out,
+		     struct ferry_error *err)
+{
+	size_t have = d->rlen - d->rpos;
+
+	if (len > READ_AHEAD) {
+		if (body_reserve(d, len))
+			return ferry_error_set(err, -ENOMEM, "out of memory");
+		*out = d->body;
+		return read_exact(d, d->body, len, what, start, err);
+	}
+	if (have < len) {
+		memmove(d->rbuf, d->rbuf + d->rpos, have);
+		d->rpos = 0;
+		d->rlen = have;
+	}
+	while (d->rlen - d->rpos < len) {
+		ssize_t n = d->src.read(d->src.opaque, d->rbuf + d->rlen,
+					READ_AHEAD - d->rlen);
+
+		if (n < 0)
+			return ferry_error_set(err, (int)n,
+					       "stream offset %" PRIu64
+					       ": reading %s: %s",
+					       d->offset + d->rlen, what,
+					       strerror((int)-n));
+		if (n == 0)
+			return ferry_error_set(
+				err, -ENODATA,
+				"stream offset %" PRIu64 ": input ended inside "
+				"the %s that starts at offset %" PRIu64
+				" (%zu of %zu bytes read)",
+				d->offset + d->rlen, what, start, d->rlen, len);
+		d->rlen += (size_t)n;
+	}
+	*out = d->rbuf + d->rpos;
+	d->rpos += len;
 	d->offset += len;
 	return 0;
 }
@@ -462,7 +509,6 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 	bool xbz;
 	uint32_t idx, plen, enc;
 	uint64_t off;
-	uint8_t *dst = NULL;
 	int rc;
 
 	if (len < FERRY_STREAM_PAGE_HDR_LEN ||
@@ -530,14 +576,8 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 			    "record carries %u payload bytes (%u expected)",
 			    at, encoding_name(enc), plen, payload_len(enc, ps));
 
-	if (d->ram && !d->no_place)
-		dst = d->ram[d->ram_map[idx]].host + off;
-	if (xbz && d->ram && d->no_place)
-		return FAIL(-EPROTO,
-			    "stream offset %" PRIu64 ": xbzrle page record "
-			    "where pages are not placed (post-copy)",
-			    at);
 	rec->u.page.run = 1;
+	rec->u.page.data = NULL;
 	if (enc == FERRY_PAGE_UNCHANGED_RUN) {
 		uint8_t c[4];
 		uint32_t n;
@@ -554,77 +594,51 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 				    "block)",
 				    at, n, off, b->name);
 		rec->u.page.run = n;
-	} else if (xbz || enc == FERRY_PAGE_CHECK) {
-		/* a delta, or a hash: into the body buffer */
-		if (body_reserve(d, plen + ps))
-			return FAIL(-ENOMEM, "out of memory");
-		rc = read_exact(d, d->body, plen, "page record", at, err);
+	} else if (plen) {
+		const uint8_t *p = NULL;
+
+		rc = read_view(d, plen, "page record", at, &p, err);
 		if (rc)
 			return rc;
 		if (enc == FERRY_PAGE_CHECK) {
-			rec->u.page.check_hash = le64_load(d->body);
-		} else {
-			uint8_t *into = dst;
-
-			if (!into) { /* inspection: check it on a zero page */
-				into = d->body + plen;
-				memset(into, 0, ps);
-			}
-			if (xbzrle_decode(d->body, plen, into, ps))
+			rec->u.page.check_hash = le64_load(p);
+		} else if (xbz) {
+			/* the delta, for the placer to apply to the copy
+			 * there */
+			if (xbzrle_check(p, plen, ps))
 				return FAIL(-EBADMSG,
 					    "stream offset %" PRIu64
 					    ": xbzrle page record's delta "
 					    "is malformed or runs past the "
 					    "page",
 					    at);
-			rec->u.page.data = into;
+			rec->u.page.data = p;
+		} else if (codec) {
+			if (!d->page)
+				d->page = malloc(ps);
+			if (!d->cctx[enc])
+				d->cctx[enc] = codec->ctx_new(1);
+			if (!d->page || !d->cctx[enc])
+				return FAIL(-ENOMEM,
+					    "out of memory for a %s page",
+					    codec->name);
+			if (codec->decompress(d->cctx[enc], p, plen, d->page,
+					      ps))
+				return FAIL(-EBADMSG,
+					    "stream offset %" PRIu64 ": %s "
+					    "page record does not decompress "
+					    "to one page",
+					    at, codec->name);
+			rec->u.page.data = d->page;
+		} else {
+			rec->u.page.data = p; /* raw */
 		}
-	} else if (codec) {
-		/* compressed: into the body buffer, then out into the page */
-		if (body_reserve(d, plen + ps))
-			return FAIL(-ENOMEM, "out of memory");
-		rc = read_exact(d, d->body, plen, "page record", at, err);
-		if (rc)
-			return rc;
-		if (!d->cctx[enc])
-			d->cctx[enc] = codec->ctx_new(1);
-		if (!d->cctx[enc])
-			return FAIL(-ENOMEM, "out of memory for a %s context",
-				    codec->name);
-		rc = codec->decompress(d->cctx[enc], d->body, plen,
-				       dst ? dst : d->body + plen, ps);
-		if (rc)
-			return FAIL(-EBADMSG,
-				    "stream offset %" PRIu64 ": %s page "
-				    "record does not decompress to one "
-				    "page",
-				    at, codec->name);
-		rec->u.page.data = dst ? dst : d->body + plen;
-	} else if (enc == FERRY_PAGE_RAW) {
-		uint8_t *into = dst;
-
-		if (!into) {
-			rc = body_reserve(d, plen);
-			if (rc)
-				return FAIL(rc, "out of memory");
-			into = d->body;
-		}
-		rc = read_exact(d, into, plen, "page record", at, err);
-		if (rc)
-			return rc;
-		rec->u.page.data = into;
-	} else {
-		rec->u.page.data = NULL;
-		/* unchanged: the copy already here stays */
-		if (enc == FERRY_PAGE_ZERO && dst && !is_zero(dst, ps))
-			memset(dst, 0, ps);
 	}
 	rec->u.page.block_id = b->id;
 	rec->u.page.block_index = idx;
 	rec->u.page.offset = off;
 	rec->u.page.encoding = (enum ferry_page_encoding)enc;
 	rec->u.page.len = plen;
-	rec->u.page.placed = dst != NULL;
 	rec->u.page.ram_index = d->ram ? d->ram_map[idx] : 0;
 	return 0;
 }

@@ -5,11 +5,11 @@
  *
  * Threads.  The pump thread owns the receive side: it reads the receive
  * queue, hands stream bytes to the engine's socket, answers register and
- * blocks requests and applies zero messages (destination), stores answers
- * and wakes whoever waits for them (source).  Any thread may post a send
- * or a write; `lock` covers the endpoint's transmit side, the credits, the
- * key tables and the statistics.  The endpoint is FI_THREAD_SAFE anyway;
- * the lock keeps our own counters whole.
+ * blocks requests and hands zero messages to the engine (destination),
+ * stores answers and wakes whoever waits for them (source).  Any thread
+ * may post a send or a write; `lock` covers the endpoint's transmit side,
+ * the credits, the key tables and the statistics.  The endpoint is
+ * FI_THREAD_SAFE anyway; the lock keeps our own counters whole.
  *
  * Credits.  Each side posts WINDOW receives before it connects and says so
  * in its ready message (which needs no credit: receives are there before
@@ -155,9 +155,12 @@ struct rdma_conn {
 
 	struct rblock *b;
 	unsigned nb;
-	uint8_t *zbuf; /* source: a chunk of zeros */
+	struct rdma_dest_hooks hooks; /* destination */
+	uint8_t *zbuf;		      /* source: a chunk of zeros */
 	struct fid_mr *zmr;
 	struct rdma_stats st; /* lock */
+	/* st.write_bytes + st.ctl_bytes, for pacing without the lock */
+	_Atomic uint64_t wire_bytes;
 };
 
 struct rdma_listener {
@@ -469,8 +472,10 @@ static int post_msg(struct rdma_conn *c, struct rdma_msg *m)
 			    rdma_msg_name(m->type), fierr(rc));
 		return to_errno(rc);
 	}
-	if (m->type != RDMA_MSG_STREAM)
+	if (m->type != RDMA_MSG_STREAM) {
 		c->st.ctl_bytes += (uint64_t)len;
+		atomic_fetch_add(&c->wire_bytes, (uint64_t)len);
+	}
 	c->tx_busy[i] = true;
 	c->tx_used++;
 	c->outstanding++;
@@ -1010,6 +1015,7 @@ static int post_held(struct rdma_conn *c, bool signal)
 	c->streak = signal ? 0 : c->streak + 1;
 	c->st.writes++;
 	c->st.write_bytes += h->len;
+	atomic_fetch_add(&c->wire_bytes, h->len);
 	h->on = false;
 	return 0;
 }
@@ -1224,10 +1230,8 @@ static int pin_blocks(struct rdma_conn *c)
 
 int rdma_transport_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 			  unsigned nram, int timeout_ms, atomic_int *cancel,
-			  void (*refused)(void *opaque, const char *peer,
-					  const char *why),
-			  void *opaque, struct rdma_conn **out,
-			  struct ferry_error *err)
+			  const struct rdma_dest_hooks *hooks,
+			  struct rdma_conn **out, struct ferry_error *err)
 {
 	uint8_t evbuf[sizeof(struct fi_eq_cm_entry) + 256];
 	struct fi_eq_cm_entry *e = (struct fi_eq_cm_entry *)evbuf;
@@ -1266,8 +1270,9 @@ again:
 			snprintf(why, sizeof(why),
 				 "a connection attempt failed: %s",
 				 fi_strerror(ee.err));
-			if (refused)
-				refused(opaque, "an rdma peer", why);
+			if (hooks->refused)
+				hooks->refused(hooks->opaque, "an rdma peer",
+					       why);
 			continue;
 		}
 		if (n < 0)
@@ -1284,8 +1289,9 @@ again:
 	if (rc) { /* not a ferry source: refused, and the wait goes on */
 		fi_reject(l->pep, e->info->handle, NULL, 0);
 		fi_freeinfo(e->info);
-		if (refused)
-			refused(opaque, "an rdma peer", ferry_error_msg(&bad));
+		if (hooks->refused)
+			hooks->refused(hooks->opaque, "an rdma peer",
+				       ferry_error_msg(&bad));
 		ferry_error_clear(&bad);
 		goto again;
 	}
@@ -1303,6 +1309,7 @@ again:
 	c->eq_fd = l->eq_fd;
 	l->fabric = NULL;
 	l->eq = NULL;
+	c->hooks = *hooks;
 	c->caps = cd.caps & RDMA_CAPS_KNOWN;
 	c->st.pin_all = c->caps & RDMA_CAP_PIN_ALL;
 	rc = set_ram(c, ram, nram, err);
@@ -1400,20 +1407,9 @@ static void on_unregister(struct rdma_conn *c, const struct rdma_msg *in)
 		mr_close(&b->mr[in->u.reg.first + i]);
 }
 
-static bool page_is_zero(const uint8_t *p, size_t n)
-{
-	static const uint8_t z[4096];
-
-	return !memcmp(p, z, n);
-}
-
-/* Zero a run of our RAM, writing only where it is not zero already (an
- * untouched page stays unallocated). */
+/* A run of our RAM becomes zero: the engine's placer writes it. */
 static int on_zero(struct rdma_conn *c, const struct rdma_msg *in)
 {
-	uint64_t off, end;
-	uint8_t *host;
-
 	if (in->u.zero.block >= c->nb ||
 	    in->u.zero.offset + in->u.zero.length >
 		    c->b[in->u.zero.block].ram.length) {
@@ -1424,14 +1420,9 @@ static int on_zero(struct rdma_conn *c, const struct rdma_msg *in)
 			    in->u.zero.length);
 		return -EPROTO;
 	}
-	host = c->b[in->u.zero.block].ram.host;
-	end = in->u.zero.offset + in->u.zero.length;
-	for (off = in->u.zero.offset; off < end; off += 4096) {
-		size_t n = end - off < 4096 ? (size_t)(end - off) : 4096;
-
-		if (!page_is_zero(host + off, n))
-			memset(host + off, 0, n);
-	}
+	if (c->hooks.zero)
+		c->hooks.zero(c->hooks.opaque, in->u.zero.block,
+			      in->u.zero.offset, in->u.zero.length);
 	c->st.zero_messages++;
 	return 0;
 }
@@ -1879,6 +1870,11 @@ void rdma_explain(struct rdma_conn *c, struct ferry_error *err)
 	ferry_error_clear(err);
 	rdma_error(err, symptom.code, "rdma: %s (%s)", c->fail,
 		   ferry_error_msg(&symptom));
+}
+
+uint64_t rdma_wire_bytes(struct rdma_conn *c)
+{
+	return atomic_load(&c->wire_bytes);
 }
 
 void rdma_get_stats(struct rdma_conn *c, struct rdma_stats *st)

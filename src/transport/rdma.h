@@ -13,10 +13,11 @@
  *    when asked (or all at once with pin-all) and whose keys the source
  *    caches.
  *
- * The destination's pump thread answers register requests and applies
- * zero messages itself, in the order they arrive among the stream's bytes,
- * so a sync record that follows them is acknowledged only once they are
- * done.  It never exposes more than the RAM blocks it was given.
+ * The destination's pump thread answers register requests and hands zero
+ * messages to the engine's placer (rdma_dest_hooks.zero), in the order
+ * they arrive among the stream's bytes, so a sync record that follows
+ * them is acknowledged only once they are done.  It never exposes more
+ * than the RAM blocks it was given, and never writes them itself.
  */
 #ifndef FERRY_RDMA_H
 #define FERRY_RDMA_H
@@ -60,18 +61,27 @@ int rdma_check_addr(const char *addr, struct ferry_error *err);
 int rdma_transport_listen(const char *addr, const char *provider,
 			  struct rdma_listener **out, char *bound, size_t len,
 			  struct ferry_error *err);
+/* What the destination's connection tells the engine. */
+struct rdma_dest_hooks {
+	/* a connection request refused (the wait goes on) */
+	void (*refused)(void *opaque, const char *peer, const char *why);
+	/* a zero message, checked to lie within RAM block `block`: len bytes
+	 * at off are to become zero (on the pump's thread, with the
+	 * connection's lock held: it must not call into the transport) */
+	void (*zero)(void *opaque, unsigned block, uint64_t off, uint64_t len);
+	void *opaque;
+};
+
 /* Accept one connection (the listener is spent after it), waiting at most
  * timeout_ms (-1: forever), returning -ECANCELED once *cancel is set.  The
  * source's capabilities decide pin-all; RAM is what may be exposed.  A
  * connection request that is not a ferry source's (its private data does
- * not decode) or an attempt that fails is refused, told to `refused`, and
- * the wait goes on. */
+ * not decode) or an attempt that fails is refused, told to hooks->refused,
+ * and the wait goes on. */
 int rdma_transport_accept(struct rdma_listener *l, const struct rdma_ram *ram,
 			  unsigned nram, int timeout_ms, atomic_int *cancel,
-			  void (*refused)(void *opaque, const char *peer,
-					  const char *why),
-			  void *opaque, struct rdma_conn **out,
-			  struct ferry_error *err);
+			  const struct rdma_dest_hooks *hooks,
+			  struct rdma_conn **out, struct ferry_error *err);
 void rdma_listener_close(struct rdma_listener *l);
 
 /* Source: connect, agree on the protocol, learn the destination's RAM
@@ -108,6 +118,8 @@ void rdma_revoke(struct rdma_conn *c);
  * diagnosis, keeping the symptom in parentheses. */
 void rdma_explain(struct rdma_conn *c, struct ferry_error *err);
 void rdma_get_stats(struct rdma_conn *c, struct rdma_stats *st);
+/* write_bytes + ctl_bytes of the stats, cheaply (no lock): for pacing. */
+uint64_t rdma_wire_bytes(struct rdma_conn *c);
 
 /* Let the pump send what the engine wrote, then tear everything down. */
 void rdma_close(struct rdma_conn *c);
