@@ -22,9 +22,9 @@
 #include <openssl/crypto.h>
 
 #include "migration_internal.h"
+#include "arrival.h"
 #include "placer.h"
 #include "postcopy.h"
-#include "rdma.h"
 #include "transport.h"
 
 #define HEAD_MS 10000 /* with net-timeout 0 */
@@ -238,7 +238,7 @@ static int head_ms(struct ferry_migration *m)
 
 /* A connection closed unserved: counted, and the last reason kept for
  * query-migrate (and so for ferry run's log). */
-static void on_refused(void *opaque, const char *peer, const char *why)
+void mig_refused(void *opaque, const char *peer, const char *why)
 {
 	struct ferry_migration *m = opaque;
 
@@ -615,37 +615,9 @@ static int postcopy_run(struct ferry_migration *m,
 	return 0;
 }
 
-/* rdma: the hash of every page as it is in RAM now. */
-static void hash_ram(const struct ferry_vm *vm, struct page_hashes *ph)
-{
-	unsigned i;
-	uint64_t k;
-
-	for (i = 0; i < vm->nblocks; i++)
-		for (k = 0; k < vm->blocks[i].length / vm->page_size; k++)
-			ph->h[i][k] = ferry_page_hash(vm->blocks[i].host +
-							      k * vm->page_size,
-						      vm->page_size);
-}
-
-static void rdma_in_stats(struct ferry_migration *m)
-{
-	struct rdma_stats r;
-
-	rdma_get_stats(m->rdma, &r);
-	pthread_mutex_lock(&m->lock);
-	m->stats.rdma = true;
-	snprintf(m->stats.rdma_provider, sizeof(m->stats.rdma_provider), "%s",
-		 r.provider);
-	m->stats.rdma_pin_all = r.pin_all;
-	m->stats.rdma_chunks_registered = r.chunks_registered;
-	m->stats.rdma_zero_messages = r.zero_messages;
-	pthread_mutex_unlock(&m->lock);
-}
-
 /* Errors of the link or the stream on it, which a new connection mends;
  * not those of this side (memory, placement). */
-static bool link_failure(int rc)
+static bool mendable(int rc)
 {
 	switch (-rc) {
 	case ECONNRESET:
@@ -669,11 +641,12 @@ static bool link_failure(int rc)
 
 /* Accept the source's connections after a pause, and tell it which pages
  * are here. */
-static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
-		     struct pc_in *pc, const struct receiver *main,
-		     const struct session *session, int *fd,
-		     struct conn_src *src, struct ferry_stream_decoder **d,
-		     struct rx **rx, unsigned *nchan, struct ferry_error *err)
+static int accept_again(struct ferry_migration *m, struct rp_tx *tx,
+			struct pc_in *pc, const struct receiver *main,
+			const struct session *session, int *fd,
+			struct conn_src *src, struct ferry_stream_decoder **d,
+			struct rx **rx, unsigned *nchan,
+			struct ferry_error *err)
 {
 	struct ferry_stream_record rec;
 	struct transport_screen sc;
@@ -684,7 +657,7 @@ static int reconnect(struct ferry_migration *m, struct rp_tx *tx,
 	/* until the source comes, a cancel, or migrate-pause (back to
 	 * postcopy-paused, for another migrate-recover); others are
 	 * refused */
-	transport_screen_init(&sc, m->listen_fd, m->tls, on_refused, m);
+	transport_screen_init(&sc, m->listen_fd, m->tls, mig_refused, m);
 	do {
 		ferry_error_clear(err);
 		rc = transport_screen_take(&sc, head_ms(m), 200, &m->cancel,
@@ -756,8 +729,8 @@ static int recover(struct ferry_migration *m, struct rp_tx *tx,
 		rc = mig_pause(m, &cause, err);
 		if (rc)
 			return rc;
-		rc = reconnect(m, tx, pc, main, session, fd, src, d, rx, nchan,
-			       err);
+		rc = accept_again(m, tx, pc, main, session, fd, src, d, rx,
+				  nchan, err);
 		if (!rc) {
 			mig_recovered(m);
 			return 0;
@@ -774,72 +747,86 @@ static int recover(struct ferry_migration *m, struct rp_tx *tx,
 	}
 }
 
-static int receive(struct ferry_migration *m, struct transport_screen *sc,
-		   const struct transport_conn *conn, struct rp_tx *tx,
-		   bool *ran, struct ferry_error *err)
-{
-	int fd = tx->fd;
-	struct conn_src src = { .fd = &fd };
-	struct pc_in pc = { .uffd = -1, .quit_fd = -1 };
-	bool pc_inited = false;
-	atomic_int running = 0;
-	struct ferry_buf *saved = NULL;
-	const struct ferry_vm *vm = m->vm;
-	struct ferry_stream_decoder *d = NULL;
-	struct ferry_stream_record rec = { 0 };
+/* A migration's reception, on the engine's thread. */
+struct dest {
+	struct ferry_migration *m;
+	const struct ferry_vm *vm;
+	struct rp_tx *tx;
+	int fd; /* the main connection, after any recovery */
+	struct conn_src src;
+	struct ferry_stream_decoder *d;
+	struct ferry_stream_record rec; /* the last: at the end, the end */
+	uint32_t flags;			/* the stream header's */
 	struct ferry_mig_params p;
-	struct page_hashes ph = { 0 };
-	atomic_int first_fail = 0;
-	struct placer pl = { .pidfd = -1 };
-	struct receiver rcv = { .pl = &pl,
-				.tx = tx,
-				.first_fail = &first_fail };
-	struct rx *rx = NULL;
-	bool *loaded = calloc(vm->nsections + 1, sizeof(bool));
-	unsigned nchan = 0, i;
-	uint32_t flags = 0;
-	uint64_t n = 0, bytes = 0; /* bytes: of lost connections */
-	struct session sess = { 0 };
-	bool resumed = false;
-	size_t idx;
+	struct page_hashes ph;
+	struct placer pl;
+	struct receiver rcv; /* the main connection's */
+	atomic_int first_fail;
+	struct pc_in pc;
+	bool pc_inited;
+	atomic_int running;	 /* post-copy runs */
+	struct ferry_buf *saved; /* post-copy: device sections as loaded */
+	bool *loaded;		 /* [section] */
+	struct rx *rx;		 /* the page channels' receivers */
+	unsigned nchan;
+	uint64_t n;	/* pages of the main connection */
+	uint64_t bytes; /* stream bytes of lost connections */
+	struct session sess;
+	bool resumed; /* after a post-copy recovery */
+};
+
+/* Set up to read the stream: hashes, placer, the main connection's
+ * decoder, post-copy's maps and the page channels; then no connection
+ * more is taken. */
+static int dest_open(struct dest *x, struct transport_screen *sc,
+		     const struct transport_conn *conn, struct ferry_error *err)
+{
+	struct ferry_migration *m = x->m;
+	const struct ferry_vm *vm = x->vm;
+	struct ferry_stream_record rec;
+	unsigned i;
 	int rc;
 
-	ferry_migration_get_params(m, &p);
+	ferry_migration_get_params(m, &x->p);
+	conn_src_set(&x->src, &x->fd, conn);
+	x->loaded = calloc(vm->nsections + 1, sizeof(bool));
 	/* page hashes, whether or not verify is on here: the source may
 	 * send a digest, and then it is checked */
-	conn_src_set(&src, &fd, conn);
-	rc = loaded ? page_hashes_init(&ph, vm, err)
-		    : ferry_error_set(err, -ENOMEM, "out of memory");
+	rc = x->loaded ? page_hashes_init(&x->ph, vm, err)
+		       : ferry_error_set(err, -ENOMEM, "out of memory");
 	if (!rc)
-		rc = placer_init(&pl, vm, &ph, &pc, &running, err);
+		rc = placer_init(&x->pl, vm, &x->ph, &x->pc, &x->running, err);
 	if (!rc)
-		rc = open_decoder(vm, &src, &d, &flags, err);
-	if (!rc && (flags & FERRY_STREAM_F_POSTCOPY)) {
-		saved = calloc(vm->nsections + 1, sizeof(*saved));
-		rc = saved ? pc_in_init(&pc, vm, tx, err)
-			   : ferry_error_set(err, -ENOMEM, "out of memory");
-		pc_inited = !rc;
+		rc = open_decoder(vm, &x->src, &x->d, &x->flags, err);
+	if (!rc && (x->flags & FERRY_STREAM_F_POSTCOPY)) {
+		x->saved = calloc(vm->nsections + 1, sizeof(*x->saved));
+		rc = x->saved ? pc_in_init(&x->pc, vm, x->tx, err)
+			      : ferry_error_set(err, -ENOMEM, "out of memory");
+		x->pc_inited = !rc;
 	}
 	if (!rc &&
-	    (flags & (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_POSTCOPY))) {
-		rc = ferry_stream_decoder_next(d, &rec, err);
+	    (x->flags & (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_POSTCOPY))) {
+		rc = ferry_stream_decoder_next(x->d, &rec, err);
 		if (!rc && rec.u.channel.index != 0)
 			rc = ferry_error_set(err, -EPROTO,
 					     "the first connection is page "
 					     "channel %u, not the main one",
 					     rec.u.channel.index);
-		nchan = rc ? 0 : rec.u.channel.count;
-		sess.id = rec.u.channel.session;
-		memcpy(sess.token, rec.u.channel.token, sizeof(sess.token));
-		rx = calloc(nchan + 1, sizeof(*rx));
-		for (i = 0; rx && i < nchan; i++)
-			rx[i].fd = -1;
-		if (!rc && !rx)
+		x->nchan = rc ? 0 : rec.u.channel.count;
+		x->sess.id = rec.u.channel.session;
+		memcpy(x->sess.token, rec.u.channel.token,
+		       sizeof(x->sess.token));
+		explicit_bzero(rec.u.channel.token,
+			       sizeof(rec.u.channel.token));
+		x->rx = calloc(x->nchan + 1, sizeof(*x->rx));
+		for (i = 0; x->rx && i < x->nchan; i++)
+			x->rx[i].fd = -1;
+		if (!rc && !x->rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		if (!rc)
-			rc = open_channels(m, sc, &rcv, &sess,
-					   flags & FERRY_STREAM_F_POSTCOPY,
-					   false, rx, nchan, err);
+			rc = open_channels(m, sc, &x->rcv, &x->sess,
+					   x->flags & FERRY_STREAM_F_POSTCOPY,
+					   false, x->rx, x->nchan, err);
 	}
 	if (sc) /* every connection is in */
 		transport_screen_close(sc, "the migration has its "
@@ -847,189 +834,268 @@ static int receive(struct ferry_migration *m, struct transport_screen *sc,
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	m->listen_fd = -1;
-again:
-	while (!rc) {
-		rc = ferry_stream_decoder_next(d, &rec, err);
-		if (rc)
-			break;
-		if (resumed && rec.type != FERRY_REC_PAGE &&
-		    rec.type != FERRY_REC_CONFIG && rec.type != FERRY_REC_END) {
-			rc = ferry_error_set(err, -EPROTO,
-					     "stream offset %" PRIu64
-					     ": a %s record after a post-copy "
-					     "recovery",
-					     rec.stream_offset,
-					     ferry_record_type_name(rec.type));
-			break;
-		}
-		if (rec.type == FERRY_REC_PAGE) {
-			if (nchan > (flags & FERRY_STREAM_F_POSTCOPY ? 1u
-								     : 0u) &&
-			    !atomic_load(&running)) {
-				rc = ferry_error_set(
-					err, -EPROTO,
-					"stream offset %" PRIu64 ": a page on "
-					"the main connection of a multifd "
-					"migration",
-					rec.stream_offset);
-				break;
-			}
-			rc = placed(&rcv, &rec, err);
-			if ((++n & 4095) == 0) {
-				publish(m, &rcv.t,
-					bytes + ferry_stream_decoder_offset(d));
-				if (atomic_load(&running)) {
-					/* post-copy's figures, while it runs */
-					pthread_mutex_lock(&m->lock);
-					pc_in_stats(&pc, &m->stats);
-					pthread_mutex_unlock(&m->lock);
-				}
-			}
-		} else if (rec.type == FERRY_REC_SYNC) {
-			rc = synced(&rcv, rec.u.sync.seq, err);
-		} else if (rec.type == FERRY_REC_DEVICE) {
-			const struct ferry_section *s =
-				find_section(vm, rec.u.device.name,
-					     rec.u.device.instance, &idx);
+	return rc;
+}
 
-			if (!s) {
-				rc = ferry_error_set(
-					err, -ENOENT,
-					"stream offset %" PRIu64 ": device "
-					"section %s.%u does not exist in this "
-					"guest",
-					rec.stream_offset, rec.u.device.name,
-					rec.u.device.instance);
-				break;
-			}
-			rc = s->load(s->opaque, rec.u.device.version,
-				     rec.u.device.data, rec.u.device.len, err);
-			loaded[idx] = true;
-		} else if (rec.type == FERRY_REC_DISCARD) {
-			rc = placer_discard(&pl, rec.u.discard.ranges,
-					    rec.u.discard.n, err);
-		} else if (rec.type == FERRY_REC_POSTCOPY) {
-			rc = postcopy_run(m, d, &pc, &running, saved, loaded,
-					  err);
-			*ran = !rc;
-		} else if (rec.type == FERRY_REC_ITER_END) {
+/* A page on the main connection. */
+static int dest_page(struct dest *x, struct ferry_error *err)
+{
+	struct ferry_migration *m = x->m;
+	int rc;
+
+	if (x->nchan > (x->flags & FERRY_STREAM_F_POSTCOPY ? 1u : 0u) &&
+	    !atomic_load(&x->running))
+		return ferry_error_set(err, -EPROTO,
+				       "stream offset %" PRIu64
+				       ": a page on the main connection of a "
+				       "multifd migration",
+				       x->rec.stream_offset);
+	rc = placed(&x->rcv, &x->rec, err);
+	if ((++x->n & 4095) == 0) {
+		publish(m, &x->rcv.t,
+			x->bytes + ferry_stream_decoder_offset(x->d));
+		if (atomic_load(&x->running)) {
+			/* post-copy's figures, while it runs */
 			pthread_mutex_lock(&m->lock);
-			m->stats.iterations = rec.u.iter.iteration + 1;
+			pc_in_stats(&x->pc, &m->stats);
 			pthread_mutex_unlock(&m->lock);
-		} else if (rec.type == FERRY_REC_END) {
+		}
+	}
+	return rc;
+}
+
+static int dest_device(struct dest *x, struct ferry_error *err)
+{
+	const struct ferry_stream_record *rec = &x->rec;
+	const struct ferry_section *s;
+	size_t idx;
+
+	s = find_section(x->vm, rec->u.device.name, rec->u.device.instance,
+			 &idx);
+	if (!s)
+		return ferry_error_set(err, -ENOENT,
+				       "stream offset %" PRIu64
+				       ": device section %s.%u does not exist "
+				       "in this guest",
+				       rec->stream_offset, rec->u.device.name,
+				       rec->u.device.instance);
+	x->loaded[idx] = true;
+	return s->load(s->opaque, rec->u.device.version, rec->u.device.data,
+		       rec->u.device.len, err);
+}
+
+/* The main connection's records until the end of stream or a failure. */
+static int dest_records(struct dest *x, bool *ran, struct ferry_error *err)
+{
+	struct ferry_stream_record *rec = &x->rec;
+	int rc;
+
+	for (;;) {
+		rc = ferry_stream_decoder_next(x->d, rec, err);
+		if (rc || rec->type == FERRY_REC_END)
+			return rc;
+		if (x->resumed && rec->type != FERRY_REC_PAGE &&
+		    rec->type != FERRY_REC_CONFIG)
+			return ferry_error_set(
+				err, -EPROTO,
+				"stream offset %" PRIu64 ": a %s record after "
+				"a post-copy recovery",
+				rec->stream_offset,
+				ferry_record_type_name(rec->type));
+		switch (rec->type) {
+		case FERRY_REC_PAGE:
+			rc = dest_page(x, err);
+			break;
+		case FERRY_REC_SYNC:
+			rc = synced(&x->rcv, rec->u.sync.seq, err);
+			break;
+		case FERRY_REC_DEVICE:
+			rc = dest_device(x, err);
+			break;
+		case FERRY_REC_DISCARD:
+			rc = placer_discard(&x->pl, rec->u.discard.ranges,
+					    rec->u.discard.n, err);
+			break;
+		case FERRY_REC_POSTCOPY:
+			rc = postcopy_run(x->m, x->d, &x->pc, &x->running,
+					  x->saved, x->loaded, err);
+			*ran = !rc;
+			break;
+		case FERRY_REC_ITER_END:
+			pthread_mutex_lock(&x->m->lock);
+			x->m->stats.iterations = rec->u.iter.iteration + 1;
+			pthread_mutex_unlock(&x->m->lock);
+			break;
+		default:
 			break;
 		}
+		if (rc)
+			return rc;
 	}
-	if (rc) /* unless a channel failed first, the main connection did */
-		atomic_compare_exchange_strong(&first_fail, &(int){ 0 }, -1);
-	if (rx) {
-		/* a channel's failure explains the main connection's */
-		struct ferry_error cerr = { 0 };
-		int crc = close_channels(m, rx, nchan, rc != 0, &rcv.t, &cerr);
+}
 
-		if (crc && (!rc || atomic_load(&first_fail) > 0)) {
-			ferry_error_clear(err);
-			rc = ferry_error_set(err, crc, "%s", cerr.msg);
-		}
-		rx = NULL;
+/* Reap the page channels (stopping them if rc failed); a channel that
+ * failed first explains the main connection's failure. */
+static int dest_reap(struct dest *x, int rc, struct ferry_error *err)
+{
+	struct ferry_error cerr = { 0 };
+	int crc;
+
+	if (rc) /* unless a channel failed first, the main connection did */
+		atomic_compare_exchange_strong(&x->first_fail, &(int){ 0 }, -1);
+	if (!x->rx)
+		return rc;
+	crc = close_channels(x->m, x->rx, x->nchan, rc != 0, &x->rcv.t, &cerr);
+	x->rx = NULL;
+	if (crc && (!rc || atomic_load(&x->first_fail) > 0)) {
+		ferry_error_clear(err);
+		rc = ferry_error_set(err, crc, "%s", cerr.msg);
 	}
-	if (rc && atomic_load(&running) && link_failure(rc)) {
-		/* post-copy: the guest runs here on what it has; wait for a
-		 * new connection rather than lose it */
-		bytes += d ? ferry_stream_decoder_offset(d) : 0;
-		rc = recover(m, tx, &pc, &rcv, &sess, &fd, &src, &d, &rx,
-			     &nchan, err);
-		if (!rc) {
-			resumed = true;
-			atomic_store(&first_fail, 0);
-			goto again;
-		}
-	}
-	if (!rc && atomic_load(&running))
-		rc = pc_in_wait_all(&pc, 0, err);
-	publish(m, &rcv.t, bytes + (d ? ferry_stream_decoder_offset(d) : 0));
-	if (pc_inited) {
+	return rc;
+}
+
+/* The stream is over (rc: how): post-copy's last pages, the figures, the
+ * checks of the end of stream and the digest; everything freed. */
+static int dest_close(struct dest *x, int rc, bool ran, struct ferry_error *err)
+{
+	struct ferry_migration *m = x->m;
+	const struct ferry_vm *vm = x->vm;
+	const struct ferry_stream_record *rec = &x->rec;
+	unsigned i;
+
+	if (!rc && atomic_load(&x->running))
+		rc = pc_in_wait_all(&x->pc, 0, err);
+	publish(m, &x->rcv.t,
+		x->bytes + (x->d ? ferry_stream_decoder_offset(x->d) : 0));
+	if (x->pc_inited) {
 		pthread_mutex_lock(&m->lock);
-		pc_in_stats(&pc, &m->stats);
+		pc_in_stats(&x->pc, &m->stats);
 		pthread_mutex_unlock(&m->lock);
-		pc_in_free(&pc); /* also wakes any vCPU still waiting */
+		pc_in_free(&x->pc); /* also wakes any vCPU still waiting */
 	}
-	placer_free(&pl);
-	ferry_stream_decoder_free(d);
-	conn_src_free(&src);
+	placer_free(&x->pl);
+	ferry_stream_decoder_free(x->d);
+	conn_src_free(&x->src);
 	for (i = 0; !rc && i < vm->nsections; i++)
-		if (!loaded[i])
+		if (!x->loaded[i])
 			rc = ferry_error_set(err, -ENODATA,
 					     "the stream ended without device "
 					     "section %s.%u",
 					     vm->sections[i].name,
 					     vm->sections[i].instance);
-	free(loaded);
-	if (!rc && rec.u.end.stopped && *ran)
+	free(x->loaded);
+	if (!rc && rec->u.end.stopped && ran)
 		rc = ferry_error_set(err, -EPROTO,
 				     "the end of stream says the source's "
 				     "guest was stopped, but it already runs "
 				     "here in post-copy");
-	if (!rc && rec.u.end.stopped) {
+	if (!rc && rec->u.end.stopped) {
 		pthread_mutex_lock(&m->lock);
 		m->stats.arrived_stopped = true;
 		pthread_mutex_unlock(&m->lock);
 	}
-	if (!rc && !rec.u.end.has_digest && p.verify)
+	if (!rc && !rec->u.end.has_digest && x->p.verify)
 		rc = ferry_error_set(err, -EPROTO,
 				     "the source sent no digest but 'verify' "
 				     "is on here");
-	if (!rc && m->rdma) {
-		/* pages landed unseen: no write may land after this, then
-		 * hash what is there */
-		rdma_revoke(m->rdma);
-		rdma_in_stats(m);
-		if (rec.u.end.has_digest)
-			hash_ram(vm, &ph);
-	}
-	if (!rc && rec.u.end.has_digest)
-		rc = check_digest(m, &ph, *ran ? saved : NULL, &rec, err);
-	page_hashes_free(&ph, vm);
-	for (i = 0; saved && i < vm->nsections; i++)
-		ferry_buf_free(&saved[i]);
-	free(saved);
-	explicit_bzero(sess.token, sizeof(sess.token));
+	if (!rc && m->arrival->settle) /* pages landed beside the stream */
+		m->arrival->settle(m, &x->ph, rec->u.end.has_digest);
+	if (!rc && rec->u.end.has_digest)
+		rc = check_digest(m, &x->ph, ran ? x->saved : NULL, rec, err);
+	page_hashes_free(&x->ph, vm);
+	for (i = 0; x->saved && i < vm->nsections; i++)
+		ferry_buf_free(&x->saved[i]);
+	free(x->saved);
+	explicit_bzero(x->sess.token, sizeof(x->sess.token));
 	return rc;
 }
 
-/* rdma's zero messages, on its thread: the placer writes them. */
-static void rdma_zeroed(void *opaque, unsigned block, uint64_t off,
-			uint64_t len)
+static int receive(struct ferry_migration *m, struct transport_screen *sc,
+		   const struct transport_conn *conn, struct rp_tx *tx,
+		   bool *ran, struct ferry_error *err)
 {
-	const struct ferry_migration *m = opaque;
-
-	placer_zero(m->vm, block, off, len);
-}
-
-/* The source over rdma: the connection, and the stream's socket. */
-static int rdma_in_accept(struct ferry_migration *m, struct transport_conn *c,
-			  struct ferry_error *err)
-{
-	const struct ferry_vm *vm = m->vm;
-	struct rdma_ram *ram = mig_rdma_ram(vm);
-	const struct rdma_dest_hooks hooks = { .refused = on_refused,
-					       .zero = rdma_zeroed,
-					       .opaque = m };
+	struct dest x = { .m = m,
+			  .vm = m->vm,
+			  .tx = tx,
+			  .fd = tx->fd,
+			  .pc = { .uffd = -1, .quit_fd = -1 },
+			  .pl = { .pidfd = -1 } };
 	int rc;
 
-	if (!ram)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
-	rc = rdma_transport_accept(m->rdma_listener, ram, vm->nblocks, -1,
-				   &m->cancel, &hooks, &m->rdma, err);
-	free(ram);
-	rdma_listener_close(m->rdma_listener);
-	m->rdma_listener = NULL;
-	if (rc)
-		return rc;
-	*c = (struct transport_conn){ .fd = rdma_stream_fd(m->rdma) };
-	rdma_in_stats(m);
-	return 0;
+	x.src.fd = &x.fd;
+	x.rcv = (struct receiver){ .pl = &x.pl,
+				   .tx = tx,
+				   .first_fail = &x.first_fail };
+	rc = dest_open(&x, sc, conn, err);
+	for (;;) {
+		if (!rc)
+			rc = dest_records(&x, ran, err);
+		rc = dest_reap(&x, rc, err);
+		if (!rc || !atomic_load(&x.running) || !mendable(rc))
+			break;
+		/* post-copy: the guest runs here on what it has; wait for a
+		 * new connection rather than lose it */
+		x.bytes += x.d ? ferry_stream_decoder_offset(x.d) : 0;
+		rc = recover(m, tx, &x.pc, &x.rcv, &x.sess, &x.fd, &x.src, &x.d,
+			     &x.rx, &x.nchan, err);
+		if (rc)
+			break;
+		x.resumed = true;
+		atomic_store(&x.first_fail, 0);
+	}
+	return dest_close(&x, rc, *ran, err);
 }
+
+static int stream_listen(struct ferry_migration *m, const char *uri,
+			 const char *addr, char *bound, size_t len,
+			 struct ferry_error *err)
+{
+	int fd = -1, rc = transport_listen(uri, &fd, bound, len, err);
+
+	(void)addr;
+	if (!rc)
+		m->listen_fd = fd;
+	return rc;
+}
+
+/* Until a connection delivers the head of a migration (the head's time
+ * limit as net-timeout is now); the screen stays open for the page
+ * channels. */
+static int stream_accept(struct ferry_migration *m, struct transport_screen *sc,
+			 struct transport_conn *c, struct ferry_error *err)
+{
+	int rc;
+
+	transport_screen_init(sc, m->listen_fd, m->tls, mig_refused, m);
+	do {
+		ferry_error_clear(err);
+		rc = transport_screen_take(sc, head_ms(m), 200, &m->cancel,
+					   judge_main, NULL, c, err);
+	} while (rc == -ETIMEDOUT);
+	if (!rc)
+		rc = conn_relay(c, err);
+	if (rc) {
+		transport_screen_close(sc, "the listener closed");
+		close(m->listen_fd);
+		m->listen_fd = -1;
+	}
+	return rc;
+}
+
+static void stream_close(struct ferry_migration *m)
+{
+	if (m->listen_fd >= 0)
+		close(m->listen_fd);
+	m->listen_fd = -1;
+}
+
+const struct page_arrival_ops arrival_stream = {
+	.name = "stream",
+	.listen = stream_listen,
+	.screened = true,
+	.accept = stream_accept,
+	.close = stream_close,
+};
 
 void *mig_incoming_main(void *arg)
 {
@@ -1048,30 +1114,10 @@ void *mig_incoming_main(void *arg)
 				strerror(-rc));
 		goto fail;
 	}
-	if (m->rdma_listener) {
-		rc = rdma_in_accept(m, &c, &err);
-	} else {
-		/* until a connection delivers the head of a migration (the
-		 * head's time limit as net-timeout is now) */
-		scp = &sc;
-		transport_screen_init(scp, m->listen_fd, m->tls, on_refused, m);
-		do {
-			ferry_error_clear(&err);
-			rc = transport_screen_take(scp, head_ms(m), 200,
-						   &m->cancel, judge_main, NULL,
-						   &c, &err);
-		} while (rc == -ETIMEDOUT);
-		if (!rc)
-			rc = conn_relay(&c, &err);
-	}
-	if (rc) {
-		if (scp)
-			transport_screen_close(scp, "the listener closed");
-		if (m->listen_fd >= 0)
-			close(m->listen_fd);
-		m->listen_fd = -1;
+	rc = m->arrival->accept(m, &sc, &c, &err);
+	if (rc)
 		goto fail;
-	}
+	scp = m->arrival->screened ? &sc : NULL;
 	fd = c.fd;
 	atomic_store(&m->fds[0], fd);
 	if (c.tls.on)
@@ -1118,8 +1164,8 @@ void *mig_incoming_main(void *arg)
 			      FERRY_MIG_COMPLETED);
 	goto out;
 fail:
-	if (m->rdma)
-		rdma_explain(m->rdma, &err);
+	if (m->arrival->explain)
+		m->arrival->explain(m, &err);
 	/* the verdict names a stall too; a post-copy recovery may have lost
 	 * the connection to send it on */
 	mig_explain_tls(m, &err);
@@ -1135,11 +1181,8 @@ out:
 			close(tx.fd);
 		rp_tx_destroy(&tx);
 	}
-	if (m->rdma) {
-		rdma_in_stats(m);
-		rdma_close(m->rdma); /* after the verdict went out */
-		m->rdma = NULL;
-	}
+	if (m->arrival->close) /* after the verdict went out */
+		m->arrival->close(m);
 	mig_watch_stop(m);
 	return NULL;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arrival.h"
 #include "migration_internal.h"
 #include "rdma.h"
 #include "tls.h"
@@ -335,6 +336,7 @@ static int begin(struct ferry_migration *m, const char *uri, bool incoming,
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.state = s;
 	m->stats.incoming = incoming;
+	m->stats.page_size = m->vm->page_size;
 	m->stats.total = total;
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
@@ -577,7 +579,7 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 	struct tls_creds *tls = NULL;
 	const char *addr;
 	char bound[256];
-	int rc, fd;
+	int rc;
 
 	if (mig_state(m) != FERRY_MIG_NONE)
 		return ferry_error_set(err, -EBUSY,
@@ -590,34 +592,37 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 		rc = load_tls(m, uri, true, &tls, err);
 	if (rc)
 		return rc;
-	if (t->caps & TRANSPORT_RMA) { /* the transport's own connection */
-		struct ferry_mig_params p;
-
-		ferry_migration_get_params(m, &p);
-		rc = rdma_transport_listen(addr, p.rdma_provider,
-					   &m->rdma_listener, bound,
-					   sizeof(bound), err);
-		if (rc)
-			return rc;
-		rc = begin(m, bound, true, NULL, mig_incoming_main, err);
-		if (rc) {
-			rdma_listener_close(m->rdma_listener);
-			m->rdma_listener = NULL;
-		}
-		return rc;
-	}
-	rc = transport_listen(uri, &fd, bound, sizeof(bound), err);
+	/* remote writes come on the transport's own connection */
+	m->arrival = t->caps & TRANSPORT_RMA ? &arrival_rdma : &arrival_stream;
+	rc = m->arrival->listen(m, uri, addr, bound, sizeof(bound), err);
 	if (rc) {
 		tls_creds_free(tls);
 		return rc;
 	}
-	m->listen_fd = fd;
 	rc = begin(m, bound, true, tls, mig_incoming_main, err);
-	if (rc) {
-		close(fd);
-		m->listen_fd = -1;
-	}
+	if (rc && m->arrival->close)
+		m->arrival->close(m);
 	return rc;
+}
+
+void mig_rdma_stats(struct rdma_conn *c, struct ferry_mig_stats *st)
+{
+	struct rdma_stats r;
+
+	if (!c)
+		return;
+	rdma_get_stats(c, &r);
+	st->rdma = true;
+	snprintf(st->rdma_provider, sizeof(st->rdma_provider), "%s",
+		 r.provider);
+	st->rdma_pin_all = r.pin_all;
+	st->rdma_chunks_registered = r.chunks_registered;
+	st->rdma_register_requests = r.register_requests;
+	st->rdma_register_ms = r.register_ns / 1000000;
+	st->rdma_zero_messages = r.zero_messages;
+	st->rdma_writes = r.writes;
+	st->rdma_completions = r.completions;
+	st->rdma_write_bytes = r.write_bytes;
 }
 
 struct rdma_ram *mig_rdma_ram(const struct ferry_vm *vm)
@@ -749,9 +754,8 @@ void ferry_migration_free(struct ferry_migration *m)
 	pthread_mutex_unlock(&m->lock);
 	if (live)
 		pthread_join(m->thread, NULL);
-	if (m->listen_fd >= 0)
-		close(m->listen_fd);
-	rdma_listener_close(m->rdma_listener);
+	if (m->arrival && m->arrival->close)
+		m->arrival->close(m); /* a listener the engine never took */
 	tls_creds_free(m->tls);
 	pthread_cond_destroy(&m->watch_cond);
 	pthread_cond_destroy(&m->recovery_cond);

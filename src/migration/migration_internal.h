@@ -21,6 +21,10 @@
 #define RP_VIOLATION	  "protocol violation on the return path"
 #define RP_ACK_TIMEOUT_MS 60000
 
+struct page_arrival_ops;
+struct rdma_conn;
+struct rdma_listener;
+
 struct ferry_migration {
 	const struct ferry_vm *vm;
 	ferry_mig_event_fn event_fn;
@@ -35,9 +39,10 @@ struct ferry_migration {
 	atomic_int postcopy_req; /* migrate-start-postcopy was asked */
 	/* the connections (0 = main), -1 when none; cancel shuts them */
 	atomic_int fds[FERRY_STREAM_MAX_CHANNELS + 1];
-	int listen_fd;			     /* destination, engine thread */
-	struct rdma_listener *rdma_listener; /* destination over rdma: */
-	struct rdma_conn *rdma;		     /* engine thread */
+	const struct page_arrival_ops *arrival; /* destination: arrival.h */
+	int listen_fd;				/* destination, engine thread */
+	struct rdma_listener *rdma_listener;	/* destination over rdma: */
+	struct rdma_conn *rdma;			/* engine thread */
 	char uri[256];
 	struct tls_creds *tls; /* loaded tls-creds, NULL: plain */
 	char tls_fault[192];   /* lock: why a TLS connection broke */
@@ -110,6 +115,12 @@ struct page_hashes {
 int page_hashes_init(struct page_hashes *ph, const struct ferry_vm *vm,
 		     struct ferry_error *err);
 void page_hashes_free(struct page_hashes *ph, const struct ferry_vm *vm);
+
+/* The rdma connection's figures into st (the caller holds m->lock). */
+void mig_rdma_stats(struct rdma_conn *c, struct ferry_mig_stats *st);
+/* A destination's listener refused a connection: count it and say why
+ * (opaque: the migration). */
+void mig_refused(void *opaque, const char *peer, const char *why);
 
 /* The guest's RAM blocks as the rdma transport takes them; free() it. */
 struct rdma_ram *mig_rdma_ram(const struct ferry_vm *vm);

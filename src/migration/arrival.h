@@ -1,0 +1,61 @@
+/*
+ * arrival.h - how pages reach the destination: its side of the carrier
+ * (carrier.h).
+ *
+ * The arrival is chosen once, from the transport's capabilities, when the
+ * destination starts listening:
+ *
+ *  - the stream arrival (incoming.c): every page comes framed in the
+ *    ferry stream, on the main connection or a page channel, screened
+ *    like every connection, and the placer writes it;
+ *  - the rdma arrival (rdma_in.c): pages land by RDMA WRITE in RAM the
+ *    transport registered, zero runs come as messages the placer writes,
+ *    and the stream carries the rest.
+ *
+ * The engine's thread (incoming.c) calls these in this order; nothing
+ * else in it asks which arrival it has.
+ */
+#ifndef FERRY_ARRIVAL_H
+#define FERRY_ARRIVAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ferry/error.h"
+
+struct ferry_migration;
+struct page_hashes;
+struct tls_creds;
+struct transport_conn;
+struct transport_screen;
+
+struct page_arrival_ops {
+	const char *name;
+	/* Listen on the URI's address (on the caller's thread, before the
+	 * engine's starts); `bound` gets the URI as bound.  TLS credentials
+	 * are the migration's, m->tls, once it runs. */
+	int (*listen)(struct ferry_migration *m, const char *uri,
+		      const char *addr, char *bound, size_t len,
+		      struct ferry_error *err);
+	/* The main connection.  With `screened`, accept initialises *sc and
+	 * leaves it open for the page channels' connections. */
+	bool screened;
+	int (*accept)(struct ferry_migration *m, struct transport_screen *sc,
+		      struct transport_conn *c, struct ferry_error *err);
+	/* The stream ended: no page lands beside it after this, and with
+	 * `hash` the page hashes are those of RAM as it is (NULL: all pages
+	 * came in the stream and were hashed as placed). */
+	void (*settle)(struct ferry_migration *m, struct page_hashes *ph,
+		       bool hash);
+	/* Where a failure's cause is known better than the engine's
+	 * symptom (NULL: never). */
+	void (*explain)(struct ferry_migration *m, struct ferry_error *err);
+	/* Its figures into the statistics, and its connection or listener
+	 * closed; again is harmless (NULL: nothing to close). */
+	void (*close)(struct ferry_migration *m);
+};
+
+extern const struct page_arrival_ops arrival_stream; /* incoming.c */
+extern const struct page_arrival_ops arrival_rdma;   /* rdma_in.c */
+
+#endif

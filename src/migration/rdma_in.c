@@ -1,0 +1,113 @@
+/*
+ * rdma_in.c - the destination's pages over rdma (arrival.h, docs/rdma.md).
+ *
+ * The transport's own listener and connection; the stream comes on the
+ * connection's socket like any other, pages land by RDMA WRITE in RAM
+ * that rdma.c registered (the engine never sees them), and zero messages
+ * go to the placer.  When the stream ends the keys are revoked, so that
+ * nothing lands after, and RAM is hashed for the digest.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "arrival.h"
+#include "migration_internal.h"
+#include "placer.h"
+#include "rdma.h"
+#include "transport.h"
+
+static int rdma_in_listen(struct ferry_migration *m, const char *uri,
+			  const char *addr, char *bound, size_t len,
+			  struct ferry_error *err)
+{
+	struct ferry_mig_params p;
+
+	(void)uri;
+	ferry_migration_get_params(m, &p);
+	return rdma_transport_listen(addr, p.rdma_provider, &m->rdma_listener,
+				     bound, len, err);
+}
+
+/* Its zero messages, on its pump thread: the placer writes them. */
+static void rdma_zeroed(void *opaque, unsigned block, uint64_t off,
+			uint64_t len)
+{
+	const struct ferry_migration *m = opaque;
+
+	placer_zero(m->vm, block, off, len);
+}
+
+static void rdma_in_stats(struct ferry_migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	mig_rdma_stats(m->rdma, &m->stats);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int rdma_in_accept(struct ferry_migration *m,
+			  struct transport_screen *sc, struct transport_conn *c,
+			  struct ferry_error *err)
+{
+	const struct ferry_vm *vm = m->vm;
+	struct rdma_ram *ram = mig_rdma_ram(vm);
+	const struct rdma_dest_hooks hooks = { .refused = mig_refused,
+					       .zero = rdma_zeroed,
+					       .opaque = m };
+	int rc;
+
+	(void)sc;
+	if (!ram)
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	rc = rdma_transport_accept(m->rdma_listener, ram, vm->nblocks, -1,
+				   &m->cancel, &hooks, &m->rdma, err);
+	free(ram);
+	rdma_listener_close(m->rdma_listener);
+	m->rdma_listener = NULL;
+	if (rc)
+		return rc;
+	*c = (struct transport_conn){ .fd = rdma_stream_fd(m->rdma) };
+	rdma_in_stats(m);
+	return 0;
+}
+
+static void rdma_in_settle(struct ferry_migration *m, struct page_hashes *ph,
+			   bool hash)
+{
+	const struct ferry_vm *vm = m->vm;
+	unsigned i;
+	uint64_t k;
+
+	rdma_revoke(m->rdma);
+	rdma_in_stats(m);
+	for (i = 0; hash && i < vm->nblocks; i++)
+		for (k = 0; k < vm->blocks[i].length / vm->page_size; k++)
+			ph->h[i][k] = ferry_page_hash(vm->blocks[i].host +
+							      k * vm->page_size,
+						      vm->page_size);
+}
+
+static void rdma_in_explain(struct ferry_migration *m, struct ferry_error *err)
+{
+	if (m->rdma)
+		rdma_explain(m->rdma, err);
+}
+
+static void rdma_in_close(struct ferry_migration *m)
+{
+	if (m->rdma) {
+		rdma_in_stats(m);
+		rdma_close(m->rdma); /* after the verdict went out */
+		m->rdma = NULL;
+	}
+	rdma_listener_close(m->rdma_listener);
+	m->rdma_listener = NULL;
+}
+
+const struct page_arrival_ops arrival_rdma = {
+	.name = "rdma",
+	.listen = rdma_in_listen,
+	.accept = rdma_in_accept,
+	.settle = rdma_in_settle,
+	.explain = rdma_in_explain,
+	.close = rdma_in_close,
+};
