@@ -30,7 +30,7 @@
 #include "outgoing.h"
 #include "transport.h"
 
-static int send_devices(struct out *o, struct ferry_error *err)
+int out_send_devices(struct out *o, struct ferry_error *err)
 {
 	struct ferry_buf buf = { 0 };
 	size_t i;
@@ -98,7 +98,7 @@ static void converge(struct out *o, uint64_t dirtied_bytes, uint64_t sent_bytes)
 	o->vm->runctl.throttle(o->vm->runctl.opaque, o->throttle);
 }
 
-static void set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v)
+void mig_set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v)
 {
 	pthread_mutex_lock(&m->lock);
 	*field = v;
@@ -141,7 +141,10 @@ static bool want_postcopy(struct out *o, uint64_t dirtied, uint64_t sent,
 	return true;
 }
 
-bool out_switch_now(struct out *o)
+/* The bulk pass's o->bulk_stop: post-copy now (asked for, or the
+ * precopy-time-limit is up)?  Sets the reason, and stops every sender's
+ * bulk pass. */
+static bool switch_now(struct out *o)
 {
 	uint64_t limit;
 
@@ -189,6 +192,50 @@ static int add_unsent(struct out *o, struct ferry_dirty_set *set)
 			run = 0;
 		}
 	}
+	return rc;
+}
+
+/* An iteration's figures into the statistics; downtime-limit now. */
+static uint64_t iteration_figures(struct out *o, uint64_t iteration,
+				  uint64_t sent, uint64_t dt,
+				  uint64_t dirtied_pages, uint64_t expected,
+				  uint64_t deferrals)
+{
+	struct ferry_migration *m = o->m;
+	uint32_t ps = o->vm->page_size;
+	uint64_t limit;
+
+	pthread_mutex_lock(&m->lock);
+	limit = m->params.downtime_limit_ms;
+	m->stats.iterations = iteration;
+	m->stats.dirty_sync_count++;
+	m->stats.mbps = (double)sent * 8 * 1e3 / (double)dt;
+	m->stats.pages_per_second =
+		(uint64_t)((double)sent / ps * 1e9 / (double)dt);
+	m->stats.dirty_pages_rate =
+		(uint64_t)((double)dirtied_pages * 1e9 / (double)dt);
+	m->stats.expected_downtime_ms = expected;
+	m->stats.deferred_pages = deferrals;
+	pthread_mutex_unlock(&m->lock);
+	return limit;
+}
+
+/* The pages for switch-over: the last sync's (*set) with the ones hot
+ * pages deferred and those of the last iteration's (*send) that went
+ * back there; *set takes the result. */
+static int with_deferred(struct hot_pages *hp, struct ferry_dirty_set *set,
+			 const struct ferry_dirty_set *send)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; !rc && i < send->n; i++)
+		rc = ferry_dirty_set_add(&hp->deferred, send->ranges[i].block,
+					 send->ranges[i].first,
+					 send->ranges[i].count);
+	ferry_dirty_set_free(set);
+	*set = hp->deferred;
+	memset(&hp->deferred, 0, sizeof(hp->deferred));
 	return rc;
 }
 
@@ -282,18 +329,8 @@ static int precopy(struct out *o, struct ferry_error *err)
 				  (double)set.pages * 1e9 / (double)dt, sync_ns,
 				  rtt_ns, true);
 		expected = dt_expect(&o->dt, dirty_pages);
-		pthread_mutex_lock(&m->lock);
-		limit = m->params.downtime_limit_ms;
-		m->stats.iterations = ++iteration;
-		m->stats.dirty_sync_count++;
-		m->stats.mbps = (double)bw * 8 / 1e6;
-		m->stats.pages_per_second =
-			(uint64_t)((double)sent / vm->page_size * 1e9 / dt);
-		m->stats.dirty_pages_rate =
-			(uint64_t)((double)set.pages * 1e9 / (double)dt);
-		m->stats.expected_downtime_ms = expected;
-		m->stats.deferred_pages = hp.deferrals;
-		pthread_mutex_unlock(&m->lock);
+		limit = iteration_figures(o, ++iteration, sent, dt, set.pages,
+					  expected, hp.deferrals);
 		out_publish(o, dirty_bytes / vm->page_size);
 		/* with nothing left but device state, waiting cannot make
 		 * the switch-over shorter */
@@ -308,17 +345,8 @@ static int precopy(struct out *o, struct ferry_error *err)
 		it_pages0 = out_pages(o);
 		rc = send_pages(o, defer ? &send : &set, SEND_AGAIN, err);
 	}
-	if (defer) { /* switch-over sends the deferred pages too */
-		size_t i;
-
-		for (i = 0; !rc && i < send.n; i++)
-			rc = ferry_dirty_set_add(&hp.deferred,
-						 send.ranges[i].block,
-						 send.ranges[i].first,
-						 send.ranges[i].count);
-		ferry_dirty_set_free(&set);
-		set = hp.deferred;
-		memset(&hp.deferred, 0, sizeof(hp.deferred));
+	if (defer && !rc) { /* switch-over sends the deferred pages too */
+		rc = with_deferred(&hp, &set, &send);
 		if (rc)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 	}
@@ -346,7 +374,7 @@ static int switchover(struct out *o, struct ferry_error *err)
 				       "migration cancelled by request");
 	t_stop = mig_now_ns();
 	bytes0 = out_bytes(o);
-	set_stat(m, &m->stats.precopy_bytes, bytes0);
+	mig_set_stat(m, &m->stats.precopy_bytes, bytes0);
 	/* the run state travels: a guest the operator stopped arrives
 	 * stopped, and a failure here leaves it as it was */
 	o->stopped = guest_running(vm);
@@ -372,7 +400,7 @@ static int switchover(struct out *o, struct ferry_error *err)
 	}
 	took.pages_ns = lap(&t);
 	if (!rc)
-		rc = send_devices(o, err);
+		rc = out_send_devices(o, err);
 	if (!rc && p.verify)
 		rc = ferry_vm_digest_hashes(vm, o->ph.h, digest, err);
 	took.devices_ns = lap(&t);
@@ -399,7 +427,7 @@ static int switchover(struct out *o, struct ferry_error *err)
 	if (!rc)
 		rc = ferry_stream_flush(o->main.enc);
 	out_publish(o, 0);
-	set_stat(m, &m->stats.downtime_bytes, out_bytes(o) - bytes0);
+	mig_set_stat(m, &m->stats.downtime_bytes, out_bytes(o) - bytes0);
 	if (!rc)
 		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, &status, msg,
 				    sizeof(msg), err);
@@ -444,285 +472,6 @@ static int switchover(struct out *o, struct ferry_error *err)
 	return 0;
 }
 
-/* Pages the destination must drop: they come again in post-copy. */
-static int send_discards(struct out *o, const struct ferry_dirty_set *set)
-{
-	uint32_t ids[FERRY_STREAM_MAX_DISCARDS];
-	uint64_t first[FERRY_STREAM_MAX_DISCARDS],
-		count[FERRY_STREAM_MAX_DISCARDS];
-	uint32_t n = 0;
-	size_t i;
-	int rc = 0;
-
-	for (i = 0; i <= set->n && !rc; i++) {
-		if (n == FERRY_STREAM_MAX_DISCARDS || (i == set->n && n)) {
-			rc = ferry_stream_put_discard(o->main.enc, ids, first,
-						      count, n);
-			n = 0;
-		}
-		if (i == set->n)
-			break;
-		ids[n] = o->vm->blocks[set->ranges[i].block].id;
-		first[n] = set->ranges[i].first;
-		count[n++] = set->ranges[i].count;
-	}
-	return rc;
-}
-
-/* A connection that goes away mid-stream: keep its byte count. */
-static void sender_drop(struct sender *s)
-{
-	if (s->enc)
-		s->past_bytes += ferry_stream_encoder_bytes(s->enc);
-	sender_close(s);
-}
-
-/*
- * The pages still to go, the end of stream with the digest, the verdict:
- * 0 once the destination has given it (in *status).
- */
-static int postcopy_finish(struct out *o, struct pc_out *pc, bool verify,
-			   int *status, char *msg, size_t len,
-			   struct ferry_error *err)
-{
-	uint8_t digest[16];
-	int rc;
-
-	rc = pc_out_background(pc, err);
-	/* no more answers (late requests are for pages sent already); the
-	 * lock waits for one under way */
-	pc->live = false;
-	rp_on_request(&o->rp, pc_out_request, pc);
-	if (!rc)
-		rc = pc_out_stop(pc, err);
-	if (!rc)
-		rc = ferry_stream_put_end(o->urgent.enc, NULL);
-	if (!rc)
-		rc = sender_flush(&o->urgent, err);
-	if (!rc && verify)
-		rc = ferry_vm_digest_hashes(o->vm, o->ph.h, digest, err);
-	if (!rc) /* as in switchover: a success may answer the end alone */
-		rc = ferry_stream_flush(o->main.enc);
-	if (!rc && rp_end_begin(&o->rp))
-		rc = -ECONNRESET;
-	if (!rc)
-		rc = ferry_stream_put_end(o->main.enc, verify ? digest : NULL);
-	if (!rc)
-		rc = ferry_stream_flush(o->main.enc);
-	out_publish(o, 0);
-	if (!rc)
-		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, status, msg,
-				    len, err);
-	if (rc && !err->code)
-		peer_verdict(o, rc, err);
-	return rc;
-}
-
-/* A failure after the switch that a new connection can mend: the link
- * broke, and the destination gave no verdict. */
-static bool link_failure(struct out *o, int rc)
-{
-	bool verdict;
-
-	if (rc == -ENOMEM || rc == -ECANCELED)
-		return false;
-	pthread_mutex_lock(&o->rp.lock);
-	verdict = o->rp.have_result;
-	pthread_mutex_unlock(&o->rp.lock);
-	return !verdict;
-}
-
-/* Connect again, learn which pages the destination holds, and answer
- * its requests from there on. */
-static int reconnect(struct out *o, struct pc_out *pc, struct ferry_error *err)
-{
-	int rc;
-
-	memset(pc->held, 0, (pc->npages + 63) / 64 * sizeof(uint64_t));
-	o->rp.held = pc->held;
-	o->rp.first_page = o->first_page;
-	o->resuming = true;
-	rc = sender_open(o, &o->main, 0, o->session, err);
-	if (!rc) {
-		rc = rp_rx_start(&o->rp, o->vm, o->main.fd);
-		if (rc)
-			rc = ferry_error_set(err, rc, "return-path thread: %s",
-					     strerror(-rc));
-	}
-	if (!rc)
-		rc = sender_open(o, &o->urgent, o->nchans + 1, o->session, err);
-	o->resuming = false;
-	if (!rc)
-		rc = rp_wait_held(&o->rp, MIG_RESULT_TIMEOUT_MS, err);
-	if (rc)
-		return rc;
-	pc_out_resume(pc);
-	rp_on_request(&o->rp, pc_out_request, pc);
-	rp_go_on(&o->rp);
-	return 0;
-}
-
-/*
- * The link broke after the switch: neither side has the whole guest, so
- * nothing fails; pause until `migrate` with resume gives a new uri, and
- * pause again if that connection fails too.  0 once post-copy goes on.
- */
-static int postcopy_recover(struct out *o, struct pc_out *pc,
-			    struct ferry_error *err)
-{
-	struct ferry_error cause = *err;
-	int rc;
-
-	for (;;) {
-		rp_on_request(&o->rp, NULL, NULL);
-		rp_rx_stop(&o->rp);
-		memset(&o->rp, 0, sizeof(o->rp));
-		sender_drop(&o->urgent);
-		sender_drop(&o->main);
-		ferry_error_clear(err);
-		rc = mig_pause(o->m, &cause, err);
-		if (rc)
-			return rc;
-		rc = reconnect(o, pc, err);
-		if (!rc) {
-			mig_recovered(o->m);
-			return 0;
-		}
-		if (rc == -ENOMEM)
-			return rc;
-		cause = *err;
-	}
-}
-
-/*
- * Post-copy: stop, make sure the destination has handled every page sent
- * so far, tell it which pages to drop, send the devices and the switch;
- * from then on the destination runs the guest and the source must never
- * resume its copy.  Then the remaining pages: answers first, the rest in
- * the background; the end of stream with the digest; the verdict.
- */
-static int postcopy(struct out *o, struct ferry_error *err)
-{
-	struct ferry_migration *m = o->m;
-	const struct ferry_vm *vm = o->vm;
-	struct ferry_mig_params p;
-	struct pc_out pc = { 0 };
-	enum ferry_mig_state s;
-	uint64_t t_stop, bytes0, running_ns = 0;
-	char msg[RP_RESULT_MSG_MAX + 1];
-	struct ferry_dirty_set last = { 0 }; /* written since the last sync */
-	uint64_t to_go = 0, stop_bytes;
-	int rc, status;
-	size_t i;
-
-	ferry_migration_get_params(m, &p);
-	t_stop = mig_now_ns();
-	stop_bytes = ferry_stream_encoder_bytes(o->main.enc);
-	vm->runctl.stop(vm->runctl.opaque);
-	o->stopped = true;
-	rc = ferry_dirty_sync(vm->dirty, &last, err);
-	for (i = 0; !rc && i < last.n; i++)
-		if (ferry_dirty_set_add(&o->pending, last.ranges[i].block,
-					last.ranges[i].first,
-					last.ranges[i].count))
-			rc = ferry_error_set(err, -ENOMEM, "out of memory");
-	if (!rc)
-		rc = out_barrier(o, err);
-	if (!rc)
-		rc = multifd_finish(o, err);
-	if (!rc)
-		rc = send_discards(o, &o->pending);
-	if (!rc)
-		rc = send_devices(o, err);
-	if (!rc)
-		rc = pc_out_init(&pc, o, &o->pending, &last, err);
-	if (rc)
-		goto out;
-	/* Past this point the destination may run the guest: no cancel, and
-	 * no resuming here, whatever happens. */
-	if (!atomic_compare_exchange_strong(&m->cancel, &(int){ 0 }, 2)) {
-		rc = ferry_error_set(err, -ECANCELED,
-				     "migration cancelled by request");
-		goto out;
-	}
-	mig_guest_away(m, true);
-	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_POSTCOPY_ACTIVE);
-	bytes0 = out_bytes(o);
-	pthread_mutex_lock(&m->lock);
-	m->stats.postcopy = true;
-	m->stats.precopy_bytes = bytes0;
-	pthread_mutex_unlock(&m->lock);
-	o->stopped = false;
-	to_go = pc.left;
-	rp_on_request(&o->rp, pc_out_request, &pc);
-	rc = pc_out_start(&pc, err);
-	if (!rc)
-		rc = ferry_stream_put_postcopy(o->main.enc, pc.left);
-	if (!rc)
-		rc = ferry_stream_flush(o->main.enc);
-	if (!rc)
-		rc = rp_wait_running(&o->rp, MIG_RESULT_TIMEOUT_MS, &running_ns,
-				     err);
-	if (!rc) {
-		set_stat(m, &m->stats.downtime_ms,
-			 (running_ns - t_stop) / 1000000);
-		/* the discards, the devices and the switch, on the main
-		 * connection while stopped (the page channels only ended) */
-		set_stat(m, &m->stats.downtime_bytes,
-			 ferry_stream_encoder_bytes(o->main.enc) - stop_bytes);
-	} else if (!err->code) {
-		peer_verdict(o, rc, err);
-	}
-	for (;;) {
-		if (!rc)
-			rc = postcopy_finish(o, &pc, p.verify, &status, msg,
-					     sizeof(msg), err);
-		if (!rc || !link_failure(o, rc))
-			break;
-		rc = postcopy_recover(o, &pc, err);
-		if (rc)
-			break;
-	}
-	bytes0 = out_bytes(o) - bytes0;
-	pthread_mutex_lock(&m->lock);
-	m->stats.postcopy_bytes = bytes0;
-	m->stats.postcopy_requests = atomic_load(&pc.served);
-	m->stats.postcopy_pages = to_go;
-	if (running_ns)
-		m->stats.postcopy_time_ms =
-			(mig_now_ns() - running_ns) / 1000000;
-	pthread_mutex_unlock(&m->lock);
-	if (!rc && status)
-		rc = ferry_error_set_from(err, FERRY_ERROR_PEER, -status,
-					  "destination: %s", msg);
-	if (!rc && p.verify) {
-		pthread_mutex_lock(&m->lock);
-		m->stats.verified = 1;
-		pthread_mutex_unlock(&m->lock);
-	}
-out:
-	if (rc && !err->code)
-		peer_verdict(o, rc, err);
-	pc_out_stop(&pc, &(struct ferry_error){ 0 });
-	rp_on_request(&o->rp, NULL, NULL);
-	s = mig_state(m);
-	if (rc &&
-	    (s == FERRY_MIG_POSTCOPY_ACTIVE || s == FERRY_MIG_POSTCOPY_PAUSED ||
-	     s == FERRY_MIG_POSTCOPY_RECOVER)) {
-		struct ferry_error e = *err;
-
-		ferry_error_clear(err);
-		ferry_error_set(err, rc,
-				"post-copy failed after the switch (%s): the "
-				"guest's memory is split between source and "
-				"destination; the source stays stopped",
-				ferry_error_msg(&e));
-	}
-	pc_out_free(&pc);
-	ferry_dirty_set_free(&last);
-	return rc;
-}
-
 /* The migration's token (docs/stream.md, "6 - channel"): 128 random
  * bits from the kernel, or the migration fails. */
 static int draw_token(uint8_t *token, struct ferry_error *err)
@@ -745,13 +494,72 @@ static int draw_token(uint8_t *token, struct ferry_error *err)
 	return 0;
 }
 
+/* Connect, open the page connections and the return path, and start
+ * dirty tracking: the guest runs on meanwhile. */
+static int setup(struct out *o, struct ferry_error *err)
+{
+	struct ferry_migration *m = o->m;
+	const struct ferry_vm *vm = o->vm;
+	struct ferry_mig_params p;
+	int rc;
+
+	ferry_migration_get_params(m, &p);
+	rc = carrier_pick(o, err);
+	if (rc)
+		return rc;
+	o->nchans = p.multifd ? p.multifd_channels : 0;
+	o->xbzrle = p.xbzrle;
+	o->postcopy = p.postcopy_ram;
+	o->bulk_stop = switch_now;
+	o->session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
+	rc = draw_token(o->token, err);
+	if (!rc)
+		rc = out_number_pages(o, err);
+	if (!rc && o->postcopy) {
+		uint64_t n = o->first_page[vm->nblocks - 1] +
+			     vm->blocks[vm->nblocks - 1].length / vm->page_size;
+
+		o->bulk_sent = calloc((n + 63) / 64, sizeof(uint64_t));
+		if (!o->bulk_sent)
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (!rc)
+		rc = sender_open(o, &o->main, 0, o->session, err);
+	if (!rc) {
+		rc = rp_rx_start(&o->rp, vm, o->main.fd);
+		if (rc)
+			rc = ferry_error_set(err, rc, "return-path thread: %s",
+					     strerror(-rc));
+	}
+	if (!rc && atomic_load(&m->cancel) == 1)
+		rc = ferry_error_set(err, -ECANCELED,
+				     "migration cancelled by request");
+	if (!rc && o->nchans)
+		rc = multifd_start(o, o->nchans, o->session, err);
+	if (!rc && o->postcopy)
+		rc = sender_open(o, &o->urgent, o->nchans + 1, o->session, err);
+	if (rc)
+		return rc;
+	/* always: "unchanged" pages need them, and the digest */
+	rc = page_hashes_init(&o->ph, vm, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	m->stats.page_hash_bytes = m->stats.total / vm->page_size * 8;
+	m->stats.xbzrle_cache_size = o->xbzrle ? p.xbzrle_cache_size : 0;
+	pthread_mutex_unlock(&m->lock);
+	rc = ferry_dirty_start(vm->dirty, err);
+	if (!rc)
+		o->tracking = true;
+	return rc;
+}
+
 void *mig_outgoing_main(void *arg)
 {
 	struct ferry_migration *m = arg;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
-	struct out o = { .m = m, .vm = vm, .main.fd = -1 };
-	struct ferry_mig_params params;
+	struct out o = { .m = m, .vm = vm, .main.fd = -1, .urgent.fd = -1 };
 	uint64_t t0 = mig_now_ns();
 	int rc;
 
@@ -771,55 +579,9 @@ void *mig_outgoing_main(void *arg)
 				strerror(-rc));
 		goto fail;
 	}
-	ferry_migration_get_params(m, &params);
-	rc = carrier_pick(&o, &err);
+	rc = setup(&o, &err);
 	if (rc)
 		goto fail;
-	o.nchans = params.multifd ? params.multifd_channels : 0;
-	o.xbzrle = params.xbzrle;
-	o.postcopy = params.postcopy_ram;
-	o.urgent.fd = -1;
-	o.session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
-	rc = draw_token(o.token, &err);
-	if (!rc)
-		rc = out_number_pages(&o, &err);
-	if (!rc && o.postcopy) {
-		uint64_t n = o.first_page[vm->nblocks - 1] +
-			     vm->blocks[vm->nblocks - 1].length / vm->page_size;
-
-		o.bulk_sent = calloc((n + 63) / 64, sizeof(uint64_t));
-		if (!o.bulk_sent)
-			rc = ferry_error_set(&err, -ENOMEM, "out of memory");
-	}
-	if (!rc)
-		rc = sender_open(&o, &o.main, 0, o.session, &err);
-	if (!rc) {
-		rc = rp_rx_start(&o.rp, vm, o.main.fd);
-		if (rc)
-			rc = ferry_error_set(&err, rc, "return-path thread: %s",
-					     strerror(-rc));
-	}
-	if (!rc && atomic_load(&m->cancel) == 1)
-		rc = ferry_error_set(&err, -ECANCELED,
-				     "migration cancelled by request");
-	if (!rc && o.nchans)
-		rc = multifd_start(&o, o.nchans, o.session, &err);
-	if (!rc && o.postcopy)
-		rc = sender_open(&o, &o.urgent, o.nchans + 1, o.session, &err);
-	if (rc)
-		goto fail;
-	/* always: "unchanged" pages need them, and the digest */
-	rc = page_hashes_init(&o.ph, vm, &err);
-	if (rc)
-		goto fail;
-	pthread_mutex_lock(&m->lock);
-	m->stats.page_hash_bytes = m->stats.total / vm->page_size * 8;
-	m->stats.xbzrle_cache_size = o.xbzrle ? params.xbzrle_cache_size : 0;
-	pthread_mutex_unlock(&m->lock);
-	rc = ferry_dirty_start(vm->dirty, &err);
-	if (rc)
-		goto fail;
-	o.tracking = true;
 	pthread_mutex_lock(&m->lock);
 	m->stats.setup_time_ms = (mig_now_ns() - t0) / 1000000;
 	if (vm->runctl.stall_us) {
@@ -837,7 +599,7 @@ void *mig_outgoing_main(void *arg)
 	if (!rc)
 		/* a guest stopped meanwhile has nothing to run on there:
 		 * what the bulk pass left goes in the switch-over */
-		rc = o.go_postcopy && guest_running(vm) ? postcopy(&o, &err)
+		rc = o.go_postcopy && guest_running(vm) ? out_postcopy(&o, &err)
 							: switchover(&o, &err);
 	if (rc)
 		goto fail;

@@ -26,6 +26,15 @@ struct xbz_cache {
  * destination asked for again (always in full). */
 enum send_mode { SEND_FIRST, SEND_AGAIN, SEND_FULL, SEND_POSTCOPY };
 
+/* What a sender's pages add up to. */
+struct send_counts {
+	uint64_t duplicate, normal, unchanged;
+	uint64_t compressed, compressed_bytes;
+	uint64_t checked; /* check records sent */
+	uint64_t xbz_pages, xbz_bytes, xbz_lookups, xbz_miss, xbz_overflow;
+	uint64_t bytes; /* published only: what sender_bytes() said */
+};
+
 /* One connection that pages go out on, and the thread that feeds it. */
 struct sender {
 	struct out *o;
@@ -33,28 +42,22 @@ struct sender {
 	int fd;
 	struct tls_conn *tls; /* a page channel's TLS, written in place */
 	struct ferry_stream_encoder *enc;
-	uint64_t duplicate, normal, unchanged; /* owner thread */
-	uint64_t past_bytes; /* stream bytes of its earlier connections */
-	uint64_t sent_pages; /* since the last checkpoint */
+	struct send_counts n;	/* owner thread */
+	struct send_counts pub; /* m->lock: a copy for statistics */
+	uint64_t past_bytes;	/* stream bytes of its earlier connections */
+	uint64_t sent_pages;	/* since the last checkpoint */
 	uint64_t win_start_ns, win_bytes_start; /* max-bandwidth window */
-	uint64_t pub_bytes, pub_duplicate, pub_normal,
-		pub_unchanged;		/* m->lock */
-	const struct page_codec *codec; /* compression, or NULL */
+	const struct page_codec *codec;		/* compression, or NULL */
 	void *cctx;
 	uint8_t *scratch;	 /* a page copy, then the page compressed */
 	struct codec_auto autoc; /* codec-auto, when autoc_on */
 	bool autoc_on;
-	struct codec_auto pub_auto; /* m->lock: a copy for statistics */
-	uint64_t compressed, compressed_bytes;
-	uint64_t pub_compressed, pub_compressed_bytes; /* m->lock */
-	uint64_t checked;			       /* check records sent */
+	struct codec_auto pub_auto;	    /* m->lock: a copy for statistics */
 	bool checks_unsynced;		    /* checked since the last sync */
 	struct ferry_dirty_set checked_set; /* those pages, until the sync */
 	uint32_t run_block, run_count;	    /* unchanged pages, not yet sent */
 	uint64_t run_first;
 	struct xbz_cache xbz; /* with the xbzrle capability */
-	uint64_t xbz_pages, xbz_bytes, xbz_lookups, xbz_miss, xbz_overflow;
-	uint64_t pub_checked, pub_xbz[5], pub_pages; /* m->lock */
 	pthread_t thread;
 	bool thread_live;
 	int rc; /* the last job's result */
@@ -89,7 +92,11 @@ struct out {
 	/* the channel records' secret, drawn per migration: what lets an
 	 * extra connection in.  Never logged or reported. */
 	uint8_t token[FERRY_STREAM_TOKEN_LEN];
-	bool in_bulk;			/* the bulk pass runs */
+	bool in_bulk; /* the bulk pass runs */
+	/* asked by the senders every few pages of the bulk pass, with
+	 * postcopy-ram: true to stop it and switch now (the engine's
+	 * policy, outgoing.c; it sets the reason) */
+	bool (*bulk_stop)(struct out *o);
 	atomic_int bulk_abort;		/* it stopped early, for post-copy */
 	_Atomic uint64_t *bulk_sent;	/* bit per global page: sent in it */
 	uint64_t t_precopy_ns;		/* when the bulk pass began */
@@ -132,8 +139,6 @@ int multifd_start(struct out *o, unsigned n, uint64_t session,
 int multifd_finish(struct out *o, struct ferry_error *err);
 void multifd_stop(struct out *o);
 void sender_close(struct sender *s);
-/* Post-copy now, during the bulk pass?  Sets the reason. */
-bool out_switch_now(struct out *o);
 /* One page on s (post-copy's threads), and flushing s. */
 int send_one(struct sender *s, uint32_t bi, uint64_t page, enum send_mode mode,
 	     struct ferry_error *err);
@@ -149,5 +154,16 @@ uint64_t out_pages(struct out *o);
 void out_publish(struct out *o, uint64_t remaining_pages);
 /* The destination's reason, if it sent one, else a send error. */
 int peer_verdict(struct out *o, int rc, struct ferry_error *err);
+
+/* outgoing.c */
+/* Every device section, saved now, on the main connection. */
+int out_send_devices(struct out *o, struct ferry_error *err);
+/* *field = v, under m->lock. */
+void mig_set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v);
+
+/* postcopy_out.c */
+/* Switch to post-copy and see it through to the destination's verdict
+ * (the guest stopped here for good once the switch is made). */
+int out_postcopy(struct out *o, struct ferry_error *err);
 
 #endif

@@ -1,11 +1,16 @@
 /*
- * postcopy_out.c - the source's side of post-copy, once the destination
- * runs the guest: answer page requests at once, on the return path's
- * thread and the urgent connection, with a window of the pages after the
- * one asked for; send every other
- * page still to go on the main connection, from just past the last
- * request (where the guest is likely to touch next).  Each page goes
- * once: whichever thread clears its bit in `todo` sends it.
+ * postcopy_out.c - the source's side of post-copy.
+ *
+ * The switch (out_postcopy): stop the guest, drop on the destination the
+ * pages still to go, send the devices and hand the guest over.  Then,
+ * while the destination runs it: answer page requests at once, on the
+ * return path's thread and the urgent connection, with a window of the
+ * pages after the one asked for; send every other page still to go on the
+ * main connection, from just past the last request (where the guest is
+ * likely to touch next).  Each page goes once: whichever thread clears
+ * its bit in `todo` sends it.  A broken link pauses; `migrate` with
+ * resume connects again and post-copy goes on from the pages the
+ * destination says it holds.
  */
 #include <errno.h>
 #include <sched.h>
@@ -259,4 +264,287 @@ void pc_out_free(struct pc_out *pc)
 	pc->hot = NULL;
 	pc->held = NULL;
 	pc->o = NULL;
+}
+
+/* ---- the switch to post-copy, and what follows it --------------------- */
+
+/* Pages the destination must drop: they come again in post-copy. */
+static int send_discards(struct out *o, const struct ferry_dirty_set *set)
+{
+	uint32_t ids[FERRY_STREAM_MAX_DISCARDS];
+	uint64_t first[FERRY_STREAM_MAX_DISCARDS],
+		count[FERRY_STREAM_MAX_DISCARDS];
+	uint32_t n = 0;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i <= set->n && !rc; i++) {
+		if (n == FERRY_STREAM_MAX_DISCARDS || (i == set->n && n)) {
+			rc = ferry_stream_put_discard(o->main.enc, ids, first,
+						      count, n);
+			n = 0;
+		}
+		if (i == set->n)
+			break;
+		ids[n] = o->vm->blocks[set->ranges[i].block].id;
+		first[n] = set->ranges[i].first;
+		count[n++] = set->ranges[i].count;
+	}
+	return rc;
+}
+
+/* A connection that goes away mid-stream: keep its byte count. */
+static void sender_drop(struct sender *s)
+{
+	if (s->enc)
+		s->past_bytes += ferry_stream_encoder_bytes(s->enc);
+	sender_close(s);
+}
+
+/*
+ * The pages still to go, the end of stream with the digest, the verdict:
+ * 0 once the destination has given it (in *status).
+ */
+static int postcopy_finish(struct out *o, struct pc_out *pc, bool verify,
+			   int *status, char *msg, size_t len,
+			   struct ferry_error *err)
+{
+	uint8_t digest[16];
+	int rc;
+
+	rc = pc_out_background(pc, err);
+	/* no more answers (late requests are for pages sent already); the
+	 * lock waits for one under way */
+	pc->live = false;
+	rp_on_request(&o->rp, pc_out_request, pc);
+	if (!rc)
+		rc = pc_out_stop(pc, err);
+	if (!rc)
+		rc = ferry_stream_put_end(o->urgent.enc, NULL);
+	if (!rc)
+		rc = sender_flush(&o->urgent, err);
+	if (!rc && verify)
+		rc = ferry_vm_digest_hashes(o->vm, o->ph.h, digest, err);
+	if (!rc) /* as in switchover: a success may answer the end alone */
+		rc = ferry_stream_flush(o->main.enc);
+	if (!rc && rp_end_begin(&o->rp))
+		rc = -ECONNRESET;
+	if (!rc)
+		rc = ferry_stream_put_end(o->main.enc, verify ? digest : NULL);
+	if (!rc)
+		rc = ferry_stream_flush(o->main.enc);
+	out_publish(o, 0);
+	if (!rc)
+		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, status, msg,
+				    len, err);
+	if (rc && !err->code)
+		peer_verdict(o, rc, err);
+	return rc;
+}
+
+/* A failure after the switch that a new connection can mend: the link
+ * broke, and the destination gave no verdict. */
+static bool link_lost(struct out *o, int rc)
+{
+	bool verdict;
+
+	if (rc == -ENOMEM || rc == -ECANCELED)
+		return false;
+	pthread_mutex_lock(&o->rp.lock);
+	verdict = o->rp.have_result;
+	pthread_mutex_unlock(&o->rp.lock);
+	return !verdict;
+}
+
+/* Connect again, learn which pages the destination holds, and answer
+ * its requests from there on. */
+static int connect_again(struct out *o, struct pc_out *pc,
+			 struct ferry_error *err)
+{
+	int rc;
+
+	memset(pc->held, 0, (pc->npages + 63) / 64 * sizeof(uint64_t));
+	o->rp.held = pc->held;
+	o->rp.first_page = o->first_page;
+	o->resuming = true;
+	rc = sender_open(o, &o->main, 0, o->session, err);
+	if (!rc) {
+		rc = rp_rx_start(&o->rp, o->vm, o->main.fd);
+		if (rc)
+			rc = ferry_error_set(err, rc, "return-path thread: %s",
+					     strerror(-rc));
+	}
+	if (!rc)
+		rc = sender_open(o, &o->urgent, o->nchans + 1, o->session, err);
+	o->resuming = false;
+	if (!rc)
+		rc = rp_wait_held(&o->rp, MIG_RESULT_TIMEOUT_MS, err);
+	if (rc)
+		return rc;
+	pc_out_resume(pc);
+	rp_on_request(&o->rp, pc_out_request, pc);
+	rp_go_on(&o->rp);
+	return 0;
+}
+
+/*
+ * The link broke after the switch: neither side has the whole guest, so
+ * nothing fails; pause until `migrate` with resume gives a new uri, and
+ * pause again if that connection fails too.  0 once post-copy goes on.
+ */
+static int postcopy_recover(struct out *o, struct pc_out *pc,
+			    struct ferry_error *err)
+{
+	struct ferry_error cause = *err;
+	int rc;
+
+	for (;;) {
+		rp_on_request(&o->rp, NULL, NULL);
+		rp_rx_stop(&o->rp);
+		memset(&o->rp, 0, sizeof(o->rp));
+		sender_drop(&o->urgent);
+		sender_drop(&o->main);
+		ferry_error_clear(err);
+		rc = mig_pause(o->m, &cause, err);
+		if (rc)
+			return rc;
+		rc = connect_again(o, pc, err);
+		if (!rc) {
+			mig_recovered(o->m);
+			return 0;
+		}
+		if (rc == -ENOMEM)
+			return rc;
+		cause = *err;
+	}
+}
+
+/*
+ * Post-copy: stop, make sure the destination has handled every page sent
+ * so far, tell it which pages to drop, send the devices and the switch;
+ * from then on the destination runs the guest and the source must never
+ * resume its copy.  Then the remaining pages: answers first, the rest in
+ * the background; the end of stream with the digest; the verdict.
+ */
+int out_postcopy(struct out *o, struct ferry_error *err)
+{
+	struct ferry_migration *m = o->m;
+	const struct ferry_vm *vm = o->vm;
+	struct ferry_mig_params p;
+	struct pc_out pc = { 0 };
+	enum ferry_mig_state s;
+	uint64_t t_stop, bytes0, running_ns = 0;
+	char msg[RP_RESULT_MSG_MAX + 1];
+	struct ferry_dirty_set last = { 0 }; /* written since the last sync */
+	uint64_t to_go = 0, stop_bytes;
+	int rc, status;
+	size_t i;
+
+	ferry_migration_get_params(m, &p);
+	t_stop = mig_now_ns();
+	stop_bytes = ferry_stream_encoder_bytes(o->main.enc);
+	vm->runctl.stop(vm->runctl.opaque);
+	o->stopped = true;
+	rc = ferry_dirty_sync(vm->dirty, &last, err);
+	for (i = 0; !rc && i < last.n; i++)
+		if (ferry_dirty_set_add(&o->pending, last.ranges[i].block,
+					last.ranges[i].first,
+					last.ranges[i].count))
+			rc = ferry_error_set(err, -ENOMEM, "out of memory");
+	if (!rc)
+		rc = out_barrier(o, err);
+	if (!rc)
+		rc = multifd_finish(o, err);
+	if (!rc)
+		rc = send_discards(o, &o->pending);
+	if (!rc)
+		rc = out_send_devices(o, err);
+	if (!rc)
+		rc = pc_out_init(&pc, o, &o->pending, &last, err);
+	if (rc)
+		goto out;
+	/* Past this point the destination may run the guest: no cancel, and
+	 * no resuming here, whatever happens. */
+	if (!atomic_compare_exchange_strong(&m->cancel, &(int){ 0 }, 2)) {
+		rc = ferry_error_set(err, -ECANCELED,
+				     "migration cancelled by request");
+		goto out;
+	}
+	mig_guest_away(m, true);
+	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_POSTCOPY_ACTIVE);
+	bytes0 = out_bytes(o);
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy = true;
+	m->stats.precopy_bytes = bytes0;
+	pthread_mutex_unlock(&m->lock);
+	o->stopped = false;
+	to_go = pc.left;
+	rp_on_request(&o->rp, pc_out_request, &pc);
+	rc = pc_out_start(&pc, err);
+	if (!rc)
+		rc = ferry_stream_put_postcopy(o->main.enc, pc.left);
+	if (!rc)
+		rc = ferry_stream_flush(o->main.enc);
+	if (!rc)
+		rc = rp_wait_running(&o->rp, MIG_RESULT_TIMEOUT_MS, &running_ns,
+				     err);
+	if (!rc) {
+		mig_set_stat(m, &m->stats.downtime_ms,
+			     (running_ns - t_stop) / 1000000);
+		/* the discards, the devices and the switch, on the main
+		 * connection while stopped (the page channels only ended) */
+		mig_set_stat(m, &m->stats.downtime_bytes,
+			     ferry_stream_encoder_bytes(o->main.enc) -
+				     stop_bytes);
+	} else if (!err->code) {
+		peer_verdict(o, rc, err);
+	}
+	for (;;) {
+		if (!rc)
+			rc = postcopy_finish(o, &pc, p.verify, &status, msg,
+					     sizeof(msg), err);
+		if (!rc || !link_lost(o, rc))
+			break;
+		rc = postcopy_recover(o, &pc, err);
+		if (rc)
+			break;
+	}
+	bytes0 = out_bytes(o) - bytes0;
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy_bytes = bytes0;
+	m->stats.postcopy_requests = atomic_load(&pc.served);
+	m->stats.postcopy_pages = to_go;
+	if (running_ns)
+		m->stats.postcopy_time_ms =
+			(mig_now_ns() - running_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+	if (!rc && status)
+		rc = ferry_error_set_from(err, FERRY_ERROR_PEER, -status,
+					  "destination: %s", msg);
+	if (!rc && p.verify) {
+		pthread_mutex_lock(&m->lock);
+		m->stats.verified = 1;
+		pthread_mutex_unlock(&m->lock);
+	}
+out:
+	if (rc && !err->code)
+		peer_verdict(o, rc, err);
+	pc_out_stop(&pc, &(struct ferry_error){ 0 });
+	rp_on_request(&o->rp, NULL, NULL);
+	s = mig_state(m);
+	if (rc &&
+	    (s == FERRY_MIG_POSTCOPY_ACTIVE || s == FERRY_MIG_POSTCOPY_PAUSED ||
+	     s == FERRY_MIG_POSTCOPY_RECOVER)) {
+		struct ferry_error e = *err;
+
+		ferry_error_clear(err);
+		ferry_error_set(err, rc,
+				"post-copy failed after the switch (%s): the "
+				"guest's memory is split between source and "
+				"destination; the source stays stopped",
+				ferry_error_msg(&e));
+	}
+	pc_out_free(&pc);
+	ferry_dirty_set_free(&last);
+	return rc;
 }

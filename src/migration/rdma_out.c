@@ -39,13 +39,13 @@ static int page(struct sender *s, uint32_t bi, uint64_t pg,
 
 	if (codec_is_zero(p, ps)) {
 		o->ph.h[bi][pg] = o->ph.zero;
-		s->duplicate++;
+		s->n.duplicate++;
 		rc = rdma_zero(o->rdma, bi, off, ps, false, err);
 	} else {
 		/* taken before the write: a racing store dirties the page,
 		 * which then goes again (docs/stream.md, "The digest") */
 		o->ph.h[bi][pg] = ferry_page_hash(p, ps);
-		s->normal++;
+		s->n.normal++;
 		rc = rdma_write(o->rdma, bi, off, ps, err);
 	}
 	return rc ? rc : sender_page_sent(s, err);
@@ -76,7 +76,7 @@ static int bulk_chunk(struct sender *s, uint32_t bi, uint64_t first, uint64_t n,
 	rc = rdma_zero(o->rdma, bi, first * ps, n * ps, true, err);
 	for (k = 0; k < n && !rc; k++) {
 		o->ph.h[bi][first + k] = o->ph.zero;
-		s->duplicate++;
+		s->n.duplicate++;
 		rc = sender_page_sent(s, err);
 	}
 	return rc;
@@ -197,22 +197,7 @@ static uint64_t rdma_out_wire_bytes(struct out *o)
 
 static void rdma_out_stats(struct out *o, struct ferry_mig_stats *st)
 {
-	struct rdma_stats r;
-
-	if (!o->rdma)
-		return;
-	rdma_get_stats(o->rdma, &r);
-	st->rdma = true;
-	snprintf(st->rdma_provider, sizeof(st->rdma_provider), "%s",
-		 r.provider);
-	st->rdma_pin_all = r.pin_all;
-	st->rdma_chunks_registered = r.chunks_registered;
-	st->rdma_register_requests = r.register_requests;
-	st->rdma_register_ms = r.register_ns / 1000000;
-	st->rdma_zero_messages = r.zero_messages;
-	st->rdma_writes = r.writes;
-	st->rdma_completions = r.completions;
-	st->rdma_write_bytes = r.write_bytes;
+	mig_rdma_stats(o->rdma, st);
 }
 
 static void rdma_out_explain(struct out *o, struct ferry_error *err)

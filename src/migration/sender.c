@@ -29,30 +29,59 @@
 #define PAGES_PER_CHECK 256 /* cancel / rate-limit check interval */
 #define GRANULE_SHIFT	9   /* 512 pages of 4 KiB: 2 MiB */
 
-/* The sum of one published counter over every connection. */
-static uint64_t sum(struct out *o, size_t field)
+/* The pages a sender's counts name. */
+static uint64_t counts_pages(const struct send_counts *c)
 {
-#define F(s) (*(const uint64_t *)((const char *)(s) + field))
-	uint64_t n;
+	return c->normal + c->duplicate + c->unchanged + c->compressed +
+	       c->xbz_pages;
+}
+
+static void counts_add(struct send_counts *to, const struct send_counts *c)
+{
+	to->duplicate += c->duplicate;
+	to->normal += c->normal;
+	to->unchanged += c->unchanged;
+	to->compressed += c->compressed;
+	to->compressed_bytes += c->compressed_bytes;
+	to->checked += c->checked;
+	to->xbz_pages += c->xbz_pages;
+	to->xbz_bytes += c->xbz_bytes;
+	to->xbz_lookups += c->xbz_lookups;
+	to->xbz_miss += c->xbz_miss;
+	to->xbz_overflow += c->xbz_overflow;
+	to->bytes += c->bytes;
+}
+
+/* Every connection's published counts, added up (m->lock held). */
+static struct send_counts out_counts(struct out *o)
+{
+	struct send_counts t = o->main.pub;
 	unsigned i;
 
-	pthread_mutex_lock(&o->m->lock);
-	n = F(&o->main) + F(&o->urgent);
+	counts_add(&t, &o->urgent.pub);
 	for (i = 0; i < o->nchans; i++)
-		n += F(&o->chans[i]);
-	pthread_mutex_unlock(&o->m->lock);
-	return n;
-#undef F
+		counts_add(&t, &o->chans[i].pub);
+	return t;
 }
 
 uint64_t out_pages(struct out *o)
 {
-	return sum(o, offsetof(struct sender, pub_pages));
+	struct send_counts t;
+
+	pthread_mutex_lock(&o->m->lock);
+	t = out_counts(o);
+	pthread_mutex_unlock(&o->m->lock);
+	return counts_pages(&t);
 }
 
 uint64_t out_bytes(struct out *o)
 {
-	return sum(o, offsetof(struct sender, pub_bytes));
+	struct send_counts t;
+
+	pthread_mutex_lock(&o->m->lock);
+	t = out_counts(o);
+	pthread_mutex_unlock(&o->m->lock);
+	return t.bytes;
 }
 
 /* codec-auto's totals over all senders; the choice of the first. */
@@ -102,20 +131,8 @@ void sender_publish(struct sender *s)
 	struct ferry_migration *m = s->o->m;
 
 	pthread_mutex_lock(&m->lock);
-	s->pub_bytes = sender_bytes(s);
-	s->pub_duplicate = s->duplicate;
-	s->pub_normal = s->normal;
-	s->pub_unchanged = s->unchanged;
-	s->pub_compressed = s->compressed;
-	s->pub_compressed_bytes = s->compressed_bytes;
-	s->pub_checked = s->checked;
-	s->pub_pages = s->normal + s->duplicate + s->unchanged + s->compressed +
-		       s->xbz_pages;
-	s->pub_xbz[0] = s->xbz_pages;
-	s->pub_xbz[1] = s->xbz_bytes;
-	s->pub_xbz[2] = s->xbz_lookups;
-	s->pub_xbz[3] = s->xbz_miss;
-	s->pub_xbz[4] = s->xbz_overflow;
+	s->pub = s->n;
+	s->pub.bytes = sender_bytes(s);
 	if (s->autoc_on)
 		s->pub_auto = s->autoc;
 	auto_stats(s->o, &m->stats);
@@ -127,43 +144,24 @@ void sender_publish(struct sender *s)
 void out_publish(struct out *o, uint64_t remaining_pages)
 {
 	struct ferry_migration *m = o->m;
-	uint64_t bytes, dup, norm, unch, cp, cb, ck, xbz[5];
-	unsigned i, k;
+	struct send_counts t;
 
 	sender_publish(&o->main);
 	pthread_mutex_lock(&m->lock);
-	bytes = o->main.pub_bytes + o->urgent.pub_bytes;
-	dup = o->main.pub_duplicate + o->urgent.pub_duplicate;
-	norm = o->main.pub_normal + o->urgent.pub_normal;
-	unch = o->main.pub_unchanged;
-	cp = o->main.pub_compressed;
-	cb = o->main.pub_compressed_bytes;
-	ck = o->main.pub_checked;
-	memcpy(xbz, o->main.pub_xbz, sizeof(xbz));
-	for (i = 0; i < o->nchans; i++) {
-		bytes += o->chans[i].pub_bytes;
-		dup += o->chans[i].pub_duplicate;
-		norm += o->chans[i].pub_normal;
-		unch += o->chans[i].pub_unchanged;
-		cp += o->chans[i].pub_compressed;
-		cb += o->chans[i].pub_compressed_bytes;
-		ck += o->chans[i].pub_checked;
-		for (k = 0; k < 5; k++)
-			xbz[k] += o->chans[i].pub_xbz[k];
-	}
-	m->stats.checked = ck;
-	m->stats.xbzrle_pages = xbz[0];
-	m->stats.xbzrle_bytes = xbz[1];
-	m->stats.xbzrle_lookups = xbz[2];
-	m->stats.xbzrle_cache_miss = xbz[3];
-	m->stats.xbzrle_overflow = xbz[4];
-	m->stats.transferred = bytes;
-	m->stats.duplicate = dup;
-	m->stats.normal = norm;
-	m->stats.normal_bytes = norm * o->vm->page_size;
-	m->stats.unchanged = unch;
-	m->stats.compressed_pages = cp;
-	m->stats.compressed_bytes = cb;
+	t = out_counts(o);
+	m->stats.checked = t.checked;
+	m->stats.xbzrle_pages = t.xbz_pages;
+	m->stats.xbzrle_bytes = t.xbz_bytes;
+	m->stats.xbzrle_lookups = t.xbz_lookups;
+	m->stats.xbzrle_cache_miss = t.xbz_miss;
+	m->stats.xbzrle_overflow = t.xbz_overflow;
+	m->stats.transferred = t.bytes;
+	m->stats.duplicate = t.duplicate;
+	m->stats.normal = t.normal;
+	m->stats.normal_bytes = t.normal * o->vm->page_size;
+	m->stats.unchanged = t.unchanged;
+	m->stats.compressed_pages = t.compressed;
+	m->stats.compressed_bytes = t.compressed_bytes;
 	auto_stats(o, &m->stats);
 	m->stats.remaining = remaining_pages * o->vm->page_size;
 	m->stats.throttle_percent = o->throttle;
@@ -208,7 +206,7 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 				       "migration cancelled by request");
 	if (rp_spoke(&o->rp))
 		return peer_verdict(o, -ECONNRESET, err);
-	if (o->in_bulk && o->postcopy && out_switch_now(o))
+	if (o->in_bulk && o->postcopy && o->bulk_stop && o->bulk_stop(o))
 		return ferry_error_set(err, -EINTR,
 				       "bulk pass stopped for post-copy");
 	pthread_mutex_lock(&o->m->lock);
@@ -217,7 +215,8 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 		     ? 0
 		     : o->m->params.max_bandwidth / (o->nchans ? o->nchans : 1);
 	pthread_mutex_unlock(&o->m->lock);
-	if ((s->normal + s->duplicate + s->unchanged + s->compressed) % 4096 ==
+	if ((s->n.normal + s->n.duplicate + s->n.unchanged + s->n.compressed) %
+		    4096 ==
 	    0)
 		sender_publish(s);
 	if (s->autoc_on)
@@ -274,7 +273,7 @@ static int run_add(struct sender *s, uint32_t bi, uint64_t page)
 {
 	int rc = 0;
 
-	s->unchanged++;
+	s->n.unchanged++;
 	if (s->run_count && s->run_block == bi &&
 	    s->run_first + s->run_count == page && s->run_count < UINT32_MAX) {
 		s->run_count++;
@@ -349,15 +348,15 @@ static int try_xbzrle(struct sender *s, uint32_t bi, uint64_t off, uint64_t gpn,
 	const uint8_t *copy;
 	ptrdiff_t n;
 
-	s->xbz_lookups++;
+	s->n.xbz_lookups++;
 	if (!old) {
-		s->xbz_miss++;
+		s->n.xbz_miss++;
 		return 0;
 	}
 	memcpy(s->scratch, p, ps); /* a still copy: the delta is exact */
 	n = xbzrle_encode(old, s->scratch, ps, z, ps - 1);
 	if (n < 0) {
-		s->xbz_overflow++;
+		s->n.xbz_overflow++;
 		return 0;
 	}
 	if (n == 0) /* what the destination holds already */
@@ -370,8 +369,8 @@ static int try_xbzrle(struct sender *s, uint32_t bi, uint64_t off, uint64_t gpn,
 	o->ph.exact[bi][page / 64] |= 1ull << (page % 64);
 	memcpy(old, s->scratch, ps);
 	if (n) {
-		s->xbz_pages++;
-		s->xbz_bytes += (uint64_t)n;
+		s->n.xbz_pages++;
+		s->n.xbz_bytes += (uint64_t)n;
 	}
 	return 1;
 }
@@ -397,6 +396,122 @@ static int try_xbzrle(struct sender *s, uint32_t bi, uint64_t off, uint64_t gpn,
  * The digest is built from these hashes; every page's last record is one
  * whose hash matches what arrived (docs/stream.md, "The digest").
  */
+/*
+ * A page in full: compressed (from a still copy, so the hash is exactly
+ * of what arrives) when a codec is on, else raw: straight from RAM in the
+ * bulk pass and in post-copy (the hash then is of RAM, which may have
+ * moved on), copied otherwise.  *copy gets the bytes sent, for the XBZRLE
+ * cache.
+ */
+static int send_whole(struct sender *s, uint32_t bi, uint64_t page,
+		      enum send_mode mode, const uint8_t **copy)
+{
+	struct out *o = s->o;
+	const struct ferry_ramblock *b = &o->vm->blocks[bi];
+	uint32_t ps = o->vm->page_size;
+	uint64_t off = page * ps, *h = &o->ph.h[bi][page];
+	uint64_t *ex = &o->ph.exact[bi][page / 64], bit = 1ull << (page % 64);
+	const uint8_t *p = b->host + off;
+	const struct page_codec *c = s->codec;
+	void *ctx = s->cctx;
+	uint64_t t0 = 0, cpu = 0, wire = ps;
+	bool timed = false;
+	unsigned opt = 0;
+	int rc;
+
+	if (s->autoc_on) {
+		opt = codec_auto_pick(&s->autoc);
+		c = s->autoc.codec[opt];
+		ctx = s->autoc.ctx[opt];
+		timed = codec_auto_timed(&s->autoc);
+		t0 = timed ? mig_now_ns() : 0;
+	}
+	if (c) {
+		uint8_t *z = s->scratch + ps;
+		size_t n;
+
+		memcpy(s->scratch, p, ps);
+		*h = ferry_page_hash(s->scratch, ps);
+		if (mode != SEND_POSTCOPY)
+			*ex |= bit;
+		n = c->compress(ctx, s->scratch, ps, z, ps);
+		/* CPU only: a put may block on the link, and that time is
+		 * the link's, not the codec's */
+		cpu = timed ? mig_now_ns() - t0 : 0;
+		if (n) {
+			rc = ferry_stream_put_page_copy(
+				s->enc, b->id, off,
+				(enum ferry_page_encoding)c->encoding, z,
+				(uint32_t)n, copy);
+			s->n.compressed++;
+			s->n.compressed_bytes += n;
+			wire = n;
+		} else {
+			rc = ferry_stream_put_page_copy(s->enc, b->id, off,
+							FERRY_PAGE_RAW,
+							s->scratch, ps, copy);
+			s->n.normal++;
+		}
+		*copy = s->scratch;
+	} else if (mode == SEND_POSTCOPY) {
+		/* the vCPUs are stopped for good: RAM is still */
+		*h = ferry_page_hash(p, ps);
+		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_RAW,
+					   p, ps);
+		s->n.normal++;
+	} else if (mode == SEND_FIRST) {
+		*h = ferry_page_hash(p, ps);
+		*ex &= ~bit;
+		cpu = timed ? mig_now_ns() - t0 : 0;
+		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_RAW,
+					   p, ps);
+		s->n.normal++;
+	} else {
+		rc = ferry_stream_put_page_copy(s->enc, b->id, off,
+						FERRY_PAGE_RAW, p, ps, copy);
+		if (!rc) {
+			*h = ferry_page_hash(*copy, ps);
+			*ex |= bit;
+		}
+		cpu = timed ? mig_now_ns() - t0 : 0;
+		s->n.normal++;
+	}
+	if (s->autoc_on)
+		codec_auto_account(&s->autoc, opt, timed, cpu,
+				   wire + FERRY_STREAM_RECORD_HDR_LEN +
+					   FERRY_STREAM_PAGE_HDR_LEN,
+				   ps);
+	return rc;
+}
+
+/* Sent again and unchanged: a run of unchanged pages where the copy
+ * there is exactly this one, else (the guest still running) its hash for
+ * the destination to check. */
+static int send_unchanged(struct sender *s, uint32_t bi, uint64_t page,
+			  uint64_t hash)
+{
+	const struct ferry_ramblock *b = &s->o->vm->blocks[bi];
+	uint64_t ex = s->o->ph.exact[bi][page / 64] & (1ull << (page % 64));
+	const uint8_t *copy;
+	uint8_t le[8];
+	int rc;
+
+	if (ex)
+		return run_add(s, bi, page);
+	le64_store(le, hash);
+	rc = ferry_stream_put_page_copy(s->enc, b->id,
+					page * s->o->vm->page_size,
+					FERRY_PAGE_CHECK, le, 8, &copy);
+	s->n.checked++;
+	s->checks_unsynced = true;
+	/* out of memory: it only stays inexact */
+	(void)ferry_dirty_set_add(&s->checked_set, bi, page, 1);
+	s->n.unchanged++;
+	return rc;
+}
+
+/* One page, in the encoding that costs least for what the destination
+ * holds: zero, unchanged, an XBZRLE delta, or in full. */
 static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 		     enum send_mode mode, struct ferry_error *err)
 {
@@ -413,7 +528,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 	if (codec_is_zero(p, ps)) {
 		rc = ferry_stream_put_page(s->enc, b->id, off, FERRY_PAGE_ZERO,
 					   NULL, 0);
-		s->duplicate++;
+		s->n.duplicate++;
 		*h = o->ph.zero;
 		if (mode != SEND_POSTCOPY) {
 			*ex |= bit;
@@ -423,96 +538,12 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 	} else if (mode == SEND_AGAIN &&
 		   (hash = ferry_page_hash(p, ps)) == *h &&
 		   ((*ex & bit) || !o->final)) {
-		if (*ex & bit) {
-			rc = run_add(s, bi, page);
-		} else {
-			uint8_t le[8];
-
-			le64_store(le, hash);
-			rc = ferry_stream_put_page_copy(s->enc, b->id, off,
-							FERRY_PAGE_CHECK, le, 8,
-							&copy);
-			s->checked++;
-			s->checks_unsynced = true;
-			/* out of memory: it only stays inexact */
-			(void)ferry_dirty_set_add(&s->checked_set, bi, page, 1);
-			s->unchanged++;
-		}
+		rc = send_unchanged(s, bi, page, hash);
 	} else if ((mode == SEND_AGAIN || mode == SEND_FULL) && o->xbzrle &&
 		   try_xbzrle(s, bi, off, gpn, p, &rc)) {
 		; /* sent as a delta */
 	} else {
-		const struct page_codec *c = s->codec;
-		void *ctx = s->cctx;
-		uint64_t t0 = 0, cpu = 0, wire = ps;
-		bool timed = false;
-		unsigned opt = 0;
-
-		if (s->autoc_on) {
-			opt = codec_auto_pick(&s->autoc);
-			c = s->autoc.codec[opt];
-			ctx = s->autoc.ctx[opt];
-			timed = codec_auto_timed(&s->autoc);
-			t0 = timed ? mig_now_ns() : 0;
-		}
-		if (c) {
-			/* a still copy, hashed, compressed: what arrives is
-			 * exactly the copy */
-			uint8_t *z = s->scratch + ps;
-			size_t n;
-
-			memcpy(s->scratch, p, ps);
-			*h = ferry_page_hash(s->scratch, ps);
-			if (mode != SEND_POSTCOPY)
-				*ex |= bit;
-			n = c->compress(ctx, s->scratch, ps, z, ps);
-			/* CPU only: a put may block on the link, and that
-			 * time is the link's, not the codec's */
-			cpu = timed ? mig_now_ns() - t0 : 0;
-			if (n) {
-				rc = ferry_stream_put_page_copy(
-					s->enc, b->id, off,
-					(enum ferry_page_encoding)c->encoding,
-					z, (uint32_t)n, &copy);
-				s->compressed++;
-				s->compressed_bytes += n;
-				wire = n;
-			} else {
-				rc = ferry_stream_put_page_copy(
-					s->enc, b->id, off, FERRY_PAGE_RAW,
-					s->scratch, ps, &copy);
-				s->normal++;
-			}
-			copy = s->scratch;
-		} else if (mode == SEND_POSTCOPY) {
-			/* the vCPUs are stopped for good: RAM is still */
-			*h = ferry_page_hash(p, ps);
-			rc = ferry_stream_put_page(s->enc, b->id, off,
-						   FERRY_PAGE_RAW, p, ps);
-			s->normal++;
-		} else if (mode == SEND_FIRST) {
-			*h = ferry_page_hash(p, ps);
-			*ex &= ~bit;
-			cpu = timed ? mig_now_ns() - t0 : 0;
-			rc = ferry_stream_put_page(s->enc, b->id, off,
-						   FERRY_PAGE_RAW, p, ps);
-			s->normal++;
-		} else {
-			rc = ferry_stream_put_page_copy(s->enc, b->id, off,
-							FERRY_PAGE_RAW, p, ps,
-							&copy);
-			if (!rc) {
-				*h = ferry_page_hash(copy, ps);
-				*ex |= bit;
-			}
-			cpu = timed ? mig_now_ns() - t0 : 0;
-			s->normal++;
-		}
-		if (s->autoc_on)
-			codec_auto_account(&s->autoc, opt, timed, cpu,
-					   wire + FERRY_STREAM_RECORD_HDR_LEN +
-						   FERRY_STREAM_PAGE_HDR_LEN,
-					   ps);
+		rc = send_whole(s, bi, page, mode, &copy);
 		if (o->xbzrle && mode != SEND_POSTCOPY)
 			xbz_note(s, gpn, rc ? NULL : copy, ps);
 	}
