@@ -78,7 +78,8 @@ void ferry_mig_params_default(struct ferry_mig_params *p);
 struct ferry_mig_stats {
 	enum ferry_mig_state state;
 	bool incoming;
-	char uri[256]; /* where it connects, or listens (bound) */
+	uint32_t page_size; /* the guest's: what page counts count */
+	char uri[256];	    /* where it connects, or listens (bound) */
 	char error[FERRY_ERROR_MSG_MAX]; /* why it failed */
 	uint64_t total_time_ms;		 /* so far, or in all once finished */
 	uint64_t setup_time_ms;

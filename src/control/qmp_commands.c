@@ -186,34 +186,9 @@ static json_t *cmd_migrate_cancel(struct qmp_backend *b, json_t *args,
 	return json_object();
 }
 
-json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
+/* query-migrate's `ram`, and the xbzrle cache's figures. */
+static void info_ram(json_t *r, const struct ferry_mig_stats *st)
 {
-	bool running = st->state == FERRY_MIG_SETUP ||
-		       st->state == FERRY_MIG_ACTIVE ||
-		       st->state == FERRY_MIG_DEVICE ||
-		       st->state == FERRY_MIG_POSTCOPY_ACTIVE ||
-		       st->state == FERRY_MIG_CANCELLING;
-	json_t *r;
-
-	if (st->state == FERRY_MIG_NONE)
-		return json_object();
-	r = json_pack("{s:s,s:I,s:I,s:s}", "status",
-		      ferry_mig_state_name(st->state), "total-time",
-		      (json_int_t)st->total_time_ms, "setup-time",
-		      (json_int_t)st->setup_time_ms, "uri", st->uri);
-	if (st->state == FERRY_MIG_COMPLETED && !st->incoming)
-		json_object_set_new(r, "downtime",
-				    json_integer((json_int_t)st->downtime_ms));
-	if (st->downtime_overrun_ms) /* ferry's: over downtime-limit */
-		json_object_set_new(
-			r, "downtime-overrun",
-			json_pack("{s:I,s:s}", "ms",
-				  (json_int_t)st->downtime_overrun_ms, "why",
-				  st->downtime_overrun));
-	if (running && !st->incoming)
-		json_object_set_new(
-			r, "expected-downtime",
-			json_integer((json_int_t)st->expected_downtime_ms));
 	json_object_set_new(
 		r, "ram",
 		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,"
@@ -230,6 +205,8 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 			  "precopy-bytes", (json_int_t)st->precopy_bytes,
 			  "downtime-bytes", (json_int_t)st->downtime_bytes,
 			  "iterations", (json_int_t)st->iterations));
+	json_object_set_new(json_object_get(r, "ram"), "page-size",
+			    json_integer((json_int_t)st->page_size));
 	json_object_set_new(json_object_get(r, "ram"), "unchanged",
 			    json_integer((json_int_t)st->unchanged));
 	if (!st->incoming)
@@ -253,7 +230,8 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 					  : 0.0,
 				  "encoding-rate",
 				  st->xbzrle_bytes
-					  ? (double)st->xbzrle_pages * 4096 /
+					  ? (double)st->xbzrle_pages *
+						    st->page_size /
 						    (double)st->xbzrle_bytes
 					  : 0.0,
 				  "overflow", (json_int_t)st->xbzrle_overflow));
@@ -265,6 +243,11 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		json_object_set_new(
 			json_object_get(r, "ram"), "deferred",
 			json_integer((json_int_t)st->deferred_pages));
+}
+
+/* What compression and codec-auto did. */
+static void info_codecs(json_t *r, const struct ferry_mig_stats *st)
+{
 	if (st->compressed_pages)
 		json_object_set_new(
 			r, "compression",
@@ -273,7 +256,7 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 				  "compressed-size",
 				  (json_int_t)st->compressed_bytes,
 				  "compression-rate",
-				  (double)st->compressed_pages * 4096 /
+				  (double)st->compressed_pages * st->page_size /
 					  (double)st->compressed_bytes));
 	if (st->codec_auto && !st->incoming) {
 		static const char *const opt[] = { "none", "lz4", "zstd" };
@@ -293,6 +276,11 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 					  (json_int_t)st->auto_saved[k]));
 		json_object_set_new(r, "codec-auto", a);
 	}
+}
+
+/* Post-copy's figures, on each side its own. */
+static void info_postcopy(json_t *r, const struct ferry_mig_stats *st)
+{
 	if (st->postcopy) {
 		json_object_set_new(
 			json_object_get(r, "ram"), "postcopy-requests",
@@ -328,6 +316,11 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 				json_integer((json_int_t)st->postcopy_time_ms));
 		}
 	}
+}
+
+/* The rdma transport's figures. */
+static void info_rdma(json_t *r, const struct ferry_mig_stats *st)
+{
 	if (st->rdma) {
 		json_t *o = json_pack(
 			"{s:s,s:b,s:I,s:I,s:I}", "provider", st->rdma_provider,
@@ -353,6 +346,40 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 		}
 		json_object_set_new(r, "rdma", o);
 	}
+}
+
+json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
+{
+	bool running = st->state == FERRY_MIG_SETUP ||
+		       st->state == FERRY_MIG_ACTIVE ||
+		       st->state == FERRY_MIG_DEVICE ||
+		       st->state == FERRY_MIG_POSTCOPY_ACTIVE ||
+		       st->state == FERRY_MIG_CANCELLING;
+	json_t *r;
+
+	if (st->state == FERRY_MIG_NONE)
+		return json_object();
+	r = json_pack("{s:s,s:I,s:I,s:s}", "status",
+		      ferry_mig_state_name(st->state), "total-time",
+		      (json_int_t)st->total_time_ms, "setup-time",
+		      (json_int_t)st->setup_time_ms, "uri", st->uri);
+	if (st->state == FERRY_MIG_COMPLETED && !st->incoming)
+		json_object_set_new(r, "downtime",
+				    json_integer((json_int_t)st->downtime_ms));
+	if (st->downtime_overrun_ms) /* ferry's: over downtime-limit */
+		json_object_set_new(
+			r, "downtime-overrun",
+			json_pack("{s:I,s:s}", "ms",
+				  (json_int_t)st->downtime_overrun_ms, "why",
+				  st->downtime_overrun));
+	if (running && !st->incoming)
+		json_object_set_new(
+			r, "expected-downtime",
+			json_integer((json_int_t)st->expected_downtime_ms));
+	info_ram(r, st);
+	info_codecs(r, st);
+	info_postcopy(r, st);
+	info_rdma(r, st);
 	if (st->tls) /* ferry's: the main connection's TLS session */
 		json_object_set_new(
 			r, "tls",

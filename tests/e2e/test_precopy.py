@@ -505,6 +505,10 @@ def compressed(codec, channels):
         c = s["compression"]
         assert c["pages"] > 30000, c
         assert c["compression-rate"] > 1.3, c
+        # the rate counts pages of the guest's size, said beside it
+        assert s["ram"]["page-size"] == d["ram"]["page-size"] == 4096, s
+        assert abs(c["compression-rate"] - c["pages"] * 4096 /
+                   c["compressed-size"]) < 1e-6 * c["compression-rate"], c
         assert s["ram"]["transferred"] < 256 << 20, s["ram"]
         finish(src, dst)
     return t
