@@ -370,7 +370,25 @@ static bool riscv_guest_view(struct child *src, struct child *dst, json_t *r,
 	return ok;
 }
 
-int cmd_demo(int argc, char **argv)
+/* What `ferry demo` was asked. */
+struct demo {
+	char *guest_args[MAX_ARGS]; /* both sides' guest options */
+	int n;
+	char *src_args[MAX_ARGS]; /* the source's alone (its boot) */
+	int nsrc;
+	char names[MAX_ARGS][24]; /* --NAME of the options passed on */
+	int nnames;
+	char kernel[320], initrd[320];
+	bool riscv, have_kernel, have_append, json;
+	const char *transport;
+	double warmup;
+	struct drive_opts d;
+};
+
+#define DEMO_GO (-1) /* demo_parse: go on */
+
+/* The command line into dm: DEMO_GO, or the exit status. */
+static int demo_parse(struct demo *dm, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ram", required_argument, NULL, 'g' },
@@ -394,39 +412,21 @@ int cmd_demo(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *guest_args[MAX_ARGS], *argv_dst[2 * MAX_ARGS + 8],
-		*argv_src[2 * MAX_ARGS + 8], *owned[MAX_ARGS + 4],
-		*src_args[MAX_ARGS];
-	char kernel[320], initrd[320];
-	bool riscv = false, have_kernel = false, have_append = false;
-	char names[MAX_ARGS][24]; /* --NAME of the options passed on */
-	int nsrc = 0, ns, nd, nnames = 0;
-	int nowned = 0;
-	char dir[] = "/tmp/ferry-demo-XXXXXX", uri[300], err[512], *end;
-	struct child dst = { .name = "destination", .pid = -1 };
-	struct child src = { .name = "source", .pid = -1 };
-	struct drive_opts d = { 0 };
-	const char *transport = "tcp", *status;
-	json_t *r = NULL, *dinfo = NULL, *dv;
-	bool json = false;
-	double warmup = 1;
-	int o, idx, n = 0, i, rc = 1;
+	char *end;
+	int o, idx;
 
-	dst.qmp.fd = src.qmp.fd = -1;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		switch (o) {
 		case 'g':
 		case 'G':
-			if (n + 2 >= MAX_ARGS || nnames == MAX_ARGS)
+			if (dm->n + 2 >= MAX_ARGS || dm->nnames == MAX_ARGS)
 				return cli_fail("demo: too many options");
-			/* "--NAME" in a buffer of the stack: an early
-			 * return leaks nothing */
-			snprintf(names[nnames], sizeof(names[0]), "--%s",
-				 opts[idx].name);
-			guest_args[n++] = names[nnames++];
+			snprintf(dm->names[dm->nnames], sizeof(dm->names[0]),
+				 "--%s", opts[idx].name);
+			dm->guest_args[dm->n++] = dm->names[dm->nnames++];
 			if (o == 'g')
-				guest_args[n++] = optarg;
+				dm->guest_args[dm->n++] = optarg;
 			break;
 		case 'R':
 			if (strcmp(optarg, "riscv64") &&
@@ -434,22 +434,22 @@ int cmd_demo(int argc, char **argv)
 				return cli_fail("demo: --machine %s: expected "
 						"reference or riscv64",
 						optarg);
-			riscv = !strcmp(optarg, "riscv64");
+			dm->riscv = !strcmp(optarg, "riscv64");
 			break;
 		case 'K': /* the source boots; the destination loads */
-			if (nsrc + 2 >= MAX_ARGS || nnames == MAX_ARGS)
+			if (dm->nsrc + 2 >= MAX_ARGS || dm->nnames == MAX_ARGS)
 				return cli_fail("demo: too many options");
-			snprintf(names[nnames], sizeof(names[0]), "--%s",
-				 opts[idx].name);
-			src_args[nsrc++] = names[nnames++];
-			src_args[nsrc++] = optarg;
-			have_kernel |= !strcmp(opts[idx].name, "kernel");
-			have_append |= !strcmp(opts[idx].name, "append");
+			snprintf(dm->names[dm->nnames], sizeof(dm->names[0]),
+				 "--%s", opts[idx].name);
+			dm->src_args[dm->nsrc++] = dm->names[dm->nnames++];
+			dm->src_args[dm->nsrc++] = optarg;
+			dm->have_kernel |= !strcmp(opts[idx].name, "kernel");
+			dm->have_append |= !strcmp(opts[idx].name, "append");
 			break;
 		case 's':
 		case 'c':
 		case 'm':
-			if (drive_option(&d, o, optarg))
+			if (drive_option(&dm->d, o, optarg))
 				return 1;
 			break;
 		case 't':
@@ -458,17 +458,18 @@ int cmd_demo(int argc, char **argv)
 					"demo: --transport %s: expected "
 					"tcp or unix",
 					optarg);
-			transport = optarg;
+			dm->transport = optarg;
 			break;
 		case 'w':
-			warmup = strtod(optarg, &end);
-			if (!*optarg || *end || warmup < 0 || warmup > 3600)
+			dm->warmup = strtod(optarg, &end);
+			if (!*optarg || *end || dm->warmup < 0 ||
+			    dm->warmup > 3600)
 				return cli_fail("demo: --warmup '%s' is not a "
 						"number of seconds",
 						optarg);
 			break;
 		case 'j':
-			json = true;
+			dm->json = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -480,121 +481,102 @@ int cmd_demo(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_fail("demo: unexpected argument '%s'", argv[optind]);
-	if (nsrc && !riscv)
+	if (dm->nsrc && !dm->riscv)
 		return cli_fail("demo: --kernel, --initrd and --append are for "
 				"--machine riscv64");
-	if (riscv) {
-		if (n + 2 >= MAX_ARGS || nsrc + 6 >= MAX_ARGS)
+	return DEMO_GO;
+}
+
+/* The defaults the options left: the RISC-V guest's kernel, initrd and
+ * command line, and auto-converge.  0, or the exit status. */
+static int demo_defaults(struct demo *dm)
+{
+	int i;
+
+	if (dm->riscv) {
+		if (dm->n + 2 >= MAX_ARGS || dm->nsrc + 6 >= MAX_ARGS)
 			return cli_fail("demo: too many options");
-		guest_args[n++] = "--machine";
-		guest_args[n++] = "riscv64";
-		if (!have_kernel) {
-			if (riscv_guest_files(kernel, initrd, sizeof(kernel)))
+		dm->guest_args[dm->n++] = "--machine";
+		dm->guest_args[dm->n++] = "riscv64";
+		if (!dm->have_kernel) {
+			if (riscv_guest_files(dm->kernel, dm->initrd,
+					      sizeof(dm->kernel)))
 				return 1;
-			src_args[nsrc++] = "--kernel";
-			src_args[nsrc++] = kernel;
-			src_args[nsrc++] = "--initrd";
-			src_args[nsrc++] = initrd;
+			dm->src_args[dm->nsrc++] = "--kernel";
+			dm->src_args[dm->nsrc++] = dm->kernel;
+			dm->src_args[dm->nsrc++] = "--initrd";
+			dm->src_args[dm->nsrc++] = dm->initrd;
 		}
-		if (!have_append) {
-			src_args[nsrc++] = "--append";
-			src_args[nsrc++] = "console=ttyS0 "
-					   "ferry.workload=memcheck+timer";
+		if (!dm->have_append) {
+			dm->src_args[dm->nsrc++] = "--append";
+			dm->src_args[dm->nsrc++] =
+				"console=ttyS0 ferry.workload=memcheck+timer";
 		}
 	}
-	guest_args[n] = NULL;
+	dm->guest_args[dm->n] = NULL;
 	/* A guest that dirties memory faster than loopback carries it (the
 	 * default stress demo does) converges only when throttled: the demo
 	 * turns auto-converge on unless told otherwise. */
-	for (i = 0; i < d.ncaps; i++)
-		if (!strncmp(d.caps[i], "auto-converge=", 14))
-			break;
-	if (i == d.ncaps && drive_add_cap(&d, "auto-converge=on"))
-		return 1;
-	if (!mkdtemp(dir))
-		return cli_fail("demo: mkdtemp: %s", strerror(errno));
-	snprintf(dst.log, sizeof(dst.log), "%s/destination.log", dir);
-	snprintf(src.log, sizeof(src.log), "%s/source.log", dir);
-	snprintf(dst.sock, sizeof(dst.sock), "%s/destination.qmp", dir);
-	snprintf(src.sock, sizeof(src.sock), "%s/source.qmp", dir);
-	if (!strcmp(transport, "tcp"))
-		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:0");
-	else
-		snprintf(uri, sizeof(uri), "unix:%s/migration.sock", dir);
+	for (i = 0; i < dm->d.ncaps; i++)
+		if (!strncmp(dm->d.caps[i], "auto-converge=", 14))
+			return 0;
+	return drive_add_cap(&dm->d, "auto-converge=on") ? 1 : 0;
+}
 
-	/* ferry run GUEST-OPTIONS [--console FILE] --qmp unix:SOCK, and the
-	 * source's boot options or the destination's --incoming */
+/* `ferry run GUEST-OPTIONS [--console FILE] --qmp unix:SOCK`, and the
+ * source's boot options or the destination's --incoming uri.  The
+ * strings it allocates go to owned[]. */
+static void demo_argv(const struct demo *dm, struct child *src,
+		      struct child *dst, const char *dir, char *uri,
+		      char **argv_src, char **argv_dst, char **owned,
+		      int *nowned)
+{
+	int i, ns, nd;
+
 	argv_dst[0] = argv_src[0] = "ferry";
 	argv_dst[1] = argv_src[1] = "run";
-	for (i = 0, ns = nd = 2; i < n; i++)
-		argv_dst[nd++] = argv_src[ns++] = guest_args[i];
-	if (riscv) {
-		snprintf(src.console, sizeof(src.console), "%s/source.console",
-			 dir);
-		snprintf(dst.console, sizeof(dst.console),
+	for (i = 0, ns = nd = 2; i < dm->n; i++)
+		argv_dst[nd++] = argv_src[ns++] = dm->guest_args[i];
+	if (dm->riscv) {
+		snprintf(src->console, sizeof(src->console),
+			 "%s/source.console", dir);
+		snprintf(dst->console, sizeof(dst->console),
 			 "%s/destination.console", dir);
 		argv_src[ns++] = "--console";
-		argv_src[ns++] = src.console;
+		argv_src[ns++] = src->console;
 		argv_dst[nd++] = "--console";
-		argv_dst[nd++] = dst.console;
+		argv_dst[nd++] = dst->console;
 	}
-	for (i = 0; i < nsrc; i++)
-		argv_src[ns++] = src_args[i];
+	for (i = 0; i < dm->nsrc; i++)
+		argv_src[ns++] = dm->src_args[i];
 	argv_src[ns++] = "--qmp";
-	argv_src[ns] = owned[nowned++] = malloc(strlen(src.sock) + 6);
-	sprintf(argv_src[ns++], "unix:%s", src.sock);
+	argv_src[ns] = owned[(*nowned)++] = malloc(strlen(src->sock) + 6);
+	sprintf(argv_src[ns++], "unix:%s", src->sock);
 	argv_src[ns] = NULL;
 	argv_dst[nd++] = "--qmp";
-	argv_dst[nd] = owned[nowned++] = malloc(strlen(dst.sock) + 6);
-	sprintf(argv_dst[nd++], "unix:%s", dst.sock);
+	argv_dst[nd] = owned[(*nowned)++] = malloc(strlen(dst->sock) + 6);
+	sprintf(argv_dst[nd++], "unix:%s", dst->sock);
 	argv_dst[nd++] = "--incoming";
 	argv_dst[nd++] = uri;
 	argv_dst[nd] = NULL;
+}
 
-	if (spawn(&dst, argv_dst) || spawn(&src, argv_src))
-		goto out;
-	if (connect_child(&dst, err, sizeof(err)) ||
-	    connect_child(&src, err, sizeof(err))) {
-		cli_fail("demo: %s", err);
-		goto out;
-	}
-	dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err, sizeof(err));
-	if (!dinfo) {
-		cli_fail("demo: destination: %s", err);
-		goto out;
-	}
-	snprintf(uri, sizeof(uri), "%s",
-		 json_string_value(json_object_get(dinfo, "uri")));
-	json_decref(dinfo);
-	dinfo = NULL;
-	if (drive_apply(&dst.qmp, &d, false, err, sizeof(err)) ||
-	    drive_apply(&src.qmp, &d, true, err, sizeof(err))) {
-		cli_fail("demo: %s", err);
-		goto out;
-	}
-	if (riscv) { /* booted, and memcheck has verified its memory once */
-		if (!json)
-			fprintf(stderr, "ferry demo: booting Linux on the "
-					"riscv64 machine\n");
-		if (!wait_console(&src, "ferry-memcheck: pass 1 ok", 900, err,
-				  sizeof(err))) {
-			cli_fail("demo: %s", err);
-			goto out;
-		}
-	}
-	usleep((useconds_t)(warmup * 1e6));
-	r = drive_migrate(&src.qmp, &d, uri, !json && isatty(STDERR_FILENO),
-			  err, sizeof(err));
-	if (!r) {
-		cli_fail("demo: source: %s", err);
-		goto out;
-	}
-	/* the destination's view: verified, and its guest's stall */
+/*
+ * What only the destination knows, into the source's result r: whether
+ * it verified the guest, its guest's stall at resume, post-copy's fault
+ * figures.  The destination's query-migrate once it is no longer active
+ * (at most 30 s), or NULL with err set.
+ */
+static json_t *destination_view(struct child *dst, json_t *r, char *err,
+				size_t len)
+{
+	json_t *dinfo = NULL, *dv;
+	int i;
+
 	for (i = 0; i < 600; i++) {
 		const char *ds;
 
-		dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err,
-				  sizeof(err));
+		dinfo = qmpc_call(&dst->qmp, "query-migrate", NULL, err, len);
 		ds = dinfo ? json_string_value(json_object_get(dinfo, "status"))
 			   : NULL;
 		if (!ds || strcmp(ds, "active") || i == 599)
@@ -606,8 +588,7 @@ int cmd_demo(int argc, char **argv)
 	if (dinfo) {
 		usleep(20000); /* a heartbeat tick or two after resume */
 		json_decref(dinfo);
-		dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err,
-				  sizeof(err));
+		dinfo = qmpc_call(&dst->qmp, "query-migrate", NULL, err, len);
 	}
 	dv = dinfo ? json_object_get(dinfo, "verified") : NULL;
 	if (dv)
@@ -630,22 +611,99 @@ int cmd_demo(int argc, char **argv)
 				json_object_get(dinfo,
 						"postcopy-fault-latency-us"));
 	}
+	return dinfo;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+	char *argv_dst[2 * MAX_ARGS + 8], *argv_src[2 * MAX_ARGS + 8],
+		*owned[MAX_ARGS + 4];
+	int nowned = 0;
+	char dir[] = "/tmp/ferry-demo-XXXXXX", uri[300], err[512];
+	struct child dst = { .name = "destination", .pid = -1 };
+	struct child src = { .name = "source", .pid = -1 };
+	struct demo dm = { .transport = "tcp", .warmup = 1 };
+	const char *status;
+	json_t *r = NULL, *dinfo = NULL, *dv;
+	int rc = 1;
+
+	dst.qmp.fd = src.qmp.fd = -1;
+	rc = demo_parse(&dm, argc, argv);
+	if (rc != DEMO_GO)
+		return rc;
+	rc = demo_defaults(&dm);
+	if (rc)
+		return rc;
+	rc = 1;
+	if (!mkdtemp(dir))
+		return cli_fail("demo: mkdtemp: %s", strerror(errno));
+	snprintf(dst.log, sizeof(dst.log), "%s/destination.log", dir);
+	snprintf(src.log, sizeof(src.log), "%s/source.log", dir);
+	snprintf(dst.sock, sizeof(dst.sock), "%s/destination.qmp", dir);
+	snprintf(src.sock, sizeof(src.sock), "%s/source.qmp", dir);
+	if (!strcmp(dm.transport, "tcp"))
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:0");
+	else
+		snprintf(uri, sizeof(uri), "unix:%s/migration.sock", dir);
+	demo_argv(&dm, &src, &dst, dir, uri, argv_src, argv_dst, owned,
+		  &nowned);
+
+	if (spawn(&dst, argv_dst) || spawn(&src, argv_src))
+		goto out;
+	if (connect_child(&dst, err, sizeof(err)) ||
+	    connect_child(&src, err, sizeof(err))) {
+		cli_fail("demo: %s", err);
+		goto out;
+	}
+	dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err, sizeof(err));
+	if (!dinfo) {
+		cli_fail("demo: destination: %s", err);
+		goto out;
+	}
+	snprintf(uri, sizeof(uri), "%s",
+		 json_string_value(json_object_get(dinfo, "uri")));
+	json_decref(dinfo);
+	dinfo = NULL;
+	if (drive_apply(&dst.qmp, &dm.d, false, err, sizeof(err)) ||
+	    drive_apply(&src.qmp, &dm.d, true, err, sizeof(err))) {
+		cli_fail("demo: %s", err);
+		goto out;
+	}
+	if (dm.riscv) { /* booted, and memcheck has verified its memory once */
+		if (!dm.json)
+			fprintf(stderr, "ferry demo: booting Linux on the "
+					"riscv64 machine\n");
+		if (!wait_console(&src, "ferry-memcheck: pass 1 ok", 900, err,
+				  sizeof(err))) {
+			cli_fail("demo: %s", err);
+			goto out;
+		}
+	}
+	usleep((useconds_t)(dm.warmup * 1e6));
+	r = drive_migrate(&src.qmp, &dm.d, uri,
+			  !dm.json && isatty(STDERR_FILENO), err, sizeof(err));
+	if (!r) {
+		cli_fail("demo: source: %s", err);
+		goto out;
+	}
+	dinfo = destination_view(&dst, r, err, sizeof(err));
+	dv = json_object_get(r, "verified");
 	status = json_string_value(json_object_get(r, "status"));
 	rc = status && !strcmp(status, "completed") && (!dv || json_is_true(dv))
 		     ? 0
 		     : 1;
-	if (!rc && riscv &&
+	if (!rc && dm.riscv &&
 	    !riscv_guest_view(&src, &dst, r, err, sizeof(err))) {
 		json_object_set_new(r, "guest-error", json_string(err));
 		rc = 1;
 	}
-	if (json) {
+	if (dm.json) {
 		char *text = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
 		printf("%s\n", text);
 		free(text);
 	} else {
-		report(r, uri, guest_args);
+		report(r, uri, dm.guest_args);
 	}
 out:
 	json_decref(r);

@@ -307,7 +307,17 @@ static int run_service(struct ferry_guest_config *cfg, const char *qmp_uri,
 	return rc;
 }
 
-int cmd_run(int argc, char **argv)
+/* What `ferry run` was asked, beside the guest's configuration. */
+struct run_args {
+	const char *qmp_uri, *incoming;
+	double duration, interval;
+};
+
+#define RUN_GO (-1) /* run_parse: go on */
+
+/* The command line into cfg and a: RUN_GO, or the exit status. */
+static int run_parse(int argc, char **argv, struct ferry_guest_config *cfg,
+		     struct run_args *a)
 {
 	static const struct option opts[] = {
 		{ "ram", required_argument, NULL, 'r' },
@@ -326,43 +336,18 @@ int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct ferry_guest_config cfg = {
-		.block_sizes = { 1ull << 30 },
-		.nblocks = 1,
-		.vcpus = 2,
-		.fill = FERRY_FILL_RANDOM,
-		.seed = 1,
-		.workload = "idle",
-		.dirty = "uffd",
-	};
 	struct ferry_error err = { 0 };
-	struct ferry_dirty_set set = { 0 };
-	struct ferry_guest_stats st;
-	struct ferry_guest *g = NULL;
-	const char *qmp_uri = NULL, *incoming = NULL;
-	double duration = 0, interval = 1, t0, t, last, stop_ms;
-	uint64_t total = 0, last_writes = 0;
-	uint8_t digest[16];
-	char hex[33], sz[32], *end;
 	unsigned long v;
-	unsigned i;
-	int c, rc = 1;
+	char *end;
+	int c;
 
-	for (i = 1; i < (unsigned)argc; i++) {
-		if (!strcmp(argv[i], "--machine") && i + 1 < (unsigned)argc &&
-		    strcmp(argv[i + 1], "reference"))
-			return cmd_run_riscv(argc, argv);
-		if (!strncmp(argv[i], "--machine=", 10) &&
-		    strcmp(argv[i] + 10, "reference"))
-			return cmd_run_riscv(argc, argv);
-	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'M':
 			break; /* reference: the riscv64 machine went above */
 		case 'r':
-			if (parse_ram(optarg, &cfg))
+			if (parse_ram(optarg, cfg))
 				return 1;
 			break;
 		case 'c':
@@ -372,42 +357,44 @@ int cmd_run(int argc, char **argv)
 				return cli_fail("--vcpus: '%s' is not a number "
 						"from 1 to %d",
 						optarg, FERRY_GUEST_MAX_VCPUS);
-			cfg.vcpus = (unsigned)v;
+			cfg->vcpus = (unsigned)v;
 			break;
 		case 'f':
-			if (ferry_fill_parse(optarg, &cfg.fill,
-					     &cfg.zero_percent, &err))
+			if (ferry_fill_parse(optarg, &cfg->fill,
+					     &cfg->zero_percent, &err))
 				return cli_fail("--fill: %s",
 						ferry_error_msg(&err));
 			break;
 		case 'w':
-			cfg.workload = optarg;
+			cfg->workload = optarg;
 			break;
 		case 'd':
-			cfg.dirty = optarg;
+			cfg->dirty = optarg;
 			break;
 		case 'm':
-			cfg.memfd = true;
+			cfg->memfd = true;
 			break;
 		case 's':
-			cfg.seed = strtoull(optarg, &end, 0);
+			cfg->seed = strtoull(optarg, &end, 0);
 			if (!*optarg || *end)
 				return cli_fail("--seed: '%s' is not a number",
 						optarg);
 			break;
 		case 't':
-			if (cli_parse_seconds("--duration", optarg, &duration))
+			if (cli_parse_seconds("--duration", optarg,
+					      &a->duration))
 				return 1;
 			break;
 		case 'i':
-			if (cli_parse_seconds("--interval", optarg, &interval))
+			if (cli_parse_seconds("--interval", optarg,
+					      &a->interval))
 				return 1;
 			break;
 		case 'q':
-			qmp_uri = optarg;
+			a->qmp_uri = optarg;
 			break;
 		case 'I':
-			incoming = optarg;
+			a->incoming = optarg;
 			break;
 		case CLI_TLS_CREDS:
 		case CLI_TLS_AUTHZ:
@@ -424,20 +411,38 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_fail("run: unexpected argument '%s'", argv[optind]);
-	if (qmp_uri || incoming)
-		return run_service(&cfg, qmp_uri, incoming, duration);
+	return RUN_GO;
+}
 
-	for (i = 0, total = 0; i < cfg.nblocks; i++)
-		total += cfg.block_sizes[i];
+/* Reporting mode: the guest runs here, and every interval says how it
+ * writes and what a dirty sync costs; at the end, its digest. */
+static int run_report(const struct ferry_guest_config *cfg,
+		      const struct run_args *a)
+{
+	struct ferry_error err = { 0 };
+	struct ferry_dirty_set set = { 0 };
+	struct ferry_guest_stats st;
+	struct ferry_guest *g = NULL;
+	double t0, t, last, stop_ms;
+	uint64_t total = 0, last_writes = 0;
+	uint32_t ps;
+	uint8_t digest[16];
+	char hex[33], sz[32];
+	unsigned i;
+	int rc = 1;
+
+	for (i = 0, total = 0; i < cfg->nblocks; i++)
+		total += cfg->block_sizes[i];
 	printf("ferry run: %s RAM in %u block%s, %u vCPU%s, workload %s, "
 	       "dirty tracker %s\n",
-	       ferry_format_size(total, sz, sizeof(sz)), cfg.nblocks,
-	       cfg.nblocks > 1 ? "s" : "", cfg.vcpus, cfg.vcpus > 1 ? "s" : "",
-	       cfg.workload, cfg.dirty);
+	       ferry_format_size(total, sz, sizeof(sz)), cfg->nblocks,
+	       cfg->nblocks > 1 ? "s" : "", cfg->vcpus,
+	       cfg->vcpus > 1 ? "s" : "", cfg->workload, cfg->dirty);
 	t0 = cli_now();
-	if (ferry_guest_create(&cfg, &g, &err))
+	if (ferry_guest_create(cfg, &g, &err))
 		return cli_fail("run: %s", ferry_error_msg(&err));
 	printf("  RAM mapped and filled in %.2f s\n", cli_now() - t0);
+	ps = ferry_guest_vm(g)->page_size;
 	if (ferry_dirty_start(ferry_guest_vm(g)->dirty, &err) ||
 	    ferry_guest_start(g, true, &err)) {
 		cli_fail("run: %s", ferry_error_msg(&err));
@@ -449,13 +454,13 @@ int cmd_run(int argc, char **argv)
 	printf("  %7s %12s %12s %12s %9s %13s\n", "time", "writes/s",
 	       "dirty pages", "dirty MiB/s", "sync ms", "max stall ms");
 	t0 = last = cli_now();
-	while (!interrupted && (!duration || last - t0 < duration)) {
+	while (!interrupted && (!a->duration || last - t0 < a->duration)) {
 		double s0, sync_ms, span;
 
 		usleep(20000);
 		t = cli_now();
-		if (t - last < interval && !(duration && t - t0 >= duration) &&
-		    !interrupted)
+		if (t - last < a->interval &&
+		    !(a->duration && t - t0 >= a->duration) && !interrupted)
 			continue;
 		ferry_dirty_set_reset(&set);
 		s0 = cli_now();
@@ -470,7 +475,7 @@ int cmd_run(int argc, char **argv)
 		printf("  %6.1fs %12.0f %12llu %12.1f %9.3f %13.3f\n", t - t0,
 		       (double)(st.writes - last_writes) / span,
 		       (unsigned long long)set.pages,
-		       (double)set.pages * 4096 / span / (1 << 20), sync_ms,
+		       (double)set.pages * ps / span / (1 << 20), sync_ms,
 		       (double)st.window_stall_us / 1e3);
 		fflush(stdout);
 		last_writes = st.writes;
@@ -497,4 +502,35 @@ out:
 	ferry_dirty_set_free(&set);
 	ferry_guest_destroy(g);
 	return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct ferry_guest_config cfg = {
+		.block_sizes = { 1ull << 30 },
+		.nblocks = 1,
+		.vcpus = 2,
+		.fill = FERRY_FILL_RANDOM,
+		.seed = 1,
+		.workload = "idle",
+		.dirty = "uffd",
+	};
+	struct run_args a = { .interval = 1 };
+	unsigned i;
+	int rc;
+
+	for (i = 1; i < (unsigned)argc; i++) {
+		if (!strcmp(argv[i], "--machine") && i + 1 < (unsigned)argc &&
+		    strcmp(argv[i + 1], "reference"))
+			return cmd_run_riscv(argc, argv);
+		if (!strncmp(argv[i], "--machine=", 10) &&
+		    strcmp(argv[i] + 10, "reference"))
+			return cmd_run_riscv(argc, argv);
+	}
+	rc = run_parse(argc, argv, &cfg, &a);
+	if (rc != RUN_GO)
+		return rc;
+	if (a.qmp_uri || a.incoming)
+		return run_service(&cfg, a.qmp_uri, a.incoming, a.duration);
+	return run_report(&cfg, &a);
 }

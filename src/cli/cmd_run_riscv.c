@@ -198,7 +198,18 @@ static json_t *info(void *opaque)
 			 (json_int_t)in.console_bytes);
 }
 
-int cmd_run_riscv(int argc, char **argv)
+/* What `ferry run --machine riscv64` was asked, beside the machine's
+ * configuration. */
+struct riscv_args {
+	const char *qmp_uri, *incoming, *console;
+	double duration;
+};
+
+#define RISCV_GO (-1) /* riscv_parse: go on */
+
+/* The command line into cfg and a: RISCV_GO, or the exit status. */
+static int riscv_parse(int argc, char **argv, struct rv_vm_config *cfg,
+		       struct riscv_args *a)
 {
 	static const struct option opts[] = {
 		{ "machine", required_argument, NULL, 'M' },
@@ -217,25 +228,9 @@ int cmd_run_riscv(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct rv_vm_config cfg = {
-		.nharts = 1,
-		.ram_size = 512ull << 20,
-		.cmdline = "console=ttyS0",
-	};
-	struct console con = {
-		.fd = STDOUT_FILENO, .in = -1, .lfd = -1, .client = -1
-	};
-	struct ferry_error err = { 0 };
-	struct cli_target t = { 0 };
-	const char *qmp_uri = NULL, *incoming = NULL, *console = "stdio";
-	struct rv_vm *vm = NULL;
-	double duration = 0;
-	uint8_t digest[16];
-	char hex[33], sz[32], *end;
-	pthread_t reader;
-	bool reading = false;
 	unsigned long v;
-	int c, rc = 1;
+	char *end;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -247,17 +242,17 @@ int cmd_run_riscv(int argc, char **argv)
 						optarg);
 			break;
 		case 'k':
-			cfg.kernel = optarg;
+			cfg->kernel = optarg;
 			break;
 		case 'i':
-			cfg.initrd = optarg;
+			cfg->initrd = optarg;
 			break;
 		case 'a':
-			cfg.cmdline = optarg;
+			cfg->cmdline = optarg;
 			break;
 		case 'r':
-			if (ferry_parse_size(optarg, &cfg.ram_size) ||
-			    !cfg.ram_size || cfg.ram_size % (2u << 20))
+			if (ferry_parse_size(optarg, &cfg->ram_size) ||
+			    !cfg->ram_size || cfg->ram_size % (2u << 20))
 				return cli_fail("--ram: '%s' is not a size "
 						"that is a multiple of 2 MiB "
 						"(like 512M or 1G)",
@@ -269,23 +264,24 @@ int cmd_run_riscv(int argc, char **argv)
 				return cli_fail("--smp: '%s' is not a number "
 						"of harts from 1 to 8",
 						optarg);
-			cfg.nharts = (unsigned)v;
+			cfg->nharts = (unsigned)v;
 			break;
 		case 'C':
-			console = optarg;
+			a->console = optarg;
 			break;
 		case 'd':
-			cfg.dirty = optarg;
+			cfg->dirty = optarg;
 			break;
 		case 't':
-			if (cli_parse_seconds("--duration", optarg, &duration))
+			if (cli_parse_seconds("--duration", optarg,
+					      &a->duration))
 				return 1;
 			break;
 		case 'q':
-			qmp_uri = optarg;
+			a->qmp_uri = optarg;
 			break;
 		case 'I':
-			incoming = optarg;
+			a->incoming = optarg;
 			break;
 		case CLI_TLS_CREDS:
 		case CLI_TLS_AUTHZ:
@@ -302,28 +298,66 @@ int cmd_run_riscv(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_fail("run: unexpected argument '%s'", argv[optind]);
-	if (incoming && cfg.kernel)
+	if (a->incoming && cfg->kernel)
 		return cli_fail("--kernel with --incoming: a destination boots "
 				"nothing, the source's machine state arrives");
-	if (!incoming && !cfg.kernel)
+	if (!a->incoming && !cfg->kernel)
 		return cli_fail("--machine riscv64: --kernel IMAGE is needed "
 				"(or --incoming, to be a destination)");
+	return RISCV_GO;
+}
+
+/* --console: none, stdio, unix:PATH (a listener) or a file to append to.
+ * 0, or 1 with the error said. */
+static int console_open(struct console *con, const char *console)
+{
 	if (!strcmp(console, "none")) {
-		con.fd = -1;
+		con->fd = -1;
 	} else if (!strcmp(console, "stdio")) {
-		con.in = STDIN_FILENO;
+		con->in = STDIN_FILENO;
 	} else if (!strncmp(console, "unix:", 5)) {
-		con.fd = -1;
-		if (console_listen(&con, console + 5))
+		con->fd = -1;
+		if (console_listen(con, console + 5))
 			return 1;
 	} else {
-		con.fd = open(console,
-			      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (con.fd < 0)
+		con->fd = open(console,
+			       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (con->fd < 0)
 			return cli_fail("--console: %s: %s", console,
 					strerror(errno));
 	}
-	cfg.prealloc = incoming != NULL; /* first touch is not free */
+	return 0;
+}
+
+int cmd_run_riscv(int argc, char **argv)
+{
+	struct rv_vm_config cfg = {
+		.nharts = 1,
+		.ram_size = 512ull << 20,
+		.cmdline = "console=ttyS0",
+	};
+	struct console con = {
+		.fd = STDOUT_FILENO, .in = -1, .lfd = -1, .client = -1
+	};
+	struct riscv_args a = { .console = "stdio" };
+	const char *console;
+	struct ferry_error err = { 0 };
+	struct cli_target t = { 0 };
+	struct rv_vm *vm = NULL;
+	uint8_t digest[16];
+	char hex[33], sz[32];
+	pthread_t reader;
+	bool reading = false;
+	int rc = 1;
+
+	rc = riscv_parse(argc, argv, &cfg, &a);
+	if (rc != RISCV_GO)
+		return rc;
+	console = a.console;
+	if (console_open(&con, console))
+		return 1;
+	rc = 1;
+	cfg.prealloc = a.incoming != NULL; /* first touch is not free */
 	cfg.console = console_out;
 	cfg.console_opaque = &con;
 	if (rv_vm_create(&cfg, &vm, &err)) {
@@ -331,13 +365,13 @@ int cmd_run_riscv(int argc, char **argv)
 		goto out;
 	}
 	con.vm = vm;
-	if (rv_vm_start(vm, !incoming, &err)) {
+	if (rv_vm_start(vm, !a.incoming, &err)) {
 		cli_fail("run: %s", ferry_error_msg(&err));
 		goto out;
 	}
 	if (con.in >= 0 || con.lfd >= 0)
 		reading = !pthread_create(&reader, NULL, console_in, &con);
-	if (!qmp_uri && !incoming)
+	if (!a.qmp_uri && !a.incoming)
 		printf("ferry run: riscv64, %s RAM, %u hart%s, kernel %s\n",
 		       ferry_format_size(cfg.ram_size, sz, sizeof(sz)),
 		       cfg.nharts, cfg.nharts > 1 ? "s" : "", cfg.kernel);
@@ -346,8 +380,8 @@ int cmd_run_riscv(int argc, char **argv)
 	t.halted = halted;
 	t.info = info;
 	t.opaque = vm;
-	rc = cli_serve(&t, qmp_uri, incoming, duration);
-	if (!rc && !qmp_uri && !incoming) {
+	rc = cli_serve(&t, a.qmp_uri, a.incoming, a.duration);
+	if (!rc && !a.qmp_uri && !a.incoming) {
 		const struct ferry_vm *fv = rv_vm_ferry(vm);
 
 		double t0 = cli_now(), stop_ms;
