@@ -499,6 +499,40 @@ static const char *encoding_name(uint32_t enc)
 	return enc < 8 ? names[enc] : "unknown";
 }
 
+/* A page record's encoding against the header's flags, and its payload
+ * length against the encoding: *codec for a compressed page, *xbz for a
+ * delta. */
+static int check_encoding(struct ferry_stream_decoder *d, uint64_t at,
+			  uint32_t enc, uint32_t plen,
+			  const struct page_codec **codec, bool *xbz,
+			  struct ferry_error *err)
+{
+	const uint32_t ps = d->config.page_size;
+
+	*codec = d->compress_ok ? codec_by_encoding(enc) : NULL;
+	*xbz = enc == FERRY_PAGE_XBZRLE && d->xbzrle_ok;
+	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
+	    !((enc == FERRY_PAGE_UNCHANGED ||
+	       enc == FERRY_PAGE_UNCHANGED_RUN) &&
+	      d->unchanged_ok) &&
+	    !(enc == FERRY_PAGE_CHECK && d->check_ok) && !*xbz && !*codec)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": page record "
+			    "has unknown encoding %u",
+			    at, enc);
+	if ((*codec || *xbz) && (plen == 0 || plen >= ps))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": %s page record "
+			    "carries %u payload bytes (1 to %u)",
+			    at, *xbz ? "xbzrle" : (*codec)->name, plen, ps - 1);
+	if (!*codec && !*xbz && plen != payload_len(enc, ps))
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": %s page "
+			    "record carries %u payload bytes (%u expected)",
+			    at, encoding_name(enc), plen, payload_len(enc, ps));
+	return 0;
+}
+
 static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 		     struct ferry_stream_record *rec, struct ferry_error *err)
 {
@@ -554,28 +588,9 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 			    "offset 0x%" PRIx64 " is past the end of block "
 			    "'%s' (%" PRIu64 " bytes)",
 			    at, off, b->name, b->length);
-	codec = d->compress_ok ? codec_by_encoding(enc) : NULL;
-	xbz = enc == FERRY_PAGE_XBZRLE && d->xbzrle_ok;
-	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
-	    !((enc == FERRY_PAGE_UNCHANGED ||
-	       enc == FERRY_PAGE_UNCHANGED_RUN) &&
-	      d->unchanged_ok) &&
-	    !(enc == FERRY_PAGE_CHECK && d->check_ok) && !xbz && !codec)
-		return FAIL(-EBADMSG,
-			    "stream offset %" PRIu64 ": page record "
-			    "has unknown encoding %u",
-			    at, enc);
-	if ((codec || xbz) && (plen == 0 || plen >= ps))
-		return FAIL(-EBADMSG,
-			    "stream offset %" PRIu64 ": %s page record "
-			    "carries %u payload bytes (1 to %u)",
-			    at, xbz ? "xbzrle" : codec->name, plen, ps - 1);
-	if (!codec && !xbz && plen != payload_len(enc, ps))
-		return FAIL(-EBADMSG,
-			    "stream offset %" PRIu64 ": %s page "
-			    "record carries %u payload bytes (%u expected)",
-			    at, encoding_name(enc), plen, payload_len(enc, ps));
-
+	rc = check_encoding(d, at, enc, plen, &codec, &xbz, err);
+	if (rc)
+		return rc;
 	rec->u.page.run = 1;
 	rec->u.page.data = NULL;
 	if (enc == FERRY_PAGE_UNCHANGED_RUN) {
@@ -804,31 +819,13 @@ static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
 	return 0;
 }
 
-static int next_record(struct ferry_stream_decoder *d,
-		       struct ferry_stream_record *rec, struct ferry_error *err)
+/* A record header's type and length against the format and the
+ * decoder's state, before any of its body is read. */
+static int check_header(struct ferry_stream_decoder *d, const uint8_t *h,
+			uint64_t at, struct ferry_error *err)
 {
-	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN];
-	uint64_t at = d->offset;
-	const char *tn;
-	uint32_t type, len;
-	int rc;
-
-	if (!d->header_read)
-		return FAIL(-EPROTO, "stream header not read yet");
-	if (d->ended)
-		return FAIL(-EPROTO,
-			    "stream offset %" PRIu64 ": the stream "
-			    "already ended",
-			    at);
-	rc = read_exact(d, h, sizeof(h), "record header", at, err);
-	if (rc)
-		return rc;
-	type = h[0];
-	len = le32_load(h + 4);
-	tn = ferry_record_type_name(type);
-	memset(rec, 0, sizeof(*rec));
-	rec->type = (enum ferry_record_type)type;
-	rec->stream_offset = at;
+	uint32_t type = h[0], len = le32_load(h + 4);
+	const char *tn = ferry_record_type_name(type);
 
 	if (type < FERRY_REC_CONFIG || type > FERRY_REC_POSTCOPY ||
 	    (type == FERRY_REC_CHANNEL && !d->want_channel) ||
@@ -875,8 +872,15 @@ static int next_record(struct ferry_stream_decoder *d,
 			    "length %u, expected %" PRIu64,
 			    at, tn, len, max_body(d, type));
 
-	if (type == FERRY_REC_PAGE)
-		return read_page(d, at, len, rec, err);
+	return 0;
+}
+
+/* A body other than a page's, into d->body. */
+static int read_body(struct ferry_stream_decoder *d, uint64_t at, uint32_t type,
+		     uint32_t len, struct ferry_error *err)
+{
+	const char *tn = ferry_record_type_name(type);
+	int rc;
 
 	if (body_reserve(d, len ? len : 1))
 		return FAIL(-ENOMEM, "out of memory for a %u-byte %s record",
@@ -899,6 +903,77 @@ static int next_record(struct ferry_stream_decoder *d,
 	if (rc)
 		return rc;
 
+	return 0;
+}
+
+static int parse_iter(struct ferry_stream_decoder *d, uint64_t at,
+		      struct ferry_stream_record *rec, struct ferry_error *err)
+{
+	rec->u.iter.iteration = le64_load(d->body);
+	if (d->have_iter && rec->u.iter.iteration <= d->last_iter)
+		return FAIL(-EPROTO,
+			    "stream offset %" PRIu64 ": iteration %" PRIu64
+			    " ends after "
+			    "iteration %" PRIu64,
+			    at, rec->u.iter.iteration, d->last_iter);
+	d->have_iter = true;
+	d->last_iter = rec->u.iter.iteration;
+	return 0;
+}
+
+static int parse_channel(struct ferry_stream_decoder *d, uint64_t at,
+			 struct ferry_stream_record *rec,
+			 struct ferry_error *err)
+{
+	rec->u.channel.session = le64_load(d->body);
+	rec->u.channel.index = le16_load(d->body + 8);
+	rec->u.channel.count = le16_load(d->body + 10);
+	memcpy(rec->u.channel.token, d->body + 16, FERRY_STREAM_TOKEN_LEN);
+	if (le32_load(d->body + 12) || !rec->u.channel.count ||
+	    rec->u.channel.count > FERRY_STREAM_MAX_CHANNELS ||
+	    rec->u.channel.index > rec->u.channel.count)
+		return FAIL(-EBADMSG,
+			    "stream offset %" PRIu64 ": channel "
+			    "record: channel %u of %u (1 to %u page "
+			    "channels)",
+			    at, rec->u.channel.index, rec->u.channel.count,
+			    FERRY_STREAM_MAX_CHANNELS);
+	d->want_channel = false;
+	return 0;
+}
+
+static int next_record(struct ferry_stream_decoder *d,
+		       struct ferry_stream_record *rec, struct ferry_error *err)
+{
+	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN];
+	uint64_t at = d->offset;
+	uint32_t type, len;
+	int rc;
+
+	if (!d->header_read)
+		return FAIL(-EPROTO, "stream header not read yet");
+	if (d->ended)
+		return FAIL(-EPROTO,
+			    "stream offset %" PRIu64 ": the stream "
+			    "already ended",
+			    at);
+	rc = read_exact(d, h, sizeof(h), "record header", at, err);
+	if (rc)
+		return rc;
+	type = h[0];
+	len = le32_load(h + 4);
+	memset(rec, 0, sizeof(*rec));
+	rec->type = (enum ferry_record_type)type;
+	rec->stream_offset = at;
+	rc = check_header(d, h, at, err);
+	if (rc)
+		return rc;
+	if (type == FERRY_REC_PAGE)
+		return read_page(d, at, len, rec, err);
+	rc = read_body(d, at, type, len, err);
+	if (rc)
+		return rc;
+
 	switch (type) {
 	case FERRY_REC_CONFIG:
 		rc = parse_config(d, at, len, err);
@@ -916,34 +991,9 @@ static int next_record(struct ferry_stream_decoder *d,
 	case FERRY_REC_DEVICE:
 		return parse_device(d, at, len, rec, err);
 	case FERRY_REC_ITER_END:
-		rec->u.iter.iteration = le64_load(d->body);
-		if (d->have_iter && rec->u.iter.iteration <= d->last_iter)
-			return FAIL(-EPROTO,
-				    "stream offset %" PRIu64
-				    ": iteration %" PRIu64 " ends after "
-				    "iteration %" PRIu64,
-				    at, rec->u.iter.iteration, d->last_iter);
-		d->have_iter = true;
-		d->last_iter = rec->u.iter.iteration;
-		return 0;
+		return parse_iter(d, at, rec, err);
 	case FERRY_REC_CHANNEL:
-		rec->u.channel.session = le64_load(d->body);
-		rec->u.channel.index = le16_load(d->body + 8);
-		rec->u.channel.count = le16_load(d->body + 10);
-		memcpy(rec->u.channel.token, d->body + 16,
-		       FERRY_STREAM_TOKEN_LEN);
-		if (le32_load(d->body + 12) || !rec->u.channel.count ||
-		    rec->u.channel.count > FERRY_STREAM_MAX_CHANNELS ||
-		    rec->u.channel.index > rec->u.channel.count)
-			return FAIL(-EBADMSG,
-				    "stream offset %" PRIu64 ": channel "
-				    "record: channel %u of %u (1 to %u page "
-				    "channels)",
-				    at, rec->u.channel.index,
-				    rec->u.channel.count,
-				    FERRY_STREAM_MAX_CHANNELS);
-		d->want_channel = false;
-		return 0;
+		return parse_channel(d, at, rec, err);
 	case FERRY_REC_SYNC:
 		rec->u.sync.seq = le64_load(d->body);
 		return 0;

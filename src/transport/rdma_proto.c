@@ -214,12 +214,99 @@ static int malformed(struct ferry_error *err, enum rdma_msg_type t,
 			       rdma_msg_name(t), why);
 }
 
+/* A blocks message's payload, into blocks[] (the caller's room): 0, or
+ * the error; a payload cut short leaves r->bad set and returns 0. */
+static int decode_blocks(struct rd *r, struct rdma_msg *msg,
+			 struct rdma_block_desc *blocks,
+			 struct ferry_error *err)
+{
+	const enum rdma_msg_type t = RDMA_MSG_BLOCKS;
+	uint32_t flags, status, i;
+
+	msg->u.blocks.blocks = blocks;
+	msg->u.blocks.n = get32(r, "count");
+	flags = get32(r, "flags");
+	status = get32(r, "status");
+	if (r->bad)
+		return 0;
+	if (status > 4095)
+		return malformed(err, t, "status is not an errno");
+	if (!msg->u.blocks.n != !!status)
+		return malformed(err, t,
+				 "blocks must come exactly when the status "
+				 "is 0");
+	if (msg->u.blocks.n > RDMA_BLOCKS_MAX)
+		return malformed(err, t, "block count out of range");
+	msg->u.blocks.status = (int32_t)status;
+	if (flags & ~1u)
+		return malformed(err, t, "unknown flags");
+	if (!blocks && msg->u.blocks.n)
+		return malformed(err, t, "no room for blocks");
+	msg->u.blocks.pinned = flags & 1u;
+	for (i = 0; i < msg->u.blocks.n && !r->bad; i++) {
+		struct rdma_block_desc *b = &blocks[i];
+		uint16_t nl = 0;
+
+		if (take(r, 2, "name length")) {
+			nl = (uint16_t)(r->p[0] | r->p[1] << 8);
+			r->p += 2;
+		}
+		if (r->bad)
+			return 0;
+		if (!nl || nl > RDMA_NAME_MAX)
+			return malformed(err, t, "name length out of range");
+		if (!take(r, nl, "name"))
+			return 0;
+		memcpy(b->name, r->p, nl);
+		b->name[nl] = '\0';
+		r->p += nl;
+		if (strlen(b->name) != nl)
+			return malformed(err, t, "NUL in a name");
+		b->addr = get64(r, "address");
+		b->length = get64(r, "length");
+		b->key = get64(r, "key");
+		if (!r->bad && !b->length)
+			return malformed(err, t, "a block of 0 bytes");
+		if (!r->bad && b->addr + b->length < b->addr)
+			return malformed(err, t,
+					 "block wraps the address space");
+	}
+	return 0;
+}
+
+/* A register result's payload: 0, or the error; a payload cut short
+ * leaves r->bad set and returns 0. */
+static int decode_reg_result(struct rd *r, struct rdma_msg *msg,
+			     struct ferry_error *err)
+{
+	const enum rdma_msg_type t = RDMA_MSG_REGISTER_RESULT;
+	uint32_t status, i;
+
+	msg->u.reg_result.block = get32(r, "block");
+	msg->u.reg_result.first = get32(r, "first chunk");
+	msg->u.reg_result.count = get32(r, "count");
+	status = get32(r, "status");
+	if (r->bad)
+		return 0;
+	if (!msg->u.reg_result.count || msg->u.reg_result.count > RDMA_REG_MAX)
+		return malformed(err, t, "chunk count out of range");
+	if (status > 4095)
+		return malformed(err, t, "status is not an errno");
+	msg->u.reg_result.status = (int32_t)status;
+	if (!status)
+		for (i = 0; i < msg->u.reg_result.count; i++) {
+			msg->u.reg_result.keys[i].addr = get64(r, "address");
+			msg->u.reg_result.keys[i].key = get64(r, "key");
+		}
+	return 0;
+}
+
 int rdma_msg_decode(const uint8_t *buf, size_t len, struct rdma_msg *msg,
 		    struct ferry_error *err)
 {
 	struct rdma_block_desc *blocks = msg->u.blocks.blocks;
 	struct rd r;
-	uint32_t plen, i;
+	uint32_t plen;
 	enum rdma_msg_type t;
 
 	if (len < RDMA_HDR_SIZE)
@@ -270,58 +357,10 @@ int rdma_msg_decode(const uint8_t *buf, size_t len, struct rdma_msg *msg,
 	case RDMA_MSG_CREDIT:
 		break;
 	case RDMA_MSG_BLOCKS: {
-		uint32_t flags, status;
+		int rc = decode_blocks(&r, msg, blocks, err);
 
-		msg->u.blocks.blocks = blocks;
-		msg->u.blocks.n = get32(&r, "count");
-		flags = get32(&r, "flags");
-		status = get32(&r, "status");
-		if (r.bad)
-			break;
-		if (status > 4095)
-			return malformed(err, t, "status is not an errno");
-		if (!msg->u.blocks.n != !!status)
-			return malformed(err, t,
-					 "blocks must come exactly when the "
-					 "status is 0");
-		if (msg->u.blocks.n > RDMA_BLOCKS_MAX)
-			return malformed(err, t, "block count out of range");
-		msg->u.blocks.status = (int32_t)status;
-		if (flags & ~1u)
-			return malformed(err, t, "unknown flags");
-		if (!blocks && msg->u.blocks.n)
-			return malformed(err, t, "no room for blocks");
-		msg->u.blocks.pinned = flags & 1u;
-		for (i = 0; i < msg->u.blocks.n && !r.bad; i++) {
-			struct rdma_block_desc *b = &blocks[i];
-			uint16_t nl = 0;
-
-			if (take(&r, 2, "name length")) {
-				nl = (uint16_t)(r.p[0] | r.p[1] << 8);
-				r.p += 2;
-			}
-			if (r.bad)
-				break;
-			if (!nl || nl > RDMA_NAME_MAX)
-				return malformed(err, t,
-						 "name length out of range");
-			if (!take(&r, nl, "name"))
-				break;
-			memcpy(b->name, r.p, nl);
-			b->name[nl] = '\0';
-			r.p += nl;
-			if (strlen(b->name) != nl)
-				return malformed(err, t, "NUL in a name");
-			b->addr = get64(&r, "address");
-			b->length = get64(&r, "length");
-			b->key = get64(&r, "key");
-			if (!r.bad && !b->length)
-				return malformed(err, t, "a block of 0 bytes");
-			if (!r.bad && b->addr + b->length < b->addr)
-				return malformed(err, t,
-						 "block wraps the address "
-						 "space");
-		}
+		if (rc)
+			return rc;
 		break;
 	}
 	case RDMA_MSG_REGISTER:
@@ -337,27 +376,10 @@ int rdma_msg_decode(const uint8_t *buf, size_t len, struct rdma_msg *msg,
 			return malformed(err, t, "chunk index overflows");
 		break;
 	case RDMA_MSG_REGISTER_RESULT: {
-		uint32_t status;
+		int rc = decode_reg_result(&r, msg, err);
 
-		msg->u.reg_result.block = get32(&r, "block");
-		msg->u.reg_result.first = get32(&r, "first chunk");
-		msg->u.reg_result.count = get32(&r, "count");
-		status = get32(&r, "status");
-		if (r.bad)
-			break;
-		if (!msg->u.reg_result.count ||
-		    msg->u.reg_result.count > RDMA_REG_MAX)
-			return malformed(err, t, "chunk count out of range");
-		if (status > 4095)
-			return malformed(err, t, "status is not an errno");
-		msg->u.reg_result.status = (int32_t)status;
-		if (!status)
-			for (i = 0; i < msg->u.reg_result.count; i++) {
-				msg->u.reg_result.keys[i].addr =
-					get64(&r, "address");
-				msg->u.reg_result.keys[i].key =
-					get64(&r, "key");
-			}
+		if (rc)
+			return rc;
 		break;
 	}
 	case RDMA_MSG_ZERO:

@@ -648,161 +648,193 @@ struct relay {
 
 static void conn_fault(struct wire *w, int e, const char *dir);
 
+/* Where a relay stands: what each side has said and can take now. */
+struct relay_state {
+	bool pl_eof;	  /* the engine shut its sending side */
+	bool notify_sent; /* close_notify went (or cannot) */
+	bool tls_eof;	  /* the peer's close_notify, or an end */
+	bool down_closed; /* the engine reads no more */
+	bool wire_dead;	  /* sending to the peer failed */
+	bool tcp_rd, tcp_wr, pl_rd, pl_wr; /* may be tried without waiting */
+	bool want_w;			   /* SSL wants the socket writable */
+	bool want_r_w;			   /* SSL_write wants it readable */
+};
+
+/* The engine's bytes, to the peer, and close_notify after its last; true
+ * if anything moved. */
+static bool relay_up(struct relay *r, struct relay_state *st)
+{
+	bool progress = false;
+	int e, n;
+
+	/* the engine's bytes, to the peer */
+	if (!st->pl_eof && !r->up_len && st->pl_rd) {
+		n = (int)read(r->pl, r->up, RELAY_BUF);
+		if (n > 0) {
+			r->up_len = (size_t)n;
+			progress = true;
+		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			st->pl_eof = true;
+			progress = true;
+		} else {
+			st->pl_rd = false;
+		}
+	}
+	if (r->up_len && st->wire_dead)
+		r->up_len = 0;
+	if (r->up_len && (st->tcp_wr || (st->want_r_w && st->tcp_rd))) {
+		ERR_clear_error();
+		n = SSL_write(r->ssl, r->up, (int)r->up_len);
+		if (n > 0) {
+			r->up_len = 0;
+			st->want_w = st->want_r_w = false;
+			progress = true;
+		} else {
+			e = SSL_get_error(r->ssl, n);
+			if (e == SSL_ERROR_WANT_WRITE) {
+				st->tcp_wr = false;
+				st->want_w = true;
+			} else if (e == SSL_ERROR_WANT_READ) {
+				st->tcp_rd = false;
+				st->want_r_w = true;
+			} else {
+				conn_fault(r->w, e, "sending");
+				st->wire_dead = true;
+				r->up_len = 0;
+				progress = true;
+			}
+		}
+	}
+	if (st->pl_eof && !r->up_len && !st->notify_sent) {
+		ERR_clear_error();
+		n = st->wire_dead ? 0 : SSL_shutdown(r->ssl);
+		if (n < 0 && SSL_get_error(r->ssl, n) == SSL_ERROR_WANT_WRITE) {
+			st->tcp_wr = false;
+			st->want_w = true;
+		} else {
+			st->notify_sent = true;
+			shutdown(r->tcp, SHUT_WR);
+			progress = true;
+		}
+	}
+	return progress;
+}
+
+/* The peer's bytes, to the engine, and its end; true if anything moved. */
+static bool relay_down(struct relay *r, struct relay_state *st)
+{
+	bool progress = false;
+	int e, n;
+
+	/* the peer's bytes, to the engine: as many records as fit,
+	 * then one write */
+	while (!st->tls_eof && r->down_len < RELAY_BUF - 16384 &&
+	       (st->tcp_rd || SSL_has_pending(r->ssl))) {
+		ERR_clear_error();
+		n = SSL_read(r->ssl, r->down + r->down_len,
+			     (int)(RELAY_BUF - r->down_len));
+		if (n > 0) {
+			if (st->down_closed)
+				r->down_len = 0; /* nobody reads */
+			else
+				r->down_len += (size_t)n;
+			progress = true;
+			continue;
+		}
+		e = SSL_get_error(r->ssl, n);
+		if (e == SSL_ERROR_WANT_READ) {
+			st->tcp_rd = false;
+		} else if (e == SSL_ERROR_WANT_WRITE) {
+			st->tcp_wr = false;
+			st->want_w = true;
+		} else {
+			if (e != SSL_ERROR_ZERO_RETURN)
+				conn_fault(r->w, e, "receiving");
+			st->tls_eof = true;
+			progress = true;
+		}
+		break;
+	}
+	if (r->down_len > r->down_off && st->pl_wr) {
+		n = (int)send(r->pl, r->down + r->down_off,
+			      r->down_len - r->down_off,
+			      MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			r->down_off += (size_t)n;
+			if (r->down_off == r->down_len)
+				r->down_len = r->down_off = 0;
+			progress = true;
+		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			st->pl_wr = false;
+		} else {
+			st->down_closed = true; /* the engine shut it */
+			r->down_len = r->down_off = 0;
+			progress = true;
+		}
+	}
+	if (st->tls_eof && r->down_len == 0) {
+		shutdown(r->pl, SHUT_WR); /* the engine reads the end */
+		if (!st->down_closed)
+			progress = true;
+		st->down_closed = true;
+	}
+	return progress;
+}
+
+/* Nothing moved: wait until a side can take or give; false if poll
+ * failed. */
+static bool relay_wait(struct relay *r, struct relay_state *st)
+{
+	struct pollfd p[2];
+
+	p[0] = (struct pollfd){ .fd = r->tcp };
+	p[1] = (struct pollfd){ .fd = r->pl };
+	if (!st->tcp_rd && !st->tls_eof)
+		p[0].events |= POLLIN;
+	if (!st->tcp_wr && (st->want_w || st->want_r_w))
+		p[0].events |= POLLOUT;
+	if (!st->pl_rd && !st->pl_eof)
+		p[1].events |= POLLIN;
+	if (!st->pl_wr && r->down_len)
+		p[1].events |= POLLOUT;
+	if (poll(p, 2, -1) < 0 && errno != EINTR)
+		return false;
+	if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+		st->tcp_rd = true;
+	if (p[0].revents & (POLLOUT | POLLHUP | POLLERR))
+		st->tcp_wr = true;
+	if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
+		st->pl_rd = true;
+	if (p[1].revents & (POLLOUT | POLLHUP | POLLERR))
+		st->pl_wr = true;
+	if (p[1].revents & POLLHUP) { /* the engine shut both ways */
+		st->down_closed = true;
+		r->down_len = r->down_off = 0;
+	}
+	return true;
+}
+
 static void *relay_main(void *arg)
 {
 	struct relay *r = arg;
+	struct relay_state st = {
+		.tcp_rd = true, .tcp_wr = true, .pl_rd = true, .pl_wr = true
+	};
 	sigset_t pipe;
-	bool pl_eof = false;	  /* the engine shut its sending side */
-	bool notify_sent = false; /* close_notify went (or cannot) */
-	bool tls_eof = false;	  /* the peer's close_notify, or an end */
-	bool down_closed = false; /* the engine reads no more */
-	bool wire_dead = false;	  /* sending to the peer failed */
-	bool tcp_rd = true, tcp_wr = true, pl_rd = true, pl_wr = true;
-	bool want_w = false;   /* SSL wants the socket writable */
-	bool want_r_w = false; /* SSL_write wants it readable */
 
 	sigemptyset(&pipe);
 	sigaddset(&pipe, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe, NULL); /* EPIPE instead */
 	for (;;) {
-		bool progress = false;
-		struct pollfd p[2];
-		int e, n;
+		bool progress = relay_up(r, &st);
 
-		/* the engine's bytes, to the peer */
-		if (!pl_eof && !r->up_len && pl_rd) {
-			n = (int)read(r->pl, r->up, RELAY_BUF);
-			if (n > 0) {
-				r->up_len = (size_t)n;
-				progress = true;
-			} else if (n == 0 ||
-				   (errno != EAGAIN && errno != EINTR)) {
-				pl_eof = true;
-				progress = true;
-			} else {
-				pl_rd = false;
-			}
-		}
-		if (r->up_len && wire_dead)
-			r->up_len = 0;
-		if (r->up_len && (tcp_wr || (want_r_w && tcp_rd))) {
-			ERR_clear_error();
-			n = SSL_write(r->ssl, r->up, (int)r->up_len);
-			if (n > 0) {
-				r->up_len = 0;
-				want_w = want_r_w = false;
-				progress = true;
-			} else {
-				e = SSL_get_error(r->ssl, n);
-				if (e == SSL_ERROR_WANT_WRITE) {
-					tcp_wr = false;
-					want_w = true;
-				} else if (e == SSL_ERROR_WANT_READ) {
-					tcp_rd = false;
-					want_r_w = true;
-				} else {
-					conn_fault(r->w, e, "sending");
-					wire_dead = true;
-					r->up_len = 0;
-					progress = true;
-				}
-			}
-		}
-		if (pl_eof && !r->up_len && !notify_sent) {
-			ERR_clear_error();
-			n = wire_dead ? 0 : SSL_shutdown(r->ssl);
-			if (n < 0 &&
-			    SSL_get_error(r->ssl, n) == SSL_ERROR_WANT_WRITE) {
-				tcp_wr = false;
-				want_w = true;
-			} else {
-				notify_sent = true;
-				shutdown(r->tcp, SHUT_WR);
-				progress = true;
-			}
-		}
-		/* the peer's bytes, to the engine: as many records as fit,
-		 * then one write */
-		while (!tls_eof && r->down_len < RELAY_BUF - 16384 &&
-		       (tcp_rd || SSL_has_pending(r->ssl))) {
-			ERR_clear_error();
-			n = SSL_read(r->ssl, r->down + r->down_len,
-				     (int)(RELAY_BUF - r->down_len));
-			if (n > 0) {
-				if (down_closed)
-					r->down_len = 0; /* nobody reads */
-				else
-					r->down_len += (size_t)n;
-				progress = true;
-				continue;
-			}
-			e = SSL_get_error(r->ssl, n);
-			if (e == SSL_ERROR_WANT_READ) {
-				tcp_rd = false;
-			} else if (e == SSL_ERROR_WANT_WRITE) {
-				tcp_wr = false;
-				want_w = true;
-			} else {
-				if (e != SSL_ERROR_ZERO_RETURN)
-					conn_fault(r->w, e, "receiving");
-				tls_eof = true;
-				progress = true;
-			}
-			break;
-		}
-		if (r->down_len > r->down_off && pl_wr) {
-			n = (int)send(r->pl, r->down + r->down_off,
-				      r->down_len - r->down_off,
-				      MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (n > 0) {
-				r->down_off += (size_t)n;
-				if (r->down_off == r->down_len)
-					r->down_len = r->down_off = 0;
-				progress = true;
-			} else if (n < 0 &&
-				   (errno == EAGAIN || errno == EINTR)) {
-				pl_wr = false;
-			} else {
-				down_closed = true; /* the engine shut it */
-				r->down_len = r->down_off = 0;
-				progress = true;
-			}
-		}
-		if (tls_eof && r->down_len == 0) {
-			shutdown(r->pl, SHUT_WR); /* the engine reads the end */
-			if (!down_closed)
-				progress = true;
-			down_closed = true;
-		}
+		progress |= relay_down(r, &st);
 		/* done: nothing more can go either way */
-		if (notify_sent && (tls_eof || down_closed) && !r->down_len)
+		if (st.notify_sent && (st.tls_eof || st.down_closed) &&
+		    !r->down_len)
 			break;
-		if (progress)
-			continue;
-		p[0] = (struct pollfd){ .fd = r->tcp };
-		p[1] = (struct pollfd){ .fd = r->pl };
-		if (!tcp_rd && !tls_eof)
-			p[0].events |= POLLIN;
-		if (!tcp_wr && (want_w || want_r_w))
-			p[0].events |= POLLOUT;
-		if (!pl_rd && !pl_eof)
-			p[1].events |= POLLIN;
-		if (!pl_wr && r->down_len)
-			p[1].events |= POLLOUT;
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		if (!progress && !relay_wait(r, &st))
 			break;
-		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
-			tcp_rd = true;
-		if (p[0].revents & (POLLOUT | POLLHUP | POLLERR))
-			tcp_wr = true;
-		if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
-			pl_rd = true;
-		if (p[1].revents & (POLLOUT | POLLHUP | POLLERR))
-			pl_wr = true;
-		if (p[1].revents & POLLHUP) { /* the engine shut both ways */
-			down_closed = true;
-			r->down_len = r->down_off = 0;
-		}
 	}
 	pthread_mutex_lock(&wires_lock);
 	r->w->tcp = -1;
