@@ -79,6 +79,10 @@ struct pc_out {
 int pc_out_init(struct pc_out *pc, struct out *o,
 		const struct ferry_dirty_set *pending,
 		const struct ferry_dirty_set *hot, struct ferry_error *err);
+/* More pages to send (pending) and to send first (hot), before it
+ * starts. */
+void pc_out_add(struct pc_out *pc, const struct ferry_dirty_set *pending,
+		const struct ferry_dirty_set *hot);
 void pc_out_request(void *opaque, uint32_t block, uint64_t page);
 int pc_out_start(struct pc_out *pc, struct ferry_error *err);
 /* After a recovery: every page the destination does not hold (pc->held)
