@@ -69,33 +69,9 @@ static uint64_t lap(uint64_t *t)
 	return d;
 }
 
-static bool guest_running(const struct ferry_vm *vm)
+bool out_guest_running(const struct ferry_vm *vm)
 {
 	return !vm->runctl.running || vm->runctl.running(vm->runctl.opaque);
-}
-
-/* auto-converge, as QEMU does it: when the pages dirtied during an
- * iteration are more than half of what was sent, twice in a row, throttle
- * the vCPUs harder. */
-static void converge(struct out *o, uint64_t dirtied_bytes, uint64_t sent_bytes)
-{
-	struct ferry_mig_params p;
-
-	ferry_migration_get_params(o->m, &p);
-	if (!p.auto_converge || !o->vm->runctl.throttle)
-		return;
-	if (dirtied_bytes * 2 <= sent_bytes) {
-		o->hot_iterations = 0;
-		return;
-	}
-	if (++o->hot_iterations < 2)
-		return;
-	o->hot_iterations = 0;
-	o->throttle = o->throttle ? o->throttle + p.cpu_throttle_increment
-				  : p.cpu_throttle_initial;
-	if (o->throttle > p.max_cpu_throttle)
-		o->throttle = p.max_cpu_throttle;
-	o->vm->runctl.throttle(o->vm->runctl.opaque, o->throttle);
 }
 
 void mig_set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v)
@@ -103,66 +79,6 @@ void mig_set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v)
 	pthread_mutex_lock(&m->lock);
 	*field = v;
 	pthread_mutex_unlock(&m->lock);
-}
-
-static void set_reason(struct out *o, const char *why)
-{
-	pthread_mutex_lock(&o->m->lock);
-	if (!o->m->stats.postcopy_reason[0])
-		snprintf(o->m->stats.postcopy_reason,
-			 sizeof(o->m->stats.postcopy_reason), "%s", why);
-	pthread_mutex_unlock(&o->m->lock);
-}
-
-/* With postcopy-ram: switch now?  When asked (migrate-start-postcopy),
- * and in hybrid mode (precopy-time-limit) when the limit is up or the
- * guest has dirtied memory faster than the link carried it for three
- * iterations in a row. */
-static bool want_postcopy(struct out *o, uint64_t dirtied, uint64_t sent,
-			  const struct ferry_mig_params *p)
-{
-	const char *why = NULL;
-
-	o->over_bw = dirtied > sent ? o->over_bw + 1 : 0;
-	if (!guest_running(o->vm)) /* it arrives stopped: pre-copy ends it */
-		return false;
-	if (atomic_load(&o->m->postcopy_req))
-		why = "migrate-start-postcopy";
-	else if (p->precopy_time_limit_ms &&
-		 mig_now_ns() - o->t_precopy_ns >=
-			 p->precopy_time_limit_ms * 1000000ull)
-		why = "precopy-time-limit";
-	else if (p->precopy_time_limit_ms && o->over_bw >= 3)
-		why = "dirty rate above bandwidth";
-	if (!why)
-		return false;
-	set_reason(o, why);
-	o->go_postcopy = true;
-	return true;
-}
-
-/* The bulk pass's o->bulk_stop: post-copy now (asked for, or the
- * precopy-time-limit is up)?  Sets the reason, and stops every sender's
- * bulk pass. */
-static bool switch_now(struct out *o)
-{
-	uint64_t limit;
-
-	if (atomic_load(&o->bulk_abort))
-		return true;
-	if (!guest_running(o->vm))
-		return false;
-	pthread_mutex_lock(&o->m->lock);
-	limit = o->m->params.precopy_time_limit_ms;
-	pthread_mutex_unlock(&o->m->lock);
-	if (atomic_load(&o->m->postcopy_req))
-		set_reason(o, "migrate-start-postcopy");
-	else if (limit && mig_now_ns() - o->t_precopy_ns >= limit * 1000000ull)
-		set_reason(o, "precopy-time-limit");
-	else
-		return false;
-	atomic_store(&o->bulk_abort, 1);
-	return true;
 }
 
 /* The bulk pass stopped early: the pages it did not reach go in
@@ -337,9 +253,9 @@ static int precopy(struct out *o, struct ferry_error *err)
 		if (expected <= limit || !dirty_pages)
 			break;
 		if (p.postcopy_ram &&
-		    want_postcopy(o, set.pages * vm->page_size, sent, &p))
+		    out_want_postcopy(o, set.pages * vm->page_size, sent, &p))
 			break;
-		converge(o, dirty_bytes, sent);
+		out_converge(o, dirty_bytes, sent);
 		t0 = now;
 		it_bytes0 = out_bytes(o);
 		it_pages0 = out_pages(o);
@@ -377,7 +293,7 @@ static int switchover(struct out *o, struct ferry_error *err)
 	mig_set_stat(m, &m->stats.precopy_bytes, bytes0);
 	/* the run state travels: a guest the operator stopped arrives
 	 * stopped, and a failure here leaves it as it was */
-	o->stopped = guest_running(vm);
+	o->stopped = out_guest_running(vm);
 	vm->runctl.stop(vm->runctl.opaque);
 	/* what the last iteration found, and what was dirtied since; a page
 	 * in both is sent twice, and the second copy wins */
@@ -510,7 +426,7 @@ static int setup(struct out *o, struct ferry_error *err)
 	o->nchans = p.multifd ? p.multifd_channels : 0;
 	o->xbzrle = p.xbzrle;
 	o->postcopy = p.postcopy_ram;
-	o->bulk_stop = switch_now;
+	o->bulk_stop = out_switch_now;
 	o->session = ((uint64_t)getpid() << 32) ^ mig_now_ns();
 	rc = draw_token(o->token, err);
 	if (!rc)
@@ -599,8 +515,9 @@ void *mig_outgoing_main(void *arg)
 	if (!rc)
 		/* a guest stopped meanwhile has nothing to run on there:
 		 * what the bulk pass left goes in the switch-over */
-		rc = o.go_postcopy && guest_running(vm) ? out_postcopy(&o, &err)
-							: switchover(&o, &err);
+		rc = o.go_postcopy && out_guest_running(vm)
+			     ? out_postcopy(&o, &err)
+			     : switchover(&o, &err);
 	if (rc)
 		goto fail;
 	ferry_dirty_stop(vm->dirty);

@@ -117,7 +117,7 @@ struct out {
 	enum send_mode job_mode;	   /* lock */
 };
 
-/* sender.c */
+/* sender.c, channels.c, pacing.c, counters.c */
 /* After each page: every few pages, the cancel, the destination's
  * verdict and max-bandwidth are looked at. */
 int sender_page_sent(struct sender *s, struct ferry_error *err);
@@ -146,6 +146,9 @@ int sender_flush(struct sender *s, struct ferry_error *err);
 /* A sync on every page connection, acknowledged: the destination has
  * handled everything sent before (no resends are expected). */
 int out_barrier(struct out *o, struct ferry_error *err);
+/* Bytes this sender moved: its stream's, on this connection and the
+ * ones before, and for the main sender what its carrier moved beside. */
+uint64_t sender_bytes(struct sender *s);
 /* Stream bytes on all connections, published by their senders. */
 uint64_t out_bytes(struct out *o);
 /* Pages sent, in any encoding, on all connections. */
@@ -155,7 +158,20 @@ void out_publish(struct out *o, uint64_t remaining_pages);
 /* The destination's reason, if it sent one, else a send error. */
 int peer_verdict(struct out *o, int rc, struct ferry_error *err);
 
+/* policy.c */
+/* auto-converge, after an iteration that dirtied dirtied_bytes while it
+ * sent sent_bytes. */
+void out_converge(struct out *o, uint64_t dirtied_bytes, uint64_t sent_bytes);
+/* At the end of an iteration, with postcopy-ram: switch to post-copy
+ * now?  Sets the reason and o->go_postcopy. */
+bool out_want_postcopy(struct out *o, uint64_t dirtied, uint64_t sent,
+		       const struct ferry_mig_params *p);
+/* During the bulk pass (o->bulk_stop): switch now? */
+bool out_switch_now(struct out *o);
+
 /* outgoing.c */
+/* Whether the guest runs (a guest without the callback always does). */
+bool out_guest_running(const struct ferry_vm *vm);
 /* Every device section, saved now, on the main connection. */
 int out_send_devices(struct out *o, struct ferry_error *err);
 /* *field = v, under m->lock. */

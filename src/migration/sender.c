@@ -1,7 +1,11 @@
 /*
- * sender.c - how pages leave the source: on the main connection, or
- * spread over multifd channels, each with its own connection, encoder and
- * thread.
+ * sender.c - a sender (one connection the source's pages leave on: the
+ * main one, a multifd channel's, post-copy's urgent one), and the stream
+ * carrier: each page framed into the sender's stream in the encoding that
+ * costs least for what the destination holds (zero, unchanged, an XBZRLE
+ * delta, compressed, raw).  The channels' threads are in channels.c, what
+ * a sender looks at between pages in pacing.c, its counters in
+ * counters.c.
  *
  * With multifd, every page has one channel for the whole migration: the
  * 2 MiB granule it lies in, counted across RAM blocks, modulo the number
@@ -26,223 +30,7 @@
 #include "outgoing.h"
 #include "transport.h"
 
-#define PAGES_PER_CHECK 256 /* cancel / rate-limit check interval */
-#define GRANULE_SHIFT	9   /* 512 pages of 4 KiB: 2 MiB */
-
-/* The pages a sender's counts name. */
-static uint64_t counts_pages(const struct send_counts *c)
-{
-	return c->normal + c->duplicate + c->unchanged + c->compressed +
-	       c->xbz_pages;
-}
-
-static void counts_add(struct send_counts *to, const struct send_counts *c)
-{
-	to->duplicate += c->duplicate;
-	to->normal += c->normal;
-	to->unchanged += c->unchanged;
-	to->compressed += c->compressed;
-	to->compressed_bytes += c->compressed_bytes;
-	to->checked += c->checked;
-	to->xbz_pages += c->xbz_pages;
-	to->xbz_bytes += c->xbz_bytes;
-	to->xbz_lookups += c->xbz_lookups;
-	to->xbz_miss += c->xbz_miss;
-	to->xbz_overflow += c->xbz_overflow;
-	to->bytes += c->bytes;
-}
-
-/* Every connection's published counts, added up (m->lock held). */
-static struct send_counts out_counts(struct out *o)
-{
-	struct send_counts t = o->main.pub;
-	unsigned i;
-
-	counts_add(&t, &o->urgent.pub);
-	for (i = 0; i < o->nchans; i++)
-		counts_add(&t, &o->chans[i].pub);
-	return t;
-}
-
-uint64_t out_pages(struct out *o)
-{
-	struct send_counts t;
-
-	pthread_mutex_lock(&o->m->lock);
-	t = out_counts(o);
-	pthread_mutex_unlock(&o->m->lock);
-	return counts_pages(&t);
-}
-
-uint64_t out_bytes(struct out *o)
-{
-	struct send_counts t;
-
-	pthread_mutex_lock(&o->m->lock);
-	t = out_counts(o);
-	pthread_mutex_unlock(&o->m->lock);
-	return t.bytes;
-}
-
-/* codec-auto's totals over all senders; the choice of the first. */
-static void auto_stats(struct out *o, struct ferry_mig_stats *st)
-{
-	unsigned i, k, n = o->nchans ? o->nchans : 1;
-
-	st->codec_auto = o->nchans ? o->chans[0].autoc_on : o->main.autoc_on;
-	if (!st->codec_auto)
-		return;
-	memset(st->auto_pages, 0, sizeof(st->auto_pages));
-	memset(st->auto_cpu_ns, 0, sizeof(st->auto_cpu_ns));
-	memset(st->auto_saved, 0, sizeof(st->auto_saved));
-	for (i = 0; i < n; i++) {
-		const struct codec_auto *a = o->nchans ? &o->chans[i].pub_auto
-						       : &o->main.pub_auto;
-
-		for (k = 0; k < AUTO_OPTIONS; k++) {
-			st->auto_pages[k] += a->pages[k];
-			st->auto_cpu_ns[k] += a->cpu_total_ns[k];
-			st->auto_saved[k] += a->saved_bytes[k];
-		}
-		if (i == 0) {
-			st->auto_choice = a->choice;
-			st->auto_link_mbps = a->wire_ns_per_byte
-						     ? 8e3 / a->wire_ns_per_byte
-						     : 0;
-		}
-	}
-}
-
-/* Bytes this sender moved: its stream's, on this connection and the
- * ones before, and for the main sender what its carrier moved beside. */
-static uint64_t sender_bytes(struct sender *s)
-{
-	uint64_t n = s->past_bytes;
-
-	if (s->enc)
-		n += ferry_stream_encoder_bytes(s->enc);
-	if (s->index == 0 && s->o->carrier->wire_bytes)
-		n += s->o->carrier->wire_bytes(s->o);
-	return n;
-}
-
-void sender_publish(struct sender *s)
-{
-	struct ferry_migration *m = s->o->m;
-
-	pthread_mutex_lock(&m->lock);
-	s->pub = s->n;
-	s->pub.bytes = sender_bytes(s);
-	if (s->autoc_on)
-		s->pub_auto = s->autoc;
-	auto_stats(s->o, &m->stats);
-	if (s->o->carrier->stats)
-		s->o->carrier->stats(s->o, &m->stats);
-	pthread_mutex_unlock(&m->lock);
-}
-
-void out_publish(struct out *o, uint64_t remaining_pages)
-{
-	struct ferry_migration *m = o->m;
-	struct send_counts t;
-
-	sender_publish(&o->main);
-	pthread_mutex_lock(&m->lock);
-	t = out_counts(o);
-	m->stats.checked = t.checked;
-	m->stats.xbzrle_pages = t.xbz_pages;
-	m->stats.xbzrle_bytes = t.xbz_bytes;
-	m->stats.xbzrle_lookups = t.xbz_lookups;
-	m->stats.xbzrle_cache_miss = t.xbz_miss;
-	m->stats.xbzrle_overflow = t.xbz_overflow;
-	m->stats.transferred = t.bytes;
-	m->stats.duplicate = t.duplicate;
-	m->stats.normal = t.normal;
-	m->stats.normal_bytes = t.normal * o->vm->page_size;
-	m->stats.unchanged = t.unchanged;
-	m->stats.compressed_pages = t.compressed;
-	m->stats.compressed_bytes = t.compressed_bytes;
-	auto_stats(o, &m->stats);
-	m->stats.remaining = remaining_pages * o->vm->page_size;
-	m->stats.throttle_percent = o->throttle;
-	pthread_mutex_unlock(&m->lock);
-}
-
-/*
- * The destination gave up (it sends its reason on the main connection,
- * then hangs up): report its reason rather than the broken pipe it caused
- * here.
- */
-int peer_verdict(struct out *o, int rc, struct ferry_error *err)
-{
-	char msg[RP_RESULT_MSG_MAX + 1];
-	struct ferry_error e = { 0 };
-	int status;
-
-	if (rc == -ECANCELED || atomic_load(&o->m->cancel) == 1)
-		return ferry_error_set(err, -ECANCELED,
-				       "migration cancelled by request");
-	if (rp_wait_result(&o->rp, 1000, &status, msg, sizeof(msg), &e) == 0 &&
-	    status)
-		return ferry_error_set_from(err, FERRY_ERROR_PEER, -status,
-					    "destination: %s", msg);
-	/* a message that broke the rules: its reason, not the reset that
-	 * followed when the reader shut the connection */
-	if (rp_failure(&o->rp, err))
-		return err->code;
-	return ferry_error_set(err, rc, "sending to the destination: %s",
-			       strerror(-rc));
-}
-
-/* Between batches: honour a cancel, the destination's verdict and this
- * sender's share of max-bandwidth. */
-static int checkpoint(struct sender *s, struct ferry_error *err)
-{
-	struct out *o = s->o;
-	uint64_t bw, bytes, due_ns, now;
-
-	if (atomic_load(&o->m->cancel) == 1)
-		return ferry_error_set(err, -ECANCELED,
-				       "migration cancelled by request");
-	if (rp_spoke(&o->rp))
-		return peer_verdict(o, -ECONNRESET, err);
-	if (o->in_bulk && o->postcopy && o->bulk_stop && o->bulk_stop(o))
-		return ferry_error_set(err, -EINTR,
-				       "bulk pass stopped for post-copy");
-	pthread_mutex_lock(&o->m->lock);
-	/* post-copy's answers are not held back: a vCPU waits for them */
-	bw = s == &o->urgent
-		     ? 0
-		     : o->m->params.max_bandwidth / (o->nchans ? o->nchans : 1);
-	pthread_mutex_unlock(&o->m->lock);
-	if ((s->n.normal + s->n.duplicate + s->n.unchanged + s->n.compressed) %
-		    4096 ==
-	    0)
-		sender_publish(s);
-	if (s->autoc_on)
-		codec_auto_window(&s->autoc, mig_now_ns(),
-				  ferry_stream_encoder_bytes(s->enc),
-				  o->vm->page_size);
-	if (!bw)
-		return 0;
-	bytes = sender_bytes(s) - s->win_bytes_start;
-	due_ns = s->win_start_ns + (uint64_t)((double)bytes / (double)bw * 1e9);
-	now = mig_now_ns();
-	if (due_ns > now) {
-		struct timespec ts = { (time_t)((due_ns - now) / 1000000000ull),
-				       (long)((due_ns - now) % 1000000000ull) };
-		int rc = ferry_stream_flush(s->enc);
-
-		if (rc)
-			return peer_verdict(o, rc, err);
-		nanosleep(&ts, NULL);
-	}
-	if (now - s->win_start_ns > 1000000000ull) { /* a new 1 s window */
-		s->win_start_ns = mig_now_ns();
-		s->win_bytes_start = sender_bytes(s);
-	}
-	return 0;
-}
+#define GRANULE_SHIFT 9 /* 512 pages of 4 KiB: 2 MiB */
 
 /* ---- unchanged runs ---------------------------------------------------- */
 
@@ -376,27 +164,6 @@ static int try_xbzrle(struct sender *s, uint32_t bi, uint64_t off, uint64_t gpn,
 }
 
 /*
- * One page, as the cheapest record that leaves the destination with
- * exactly its content:
- *   zero        a flag; the destination zeroes its copy;
- *   unchanged   a flag, when the page hashes to what the destination is
- *               known to hold (the hash of an exact copy sent earlier);
- *   check       the hash, when the page hashes to what was sent before
- *               but that send was not exact (see raw, first): the
- *               destination compares it with the hash of its copy and,
- *               if they differ, asks for the page again (out_sync);
- *   xbzrle      a delta against the cached copy of what was last sent;
- *   raw, first  sent from guest RAM without a copy; its hash is taken
- *               before the send, so a write racing the send can make it
- *               differ from what arrives: such a write also dirties the
- *               page, which is then sent again, so the hash is never
- *               trusted for "unchanged" (its exact bit stays clear);
- *   raw, again  copied first, and the copy hashed and sent: exact;
- *   compressed  the same, through zstd or lz4.
- * The digest is built from these hashes; every page's last record is one
- * whose hash matches what arrived (docs/stream.md, "The digest").
- */
-/*
  * A page in full: compressed (from a still copy, so the hash is exactly
  * of what arrives) when a codec is on, else raw: straight from RAM in the
  * bulk pass and in post-copy (the hash then is of RAM, which may have
@@ -510,8 +277,27 @@ static int send_unchanged(struct sender *s, uint32_t bi, uint64_t page,
 	return rc;
 }
 
-/* One page, in the encoding that costs least for what the destination
- * holds: zero, unchanged, an XBZRLE delta, or in full. */
+/*
+ * One page, as the cheapest record that leaves the destination with
+ * exactly its content:
+ *   zero        a flag; the destination zeroes its copy;
+ *   unchanged   a flag, when the page hashes to what the destination is
+ *               known to hold (the hash of an exact copy sent earlier);
+ *   check       the hash, when the page hashes to what was sent before
+ *               but that send was not exact (see raw, first): the
+ *               destination compares it with the hash of its copy and,
+ *               if they differ, asks for the page again (out_sync);
+ *   xbzrle      a delta against the cached copy of what was last sent;
+ *   raw, first  sent from guest RAM without a copy; its hash is taken
+ *               before the send, so a write racing the send can make it
+ *               differ from what arrives: such a write also dirties the
+ *               page, which is then sent again, so the hash is never
+ *               trusted for "unchanged" (its exact bit stays clear);
+ *   raw, again  copied first, and the copy hashed and sent: exact;
+ *   compressed  the same, through zstd or lz4.
+ * The digest is built from these hashes; every page's last record is one
+ * whose hash matches what arrived (docs/stream.md, "The digest").
+ */
 static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 		     enum send_mode mode, struct ferry_error *err)
 {
@@ -553,14 +339,6 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 	if (rc)
 		return peer_verdict(o, rc, err);
 	return sender_page_sent(s, err);
-}
-
-int sender_page_sent(struct sender *s, struct ferry_error *err)
-{
-	if (++s->sent_pages < PAGES_PER_CHECK)
-		return 0;
-	s->sent_pages = 0;
-	return checkpoint(s, err);
 }
 
 /* Does this sender carry page `page` of block `bi`? */
@@ -614,131 +392,6 @@ static int stream_send(struct sender *s, const struct ferry_dirty_set *set,
 	return rc;
 }
 
-static void *channel_main(void *arg)
-{
-	struct sender *s = arg;
-	struct out *o = s->o;
-	uint64_t seen = 0;
-
-	pthread_mutex_lock(&o->lock);
-	for (;;) {
-		const struct ferry_dirty_set *job;
-		enum send_mode mode;
-
-		while (o->generation == seen && !o->quit)
-			pthread_cond_wait(&o->go, &o->lock);
-		if (o->quit)
-			break;
-		seen = o->generation;
-		job = o->job;
-		mode = o->job_mode;
-		pthread_mutex_unlock(&o->lock);
-		ferry_error_clear(&s->err);
-		s->rc = o->carrier->send(s, job, mode, &s->err);
-		pthread_mutex_lock(&o->lock);
-		if (--o->busy == 0)
-			pthread_cond_broadcast(&o->done);
-	}
-	pthread_mutex_unlock(&o->lock);
-	return NULL;
-}
-
-int send_pages(struct out *o, const struct ferry_dirty_set *set,
-	       enum send_mode mode, struct ferry_error *err)
-{
-	unsigned i;
-
-	if (!o->nchans)
-		return o->carrier->send(&o->main, set, mode, err);
-	pthread_mutex_lock(&o->lock);
-	o->job = set;
-	o->job_mode = mode;
-	o->busy = o->nchans;
-	o->generation++;
-	pthread_cond_broadcast(&o->go);
-	while (o->busy)
-		pthread_cond_wait(&o->done, &o->lock);
-	pthread_mutex_unlock(&o->lock);
-	for (i = 0; i < o->nchans; i++) {
-		if (!o->chans[i].rc)
-			continue;
-		if (!err || err->code)
-			return o->chans[i].rc;
-		*err = o->chans[i].err;
-		/* the destination's verdict, its protocol violation or a
-		 * cancel shows on every channel: no channel to name then */
-		if (err->origin != FERRY_ERROR_PEER &&
-		    o->chans[i].rc != -ECANCELED)
-			ferry_error_prefix(err, "channel %u: ", i + 1);
-		return o->chans[i].rc;
-	}
-	return 0;
-}
-
-static void mark_exact(struct out *o, const struct ferry_dirty_set *set,
-		       bool exact)
-{
-	size_t i;
-	uint64_t k;
-
-	for (i = 0; i < set->n; i++) {
-		const struct ferry_dirty_range *r = &set->ranges[i];
-
-		for (k = r->first; k < r->first + r->count; k++) {
-			uint64_t *w = &o->ph.exact[r->block][k / 64];
-
-			if (exact)
-				*w |= 1ull << (k % 64);
-			else
-				*w &= ~(1ull << (k % 64));
-		}
-	}
-}
-
-/* The connections that carry pages in pre-copy: the main one, or the
- * multifd channels. */
-static unsigned npage_senders(const struct out *o)
-{
-	return o->nchans ? o->nchans : 1;
-}
-
-static struct sender *page_sender(struct out *o, unsigned i)
-{
-	return o->nchans ? &o->chans[i] : &o->main;
-}
-
-int out_sync(struct out *o, struct ferry_error *err)
-{
-	bool any = false;
-	unsigned i;
-	int rc;
-
-	for (i = 0; i < npage_senders(o); i++) {
-		any |= page_sender(o, i)->checks_unsynced;
-		page_sender(o, i)->checks_unsynced = false;
-	}
-	if (!any)
-		return 0;
-	rc = out_barrier(o, err);
-	if (rc)
-		return rc;
-	if (rp_take_resends(&o->rp, &o->resend))
-		return ferry_error_set(err, -ENOMEM, "out of memory");
-	/* The destination holds what each checked page hashes to, except
-	 * the stale ones: those go again, in full. */
-	for (i = 0; i < npage_senders(o); i++) {
-		mark_exact(o, &page_sender(o, i)->checked_set, true);
-		ferry_dirty_set_reset(&page_sender(o, i)->checked_set);
-	}
-	mark_exact(o, &o->resend, false);
-	pthread_mutex_lock(&o->m->lock);
-	o->m->stats.stale = o->rp.resends;
-	pthread_mutex_unlock(&o->m->lock);
-	if (!o->resend.pages)
-		return 0;
-	return send_pages(o, &o->resend, SEND_FULL, err);
-}
-
 int send_one(struct sender *s, uint32_t bi, uint64_t page, enum send_mode mode,
 	     struct ferry_error *err)
 {
@@ -751,29 +404,6 @@ int sender_flush(struct sender *s, struct ferry_error *err)
 
 	sender_publish(s);
 	return rc ? peer_verdict(s->o, rc, err) : 0;
-}
-
-int out_barrier(struct out *o, struct ferry_error *err)
-{
-	unsigned ids[FERRY_STREAM_MAX_CHANNELS + 1], i;
-	int rc = 0;
-
-	o->sync_seq++;
-	/* the channels' threads are idle between jobs */
-	for (i = 0; i < npage_senders(o) && !rc; i++) {
-		struct sender *s = page_sender(o, i);
-
-		rc = ferry_stream_put_sync(s->enc, o->sync_seq);
-		if (!rc)
-			rc = ferry_stream_flush(s->enc);
-		ids[i] = s->index;
-	}
-	if (!rc)
-		rc = rp_wait_acks(&o->rp, ids, npage_senders(o), o->sync_seq,
-				  &o->m->cancel, err);
-	if (rc)
-		return err->code ? rc : peer_verdict(o, rc, err);
-	return 0;
 }
 
 int out_number_pages(struct out *o, struct ferry_error *err)
@@ -942,65 +572,6 @@ void sender_close(struct sender *s)
 	s->scratch = NULL;
 	xbz_close(s);
 	ferry_dirty_set_free(&s->checked_set);
-}
-
-int multifd_start(struct out *o, unsigned n, uint64_t session,
-		  struct ferry_error *err)
-{
-	unsigned i;
-	int rc;
-
-	o->chans = calloc(n, sizeof(*o->chans));
-	if (!o->chans)
-		return ferry_error_set(err, -ENOMEM, "out of memory");
-	for (i = 0; i < n; i++)
-		o->chans[i].fd = -1;
-	for (i = 0; i < n; i++) {
-		rc = sender_open(o, &o->chans[i], i + 1, session, err);
-		if (rc)
-			return rc;
-		rc = pthread_create(&o->chans[i].thread, NULL, channel_main,
-				    &o->chans[i]);
-		if (rc)
-			return ferry_error_set(err, -rc, "channel thread: %s",
-					       strerror(rc));
-		o->chans[i].thread_live = true;
-	}
-	return 0;
-}
-
-int multifd_finish(struct out *o, struct ferry_error *err)
-{
-	unsigned i;
-	int rc;
-
-	/* the channels' threads are idle between jobs */
-	for (i = 0; i < o->nchans; i++) {
-		rc = ferry_stream_put_end(o->chans[i].enc, NULL);
-		if (!rc)
-			rc = ferry_stream_flush(o->chans[i].enc);
-		if (rc)
-			return peer_verdict(o, rc, err);
-		sender_publish(&o->chans[i]);
-	}
-	return 0;
-}
-
-void multifd_stop(struct out *o)
-{
-	unsigned i;
-
-	pthread_mutex_lock(&o->lock);
-	o->quit = true;
-	pthread_cond_broadcast(&o->go);
-	pthread_mutex_unlock(&o->lock);
-	for (i = 0; o->chans && i < o->nchans; i++) {
-		if (o->chans[i].thread_live)
-			pthread_join(o->chans[i].thread, NULL);
-		sender_close(&o->chans[i]);
-	}
-	free(o->chans);
-	o->chans = NULL;
 }
 
 static int stream_open(struct out *o, struct sender *s, struct ferry_error *err)

@@ -533,6 +533,54 @@ static int check_encoding(struct ferry_stream_decoder *d, uint64_t at,
 	return 0;
 }
 
+/* A page record's payload: a check record's hash, an XBZRLE delta
+ * (checked), a compressed page (decompressed), a raw page (where it lies
+ * in the read-ahead buffer). */
+static int read_payload(struct ferry_stream_decoder *d, uint64_t at,
+			uint32_t enc, uint32_t plen,
+			const struct page_codec *codec, bool xbz,
+			struct ferry_stream_record *rec,
+			struct ferry_error *err)
+{
+	const uint32_t ps = d->config.page_size;
+	const uint8_t *p = NULL;
+	int rc = read_view(d, plen, "page record", at, &p, err);
+
+	if (rc)
+		return rc;
+	if (enc == FERRY_PAGE_CHECK) {
+		rec->u.page.check_hash = le64_load(p);
+	} else if (xbz) {
+		/* the delta, for the placer to apply to the copy there */
+		if (xbzrle_check(p, plen, ps))
+			return FAIL(-EBADMSG,
+				    "stream offset %" PRIu64
+				    ": xbzrle page record's delta "
+				    "is malformed or runs past the "
+				    "page",
+				    at);
+		rec->u.page.data = p;
+	} else if (codec) {
+		if (!d->page)
+			d->page = malloc(ps);
+		if (!d->cctx[enc])
+			d->cctx[enc] = codec->ctx_new(1);
+		if (!d->page || !d->cctx[enc])
+			return FAIL(-ENOMEM, "out of memory for a %s page",
+				    codec->name);
+		if (codec->decompress(d->cctx[enc], p, plen, d->page, ps))
+			return FAIL(-EBADMSG,
+				    "stream offset %" PRIu64 ": %s "
+				    "page record does not decompress "
+				    "to one page",
+				    at, codec->name);
+		rec->u.page.data = d->page;
+	} else {
+		rec->u.page.data = p; /* raw */
+	}
+	return 0;
+}
+
 static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 		     struct ferry_stream_record *rec, struct ferry_error *err)
 {
@@ -610,44 +658,9 @@ static int read_page(struct ferry_stream_decoder *d, uint64_t at, uint32_t len,
 				    at, n, off, b->name);
 		rec->u.page.run = n;
 	} else if (plen) {
-		const uint8_t *p = NULL;
-
-		rc = read_view(d, plen, "page record", at, &p, err);
+		rc = read_payload(d, at, enc, plen, codec, xbz, rec, err);
 		if (rc)
 			return rc;
-		if (enc == FERRY_PAGE_CHECK) {
-			rec->u.page.check_hash = le64_load(p);
-		} else if (xbz) {
-			/* the delta, for the placer to apply to the copy
-			 * there */
-			if (xbzrle_check(p, plen, ps))
-				return FAIL(-EBADMSG,
-					    "stream offset %" PRIu64
-					    ": xbzrle page record's delta "
-					    "is malformed or runs past the "
-					    "page",
-					    at);
-			rec->u.page.data = p;
-		} else if (codec) {
-			if (!d->page)
-				d->page = malloc(ps);
-			if (!d->cctx[enc])
-				d->cctx[enc] = codec->ctx_new(1);
-			if (!d->page || !d->cctx[enc])
-				return FAIL(-ENOMEM,
-					    "out of memory for a %s page",
-					    codec->name);
-			if (codec->decompress(d->cctx[enc], p, plen, d->page,
-					      ps))
-				return FAIL(-EBADMSG,
-					    "stream offset %" PRIu64 ": %s "
-					    "page record does not decompress "
-					    "to one page",
-					    at, codec->name);
-			rec->u.page.data = d->page;
-		} else {
-			rec->u.page.data = p; /* raw */
-		}
 	}
 	rec->u.page.block_id = b->id;
 	rec->u.page.block_index = idx;
