@@ -256,9 +256,7 @@ static void consume(struct qmp_server *s, struct qmp_client *c)
 
 static void greet(struct qmp_server *s, struct qmp_client *c)
 {
-	json_t *g = json_pack("{s:{s:{s:{s:i,s:i,s:i},s:s},s:[]}}", "QMP",
-			      "version", "qemu", "micro", 0, "minor", 1,
-			      "major", 0, "package", "ferry " FERRY_VERSION,
+	json_t *g = json_pack("{s:{s:o,s:[]}}", "QMP", "version", qmp_version(),
 			      "capabilities");
 
 	enqueue(s, c, g);

@@ -490,13 +490,15 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
 	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},"
-			 "{s:s,s:b}]",
+			 "{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
 			 "capability", "verify", "state", p.verify,
 			 "capability", "auto-converge", "state",
 			 p.auto_converge, "capability", "multifd", "state",
 			 p.multifd, "capability", "xbzrle", "state", p.xbzrle,
 			 "capability", "postcopy-ram", "state", p.postcopy_ram,
-			 "capability", "rdma-pin-all", "state", p.rdma_pin_all);
+			 "capability", "rdma-pin-all", "state", p.rdma_pin_all,
+			 "capability", "events", "state", 1, "capability",
+			 "return-path", "state", 1);
 }
 
 /* ferry's: the guest's own view: the reference guest's heartbeat (it
@@ -527,6 +529,36 @@ static json_t *cmd_query_guest(struct qmp_backend *b, json_t *args,
 static json_t *cmd_query_commands(struct qmp_backend *b, json_t *args,
 				  struct qmp_error *e);
 
+json_t *qmp_version(void)
+{
+	return json_pack("{s:{s:i,s:i,s:i},s:s}", "qemu", "major",
+			 QMP_QEMU_MAJOR, "minor", QMP_QEMU_MINOR, "micro",
+			 QMP_QEMU_MICRO, "package", "ferry " FERRY_VERSION);
+}
+
+static json_t *cmd_query_version(struct qmp_backend *b, json_t *args,
+				 struct qmp_error *e)
+{
+	(void)b, (void)args, (void)e;
+	return qmp_version();
+}
+
+/* A guest has no name here (QEMU's -name is not an option of ferry's). */
+static json_t *cmd_query_name(struct qmp_backend *b, json_t *args,
+			      struct qmp_error *e)
+{
+	(void)b, (void)args, (void)e;
+	return json_object();
+}
+
+/* The events ferry sends. */
+static json_t *cmd_query_events(struct qmp_backend *b, json_t *args,
+				struct qmp_error *e)
+{
+	(void)b, (void)args, (void)e;
+	return json_pack("[{s:s}]", "name", "MIGRATION");
+}
+
 static const struct {
 	const char *name;
 	json_t *(*fn)(struct qmp_backend *b, json_t *args, struct qmp_error *e);
@@ -547,6 +579,9 @@ static const struct {
 	{ "migrate-set-capabilities", cmd_set_caps },
 	{ "query-migrate-capabilities", cmd_query_caps },
 	{ "query-commands", cmd_query_commands },
+	{ "query-version", cmd_query_version },
+	{ "query-name", cmd_query_name },
+	{ "query-events", cmd_query_events },
 	{ "x-query-guest", cmd_query_guest },
 };
 

@@ -102,4 +102,15 @@ json_t *qmp_dispatch(struct qmp_backend *b, const char *cmd, json_t *args,
  * through the socket. */
 json_t *qmp_migrate_info(const struct ferry_mig_stats *st);
 
+/*
+ * The version in the greeting and query-version: the QEMU whose QMP
+ * ferry speaks for the commands it has (7.2, the reference its tests and
+ * benches compare against; clients such as libvirt refuse a 0.x "QEMU"),
+ * and `package` naming ferry and its own version.
+ */
+#define QMP_QEMU_MAJOR 7
+#define QMP_QEMU_MINOR 2
+#define QMP_QEMU_MICRO 0
+json_t *qmp_version(void);
+
 #endif

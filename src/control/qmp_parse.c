@@ -157,6 +157,24 @@ static json_t *next_value(struct qmp_input *in, json_t **reply)
 	if (!n)
 		return NULL; /* wait for the rest */
 	v = json_loadb(in->buf + in->off, n, 0, &jerr);
+	if (!v && json_error_code(&jerr) == json_error_numeric_overflow) {
+		/* valid JSON with an integer past 64 bits: this request is
+		 * refused, by its id, and the ones after it go on */
+		json_t *req = json_loadb(in->buf + in->off, n,
+					 JSON_DECODE_INT_AS_REAL, &jerr);
+
+		if (req) {
+			in->off += n;
+			*reply = qmp_error_reply(
+				"GenericError",
+				"an integer in the request does not fit in "
+				"64 bits",
+				json_is_object(req) ? json_object_get(req, "id")
+						    : NULL);
+			json_decref(req);
+			return NULL;
+		}
+	}
 	if (!v) {
 		*reply = parse_error(in, jerr.text);
 		return NULL;
@@ -475,7 +493,22 @@ int qmp_parse_caps(json_t *args, struct ferry_mig_params *p,
 			n.postcopy_ram = on;
 		else if (!strcmp(s, "rdma-pin-all"))
 			n.rdma_pin_all = on;
-		else if (on)
+		else if (!strcmp(s, "events") || !strcmp(s, "return-path")) {
+			/* always on in ferry: accepted as such */
+			if (!on)
+				return bad(
+					e,
+					"Capability '%s' is always on in "
+					"ferry: %s",
+					s,
+					s[0] == 'e'
+						? "it always sends the "
+						  "MIGRATION event"
+						: "the destination's verdict "
+						  "and post-copy's page "
+						  "requests travel on the "
+						  "return path");
+		} else if (on)
 			return bad(e,
 				   "Capability '%s' is not supported by "
 				   "ferry yet",

@@ -126,6 +126,25 @@ uint64_t ferry_stream_decoder_offset(const struct ferry_stream_decoder *d)
 	return d->offset;
 }
 
+/* The source's read gave n <= 0 with got of the len bytes of `what`
+ * (which starts at offset start) read: its error, or truncation. */
+static int read_failed(struct ferry_stream_decoder *d, ssize_t n,
+		       const char *what, uint64_t start, size_t got, size_t len,
+		       struct ferry_error *err)
+{
+	if (n < 0)
+		return ferry_error_set(err, (int)n,
+				       "stream offset %" PRIu64
+				       ": reading %s: %s",
+				       d->offset + got, what,
+				       strerror((int)-n));
+	return ferry_error_set(err, -ENODATA,
+			       "stream offset %" PRIu64 ": input ended inside "
+			       "the %s that starts at offset %" PRIu64
+			       " (%zu of %zu bytes read)",
+			       d->offset + got, what, start, got, len);
+}
+
 /*
  * Read exactly len bytes; running out of input is truncation.  Input is
  * read ahead in chunks of up to READ_AHEAD bytes, so a page costs a copy,
@@ -153,19 +172,8 @@ static int read_exact(struct ferry_stream_decoder *d, void *buf, size_t len,
 			n = d->src.read(d->src.opaque, p + got, want);
 		else
 			n = d->src.read(d->src.opaque, d->rbuf, READ_AHEAD);
-		if (n < 0)
-			return ferry_error_set(err, (int)n,
-					       "stream offset %" PRIu64
-					       ": reading %s: %s",
-					       d->offset + got, what,
-					       strerror((int)-n));
-		if (n == 0)
-			return ferry_error_set(
-				err, -ENODATA,
-				"stream offset %" PRIu64 ": input ended inside "
-				"the %s that starts at offset %" PRIu64
-				" (%zu of %zu bytes read)",
-				d->offset + got, what, start, got, len);
+		if (n <= 0)
+			return read_failed(d, n, what, start, got, len, err);
 		if (want >= READ_AHEAD) {
 			got += (size_t)n;
 		} else {
@@ -206,19 +214,9 @@ static int read_view(struct ferry_stream_decoder *d, size_t len,
 		ssize_t n = d->src.read(d->src.opaque, d->rbuf + d->rlen,
 					READ_AHEAD - d->rlen);
 
-		if (n < 0)
-			return ferry_error_set(err, (int)n,
-					       "stream offset %" PRIu64
-					       ": reading %s: %s",
-					       d->offset + d->rlen, what,
-					       strerror((int)-n));
-		if (n == 0)
-			return ferry_error_set(
-				err, -ENODATA,
-				"stream offset %" PRIu64 ": input ended inside "
-				"the %s that starts at offset %" PRIu64
-				" (%zu of %zu bytes read)",
-				d->offset + d->rlen, what, start, d->rlen, len);
+		if (n <= 0)
+			return read_failed(d, n, what, start, d->rlen, len,
+					   err);
 		d->rlen += (size_t)n;
 	}
 	*out = d->rbuf + d->rpos;

@@ -39,13 +39,40 @@ def expect_error(cls, name, **args):
 
 def t_greeting():
     s, f, greet = raw_client()
-    assert "version" in greet["QMP"] and greet["QMP"]["capabilities"] == []
+    assert greet["QMP"]["capabilities"] == [], greet
+    # a QEMU version clients accept (libvirt refuses a 0.x), ferry's own
+    # in the package
+    v = greet["QMP"]["version"]
+    assert v["qemu"] == {"major": 7, "minor": 2, "micro": 0}, v
+    assert v["package"].startswith("ferry "), v
     s.sendall(b'{"execute": "query-status"}\n')
     r = json.loads(f.readline())
     assert r["error"]["class"] == "CommandNotFound", r
     s.sendall(b'{"execute": "qmp_capabilities", "id": 7}\n')
     assert json.loads(f.readline()) == {"return": {}, "id": 7}
+    s.sendall(b'{"execute": "query-version", "id": 8}\n')
+    assert json.loads(f.readline()) == {"return": v, "id": 8}
     s.close()
+    assert g.qmp.cmd("query-name") == {}
+    assert g.qmp.cmd("query-events") == [{"name": "MIGRATION"}]
+
+
+def t_big_integer():
+    """An integer past 64 bits fails its own request, by its id; the
+    other requests of the same write are answered."""
+    s, f, _ = raw_client()
+    s.sendall(b'{"execute": "qmp_capabilities"}\n')
+    f.readline()
+    s.sendall(b'{"execute": "migrate-set-parameters", "id": 1, '
+              b'"arguments": {"max-bandwidth": 123456789012345678901234567}}'
+              b'{"execute": "query-status", "id": 2}\n')
+    r = json.loads(f.readline())
+    assert r["id"] == 1 and r["error"]["class"] == "GenericError", r
+    assert "64 bits" in r["error"]["desc"], r
+    r = json.loads(f.readline())
+    assert r["id"] == 2 and r["return"]["running"] is True, r
+    s.close()
+    assert g.qmp.cmd("query-migrate-parameters")["max-bandwidth"] == 0
 
 
 def t_bad_json():
@@ -135,7 +162,16 @@ def t_parameters():
             for c in g.qmp.cmd("query-migrate-capabilities")}
     assert caps == {"auto-converge": True, "verify": False,
                     "multifd": False, "xbzrle": False,
-                    "postcopy-ram": False, "rdma-pin-all": False}, caps
+                    "postcopy-ram": False, "rdma-pin-all": False,
+                    "events": True, "return-path": True}, caps
+    # always on: accepted as on, refused as off
+    g.qmp.cmd("migrate-set-capabilities", capabilities=[
+        {"capability": "events", "state": True},
+        {"capability": "return-path", "state": True}])
+    for c in ("events", "return-path"):
+        d = expect_error("GenericError", "migrate-set-capabilities",
+                         capabilities=[{"capability": c, "state": False}])
+        assert "always on" in d, d
     g.qmp.cmd("migrate-set-parameters", **{"rdma-provider": "verbs"})
     assert g.qmp.cmd("query-migrate-parameters")["rdma-provider"] == "verbs"
     g.qmp.cmd("migrate-set-parameters", **{"rdma-provider": ""})
@@ -151,7 +187,8 @@ def t_parameters():
               "query-migrate", "migrate-set-parameters",
               "query-migrate-parameters", "migrate-set-capabilities",
               "query-migrate-capabilities", "query-status", "stop", "cont",
-              "quit", "x-query-guest", "migrate-recover", "migrate-pause"):
+              "quit", "x-query-guest", "migrate-recover", "migrate-pause",
+              "query-version", "query-name", "query-events"):
         assert n in names, n
     # post-copy recovery's commands need a post-copy
     d = expect_error("GenericError", "migrate-pause")
@@ -421,6 +458,7 @@ def t_quit_mid_migration():
 for name, fn in [
     ("greeting, negotiation first", t_greeting),
     ("malformed JSON and framing", t_bad_json),
+    ("an integer past 64 bits fails only its request", t_big_integer),
     ("errors for unknown commands and bad arguments", t_errors),
     ("parameters and capabilities round trip", t_parameters),
     ("stop and cont", t_stop_cont),
