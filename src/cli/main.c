@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ferry/version.h"
 
 static const struct {
 	const char *name;
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("ferry %s\n", FERRY_VERSION);
+		printf("ferry %s\n", ferry_version());
 		return 0;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

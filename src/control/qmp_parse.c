@@ -342,7 +342,7 @@ const struct qmp_param qmp_params[] = {
 	P("max-cpu-throttle", 1, 99, max_cpu_throttle, false),
 	P("multifd-channels", 1, FERRY_STREAM_MAX_CHANNELS, multifd_channels,
 	  false),
-	P("multifd-zstd-level", 1, 19, zstd_level, false),
+	P("multifd-zstd-level", 0, 20, zstd_level, false),
 	P("xbzrle-cache-size", 4096, 1ull << 40, xbzrle_cache_size, true),
 	P("precopy-time-limit", 0, 86400000, precopy_time_limit_ms, true),
 	P("net-timeout", 0, 3600000, net_timeout_ms, true),

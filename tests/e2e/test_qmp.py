@@ -175,6 +175,15 @@ def t_parameters():
     g.qmp.cmd("migrate-set-parameters", **{"rdma-provider": "verbs"})
     assert g.qmp.cmd("query-migrate-parameters")["rdma-provider"] == "verbs"
     g.qmp.cmd("migrate-set-parameters", **{"rdma-provider": ""})
+    # QEMU's range for the zstd level
+    for lvl in (0, 20):
+        g.qmp.cmd("migrate-set-parameters", **{"multifd-zstd-level": lvl})
+        assert g.qmp.cmd("query-migrate-parameters")[
+            "multifd-zstd-level"] == lvl
+    d = expect_error("GenericError", "migrate-set-parameters",
+                     **{"multifd-zstd-level": 21})
+    assert "0 to 20" in d, d
+    g.qmp.cmd("migrate-set-parameters", **{"multifd-zstd-level": 1})
     g.qmp.cmd("migrate-set-parameters", **{"xbzrle-cache-size": 32 << 20})
     p = g.qmp.cmd("query-migrate-parameters")
     assert p["xbzrle-cache-size"] == 32 << 20, p
