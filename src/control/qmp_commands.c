@@ -559,6 +559,144 @@ static json_t *cmd_query_events(struct qmp_backend *b, json_t *args,
 	return json_pack("[{s:s}]", "name", "MIGRATION");
 }
 
+/* json's number at key k of o (0 when it has none). */
+static json_int_t jint(json_t *o, const char *k)
+{
+	json_t *v = o ? json_object_get(o, k) : NULL;
+
+	return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+/* HMP's `info migrate`, in QEMU's words, from query-migrate's answer. */
+static char *hmp_info_migrate(struct qmp_backend *b)
+{
+	struct ferry_mig_stats st;
+	json_t *caps = cmd_query_caps(b, NULL, NULL), *r, *ram, *c;
+	char *out = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f) {
+		json_decref(caps);
+		return NULL;
+	}
+	ferry_migration_query(b->mig, &st);
+	r = qmp_migrate_info(&st);
+	fprintf(f, "capabilities:");
+	json_array_foreach(caps, i, c)
+	{
+		fprintf(f, " %s: %s",
+			json_string_value(json_object_get(c, "capability")),
+			json_is_true(json_object_get(c, "state")) ? "on"
+								  : "off");
+	}
+	fprintf(f, "\n");
+	ram = json_object_get(r, "ram");
+	if (json_object_get(r, "status")) {
+		fprintf(f, "Migration status: %s\n",
+			json_string_value(json_object_get(r, "status")));
+		fprintf(f, "total time: %lld ms\n",
+			(long long)jint(r, "total-time"));
+		if (json_object_get(r, "expected-downtime"))
+			fprintf(f, "expected downtime: %lld ms\n",
+				(long long)jint(r, "expected-downtime"));
+		if (json_object_get(r, "downtime"))
+			fprintf(f, "downtime: %lld ms\n",
+				(long long)jint(r, "downtime"));
+		fprintf(f, "setup: %lld ms\n",
+			(long long)jint(r, "setup-time"));
+	}
+	if (ram) {
+		json_t *mbps = json_object_get(ram, "mbps");
+
+		fprintf(f, "transferred ram: %lld kbytes\n",
+			(long long)jint(ram, "transferred") >> 10);
+		fprintf(f, "throughput: %0.2f mbps\n",
+			json_is_number(mbps) ? json_number_value(mbps) : 0.0);
+		fprintf(f, "remaining ram: %lld kbytes\n",
+			(long long)jint(ram, "remaining") >> 10);
+		fprintf(f, "total ram: %lld kbytes\n",
+			(long long)jint(ram, "total") >> 10);
+		fprintf(f, "duplicate: %lld pages\n",
+			(long long)jint(ram, "duplicate"));
+		fprintf(f, "normal: %lld pages\n",
+			(long long)jint(ram, "normal"));
+		fprintf(f, "normal bytes: %lld kbytes\n",
+			(long long)jint(ram, "normal-bytes") >> 10);
+		fprintf(f, "dirty sync count: %lld\n",
+			(long long)jint(ram, "dirty-sync-count"));
+		fprintf(f, "page size: %lld kbytes\n",
+			(long long)jint(ram, "page-size") >> 10);
+		fprintf(f, "pages-per-second: %lld\n",
+			(long long)jint(ram, "pages-per-second"));
+		if (json_object_get(ram, "postcopy-requests"))
+			fprintf(f, "postcopy request count: %lld\n",
+				(long long)jint(ram, "postcopy-requests"));
+	}
+	if (json_object_get(r, "error-desc"))
+		fprintf(f, "error description: %s\n",
+			json_string_value(json_object_get(r, "error-desc")));
+	fclose(f);
+	json_decref(r);
+	json_decref(caps);
+	return out;
+}
+
+/*
+ * QEMU's human-monitor-command for what operators and libvirt type most:
+ * info status, info migrate, migrate_set_parameter NAME VALUE,
+ * migrate_set_capability NAME on|off.  As in QEMU, the answer is the
+ * monitor's text, an error included ("Error: ..."), not a QMP error.
+ */
+static json_t *cmd_hmp(struct qmp_backend *b, json_t *args, struct qmp_error *e)
+{
+	json_t *line = args ? json_object_get(args, "command-line") : NULL;
+	struct qmp_error he = { 0 };
+	struct hmp_cmd h;
+	json_t *r = NULL, *st;
+	char *text;
+
+	if (!json_is_string(line))
+		return fail(e, NULL,
+			    "Parameter 'command-line' is missing or not a "
+			    "string");
+	if (qmp_parse_hmp(json_string_value(line), &h, &he))
+		return json_sprintf("Error: %s\n", he.desc);
+	switch (h.kind) {
+	case HMP_INFO_STATUS:
+		st = cmd_query_status(b, NULL, &he);
+		r = json_sprintf(
+			"VM status: %s\n",
+			json_is_true(json_object_get(st, "running")) ? "running"
+			: !strcmp(json_string_value(
+					  json_object_get(st, "status")),
+				  "paused")
+				? "paused"
+			: !strcmp(json_string_value(
+					  json_object_get(st, "status")),
+				  "inmigrate")
+				? "paused (inmigrate)"
+				: "paused (postmigrate)");
+		json_decref(st);
+		break;
+	case HMP_INFO_MIGRATE:
+		text = hmp_info_migrate(b);
+		r = text ? json_string(text) : NULL;
+		free(text);
+		break;
+	case HMP_SET_PARAMETER:
+	case HMP_SET_CAPABILITY:
+		r = h.kind == HMP_SET_PARAMETER ? cmd_set_params(b, h.args, &he)
+						: cmd_set_caps(b, h.args, &he);
+		json_decref(r);
+		r = he.desc[0] ? json_sprintf("Error: %s\n", he.desc)
+			       : json_string("");
+		break;
+	}
+	json_decref(h.args);
+	return r ? r : fail(e, NULL, "out of memory");
+}
+
 static const struct {
 	const char *name;
 	json_t *(*fn)(struct qmp_backend *b, json_t *args, struct qmp_error *e);
@@ -582,6 +720,7 @@ static const struct {
 	{ "query-version", cmd_query_version },
 	{ "query-name", cmd_query_name },
 	{ "query-events", cmd_query_events },
+	{ "human-monitor-command", cmd_hmp },
 	{ "x-query-guest", cmd_query_guest },
 };
 

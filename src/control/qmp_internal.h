@@ -93,6 +93,24 @@ struct qmp_param {
 extern const struct qmp_param qmp_params[];
 extern const size_t qmp_nparams;
 
+/* human-monitor-command's command line, as far as ferry has it. */
+enum hmp_kind {
+	HMP_INFO_STATUS,
+	HMP_INFO_MIGRATE,
+	HMP_SET_PARAMETER, /* args: migrate-set-parameters' */
+	HMP_SET_CAPABILITY /* args: migrate-set-capabilities' */
+};
+
+struct hmp_cmd {
+	enum hmp_kind kind;
+	json_t *args; /* owned; NULL for the info commands */
+};
+
+/* "info status", "info migrate", "migrate_set_parameter NAME VALUE",
+ * "migrate_set_capability NAME on|off": 0, or -EINVAL with e's text for
+ * the HMP output (an unknown command, a missing or bad argument). */
+int qmp_parse_hmp(const char *line, struct hmp_cmd *out, struct qmp_error *e);
+
 /* qmp_commands.c: run one command; returns its "return" value (owned by the caller), or
  * NULL with e filled. */
 json_t *qmp_dispatch(struct qmp_backend *b, const char *cmd, json_t *args,

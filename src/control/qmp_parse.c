@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "ferry/stream.h"
 #include "qmp_internal.h"
+#include "size.h"
 
 static int bad(struct qmp_error *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -515,5 +516,131 @@ int qmp_parse_caps(json_t *args, struct ferry_mig_params *p,
 				   s);
 	}
 	*p = n;
+	return 0;
+}
+
+/* The next word of *p (at most len - 1 bytes), *p past it. */
+static bool hmp_word(const char **p, char *w, size_t len)
+{
+	size_t n = 0;
+
+	while (**p == ' ' || **p == '\t')
+		(*p)++;
+	while (**p && **p != ' ' && **p != '\t' && **p != '\n' && **p != '\r') {
+		if (n + 1 < len)
+			w[n++] = **p;
+		(*p)++;
+	}
+	w[n] = '\0';
+	return n > 0;
+}
+
+/* HMP's on/off (and yes/no, true/false). */
+static int hmp_bool(const char *v, bool *on)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes"))
+		*on = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no"))
+		*on = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* A parameter's value as migrate-set-parameters takes it: a bool, a
+ * string, or a number (with a size suffix for the sizes, as HMP has). */
+static json_t *hmp_value(const char *name, const char *v, struct qmp_error *e)
+{
+	static const char *const strings[] = {
+		"multifd-compression", "rdma-provider", "tls-creds",
+		"tls-hostname",	       "tls-authz",	NULL
+	};
+	unsigned long long x;
+	uint64_t size;
+	char *end;
+	bool on;
+	size_t i;
+
+	if (!strcmp(name, "codec-auto") || !strcmp(name, "defer-hot-pages")) {
+		if (hmp_bool(v, &on)) {
+			bad(e, "Parameter '%s' expects on or off", name);
+			return NULL;
+		}
+		return json_boolean(on);
+	}
+	for (i = 0; strings[i]; i++)
+		if (!strcmp(name, strings[i]))
+			return json_string(v);
+	if (!strcmp(name, "max-bandwidth") ||
+	    !strcmp(name, "xbzrle-cache-size")) {
+		if (ferry_parse_size(v, &size) || size > INT64_MAX) {
+			bad(e, "Parameter '%s' expects a size (like 100M)",
+			    name);
+			return NULL;
+		}
+		return json_integer((json_int_t)size);
+	}
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (!*v || *end || errno || x > INT64_MAX) {
+		bad(e, "Parameter '%s' expects a number", name);
+		return NULL;
+	}
+	return json_integer((json_int_t)x);
+}
+
+int qmp_parse_hmp(const char *line, struct hmp_cmd *out, struct qmp_error *e)
+{
+	char cmd[64], name[64], value[256], extra[8];
+	const char *p = line;
+	json_t *v;
+	bool on;
+
+	memset(out, 0, sizeof(*out));
+	if (!hmp_word(&p, cmd, sizeof(cmd)))
+		return bad(e, "no command");
+	if (!strcmp(cmd, "info")) {
+		if (!hmp_word(&p, name, sizeof(name)))
+			return bad(e, "info: which (status, migrate)?");
+		if (hmp_word(&p, extra, sizeof(extra)))
+			return bad(e, "info %s: too many arguments", name);
+		if (!strcmp(name, "status"))
+			out->kind = HMP_INFO_STATUS;
+		else if (!strcmp(name, "migrate"))
+			out->kind = HMP_INFO_MIGRATE;
+		else
+			return bad(e,
+				   "info %s: ferry has info status and info "
+				   "migrate",
+				   name);
+		return 0;
+	}
+	if (strcmp(cmd, "migrate_set_parameter") &&
+	    strcmp(cmd, "migrate_set_capability"))
+		return bad(e, "unknown command: '%s'", cmd);
+	if (!hmp_word(&p, name, sizeof(name)) ||
+	    !hmp_word(&p, value, sizeof(value)))
+		return bad(e, "%s: NAME VALUE expected", cmd);
+	if (hmp_word(&p, extra, sizeof(extra)))
+		return bad(e, "%s: too many arguments", cmd);
+	if (!strcmp(cmd, "migrate_set_capability")) {
+		if (hmp_bool(value, &on))
+			return bad(e, "Capability '%s' expects on or off",
+				   name);
+		out->kind = HMP_SET_CAPABILITY;
+		out->args = json_pack("{s:[{s:s,s:b}]}", "capabilities",
+				      "capability", name, "state", on);
+		return out->args ? 0 : bad(e, "out of memory");
+	}
+	v = hmp_value(name, value, e);
+	if (!v)
+		return -EINVAL;
+	out->kind = HMP_SET_PARAMETER;
+	out->args = json_object();
+	if (!out->args || json_object_set_new(out->args, name, v)) {
+		json_decref(out->args);
+		out->args = NULL;
+		return bad(e, "out of memory");
+	}
 	return 0;
 }

@@ -57,6 +57,47 @@ def t_greeting():
     assert g.qmp.cmd("query-events") == [{"name": "MIGRATION"}]
 
 
+def hmp(line):
+    return g.qmp.cmd("human-monitor-command", **{"command-line": line})
+
+
+def t_hmp():
+    """human-monitor-command for what operators and libvirt type: the
+    monitor's text back, errors in it as QEMU's are."""
+    assert hmp("info status") == "VM status: running\n"
+    assert hmp("migrate_set_parameter downtime-limit 77") == ""
+    assert hmp("migrate_set_parameter max-bandwidth 100M") == ""
+    assert hmp("migrate_set_parameter multifd-compression zstd") == ""
+    assert hmp("migrate_set_parameter codec-auto off") == ""
+    p = g.qmp.cmd("query-migrate-parameters")
+    assert p["downtime-limit"] == 77 and p["max-bandwidth"] == 100 << 20, p
+    assert p["multifd-compression"] == "zstd" and p["codec-auto"] is False
+    assert hmp("migrate_set_capability xbzrle on") == ""
+    caps = {c["capability"]: c["state"]
+            for c in g.qmp.cmd("query-migrate-capabilities")}
+    assert caps["xbzrle"] is True, caps
+    info = hmp("info migrate")
+    assert "capabilities:" in info and "xbzrle: on" in info, info
+    assert "Migration status" not in info, info  # none has run
+    for bad, why in [("migrate_set_parameter downtime-limit soon", "number"),
+                     ("migrate_set_parameter codec-auto maybe", "on or off"),
+                     ("migrate_set_parameter warp-speed 9", "warp-speed"),
+                     ("migrate_set_capability xbzrle sometimes", "on or off"),
+                     ("migrate_set_parameter downtime-limit", "expected"),
+                     ("info registers", "info status"),
+                     ("savevm snap", "unknown command")]:
+        out = hmp(bad)
+        assert out.startswith("Error: ") and why in out, (bad, out)
+    for line in ("migrate_set_parameter downtime-limit 300",
+                 "migrate_set_parameter max-bandwidth 0",
+                 "migrate_set_parameter multifd-compression none",
+                 "migrate_set_parameter codec-auto on",
+                 "migrate_set_capability xbzrle off"):
+        assert hmp(line) == "", line
+    d = expect_error("GenericError", "human-monitor-command")
+    assert "command-line" in d, d
+
+
 def t_big_integer():
     """An integer past 64 bits fails its own request, by its id; the
     other requests of the same write are answered."""
@@ -197,7 +238,8 @@ def t_parameters():
               "query-migrate-parameters", "migrate-set-capabilities",
               "query-migrate-capabilities", "query-status", "stop", "cont",
               "quit", "x-query-guest", "migrate-recover", "migrate-pause",
-              "query-version", "query-name", "query-events"):
+              "query-version", "query-name", "query-events",
+              "human-monitor-command"):
         assert n in names, n
     # post-copy recovery's commands need a post-copy
     d = expect_error("GenericError", "migrate-pause")
@@ -468,6 +510,7 @@ for name, fn in [
     ("greeting, negotiation first", t_greeting),
     ("malformed JSON and framing", t_bad_json),
     ("an integer past 64 bits fails only its request", t_big_integer),
+    ("human-monitor-command: info, migrate_set_parameter/capability", t_hmp),
     ("errors for unknown commands and bad arguments", t_errors),
     ("parameters and capabilities round trip", t_parameters),
     ("stop and cont", t_stop_cont),

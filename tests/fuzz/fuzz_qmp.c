@@ -324,6 +324,32 @@ static json_t *dry_dispatch(const char *cmd, json_t *args, struct qmp_error *e)
 		      "cont: x-force lost");
 		return json_object();
 	}
+	if (!strcmp(cmd, "human-monitor-command")) {
+		json_t *line = json_object_get(args, "command-line");
+		struct qmp_error he = { 0 };
+		struct hmp_cmd h;
+		json_t *r = NULL;
+
+		if (!json_is_string(line))
+			return json_string("");
+		if (qmp_parse_hmp(json_string_value(line), &h, &he)) {
+			check(he.desc[0] && !h.args,
+			      "hmp: a failure without its text, or with "
+			      "arguments");
+			return json_string("");
+		}
+		check((h.kind == HMP_INFO_STATUS ||
+		       h.kind == HMP_INFO_MIGRATE) == !h.args,
+		      "hmp: arguments for an info command, or none for a set");
+		/* what a set command gives goes through the real parsers */
+		if (h.kind == HMP_SET_PARAMETER)
+			r = set_params(h.args, &he);
+		else if (h.kind == HMP_SET_CAPABILITY)
+			r = set_caps(h.args, &he);
+		json_decref(r);
+		json_decref(h.args);
+		return json_string("");
+	}
 	if (!strcmp(cmd, "migrate-set-parameters"))
 		return set_params(args, e);
 	if (!strcmp(cmd, "migrate-set-capabilities"))
