@@ -110,6 +110,37 @@ uint64_t sender_bytes(struct sender *s)
 	return n;
 }
 
+/* The senders' counts into the statistics (m->lock held); during the
+ * bulk pass also what it has still to go and its rate so far, which no
+ * iteration measures yet. */
+static void stats_from_counts(struct out *o, struct ferry_mig_stats *st)
+{
+	struct send_counts t = out_counts(o);
+	uint32_t ps = o->vm->page_size;
+
+	st->checked = t.checked;
+	st->xbzrle_pages = t.xbz_pages;
+	st->xbzrle_bytes = t.xbz_bytes;
+	st->xbzrle_lookups = t.xbz_lookups;
+	st->xbzrle_cache_miss = t.xbz_miss;
+	st->xbzrle_overflow = t.xbz_overflow;
+	st->transferred = t.bytes;
+	st->duplicate = t.duplicate;
+	st->normal = t.normal;
+	st->normal_bytes = t.normal * ps;
+	st->unchanged = t.unchanged;
+	st->compressed_pages = t.compressed;
+	st->compressed_bytes = t.compressed_bytes;
+	auto_stats(o, st);
+	if (o->in_bulk) {
+		uint64_t total = st->total / ps, done = counts_pages(&t);
+		uint64_t dt = mig_now_ns() - o->t_precopy_ns;
+
+		st->remaining = (total > done ? total - done : 0) * ps;
+		st->mbps = dt ? (double)t.bytes * 8e3 / (double)dt : 0;
+	}
+}
+
 void sender_publish(struct sender *s)
 {
 	struct ferry_migration *m = s->o->m;
@@ -119,7 +150,7 @@ void sender_publish(struct sender *s)
 	s->pub.bytes = sender_bytes(s);
 	if (s->autoc_on)
 		s->pub_auto = s->autoc;
-	auto_stats(s->o, &m->stats);
+	stats_from_counts(s->o, &m->stats);
 	if (s->o->carrier->stats)
 		s->o->carrier->stats(s->o, &m->stats);
 	pthread_mutex_unlock(&m->lock);
@@ -128,25 +159,10 @@ void sender_publish(struct sender *s)
 void out_publish(struct out *o, uint64_t remaining_pages)
 {
 	struct ferry_migration *m = o->m;
-	struct send_counts t;
 
 	sender_publish(&o->main);
 	pthread_mutex_lock(&m->lock);
-	t = out_counts(o);
-	m->stats.checked = t.checked;
-	m->stats.xbzrle_pages = t.xbz_pages;
-	m->stats.xbzrle_bytes = t.xbz_bytes;
-	m->stats.xbzrle_lookups = t.xbz_lookups;
-	m->stats.xbzrle_cache_miss = t.xbz_miss;
-	m->stats.xbzrle_overflow = t.xbz_overflow;
-	m->stats.transferred = t.bytes;
-	m->stats.duplicate = t.duplicate;
-	m->stats.normal = t.normal;
-	m->stats.normal_bytes = t.normal * o->vm->page_size;
-	m->stats.unchanged = t.unchanged;
-	m->stats.compressed_pages = t.compressed;
-	m->stats.compressed_bytes = t.compressed_bytes;
-	auto_stats(o, &m->stats);
+	stats_from_counts(o, &m->stats);
 	m->stats.remaining = remaining_pages * o->vm->page_size;
 	m->stats.throttle_percent = o->throttle;
 	pthread_mutex_unlock(&m->lock);

@@ -146,6 +146,30 @@ def t_cancel_setup():
     finish(src)
 
 
+def t_bulk_progress():
+    """During the bulk pass query-migrate says how much is still to go and
+    at what rate, as a progress bar needs (not 0 remaining, 0 Mbit/s)."""
+    src, dst = pair("idle", ["--fill", "random"])
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 20 << 20})
+    src.qmp.cmd("migrate", uri=dst.incoming_uri())
+    deadline = time.time() + 120
+    while True:
+        s = src.qmp.cmd("query-migrate")
+        ram = s.get("ram", {})
+        if s["status"] == "active" and ram.get("transferred", 0) > 8 << 20:
+            break
+        assert s["status"] in ("setup", "active"), s
+        assert time.time() < deadline, s
+        time.sleep(0.05)
+    assert ram["dirty-sync-count"] == 0, ram  # still the bulk pass
+    assert 0 < ram["remaining"] < ram["total"], ram
+    assert ram["remaining"] + ram["transferred"] >= ram["total"] // 2, ram
+    assert ram["mbps"] > 0, ram
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 0})
+    check_verified(src.qmp.wait_migration(), dst.qmp.wait_migration())
+    finish(src, dst)
+
+
 def t_cancel_active():
     src, dst = pair("idle", ["--fill", "random"])
     src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 20 << 20})
@@ -635,6 +659,7 @@ for name, fn in [
     ("A to B to C, verified twice", t_twice),
     ("cancel in setup: source runs, destination resumes nothing",
      t_cancel_setup),
+    ("the bulk pass reports remaining and rate", t_bulk_progress),
     ("cancel while active", t_cancel_active),
     ("cancel in device state", t_cancel_device),
     ("killed destination: source keeps running, migrates again",
