@@ -28,7 +28,8 @@ static const char *signame(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ferry migrate --qmp unix:PATH URI [--set PARAM=VALUE]"
+		"usage: ferry migrate --qmp unix:PATH|tcp:HOST:PORT URI "
+		"[--set PARAM=VALUE]"
 		"... [--cap NAME=on|off]...\n"
 		"  URI is tcp:HOST:PORT or unix:PATH (the destination's "
 		"--incoming)\n"
@@ -91,7 +92,8 @@ int cmd_migrate(int argc, char **argv)
 		}
 	}
 	if (!qmp)
-		return cli_fail("migrate: --qmp unix:PATH is required");
+		return cli_fail("migrate: --qmp unix:PATH (or tcp:HOST:PORT) "
+				"is required");
 	if (optind != argc - 1)
 		return cli_fail("migrate: expected one destination URI");
 	if (qmpc_connect(&c, qmp, 0, err, sizeof(err)))

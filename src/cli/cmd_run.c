@@ -53,7 +53,8 @@ static void run_usage(FILE *f)
 		"  --duration SECONDS    stop after this long (default: until "
 		"Ctrl-C)\n"
 		"  --interval SECONDS    report interval (default 1)\n"
-		"  --qmp unix:PATH       open a QMP control socket; the guest "
+		"  --qmp unix:PATH|tcp:HOST:PORT\n"
+		"                        open a QMP control socket; the guest "
 		"then\n"
 		"                        runs until 'quit' (no dirty report)\n"
 		"  --incoming URI|defer  be a migration destination: listen on "
@@ -209,7 +210,7 @@ int cli_serve(const struct cli_target *t, const char *qmp_uri,
 		goto out;
 	}
 	if (qmp_uri && qmp_server_start(qmp_uri, &backend, &qs, &err)) {
-		cli_fail("--qmp: %s", ferry_error_msg(&err));
+		cli_fail("%s", ferry_error_msg(&err));
 		goto out;
 	}
 	pthread_mutex_lock(&sv.lock);
@@ -219,7 +220,7 @@ int cli_serve(const struct cli_target *t, const char *qmp_uri,
 	printf("ferry run: %s%s%s%s\n",
 	       incoming ? "waiting for a migration on " : "guest running",
 	       incoming ? (backend.incoming_defer ? "(defer)" : st.uri) : "",
-	       qmp_uri ? ", QMP on " : "", qmp_uri ? qmp_uri : "");
+	       qs ? ", QMP on " : "", qs ? qmp_server_uri(qs) : "");
 	fflush(stdout);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -56,7 +56,8 @@ static void riscv_usage(FILE *f)
 		"  --duration SECONDS    stop after this long (default: until "
 		"Ctrl-C,\n"
 		"                        quit, or the guest powers off)\n"
-		"  --qmp unix:PATH       a QMP control socket\n"
+		"  --qmp unix:PATH|tcp:HOST:PORT\n"
+		"                        a QMP control socket\n"
 		"  --incoming URI|defer  be a migration destination (no "
 		"--kernel:\n"
 		"                        the source's state is loaded)\n" CLI_TLS_USAGE);

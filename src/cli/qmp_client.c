@@ -1,5 +1,6 @@
 /* qmp_client.c - talks QMP to a ferry guest, as a management tool would. */
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,35 +110,74 @@ json_t *qmpc_call(struct qmpc *c, const char *cmd, json_t *args, char *err,
 	return ret;
 }
 
+/* One attempt at a tcp:HOST:PORT socket: a connected fd, or -1. */
+static int tcp_socket(const char *hostport)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	int fd = -1;
+
+	if (!colon || (size_t)(colon - hostport) >= sizeof(host)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	if (getaddrinfo(host, colon + 1, &hints, &res)) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen)) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* One attempt at a unix socket: a connected fd, or -1. */
+static int unix_socket(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof(*sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 int qmpc_connect(struct qmpc *c, const char *uri, double timeout_s, char *err,
 		 size_t errlen)
 {
-	const char *path = strncmp(uri, "unix:", 5) ? uri : uri + 5;
+	bool tcp = !strncmp(uri, "tcp:", 4);
+	const char *path = tcp			      ? uri + 4
+			   : strncmp(uri, "unix:", 5) ? uri
+						      : uri + 5;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	double deadline = cli_now() + timeout_s;
 	json_t *greeting, *ret;
 
 	memset(c, 0, sizeof(*c));
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	if (!tcp && strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "QMP socket path too long: %s", path);
 		return -ENAMETOOLONG;
 	}
-	strcpy(sa.sun_path, path);
+	if (!tcp)
+		strcpy(sa.sun_path, path);
 	for (;;) {
-		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (c->fd < 0)
-			break;
-		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		close(c->fd);
-		c->fd = -1;
-		if (cli_now() > deadline)
+		c->fd = tcp ? tcp_socket(path) : unix_socket(&sa);
+		if (c->fd >= 0 || cli_now() > deadline)
 			break;
 		usleep(20000);
 	}
 	if (c->fd < 0) {
 		snprintf(err, errlen, "cannot connect to the QMP socket %s: %s",
-			 path, strerror(errno));
+			 uri, strerror(errno));
 		return -ECONNREFUSED;
 	}
 	greeting = read_msg(c, err, errlen);

@@ -65,7 +65,8 @@ struct qmp_server {
 	pthread_mutex_t lock; /* clients[].fd, in.negotiated, their queues */
 	struct qmp_client clients[QMP_MAX_CLIENTS];
 	unsigned long accepted; /* the server's thread */
-	char path[256];
+	char path[256];	 /* unix: the socket's file, removed at the end */
+	char bound[256]; /* the address as bound (tcp: the port picked) */
 };
 
 static uint64_t now_ns(void)
@@ -418,18 +419,68 @@ void qmp_server_event_migration(struct qmp_server *s, enum ferry_mig_state st)
 	wake(s);
 }
 
-int qmp_server_start(const char *uri, struct qmp_backend *b,
+/*
+ * QEMU's -qmp syntax: unix:PATH or tcp:HOST:PORT, then options, each
+ * ",NAME=VALUE": server=on (the control socket always listens), wait=on
+ * or off (ferry never waits for a client before the guest runs: either is
+ * taken).  A comma in PATH is written ",,".  The address into uri.
+ */
+static int qmp_uri(const char *spec, char *uri, size_t len,
+		   struct ferry_error *err)
+{
+	const char *p = spec;
+	size_t n = 0;
+
+	if (strncmp(spec, "unix:", 5) && strncmp(spec, "tcp:", 4))
+		return ferry_error_set(err, -EINVAL,
+				       "--qmp %s: the control socket is "
+				       "unix:PATH or tcp:HOST:PORT",
+				       spec);
+	for (; *p && !(p[0] == ',' && p[1] != ','); p++) {
+		if (p[0] == ',') /* ",," */
+			p++;
+		if (n + 1 == len)
+			return ferry_error_set(err, -ENAMETOOLONG,
+					       "--qmp %s: too long", spec);
+		uri[n++] = *p;
+	}
+	uri[n] = '\0';
+	while (*p == ',') {
+		const char *opt = ++p, *end = strchr(opt, ',');
+		size_t olen = end ? (size_t)(end - opt) : strlen(opt);
+
+		if ((olen == 9 && !strncmp(opt, "server=on", 9)) ||
+		    (olen == 6 && !strncmp(opt, "server", 6)) ||
+		    (olen == 7 && !strncmp(opt, "wait=on", 7)) ||
+		    (olen == 8 && !strncmp(opt, "wait=off", 8)) ||
+		    (olen == 6 && !strncmp(opt, "nowait", 6))) {
+			p += olen;
+			continue;
+		}
+		if (olen == 10 && !strncmp(opt, "server=off", 10))
+			return ferry_error_set(err, -EINVAL,
+					       "--qmp %s: server=off: the "
+					       "control socket always listens "
+					       "(server=on)",
+					       spec);
+		return ferry_error_set(err, -EINVAL,
+				       "--qmp %s: unknown option '%.*s' "
+				       "(server=on, wait=on|off)",
+				       spec, (int)olen, opt);
+	}
+	return 0;
+}
+
+int qmp_server_start(const char *spec, struct qmp_backend *b,
 		     struct qmp_server **out, struct ferry_error *err)
 {
 	struct qmp_server *s;
-	char bound[256];
+	char uri[256];
 	int i, rc;
 
-	if (strncmp(uri, "unix:", 5))
-		return ferry_error_set(err, -EINVAL,
-				       "--qmp %s: the control socket is "
-				       "unix:PATH",
-				       uri);
+	rc = qmp_uri(spec, uri, sizeof(uri), err);
+	if (rc)
+		return rc;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
@@ -438,12 +489,13 @@ int qmp_server_start(const char *uri, struct qmp_backend *b,
 		s->clients[i].fd = -1;
 	atomic_init(&s->stopping, false);
 	pthread_mutex_init(&s->lock, NULL);
-	rc = transport_listen(uri, &s->lfd, bound, sizeof(bound), err);
+	rc = transport_listen(uri, &s->lfd, s->bound, sizeof(s->bound), err);
 	if (rc) {
 		free(s);
 		return rc;
 	}
-	snprintf(s->path, sizeof(s->path), "%s", uri + 5);
+	if (!strncmp(uri, "unix:", 5))
+		snprintf(s->path, sizeof(s->path), "%s", uri + 5);
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = ferry_error_set(err, -errno, "pipe: %s", strerror(errno));
 		goto fail;
@@ -459,9 +511,15 @@ int qmp_server_start(const char *uri, struct qmp_backend *b,
 	return 0;
 fail:
 	close(s->lfd);
-	unlink(s->path);
+	if (s->path[0])
+		unlink(s->path);
 	free(s);
 	return rc;
+}
+
+const char *qmp_server_uri(const struct qmp_server *s)
+{
+	return s->bound;
 }
 
 void qmp_server_stop(struct qmp_server *s)
@@ -477,7 +535,8 @@ void qmp_server_stop(struct qmp_server *s)
 		if (s->clients[i].fd >= 0)
 			drop(s, &s->clients[i]);
 	close(s->lfd);
-	unlink(s->path);
+	if (s->path[0])
+		unlink(s->path);
 	close(s->wake[0]);
 	close(s->wake[1]);
 	pthread_mutex_destroy(&s->lock);

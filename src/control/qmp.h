@@ -45,5 +45,7 @@ int qmp_server_start(const char *uri, struct qmp_backend *b,
  * blocks on a client.  Not during or after qmp_server_stop. */
 void qmp_server_event_migration(struct qmp_server *s, enum ferry_mig_state st);
 void qmp_server_stop(struct qmp_server *s);
+/* Where it listens: unix:PATH, or tcp:HOST:PORT with the port bound. */
+const char *qmp_server_uri(const struct qmp_server *s);
 
 #endif

@@ -52,7 +52,7 @@ check "unknown dirty tracker" 1 "" "unknown dirty tracker 'x'" -- \
 	run --ram 8M --dirty x
 check "bad --duration" 1 "" "--duration" -- run --duration soon
 check "stray argument" 1 "" "unexpected argument" -- run extra
-check "migrate needs --qmp" 1 "" "--qmp unix:PATH is required" -- \
+check "migrate needs --qmp" 1 "" "--qmp unix:PATH \\(or tcp:HOST:PORT\\) is required" -- \
 	migrate tcp:127.0.0.1:1
 check "migrate to a missing socket" 1 "" "cannot connect to the QMP socket" -- \
 	migrate --qmp unix:/nonexistent/ferry.qmp tcp:127.0.0.1:1
@@ -73,8 +73,12 @@ check "incoming with tls-authz but no tls-creds" 1 "" \
 	run --ram 16M --incoming tcp:127.0.0.1:0 --tls-authz /etc/hostname
 check "run --help lists the TLS options" 0 "--tls-authz FILE" "" -- \
 	run --help
-check "qmp on tcp is refused" 1 "" "the control socket is unix:PATH" -- \
-	run --ram 16M --qmp tcp:127.0.0.1:4444
+check "qmp on udp is refused" 1 "" "the control socket is unix:PATH or tcp:HOST:PORT" -- \
+	run --ram 16M --qmp udp:127.0.0.1:4444
+check "qmp with server=off is refused" 1 "" "server=off: the control socket always listens" -- \
+	run --ram 16M --qmp tcp:127.0.0.1:0,server=off
+check "qmp with an unknown option is refused" 1 "" "unknown option 'telnet'" -- \
+	run --ram 16M --qmp tcp:127.0.0.1:0,server=on,telnet
 check "unknown machine" 1 "" "'vax' is not a machine \\(reference, riscv64\\)" -- \
 	run --machine vax
 check "riscv64 without a kernel" 1 "" "--kernel IMAGE is needed" -- \

@@ -432,6 +432,44 @@ def migrate_cmd(src, dst, *extra):
                             stderr=subprocess.PIPE, text=True)
 
 
+def t_qmp_tcp():
+    """QMP over TCP with QEMU's socket options, and `ferry migrate` driving
+    a source through it: migrated and verified."""
+    import re
+    import subprocess
+    args = ["--ram", "64M", "--workload", "zipf:rate=1000"]
+    dst = ft.Guest("dst", args, incoming="tcp:127.0.0.1:0")
+    p = subprocess.Popen([ft.FERRY, "run"] + args +
+                         ["--qmp", "tcp:127.0.0.1:0,server=on,wait=off"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"QMP on tcp:([0-9.]+):([0-9]+)", line)
+        assert m, line
+        s = socket.create_connection((m.group(1), int(m.group(2))),
+                                     timeout=30)
+        f = s.makefile("rb")
+        assert "QMP" in json.loads(f.readline())
+        s.sendall(b'{"execute": "qmp_capabilities"}\n')
+        f.readline()
+        s.sendall(b'{"execute": "query-status", "id": 1}\n')
+        r = json.loads(f.readline())
+        assert r["id"] == 1 and r["return"]["running"] is True, r
+        s.close()
+        r = subprocess.run([ft.FERRY, "migrate", "--qmp",
+                            "tcp:%s:%s" % m.groups(), dst.incoming_uri()],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["status"] == "completed", r.stdout
+        d = dst.qmp.wait_migration()
+        assert d["status"] == "completed" and d.get("verified"), d
+    finally:
+        p.terminate()
+        p.wait(timeout=60)
+        dst.kill()
+
+
 def t_migrate_interrupted():
     """SIGINT or SIGTERM on `ferry migrate` cancels the migration: it says
     so and exits non-zero, and the source's guest runs on."""
@@ -519,6 +557,7 @@ for name, fn in [
     ("200 idle clients do not lock the operator out", t_many_clients),
     ("the guest survives it all", t_survives),
     ("clients that never read block no migration", t_unread_clients),
+    ("QMP over TCP, with QEMU's socket options", t_qmp_tcp),
     ("SIGINT and SIGTERM on ferry migrate cancel it", t_migrate_interrupted),
     ("quit during a migration", t_quit_mid_migration),
 ]:
