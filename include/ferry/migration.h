@@ -91,11 +91,12 @@ struct ferry_mig_stats {
 	char downtime_overrun[FERRY_ERROR_MSG_MAX]; /* and which part ran
 						       long */
 	/* ram */
-	uint64_t transferred; /* stream bytes */
-	uint64_t remaining;   /* bytes known dirty, not yet sent */
-	uint64_t total;	      /* bytes of RAM */
-	uint64_t duplicate;   /* zero pages sent as a flag */
-	uint64_t normal;      /* pages sent whole */
+	uint64_t transferred;	/* stream bytes */
+	uint64_t multifd_bytes; /* of those, on the multifd channels */
+	uint64_t remaining;	/* bytes known dirty, not yet sent */
+	uint64_t total;		/* bytes of RAM */
+	uint64_t duplicate;	/* zero pages sent as a flag */
+	uint64_t normal;	/* pages sent whole */
 	uint64_t normal_bytes;
 	uint64_t unchanged; /* dirtied, but as last sent: sent as a flag */
 	uint64_t checked;   /* source: of those, checked by the destination

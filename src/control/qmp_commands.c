@@ -207,6 +207,11 @@ static void info_ram(json_t *r, const struct ferry_mig_stats *st)
 			  "iterations", (json_int_t)st->iterations));
 	json_object_set_new(json_object_get(r, "ram"), "page-size",
 			    json_integer((json_int_t)st->page_size));
+	json_object_set_new(json_object_get(r, "ram"), "multifd-bytes",
+			    json_integer((json_int_t)st->multifd_bytes));
+	/* QEMU's count of pages its bulk stage skipped; ferry skips none */
+	json_object_set_new(json_object_get(r, "ram"), "skipped",
+			    json_integer(0));
 	json_object_set_new(json_object_get(r, "ram"), "unchanged",
 			    json_integer((json_int_t)st->unchanged));
 	if (!st->incoming)
@@ -251,8 +256,9 @@ static void info_codecs(json_t *r, const struct ferry_mig_stats *st)
 	if (st->compressed_pages)
 		json_object_set_new(
 			r, "compression",
-			json_pack("{s:I,s:I,s:f}", "pages",
-				  (json_int_t)st->compressed_pages,
+			json_pack("{s:I,s:I,s:f,s:I,s:f}", "pages",
+				  (json_int_t)st->compressed_pages, "busy",
+				  (json_int_t)0, "busy-rate", 0.0,
 				  "compressed-size",
 				  (json_int_t)st->compressed_bytes,
 				  "compression-rate",
@@ -281,13 +287,12 @@ static void info_codecs(json_t *r, const struct ferry_mig_stats *st)
 /* Post-copy's figures, on each side its own. */
 static void info_postcopy(json_t *r, const struct ferry_mig_stats *st)
 {
+	/* as QEMU's, present (0) without post-copy too */
+	json_object_set_new(json_object_get(r, "ram"), "postcopy-requests",
+			    json_integer((json_int_t)st->postcopy_requests));
+	json_object_set_new(json_object_get(r, "ram"), "postcopy-bytes",
+			    json_integer((json_int_t)st->postcopy_bytes));
 	if (st->postcopy) {
-		json_object_set_new(
-			json_object_get(r, "ram"), "postcopy-requests",
-			json_integer((json_int_t)st->postcopy_requests));
-		json_object_set_new(
-			json_object_get(r, "ram"), "postcopy-bytes",
-			json_integer((json_int_t)st->postcopy_bytes));
 		json_object_set_new(
 			json_object_get(r, "ram"), "postcopy-pages",
 			json_integer((json_int_t)st->postcopy_pages));
@@ -348,6 +353,24 @@ static void info_rdma(json_t *r, const struct ferry_mig_stats *st)
 	}
 }
 
+/* QEMU's socket-address for a destination's uri: [SocketAddress]. */
+static json_t *socket_address(const char *uri)
+{
+	const char *colon;
+
+	if (!strncmp(uri, "unix:", 5))
+		return json_pack("[{s:s,s:s}]", "type", "unix", "path",
+				 uri + 5);
+	if (strncmp(uri, "tcp:", 4) && strncmp(uri, "rdma:", 5))
+		return NULL;
+	uri = strchr(uri, ':') + 1;
+	colon = strrchr(uri, ':');
+	if (!colon)
+		return NULL;
+	return json_pack("[{s:s,s:s%,s:s}]", "type", "inet", "host", uri,
+			 (size_t)(colon - uri), "port", colon + 1);
+}
+
 json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 {
 	bool running = st->state == FERRY_MIG_SETUP ||
@@ -372,6 +395,12 @@ json_t *qmp_migrate_info(const struct ferry_mig_stats *st)
 			json_pack("{s:I,s:s}", "ms",
 				  (json_int_t)st->downtime_overrun_ms, "why",
 				  st->downtime_overrun));
+	if (st->incoming) {
+		json_t *sa = socket_address(st->uri);
+
+		if (sa)
+			json_object_set_new(r, "socket-address", sa);
+	}
 	if (running && !st->incoming)
 		json_object_set_new(
 			r, "expected-downtime",

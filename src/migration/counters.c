@@ -125,6 +125,9 @@ static void stats_from_counts(struct out *o, struct ferry_mig_stats *st)
 	st->xbzrle_cache_miss = t.xbz_miss;
 	st->xbzrle_overflow = t.xbz_overflow;
 	st->transferred = t.bytes;
+	st->multifd_bytes = 0;
+	for (unsigned i = 0; i < o->nchans; i++)
+		st->multifd_bytes += o->chans[i].pub.bytes;
 	st->duplicate = t.duplicate;
 	st->normal = t.normal;
 	st->normal_bytes = t.normal * ps;

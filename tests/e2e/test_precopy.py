@@ -66,6 +66,13 @@ def t_idle():
     assert s["ram"]["normal"] + s["ram"]["duplicate"] >= 65536
     assert dst.qmp.cmd("query-status")["status"] == "running"
     assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+    # QEMU's fields, there without multifd and post-copy too
+    ram = s["ram"]
+    assert ram["multifd-bytes"] == 0 and ram["skipped"] == 0, ram
+    assert ram["postcopy-requests"] == 0 and ram["postcopy-bytes"] == 0, ram
+    port = dst.incoming_uri().rsplit(":", 1)[1]
+    assert d["socket-address"] == [{"type": "inet", "host": "127.0.0.1",
+                                    "port": port}], d
     finish(src, dst)
 
 
@@ -313,6 +320,8 @@ def t_reordered_channels():
     check_verified(s, d)
     assert s["ram"]["iterations"] >= 2, s["ram"]
     assert proxy.delayed > 100, proxy.delayed
+    # the pages went on the channels: nearly all the bytes are theirs
+    assert s["ram"]["multifd-bytes"] > s["ram"]["transferred"] // 2, s
     finish(src, dst)
 
 
