@@ -62,6 +62,10 @@ int cli_parse_seconds(const char *opt, const char *arg, double *out);
 
 /* Print "ferry: <what>: <why>" to stderr; returns 1 (an exit status). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* --ram of `bytes` in all: 0 if this host's memory holds it, else 1 with
+ * a message saying both sizes (before the kernel would kill the process
+ * for it). */
+int cli_ram_fits(const char *arg, uint64_t bytes);
 
 static inline double cli_now(void)
 {

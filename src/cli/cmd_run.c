@@ -67,6 +67,8 @@ static void run_usage(FILE *f)
 static int parse_ram(const char *arg, struct ferry_guest_config *cfg)
 {
 	char buf[256], *tok, *save = NULL;
+	uint64_t total;
+	unsigned i;
 
 	if (strlen(arg) >= sizeof(buf))
 		return cli_fail("--ram: value too long");
@@ -95,7 +97,9 @@ static int parse_ram(const char *arg, struct ferry_guest_config *cfg)
 	}
 	if (!cfg->nblocks)
 		return cli_fail("--ram: no size given");
-	return 0;
+	for (total = 0, i = 0; i < cfg->nblocks; i++)
+		total += cfg->block_sizes[i];
+	return cli_ram_fits(arg, total);
 }
 
 int cli_parse_seconds(const char *opt, const char *arg, double *out)

@@ -258,6 +258,8 @@ static int riscv_parse(int argc, char **argv, struct rv_vm_config *cfg,
 						"that is a multiple of 2 MiB "
 						"(like 512M or 1G)",
 						optarg);
+			if (cli_ram_fits(optarg, cfg->ram_size))
+				return 1;
 			break;
 		case 'c':
 			v = strtoul(optarg, &end, 10);

@@ -3,8 +3,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "size.h"
 #include "ferry/version.h"
 
 static const struct {
@@ -30,6 +32,20 @@ int cli_fail(const char *fmt, ...)
 	return 1;
 }
 
+int cli_ram_fits(const char *arg, uint64_t bytes)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), ps = sysconf(_SC_PAGESIZE);
+	uint64_t host = pages > 0 && ps > 0 ? (uint64_t)pages * (uint64_t)ps
+					    : 0;
+	char want[32], have[32];
+
+	if (!host || bytes <= host)
+		return 0;
+	return cli_fail("--ram %s: %s is more than this host's memory (%s)",
+			arg, ferry_format_size(bytes, want, sizeof(want)),
+			ferry_format_size(host, have, sizeof(have)));
+}
+
 static void usage(FILE *f)
 {
 	size_t i;
@@ -37,7 +53,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: ferry COMMAND [OPTIONS]\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
-	fprintf(f, "\n'ferry COMMAND --help' describes a command's options.\n");
+	fprintf(f, "\n'ferry help COMMAND' or 'ferry COMMAND --help' describes "
+		   "a command's options;\n'ferry --version' prints the "
+		   "version.\n");
 }
 
 int main(int argc, char **argv)
@@ -50,7 +68,18 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+	if (!strcmp(argv[1], "help") && argc > 2) { /* help COMMAND */
+		char *sub[] = { argv[2], "--help", NULL };
+
+		for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (!strcmp(argv[2], commands[i].name))
+				return commands[i].run(2, sub);
+		cli_fail("help: unknown command '%s' (try 'ferry help')",
+			 argv[2]);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;
 	}

@@ -103,6 +103,14 @@ check "demo kernel without riscv64" 1 "" "are for --machine riscv64" -- \
 check "unknown command" 2 "" "unknown command 'fly'" -- fly
 check "help" 0 "usage: ferry" "" -- help
 check "version" 0 "^ferry [0-9]" "" -- --version
+check "-h" 0 "usage: ferry COMMAND" "" -- -h
+check "help names --version" 0 "ferry --version" "" -- help
+check "help COMMAND" 0 "usage: ferry migrate" "" -- help migrate
+check "help of an unknown command" 2 "" "help: unknown command 'fly'" -- help fly
+check "more RAM than the host has" 1 "" "--ram 100T: 100.00 TiB is more than this host.s memory \\(" -- \
+	run --ram 100T
+check "riscv64: more RAM than the host has" 1 "" "is more than this host's memory" -- \
+	run --machine riscv64 --ram 100T --kernel /nonexistent
 
 echo "1..$n"
 [ $failed = 0 ]
