@@ -151,6 +151,59 @@ static json_int_t num(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
+/* Seconds as "12.3 s" or "4 min 05 s". */
+static void fmt_time(double s, char *buf, size_t len)
+{
+	if (s < 100)
+		snprintf(buf, len, "%.1f s", s);
+	else
+		snprintf(buf, len, "%d min %02d s", (int)(s / 60), (int)s % 60);
+}
+
+/*
+ * One progress line over the last (its length was `shown`): status,
+ * percent of RAM sent from what remains, bytes sent, rate, elapsed, an
+ * estimate of what is left at that rate, the iteration, and the expected
+ * downtime once an iteration has measured it.  Returns its length.
+ */
+static int progress_line(json_t *r, json_t *ram, int shown)
+{
+	double total = (double)num(ram, "total");
+	double left = (double)num(ram, "remaining");
+	double mbps = json_number_value(json_object_get(ram, "mbps"));
+	double elapsed = (double)num(r, "total-time") / 1e3;
+	json_int_t iter = num(ram, "iterations");
+	char sent[32], el[32], eta[32], dt[32], line[256];
+	int n;
+
+	ferry_format_size((uint64_t)num(ram, "transferred"), sent,
+			  sizeof(sent));
+	fmt_time(elapsed, el, sizeof(el));
+	if (mbps > 0 && left > 0)
+		fmt_time(left * 8 / (mbps * 1e6), eta, sizeof(eta));
+	else
+		snprintf(eta, sizeof(eta), "-");
+	if (iter > 0 && json_object_get(r, "expected-downtime"))
+		snprintf(dt, sizeof(dt), "%lld ms",
+			 (long long)num(r, "expected-downtime"));
+	else
+		snprintf(dt, sizeof(dt), "-");
+	n = snprintf(
+		line, sizeof(line),
+		"%s %.1f%%, %s sent, %.0f Mbit/s, %s, left ~%s, "
+		"iteration %lld, expected downtime %s",
+		json_string_value(json_object_get(r, "status")),
+		total && strcmp(json_string_value(json_object_get(r, "status")),
+				"setup")
+			? 100.0 * (1 - left / total)
+			: 0,
+		sent, mbps, el, eta, (long long)iter, dt);
+	if (n >= (int)sizeof(line))
+		n = (int)sizeof(line) - 1;
+	fprintf(stderr, "\r%s%*s", line, shown > n ? shown - n : 0, "");
+	return n;
+}
+
 static int signals(const struct drive_opts *o)
 {
 	return o->interrupted ? (int)*o->interrupted : 0;
@@ -160,6 +213,7 @@ json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 		      const char *uri, bool progress, char *err, size_t errlen)
 {
 	bool cancelled = false;
+	int shown = 0; /* the progress line's length on the terminal */
 	json_t *r;
 
 	if (signals(o)) {
@@ -216,24 +270,12 @@ json_t *drive_migrate(struct qmpc *c, const struct drive_opts *o,
 					r, "postcopy-pause-reason")));
 		told = !strcmp(status, "postcopy-paused");
 		ram = json_object_get(r, "ram");
-		if (progress && ram) {
-			double total = (double)num(ram, "total");
-			double left = (double)num(ram, "remaining");
-
-			fprintf(stderr,
-				"\r%-10s %5.1f%%  %8.0f Mbit/s  dirty %8lld "
-				"pages/s  iteration %lld  expected downtime "
-				"%lld ms   ",
-				status, total ? 100.0 * (1 - left / total) : 0,
-				json_number_value(json_object_get(ram, "mbps")),
-				(long long)num(ram, "dirty-pages-rate"),
-				(long long)num(ram, "iterations"),
-				(long long)num(r, "expected-downtime"));
-		}
+		if (progress && ram)
+			shown = progress_line(r, ram, shown);
 		json_decref(r);
 		usleep(100000); /* a signal cuts it short */
 	}
-	if (progress)
-		fprintf(stderr, "\r%100s\r", "");
+	if (progress && shown) /* the line cleared, nothing left of it */
+		fprintf(stderr, "\r%*s\r", shown, "");
 	return r;
 }

@@ -166,7 +166,8 @@ void out_publish(struct out *o, uint64_t remaining_pages)
 	sender_publish(&o->main);
 	pthread_mutex_lock(&m->lock);
 	stats_from_counts(o, &m->stats);
-	m->stats.remaining = remaining_pages * o->vm->page_size;
+	if (!o->in_bulk) /* the bulk pass's is its own */
+		m->stats.remaining = remaining_pages * o->vm->page_size;
 	m->stats.throttle_percent = o->throttle;
 	pthread_mutex_unlock(&m->lock);
 }

@@ -174,6 +174,7 @@ static int precopy(struct out *o, struct ferry_error *err)
 		return ferry_error_set(err, -ENOMEM,
 				       "out of memory for hot-page marks");
 	o->in_bulk = true;
+	out_publish(o, 0); /* all of RAM to go, from now */
 	rc = send_pages(o, NULL, SEND_FIRST, err); /* the bulk pass */
 	o->in_bulk = false;
 	if (rc && atomic_load(&o->bulk_abort)) {
