@@ -49,7 +49,7 @@ if [ $build_rc = 0 ]; then
 	fuzz_rc=$?
 	tail -n 12 "$fuzz_build/fuzz.log"
 fi
-for t in rdma zstd lz4 xbzrle retpath qmp; do
+for t in rdma zstd lz4 zlib xbzrle retpath qmp; do
 	rc=1 # a target that did not build fails
 	if [ $build_rc = 0 ]; then
 		scripts/fuzz.sh "$build" "$fuzz_build" 15 "$t" \

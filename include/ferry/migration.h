@@ -46,6 +46,7 @@ struct ferry_mig_params {
 	unsigned compression;		 /* multifd-compression: 0 (none) or a
 					 page encoding (zstd, lz4) */
 	int zstd_level;			 /* multifd-zstd-level, default 1 */
+	int zlib_level;			 /* multifd-zlib-level, default 1 */
 	bool codec_auto;		 /* codec-auto (ferry's), default on */
 	bool defer_hot_pages;	    /* defer-hot-pages (ferry's), default on */
 	bool xbzrle;		    /* capability "xbzrle" */

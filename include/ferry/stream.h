@@ -93,6 +93,8 @@ enum ferry_page_encoding {
 	FERRY_PAGE_UNCHANGED_RUN = 7, /* payload: le32 count; this page and
 					 the count - 1 after it are as last
 					 sent (needs FERRY_STREAM_F_UNCHANGED) */
+	FERRY_PAGE_ZLIB = 8, /* payload: the page, zlib-compressed (RFC 1950;
+				needs FERRY_STREAM_F_COMPRESS) */
 };
 
 /* Where the encoder writes: all of iov, or a negative errno. */

@@ -3,7 +3,8 @@
 
 #include "codec.h"
 
-static const struct page_codec *const codecs[] = { &codec_zstd, &codec_lz4 };
+static const struct page_codec *const codecs[] = { &codec_zstd, &codec_lz4,
+						   &codec_zlib };
 
 const struct page_codec *codec_by_name(const char *name)
 {

@@ -46,6 +46,7 @@ struct page_codec {
 
 extern const struct page_codec codec_zstd;
 extern const struct page_codec codec_lz4;
+extern const struct page_codec codec_zlib;
 
 const struct page_codec *codec_by_name(const char *name);
 const struct page_codec *codec_by_encoding(unsigned encoding);

@@ -344,6 +344,7 @@ const struct qmp_param qmp_params[] = {
 	P("multifd-channels", 1, FERRY_STREAM_MAX_CHANNELS, multifd_channels,
 	  false),
 	P("multifd-zstd-level", 0, 20, zstd_level, false),
+	P("multifd-zlib-level", 0, 9, zlib_level, false),
 	P("xbzrle-cache-size", 4096, 1ull << 40, xbzrle_cache_size, true),
 	P("precopy-time-limit", 0, 86400000, precopy_time_limit_ms, true),
 	P("net-timeout", 0, 3600000, net_timeout_ms, true),
@@ -413,7 +414,7 @@ static int set_param(struct ferry_mig_params *p, const char *key, json_t *v,
 		c = strcmp(name, "none") ? codec_by_name(name) : NULL;
 		if (strcmp(name, "none") && !c)
 			return bad(e, "Parameter 'multifd-compression' "
-				      "expects none, zstd or lz4");
+				      "expects none, zlib, zstd or lz4");
 		p->compression = c ? c->encoding : 0;
 		return 0;
 	}

@@ -92,6 +92,7 @@ void ferry_mig_params_default(struct ferry_mig_params *p)
 		.multifd_channels = 2,
 		.compression = 0,
 		.zstd_level = 1,
+		.zlib_level = 1,
 		.codec_auto = true,
 		.defer_hot_pages = true,
 		.xbzrle = false,

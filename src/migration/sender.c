@@ -490,7 +490,10 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	ferry_migration_get_params(o->m, &p);
 	if (p.compression) {
 		s->codec = codec_by_encoding(p.compression);
-		s->cctx = s->codec ? s->codec->ctx_new(p.zstd_level) : NULL;
+		s->cctx = s->codec ? s->codec->ctx_new(s->codec == &codec_zlib
+							       ? p.zlib_level
+							       : p.zstd_level)
+				   : NULL;
 		if (!s->codec || !s->cctx)
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for compression");

@@ -31,7 +31,7 @@ struct ferry_stream_decoder {
 	bool want_channel; /* header flag MULTIFD: channel record first */
 	bool unchanged_ok; /* header flag UNCHANGED */
 	bool compress_ok;  /* header flag COMPRESS */
-	void *cctx[8];	   /* decompression contexts, by encoding */
+	void *cctx[9];	   /* decompression contexts, by encoding */
 	bool check_ok;	   /* header flag CHECK */
 	bool postcopy_ok;  /* header flag POSTCOPY */
 	struct ferry_stream_range *ranges; /* the last discard record's */
@@ -490,11 +490,11 @@ static uint32_t payload_len(uint32_t enc, uint32_t ps)
 static const char *encoding_name(uint32_t enc)
 {
 	static const char *const names[] = {
-		"raw", "zero",	"unchanged", "zstd",
-		"lz4", "check", "xbzrle",    "unchanged-run",
+		"raw",	 "zero",   "unchanged",	    "zstd", "lz4",
+		"check", "xbzrle", "unchanged-run", "zlib",
 	};
 
-	return enc < 8 ? names[enc] : "unknown";
+	return enc < sizeof(names) / sizeof(names[0]) ? names[enc] : "unknown";
 }
 
 /* A page record's encoding against the header's flags, and its payload

@@ -88,6 +88,12 @@ static void test_zstd(void **state)
 	round_trip(&codec_zstd);
 }
 
+static void test_zlib(void **state)
+{
+	(void)state;
+	round_trip(&codec_zlib);
+}
+
 static void test_lz4(void **state)
 {
 	(void)state;
@@ -99,6 +105,8 @@ static void test_lookup(void **state)
 	(void)state;
 	assert_ptr_equal(codec_by_name("zstd"), &codec_zstd);
 	assert_ptr_equal(codec_by_name("lz4"), &codec_lz4);
+	assert_ptr_equal(codec_by_name("zlib"), &codec_zlib);
+	assert_ptr_equal(codec_by_encoding(codec_zlib.encoding), &codec_zlib);
 	assert_null(codec_by_name("gzip"));
 	assert_ptr_equal(codec_by_encoding(codec_zstd.encoding), &codec_zstd);
 	assert_null(codec_by_encoding(0));
@@ -210,6 +218,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_zstd),
 		cmocka_unit_test(test_lz4),
+		cmocka_unit_test(test_zlib),
 		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_xbzrle_round_trip),
 		cmocka_unit_test(test_xbzrle_edges),

@@ -519,7 +519,8 @@ def unchanged(channels):
 
 
 def compressed(codec, channels):
-    """Text pages compressed with zstd or lz4 arrive whole: verified."""
+    """Text pages compressed with zstd, lz4 or zlib arrive whole:
+    verified."""
     def t():
         src, dst = pair("zipf:rate=20000", ["--fill", "text"],
                         dst_args=RAM + ["--workload", "zipf:rate=20000"])
@@ -632,6 +633,7 @@ for name, fn in [
     ("codec-auto reports its choice; off sends raw", t_codec_auto),
     ("hot pages are held back, and the guest verifies", t_hot_pages),
     ("lz4 over 2 multifd channels, verified", compressed("lz4", 2)),
+    ("zlib over 2 multifd channels, verified", compressed("zlib", 2)),
     ("unchanged pages over 3 multifd channels, verified", unchanged(3)),
     ("multifd, 1 channel, idle guest, verified", multifd(1, "idle")),
     ("multifd, 4 channels, idle guest, verified", multifd(4, "idle")),

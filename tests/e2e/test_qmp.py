@@ -225,6 +225,21 @@ def t_parameters():
                      **{"multifd-zstd-level": 21})
     assert "0 to 20" in d, d
     g.qmp.cmd("migrate-set-parameters", **{"multifd-zstd-level": 1})
+    # and zlib's, QEMU's default codec
+    assert g.qmp.cmd("query-migrate-parameters")["multifd-zlib-level"] == 1
+    g.qmp.cmd("migrate-set-parameters", **{"multifd-zlib-level": 9,
+                                           "multifd-compression": "zlib"})
+    p = g.qmp.cmd("query-migrate-parameters")
+    assert p["multifd-zlib-level"] == 9, p
+    assert p["multifd-compression"] == "zlib", p
+    d = expect_error("GenericError", "migrate-set-parameters",
+                     **{"multifd-zlib-level": 10})
+    assert "0 to 9" in d, d
+    d = expect_error("GenericError", "migrate-set-parameters",
+                     **{"multifd-compression": "gzip"})
+    assert "none, zlib, zstd or lz4" in d, d
+    g.qmp.cmd("migrate-set-parameters", **{"multifd-zlib-level": 1,
+                                           "multifd-compression": "none"})
     g.qmp.cmd("migrate-set-parameters", **{"xbzrle-cache-size": 32 << 20})
     p = g.qmp.cmd("query-migrate-parameters")
     assert p["xbzrle-cache-size"] == 32 << 20, p

@@ -1,7 +1,8 @@
 /*
  * fuzz_codec.c - libFuzzer target for one page codec's decompress (built
  * once per codec: fuzz-zstd with -DFUZZ_CODEC="zstd", fuzz-lz4 with
- * -DFUZZ_CODEC="lz4"), the real one from src/codec/.
+ * -DFUZZ_CODEC="lz4", fuzz-zlib with -DFUZZ_CODEC="zlib"), the real one
+ * from src/codec/.
  *
  * The first input byte picks the mode.  Even: the rest is a compressed page
  * off the wire, decompressed into a 4 KiB page malloc'ed to exactly its

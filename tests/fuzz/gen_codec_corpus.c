@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 	}
 	mkdir(argv[1], 0755);
 	if (codec_seeds(argv[1], "zstd") || codec_seeds(argv[1], "lz4") ||
-	    xbzrle_seeds(argv[1]))
+	    codec_seeds(argv[1], "zlib") || xbzrle_seeds(argv[1]))
 		return 1;
 	return 0;
 }
