@@ -45,11 +45,12 @@
 					channel is the urgent one */
 /* With F_POSTCOPY only: this connection resumes a paused post-copy */
 #define FERRY_STREAM_F_RESUME 64u
+#define FERRY_STREAM_F_ZLIB   128u /* page encoding 8 may appear */
 #define FERRY_STREAM_F_KNOWN                                 \
 	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED | \
 	 FERRY_STREAM_F_COMPRESS | FERRY_STREAM_F_CHECK |    \
 	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY |   \
-	 FERRY_STREAM_F_RESUME)
+	 FERRY_STREAM_F_RESUME | FERRY_STREAM_F_ZLIB)
 #define FERRY_STREAM_MAX_CHANNELS 64
 /* The channel record's token: a random secret drawn per migration that
  * every extra connection must carry (docs/stream.md, "6 - channel"). */
@@ -94,7 +95,7 @@ enum ferry_page_encoding {
 					 the count - 1 after it are as last
 					 sent (needs FERRY_STREAM_F_UNCHANGED) */
 	FERRY_PAGE_ZLIB = 8, /* payload: the page, zlib-compressed (RFC 1950;
-				needs FERRY_STREAM_F_COMPRESS) */
+				needs FERRY_STREAM_F_ZLIB) */
 };
 
 /* Where the encoder writes: all of iov, or a negative errno. */

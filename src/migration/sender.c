@@ -528,8 +528,10 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 			(o->resuming ? FERRY_STREAM_F_RESUME : 0) |
 			FERRY_STREAM_F_UNCHANGED | FERRY_STREAM_F_CHECK |
 			(p.xbzrle ? FERRY_STREAM_F_XBZRLE : 0) |
-			(s->codec || s->autoc_on ? FERRY_STREAM_F_COMPRESS
-						 : 0));
+			(s->codec == &codec_zlib ? FERRY_STREAM_F_ZLIB : 0) |
+			((s->codec && s->codec != &codec_zlib) || s->autoc_on
+				 ? FERRY_STREAM_F_COMPRESS
+				 : 0));
 	if (!rc && o->resuming) /* the main connection and the urgent one */
 		rc = ferry_stream_put_channel(s->enc, session, o->token,
 					      index ? 1 : 0, 1);

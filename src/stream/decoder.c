@@ -30,7 +30,8 @@ struct ferry_stream_decoder {
 	bool have_iter;
 	bool want_channel; /* header flag MULTIFD: channel record first */
 	bool unchanged_ok; /* header flag UNCHANGED */
-	bool compress_ok;  /* header flag COMPRESS */
+	bool compress_ok;  /* header flag COMPRESS: zstd and lz4 */
+	bool zlib_ok;	   /* header flag ZLIB */
 	void *cctx[9];	   /* decompression contexts, by encoding */
 	bool check_ok;	   /* header flag CHECK */
 	bool postcopy_ok;  /* header flag POSTCOPY */
@@ -276,6 +277,7 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 	d->postcopy_ok = f & FERRY_STREAM_F_POSTCOPY;
 	d->unchanged_ok = f & FERRY_STREAM_F_UNCHANGED;
 	d->compress_ok = f & FERRY_STREAM_F_COMPRESS;
+	d->zlib_ok = f & FERRY_STREAM_F_ZLIB;
 	d->check_ok = f & FERRY_STREAM_F_CHECK;
 	d->xbzrle_ok = f & FERRY_STREAM_F_XBZRLE;
 	if (flags)
@@ -507,7 +509,9 @@ static int check_encoding(struct ferry_stream_decoder *d, uint64_t at,
 {
 	const uint32_t ps = d->config.page_size;
 
-	*codec = d->compress_ok ? codec_by_encoding(enc) : NULL;
+	*codec = (enc == FERRY_PAGE_ZLIB ? d->zlib_ok : d->compress_ok)
+			 ? codec_by_encoding(enc)
+			 : NULL;
 	*xbz = enc == FERRY_PAGE_XBZRLE && d->xbzrle_ok;
 	if (enc != FERRY_PAGE_RAW && enc != FERRY_PAGE_ZERO &&
 	    !((enc == FERRY_PAGE_UNCHANGED ||

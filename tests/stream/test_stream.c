@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "codec.h"
 #include "ferry/stream.h"
 #include "le.h"
 
@@ -961,8 +962,11 @@ static int decode_into(const struct ferry_buf *b, uint8_t *ram,
 		rc = ferry_stream_decoder_next(d, rec, err); /* config */
 	if (!rc)
 		rc = ferry_stream_decoder_next(d, rec, err); /* the page */
-	if (!rc && rec->u.page.data) {
-		memcpy(data, rec->u.page.data, rec->u.page.len);
+	if (!rc && rec->u.page.data) { /* a compressed page: all of it */
+		memcpy(data, rec->u.page.data,
+		       codec_by_encoding(rec->u.page.encoding)
+			       ? sizeof(data)
+			       : rec->u.page.len);
 		rec->u.page.data = data;
 	}
 	ferry_stream_decoder_free(d);
@@ -1002,6 +1006,44 @@ static void test_check_encoding(void **state)
 	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
 	assert_non_null(strstr(err.msg, "check page record carries 9"));
 	ferry_buf_free(&b);
+}
+
+/* A zlib page needs the header's zlib flag (bit 7): a destination that
+ * knows zstd and lz4 (bit 2) but not zlib refuses it by name. */
+static void test_zlib_flag(void **state)
+{
+	static uint8_t ram[1 << 20], page[4096], z[4096];
+	struct ferry_error err = { 0 };
+	struct ferry_stream_record rec;
+	struct ferry_buf b;
+	void *ctx = codec_zlib.ctx_new(1);
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(page); i++)
+		page[i] = (uint8_t)("text pages compress "[i % 20]);
+	n = codec_zlib.compress(ctx, page, sizeof(page), z, sizeof(z));
+	assert_true(n > 0 && n < sizeof(page));
+	one_page_stream(&b, FERRY_STREAM_F_ZLIB, FERRY_PAGE_ZLIB, z,
+			(uint32_t)n, false);
+	assert_int_equal(decode_into(&b, ram, &rec, &err), 0);
+	assert_int_equal(rec.u.page.encoding, FERRY_PAGE_ZLIB);
+	assert_int_equal(rec.u.page.len, n); /* the payload's length */
+	assert_memory_equal(rec.u.page.data, page, sizeof(page));
+	ferry_buf_free(&b);
+	one_page_stream(&b, FERRY_STREAM_F_COMPRESS, FERRY_PAGE_ZLIB, z,
+			(uint32_t)n, false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "unknown encoding 8"));
+	ferry_buf_free(&b);
+	ferry_error_clear(&err);
+	/* and zstd does not come with the zlib flag */
+	one_page_stream(&b, FERRY_STREAM_F_ZLIB, FERRY_PAGE_ZSTD, z,
+			(uint32_t)n, false);
+	check_err(&err, decode_into(&b, ram, &rec, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "unknown encoding 3"));
+	ferry_buf_free(&b);
+	codec_zlib.ctx_free(ctx);
 }
 
 static void test_sync_record(void **state)
@@ -1442,7 +1484,7 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 128); /* bits 0 to 6 are known */
+	le32_store(s.buf.data + 12, 256); /* bits 0 to 7 are known */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	/* resume (bit 6) only with post-copy (bit 5) */
 	le32_store(s.buf.data + 12, FERRY_STREAM_F_RESUME);
@@ -2701,6 +2743,7 @@ int main(void)
 		cmocka_unit_test(test_channel_record),
 		cmocka_unit_test(test_unchanged_encoding),
 		cmocka_unit_test(test_check_encoding),
+		cmocka_unit_test(test_zlib_flag),
 		cmocka_unit_test(test_sync_record),
 		cmocka_unit_test(test_xbzrle_encoding),
 		cmocka_unit_test(test_unchanged_run),
