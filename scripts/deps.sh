@@ -7,7 +7,7 @@ PKGS="build-essential meson ninja-build pkg-config python3
 libxxhash-dev libjansson-dev libzstd-dev liblz4-dev libfabric-dev libfabric-bin
 libssl-dev
 zlib1g-dev libfdt-dev gcc-riscv64-linux-gnu qemu-system-misc opensbi cpio
-libcmocka-dev clang libclang-rt-14-dev clang-format cppcheck iperf3"
+libcmocka-dev clang libclang-rt-14-dev clang-format cppcheck iperf3 scdoc"
 
 missing=""
 for p in $PKGS; do

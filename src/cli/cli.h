@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 int cmd_run(int argc, char **argv);
@@ -56,6 +57,10 @@ void cli_tls_option(int opt, const char *arg);
  * until quit, Ctrl-C, `duration` seconds (0: no limit) or a halt. */
 int cli_serve(const struct cli_target *t, const char *qmp_uri,
 	      const char *incoming, double duration);
+
+/* ferry migrate --list-parameters: every parameter and capability, with
+ * its unit, range and default (src/cli/params_list.c). */
+void cli_list_parameters(FILE *f);
 
 /* A positive number of seconds for option `opt`; 1 (said why) if not. */
 int cli_parse_seconds(const char *opt, const char *arg, double *out);

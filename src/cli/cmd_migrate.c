@@ -35,15 +35,16 @@ static void usage(FILE *f)
 		"--incoming)\n"
 		"  --set downtime-limit=MS, max-bandwidth=BYTES_PER_S "
 		"(200M works),\n"
-		"        cpu-throttle-initial=PCT, "
-		"cpu-throttle-increment=PCT,\n"
-		"        tls-creds=DIR, tls-hostname=NAME (TLS: docs/usage.md), "
-		"and any\n"
-		"        other parameter of migrate-set-parameters (strings, "
+		"        multifd-compression=zstd, tls-creds=DIR, ...: any "
+		"parameter of\n"
+		"        migrate-set-parameters (numbers, sizes, strings, "
 		"on/off)\n"
 		"  --cap verify=on|off, auto-converge=on|off, multifd=on|off, "
 		"xbzrle=on|off,\n"
-		"        postcopy-ram=on|off\n"
+		"        postcopy-ram=on|off, ...\n"
+		"  --list-parameters  every parameter and capability, with "
+		"its unit, range\n"
+		"        and default\n"
 		"  --mode precopy (default), postcopy (switch at once: the "
 		"memory follows) or hybrid\n"
 		"        (postcopy after precopy-time-limit, 2000 ms unless "
@@ -60,6 +61,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "cap", required_argument, NULL, 'c' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "list-parameters", no_argument, NULL, 'l' },
 		{ 0 },
 	};
 	struct drive_opts d = { .interrupted = &interrupted };
@@ -85,6 +87,9 @@ int cmd_migrate(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'l':
+			cli_list_parameters(stdout);
 			return 0;
 		default:
 			usage(stderr);

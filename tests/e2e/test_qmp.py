@@ -57,6 +57,40 @@ def t_greeting():
     assert g.qmp.cmd("query-events") == [{"name": "MIGRATION"}]
 
 
+def t_list_parameters():
+    """ferry migrate --list-parameters names exactly the guest's
+    parameters and capabilities, each with the default it has."""
+    import subprocess
+    out = subprocess.run([ft.FERRY, "migrate", "--list-parameters"],
+                         capture_output=True, text=True, check=True).stdout
+    params, caps, section = {}, {}, None
+    for line in out.splitlines():
+        if line.startswith("parameters"):
+            section = params
+        elif line.startswith("capabilities"):
+            section = caps
+        elif line.startswith("  ") and not line.startswith("   "):
+            name, rest = line.split(None, 1)
+            section[name] = rest
+    q = g.qmp.cmd("query-migrate-parameters")
+    assert sorted(params) == sorted(q), (sorted(params), sorted(q))
+    qc = {c["capability"]: c["state"]
+          for c in g.qmp.cmd("query-migrate-capabilities")}
+    assert sorted(caps) == sorted(qc), (sorted(caps), sorted(qc))
+    for name, on in qc.items():
+        assert ("on" if on else "off") in caps[name].split(":")[0], \
+            (name, caps[name])
+    for name, v in q.items():
+        d = params[name].split("default ")[1]
+        if isinstance(v, bool):
+            assert d == ("on" if v else "off"), (name, d, v)
+        elif isinstance(v, str):
+            assert d == (v if v else '""'), (name, d, v)
+        elif not params[name].startswith("bytes"):
+            assert d == str(v), (name, d, v)
+    assert params["xbzrle-cache-size"].endswith("default 64.00 MiB"), params
+
+
 def hmp(line):
     return g.qmp.cmd("human-monitor-command", **{"command-line": line})
 
@@ -561,6 +595,8 @@ def t_quit_mid_migration():
 
 for name, fn in [
     ("greeting, negotiation first", t_greeting),
+    ("ferry migrate --list-parameters: every name, its default",
+     t_list_parameters),
     ("malformed JSON and framing", t_bad_json),
     ("an integer past 64 bits fails only its request", t_big_integer),
     ("human-monitor-command: info, migrate_set_parameter/capability", t_hmp),
