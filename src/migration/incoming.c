@@ -241,11 +241,14 @@ static int head_ms(struct ferry_migration *m)
 void mig_refused(void *opaque, const char *peer, const char *why)
 {
 	struct ferry_migration *m = opaque;
+	struct ferry_error e = { .code = -EPROTO };
 
+	snprintf(e.msg, sizeof(e.msg), "%s", why);
+	mig_explain_offset(&e);
+	ferry_error_prefix(&e, "%s: ", peer);
 	pthread_mutex_lock(&m->lock);
 	m->stats.refused++;
-	snprintf(m->stats.refused_reason, sizeof(m->stats.refused_reason),
-		 "%s: %s", peer, why);
+	memcpy(m->stats.refused_reason, e.msg, sizeof(e.msg));
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -1170,6 +1173,7 @@ fail:
 	 * the connection to send it on */
 	mig_explain_tls(m, &err);
 	mig_explain_stall(m, &err);
+	mig_explain_offset(&err);
 	if (fd >= 0 && tx.fd >= 0)
 		rp_fail_peer(&tx, -rc, ferry_error_msg(&err));
 	mig_fail(m, &err);

@@ -146,6 +146,23 @@ void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err)
 			(unsigned long long)ms, ferry_error_msg(&e));
 }
 
+void mig_explain_offset(struct ferry_error *err)
+{
+	const char *msg = err->msg, *at = strstr(msg, "stream offset ");
+	char out[sizeof(err->msg)];
+	unsigned long long n;
+	int len;
+
+	if (!at || sscanf(at, "stream offset %llu%n", &n, &len) != 1 ||
+	    at[len] == ' ')
+		return; /* none, or said already */
+	snprintf(out, sizeof(out),
+		 "%.*sstream offset %llu (byte %llu of what the peer sent on "
+		 "that connection)%s",
+		 (int)(at - msg), msg, n, n, at + len);
+	memcpy(err->msg, out, sizeof(out));
+}
+
 void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
 {
 	enum ferry_mig_state s = mig_state(m);
@@ -158,6 +175,7 @@ void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
 		mig_explain_tls(m, &e);
 		mig_explain_stall(m, &e);
 	}
+	mig_explain_offset(&e);
 	pthread_mutex_lock(&m->lock);
 	if (!m->stats.error[0])
 		snprintf(m->stats.error, sizeof(m->stats.error), "%s",

@@ -95,6 +95,9 @@ struct tls_info;
 void mig_tls_stats(struct ferry_migration *m, const struct tls_info *info);
 /* If net-timeout shut the connections, say so first in err (once). */
 void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err);
+/* A decoder's "stream offset N" said for people: which byte of what the
+ * peer sent on that connection (once; code and origin stay). */
+void mig_explain_offset(struct ferry_error *err);
 
 /* Post-copy recovery, on the engine's thread: note why the link broke
  * (the stall or migrate-pause, if either did it), move to postcopy-paused

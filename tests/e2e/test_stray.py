@@ -172,6 +172,13 @@ def t_garbage():
         s.close()
         info = refused(dst, n)
         assert why in info["refused-reason"], info
+        # an offset is said with what it means
+        r = info["refused-reason"]
+        if n == 2:
+            assert "stream offset 8 (byte 8 of what the peer sent on " \
+                "that connection)" in r, r
+        assert "stream offset" not in r or \
+            "of what the peer sent on that connection" in r, r
         wait_log(dst, why)
     migrate(dst)
 

@@ -303,6 +303,10 @@ def t_cut_channel():
     cause = "channel 2: stream offset %d" % f.pos
     assert cause in why, (cause, why)
     assert cause in s["error-desc"], (cause, s["error-desc"])
+    # and what the offset means, said once, on both sides
+    meant = "(byte %d of what the peer sent on that connection)" % f.pos
+    assert why.count(meant) == 1, why
+    assert s["error-desc"].count(meant) == 1, s["error-desc"]
     c.again()
     c.finish()
 
