@@ -76,6 +76,9 @@ struct ferry_mig_params {
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
 
+/* The most vCPUs whose post-copy blocktime is kept, one by one. */
+#define FERRY_MIG_MAX_VCPUS 256
+
 struct ferry_mig_stats {
 	enum ferry_mig_state state;
 	bool incoming;
@@ -137,13 +140,18 @@ struct ferry_mig_stats {
 	bool guest_away;
 	bool arrived_stopped;
 	/* post-copy */
-	bool postcopy;			/* it switched to post-copy */
-	uint64_t postcopy_requests;	/* pages asked for (destination) or
+	bool postcopy;		    /* it switched to post-copy */
+	uint64_t postcopy_requests; /* pages asked for (destination) or
 				       answered (source) */
-	uint64_t postcopy_bytes;	/* stream bytes after the switch */
-	uint64_t postcopy_pages;	/* pages that went after the switch */
-	uint64_t postcopy_blocktime_ms; /* destination: vCPU time blocked */
-	uint64_t postcopy_time_ms;	/* source: from the destination's
+	uint64_t postcopy_bytes;    /* stream bytes after the switch */
+	uint64_t postcopy_pages;    /* pages that went after the switch */
+	/* destination, when the VMM says which thread is which vCPU
+	 * (runctl.vcpu_of), as QEMU: the time all vCPUs were blocked on
+	 * missing pages at once, and each vCPU's own time blocked */
+	unsigned postcopy_vcpus; /* entries below; 0: not known */
+	uint64_t postcopy_blocktime_ms;
+	uint64_t postcopy_vcpu_blocktime_ms[FERRY_MIG_MAX_VCPUS];
+	uint64_t postcopy_time_ms; /* source: from the destination's
 					   resume to the end */
 	uint64_t fault_p50_us, fault_p99_us, fault_max_us;
 	char postcopy_reason[64];		/* why it switched */

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ferry/error.h"
 
@@ -59,7 +60,10 @@ struct ferry_section {
  * optional (NULL when a guest cannot do them): whether vCPUs run; throttle
  * vCPUs to run only (100 - percent)% of the time (auto-converge); the
  * guest's own longest stall in microseconds since the last reset (the
- * reference guest's heartbeat).
+ * reference guest's heartbeat); which of its `nvcpus` vCPUs the thread
+ * `tid` (gettid()) is, 0 to nvcpus - 1, or -1 for a thread that is not a
+ * vCPU: post-copy's blocktime per vCPU (QEMU's postcopy-vcpu-blocktime),
+ * asked from the engine's fault thread for each fault on a missing page.
  */
 struct ferry_runctl {
 	int (*stop)(void *opaque);
@@ -67,6 +71,8 @@ struct ferry_runctl {
 	bool (*running)(void *opaque);
 	void (*throttle)(void *opaque, unsigned percent);
 	uint64_t (*stall_us)(void *opaque, bool reset);
+	int (*vcpu_of)(void *opaque, pid_t tid);
+	unsigned nvcpus; /* with vcpu_of; at most FERRY_MIG_MAX_VCPUS count */
 	void *opaque;
 };
 

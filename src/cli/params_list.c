@@ -166,4 +166,6 @@ void cli_list_parameters(FILE *f)
 	fprintf(f, "  %-24s always on: MIGRATION events are sent\n", "events");
 	fprintf(f, "  %-24s always on: the destination answers on it\n",
 		"return-path");
+	fprintf(f, "  %-24s always on: post-copy's blocktime per vCPU\n",
+		"postcopy-blocktime");
 }

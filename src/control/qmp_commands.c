@@ -302,11 +302,24 @@ static void info_postcopy(json_t *r, const struct ferry_mig_stats *st)
 		if (st->pause_reason[0])
 			json_object_set_new(r, "postcopy-pause-reason",
 					    json_string(st->pause_reason));
-		if (st->incoming) {
+		if (st->incoming && st->postcopy_vcpus) {
+			json_t *per = json_array();
+
+			/* QEMU's: all vCPUs blocked at once, and each */
+			for (unsigned v = 0; v < st->postcopy_vcpus; v++)
+				json_array_append_new(
+					per,
+					json_integer(
+						(json_int_t)st
+							->postcopy_vcpu_blocktime_ms
+								[v]));
 			json_object_set_new(
 				r, "postcopy-blocktime",
 				json_integer(
 					(json_int_t)st->postcopy_blocktime_ms));
+			json_object_set_new(r, "postcopy-vcpu-blocktime", per);
+		}
+		if (st->incoming) {
 			json_object_set_new(
 				r, "postcopy-fault-latency-us",
 				json_pack("{s:I,s:I,s:I}", "p50",
@@ -519,7 +532,7 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
 	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},"
-			 "{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
+			 "{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
 			 "capability", "verify", "state", p.verify,
 			 "capability", "auto-converge", "state",
 			 p.auto_converge, "capability", "multifd", "state",
@@ -527,7 +540,8 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 			 "capability", "postcopy-ram", "state", p.postcopy_ram,
 			 "capability", "rdma-pin-all", "state", p.rdma_pin_all,
 			 "capability", "events", "state", 1, "capability",
-			 "return-path", "state", 1);
+			 "return-path", "state", 1, "capability",
+			 "postcopy-blocktime", "state", 1);
 }
 
 /* ferry's: the guest's own view: the reference guest's heartbeat (it

@@ -495,7 +495,8 @@ int qmp_parse_caps(json_t *args, struct ferry_mig_params *p,
 			n.postcopy_ram = on;
 		else if (!strcmp(s, "rdma-pin-all"))
 			n.rdma_pin_all = on;
-		else if (!strcmp(s, "events") || !strcmp(s, "return-path")) {
+		else if (!strcmp(s, "events") || !strcmp(s, "return-path") ||
+			 !strcmp(s, "postcopy-blocktime")) {
 			/* always on in ferry: accepted as such */
 			if (!on)
 				return bad(
@@ -503,13 +504,15 @@ int qmp_parse_caps(json_t *args, struct ferry_mig_params *p,
 					"Capability '%s' is always on in "
 					"ferry: %s",
 					s,
-					s[0] == 'e'
-						? "it always sends the "
-						  "MIGRATION event"
-						: "the destination's verdict "
+					s[0] == 'e' ? "it always sends the "
+						      "MIGRATION event"
+					: s[0] == 'r'
+						? "the destination's verdict "
 						  "and post-copy's page "
 						  "requests travel on the "
-						  "return path");
+						  "return path"
+						: "post-copy's blocktime is "
+						  "always measured");
 		} else if (on)
 			return bad(e,
 				   "Capability '%s' is not supported by "

@@ -24,6 +24,7 @@ struct pc_in {
 	size_t registered; /* blocks registered with uffd */
 	pthread_t fault_thread;
 	bool thread_live;
+	bool thread_ids;	    /* faults carry the faulting thread's id */
 	_Atomic uint64_t **missing; /* [block] bitmap: dropped, not placed */
 	_Atomic uint32_t **req_us;  /* [block][page]: when asked (us), 0 */
 	uint32_t *src_id;	    /* [block]: the source's block id */
@@ -33,7 +34,19 @@ struct pc_in {
 	pthread_cond_t cond; /* left reached 0 */
 	uint32_t *lat;	     /* lock: request-to-placement, us */
 	size_t nlat, lat_cap;
-	uint64_t blocktime_us; /* lock */
+	/* blocktime, as QEMU counts it (runctl.vcpu_of says which thread
+	 * is which vCPU; nvcpus 0 when it does not): per vCPU, the page it
+	 * waits on (page_key()) or 0, since when, and its time blocked;
+	 * the time all were blocked at once */
+	unsigned nvcpus;
+	struct pc_vcpu {
+		uint64_t key;	   /* lock */
+		uint64_t since_us; /* lock */
+		uint64_t total_us; /* lock */
+	} * vcpu;
+	unsigned down;		 /* lock: vCPUs blocked now */
+	uint64_t all_since_us;	 /* lock: when the last of them blocked */
+	uint64_t all_blocked_us; /* lock */
 };
 
 int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,

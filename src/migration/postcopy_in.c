@@ -70,6 +70,14 @@ int pc_in_init(struct pc_in *pc, const struct ferry_vm *vm, struct rp_tx *tx,
 		if (!pc->missing[i] || !pc->req_us[i])
 			goto oom;
 	}
+	if (vm->runctl.vcpu_of && vm->runctl.nvcpus) {
+		pc->nvcpus = vm->runctl.nvcpus < FERRY_MIG_MAX_VCPUS
+				     ? vm->runctl.nvcpus
+				     : FERRY_MIG_MAX_VCPUS;
+		pc->vcpu = calloc(pc->nvcpus, sizeof(*pc->vcpu));
+		if (!pc->vcpu)
+			goto oom;
+	}
 	pc->t0_ns = mig_now_ns();
 	return 0;
 oom:
@@ -107,7 +115,6 @@ static void record_latency(struct pc_in *pc, uint64_t us)
 	if (pc->nlat < pc->lat_cap)
 		pc->lat[pc->nlat++] = us > UINT32_MAX ? UINT32_MAX
 						      : (uint32_t)us;
-	pc->blocktime_us += us;
 	pthread_mutex_unlock(&pc->lock);
 }
 
@@ -116,6 +123,56 @@ static uint32_t now_us(const struct pc_in *pc)
 	uint64_t us = (mig_now_ns() - pc->t0_ns) / 1000 + 1;
 
 	return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* Microseconds since post-copy began, for blocktime: 64 bits. */
+static uint64_t now_us64(const struct pc_in *pc)
+{
+	return (mig_now_ns() - pc->t0_ns) / 1000;
+}
+
+/* Which page a vCPU waits on: never 0. */
+static uint64_t page_key(uint32_t ri, uint64_t page)
+{
+	return (uint64_t)(ri + 1) << 48 | page;
+}
+
+/* vCPU v faulted on a missing page (the fault thread). */
+static void blocked(struct pc_in *pc, unsigned v, uint64_t key)
+{
+	struct pc_vcpu *c = &pc->vcpu[v];
+
+	pthread_mutex_lock(&pc->lock);
+	if (!c->key) {
+		c->key = key;
+		c->since_us = now_us64(pc);
+		if (++pc->down == pc->nvcpus)
+			pc->all_since_us = c->since_us;
+	}
+	pthread_mutex_unlock(&pc->lock);
+}
+
+/* The page `key` is there: every vCPU waiting on it runs again. */
+static void unblocked(struct pc_in *pc, uint64_t key)
+{
+	uint64_t now;
+
+	if (!pc->nvcpus)
+		return;
+	pthread_mutex_lock(&pc->lock);
+	now = now_us64(pc);
+	for (unsigned v = 0; v < pc->nvcpus && pc->down; v++) {
+		struct pc_vcpu *c = &pc->vcpu[v];
+
+		if (c->key != key)
+			continue;
+		if (pc->down == pc->nvcpus)
+			pc->all_blocked_us += now - pc->all_since_us;
+		c->total_us += now - c->since_us;
+		c->key = 0;
+		pc->down--;
+	}
+	pthread_mutex_unlock(&pc->lock);
 }
 
 bool pc_in_missing(struct pc_in *pc, uint32_t ri, uint64_t page)
@@ -132,8 +189,10 @@ bool pc_in_placed(struct pc_in *pc, uint32_t ri, uint64_t page)
 	atomic_fetch_sub(&pc->left, 1);
 	atomic_fetch_add(&pc->placed, 1);
 	req = atomic_exchange(&pc->req_us[ri][page], 0);
-	if (req)
+	if (req) { /* somebody faulted on it */
 		record_latency(pc, now_us(pc) - req);
+		unblocked(pc, page_key(ri, page));
+	}
 	if (atomic_load(&pc->left) == 0) {
 		pthread_mutex_lock(&pc->lock);
 		pthread_cond_broadcast(&pc->cond);
@@ -154,13 +213,20 @@ static void wake(struct pc_in *pc, const struct ferry_ramblock *b,
 	ioctl(pc->uffd, UFFDIO_WAKE, &r);
 }
 
-/* A fault: ask for the page, once; or wake the faulting thread if the
- * page arrived between the fault and now. */
-static void on_fault(struct pc_in *pc, uint64_t addr)
+/* A fault by thread tid: ask for the page, once; or wake the faulting
+ * thread if the page arrived between the fault and now.  A vCPU's wait
+ * is counted from here until the page is placed: placed before the
+ * fault counted it (the placement found no vCPU to end), the second look
+ * at the bitmap ends it. */
+static void on_fault(struct pc_in *pc, uint64_t addr, pid_t tid)
 {
 	const struct ferry_vm *vm = pc->vm;
 	uint32_t ps = vm->page_size;
+	int v = -1;
 	size_t i;
+
+	if (pc->nvcpus && tid)
+		v = vm->runctl.vcpu_of(vm->runctl.opaque, tid);
 
 	for (i = 0; i < vm->nblocks; i++) {
 		const struct ferry_ramblock *b = &vm->blocks[i];
@@ -175,15 +241,21 @@ static void on_fault(struct pc_in *pc, uint64_t addr)
 			wake(pc, b, page);
 			return;
 		}
-		if (!atomic_compare_exchange_strong(&pc->req_us[i][page], &zero,
-						    now_us(pc)))
-			return; /* asked already */
-		atomic_fetch_add(&pc->requests, 1);
-		/* failing: post-copy is paused, and pc_in_resume asks again */
-		(void)rp_send_page_req(pc->tx, pc->src_id[i], page * ps);
+		if (v >= 0 && (unsigned)v < pc->nvcpus)
+			blocked(pc, (unsigned)v, page_key((uint32_t)i, page));
+		if (atomic_compare_exchange_strong(&pc->req_us[i][page], &zero,
+						   now_us(pc))) {
+			atomic_fetch_add(&pc->requests, 1);
+			/* failing: post-copy is paused, and pc_in_resume
+			 * asks again */
+			(void)rp_send_page_req(pc->tx, pc->src_id[i],
+					       page * ps);
+		} /* else asked already */
 		/* placed meanwhile (the request raced a placement)? */
-		if (!test_bit(pc->missing[i], page))
+		if (!test_bit(pc->missing[i], page)) {
+			unblocked(pc, page_key((uint32_t)i, page));
 			wake(pc, b, page);
+		}
 		return;
 	}
 }
@@ -256,7 +328,11 @@ static void *fault_main(void *arg)
 		}
 		for (i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
 			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
-				on_fault(pc, msg[i].arg.pagefault.address);
+				on_fault(pc, msg[i].arg.pagefault.address,
+					 pc->thread_ids ? (pid_t)msg[i]
+								  .arg.pagefault
+								  .feat.ptid
+							: 0);
 	}
 	return NULL;
 }
@@ -287,9 +363,29 @@ int pc_in_start(struct pc_in *pc, struct ferry_error *err)
 				       "as root)",
 				       strerror(-rc));
 	pc->uffd = rc;
+	/* the faulting thread's id, for blocktime per vCPU (Linux 4.14);
+	 * UFFDIO_API takes one try per descriptor, so a kernel without it
+	 * costs a second descriptor */
+	if (pc->nvcpus) {
+		struct uffdio_api tid_api = api;
+
+		tid_api.features |= UFFD_FEATURE_THREAD_ID;
+		if (ioctl(pc->uffd, UFFDIO_API, &tid_api) == 0) {
+			pc->thread_ids = true;
+			goto registered;
+		}
+		close(pc->uffd);
+		pc->nvcpus = 0; /* not known, then */
+		rc = open_uffd();
+		if (rc < 0)
+			return ferry_error_set(err, rc, "userfaultfd: %s",
+					       strerror(-rc));
+		pc->uffd = rc;
+	}
 	if (ioctl(pc->uffd, UFFDIO_API, &api) < 0)
 		return ferry_error_set(err, -errno, "post-copy: UFFDIO_API: %s",
 				       strerror(errno));
+registered:
 	for (i = 0; i < vm->nblocks; i++) {
 		struct uffdio_register reg = {
 			.range = { .start = (uintptr_t)vm->blocks[i].host,
@@ -350,7 +446,23 @@ void pc_in_stats(struct pc_in *pc, struct ferry_mig_stats *st)
 	pthread_mutex_lock(&pc->lock);
 	st->postcopy_requests = atomic_load(&pc->requests);
 	st->postcopy_pages = atomic_load(&pc->placed);
-	st->postcopy_blocktime_ms = pc->blocktime_us / 1000;
+	st->postcopy_vcpus = pc->nvcpus;
+	if (pc->nvcpus) {
+		uint64_t now = now_us64(pc), all = pc->all_blocked_us;
+
+		/* a wait still going on counts up to now */
+		if (pc->down == pc->nvcpus)
+			all += now - pc->all_since_us;
+		st->postcopy_blocktime_ms = all / 1000;
+		for (unsigned v = 0; v < pc->nvcpus; v++) {
+			const struct pc_vcpu *c = &pc->vcpu[v];
+
+			st->postcopy_vcpu_blocktime_ms[v] =
+				(c->total_us +
+				 (c->key ? now - c->since_us : 0)) /
+				1000;
+		}
+	}
 	if (pc->nlat) {
 		qsort(pc->lat, pc->nlat, sizeof(*pc->lat), cmp_u32);
 		st->fault_p50_us = pc->lat[pc->nlat / 2];
@@ -395,6 +507,7 @@ void pc_in_free(struct pc_in *pc)
 	free(pc->req_us);
 	free(pc->src_id);
 	free(pc->lat);
+	free(pc->vcpu);
 	pthread_cond_destroy(&pc->cond);
 	pthread_mutex_destroy(&pc->lock);
 	memset(pc, 0, sizeof(*pc));

@@ -38,7 +38,12 @@ def check_postcopy(s, d, reason):
         assert k in s["ram"] and k in d["ram"], k
     assert d["ram"]["postcopy-requests"] <= s["ram"]["postcopy-pages"], \
         (s["ram"], d["ram"])
-    assert "postcopy-blocktime" in d, d
+    # QEMU's blocktime: each vCPU's own, and the time all were blocked
+    # at once, which no vCPU's can be less than
+    per = d["postcopy-vcpu-blocktime"]
+    assert len(per) == 2 and all(t >= 0 for t in per), d
+    assert 0 <= d["postcopy-blocktime"] <= min(per), d
+    assert "postcopy-vcpu-blocktime" not in s, s
     lat = d["postcopy-fault-latency-us"]
     assert lat["p50"] <= lat["p99"] <= lat["max"], lat
     assert s["ram"]["remaining"] == 0
@@ -68,6 +73,10 @@ def postcopy(workload, bandwidth=100 << 20, fill="random"):
         # what the bulk pass had not reached goes in post-copy
         assert s["ram"]["postcopy-pages"] > 1000, s["ram"]
         assert s["postcopy-time"] >= 0, s
+        if workload.startswith("stress"):
+            # both vCPUs write all over RAM: each waited for pages
+            per = d["postcopy-vcpu-blocktime"]
+            assert all(t > 0 for t in per), d
         if fill == "zero":
             # zero pages are placed with UFFDIO_ZEROPAGE: 32 bytes each
             # on the wire, not 4 KiB

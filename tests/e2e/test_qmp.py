@@ -238,12 +238,14 @@ def t_parameters():
     assert caps == {"auto-converge": True, "verify": False,
                     "multifd": False, "xbzrle": False,
                     "postcopy-ram": False, "rdma-pin-all": False,
-                    "events": True, "return-path": True}, caps
+                    "events": True, "return-path": True,
+                    "postcopy-blocktime": True}, caps
     # always on: accepted as on, refused as off
     g.qmp.cmd("migrate-set-capabilities", capabilities=[
         {"capability": "events", "state": True},
-        {"capability": "return-path", "state": True}])
-    for c in ("events", "return-path"):
+        {"capability": "return-path", "state": True},
+        {"capability": "postcopy-blocktime", "state": True}])
+    for c in ("events", "return-path", "postcopy-blocktime"):
         d = expect_error("GenericError", "migrate-set-capabilities",
                          capabilities=[{"capability": c, "state": False}])
         assert "always on" in d, d

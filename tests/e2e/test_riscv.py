@@ -208,6 +208,10 @@ def t_postcopy():
     pages demand-paged through userfaultfd."""
     s, d = move("postcopy", caps=["postcopy-ram"], postcopy=True)
     assert s["ram"]["postcopy-pages"] > 0, s["ram"]
+    # blocktime per hart, as QEMU's per vCPU
+    per = d["postcopy-vcpu-blocktime"]
+    assert len(per) == int(SMP), d
+    assert 0 <= d["postcopy-blocktime"] <= min(per), d
 
 
 def t_hybrid():

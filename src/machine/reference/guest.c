@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "guest_internal.h"
@@ -130,6 +131,7 @@ static void *vcpu_main(void *arg)
 	uint64_t ran_since = t0;
 	bool throttled;
 
+	atomic_store(&v->tid, gettid());
 	for (;;) {
 		if (atomic_load_explicit(&g->stop_req, memory_order_acquire)) {
 			if (park(g))
@@ -336,6 +338,17 @@ static void runctl_throttle(void *opaque, unsigned percent)
 	atomic_store(&g->throttle, percent > 99 ? 99 : percent);
 }
 
+/* The heartbeat is not a vCPU of the guest: -1, as any other thread. */
+static int runctl_vcpu_of(void *opaque, pid_t tid)
+{
+	struct ferry_guest *g = opaque;
+
+	for (unsigned i = 0; i < g->nvcpus; i++)
+		if (atomic_load(&g->vcpus[i].tid) == tid)
+			return (int)i;
+	return -1;
+}
+
 static uint64_t runctl_stall(void *opaque, bool reset)
 {
 	struct ferry_guest *g = opaque;
@@ -433,6 +446,8 @@ int ferry_guest_create(const struct ferry_guest_config *cfg,
 			    .running = runctl_running,
 			    .throttle = runctl_throttle,
 			    .stall_us = runctl_stall,
+			    .vcpu_of = runctl_vcpu_of,
+			    .nvcpus = g->nvcpus,
 			    .opaque = g },
 		.dirty = g->dirty,
 	};

@@ -23,6 +23,7 @@ struct guest_vcpu {
 	bool runs_workload; /* index < workload threads */
 	pthread_t thread;
 	bool thread_started;
+	_Atomic pid_t tid;	 /* its thread's gettid(), once it runs */
 	struct wl_regs regs;	 /* own thread while running; anyone while
 				    the guest is stopped */
 	_Atomic uint64_t writes; /* page writes, for stats */

@@ -221,6 +221,7 @@ struct rv_hart_ctl {
 	unsigned id;
 	pthread_t thread;
 	bool thread_started;
+	_Atomic pid_t tid; /* its thread's gettid(), once it runs */
 	/* leave rv_hart_run at the next instruction boundary: set with
 	 * the reason already recorded, cleared by the hart's thread */
 	atomic_bool brk;

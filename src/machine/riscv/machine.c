@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "devices.h"
 #include "le.h"
@@ -212,6 +213,7 @@ static void *hart_main(void *arg)
 	uint64_t debt = 0, t0;
 	unsigned p;
 
+	atomic_store(&hc->tid, gettid());
 	for (;;) {
 		do_flush(hc);
 		rv_clint_update(&m->clint, hc->id);
@@ -646,6 +648,14 @@ void rv_machine_set_time(struct rv_machine *m, uint64_t ticks)
 struct rv_hart *rv_machine_hart(struct rv_machine *m, unsigned i)
 {
 	return i < m->nharts ? &m->harts[i]->hart : NULL;
+}
+
+int rv_machine_hart_of_thread(struct rv_machine *m, pid_t tid)
+{
+	for (unsigned i = 0; i < m->nharts; i++)
+		if (atomic_load(&m->harts[i]->tid) == tid)
+			return (int)i;
+	return -1;
 }
 
 uint64_t rv_machine_instret(const struct rv_machine *m)

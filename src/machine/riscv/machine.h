@@ -69,6 +69,8 @@ uint64_t rv_machine_get_time(const struct rv_machine *m);
 void rv_machine_set_time(struct rv_machine *m, uint64_t ticks);
 /* The hart state of hart i, for save and load while stopped. */
 struct rv_hart *rv_machine_hart(struct rv_machine *m, unsigned i);
+/* Which hart runs on thread tid (gettid()), or -1. */
+int rv_machine_hart_of_thread(struct rv_machine *m, pid_t tid);
 /* Let the harts run only (100 - percent)% of the time, percent up to
  * 99: the engine's auto-converge slows a guest that dirties RAM faster
  * than the link carries it.  0: full speed. */

@@ -193,6 +193,13 @@ static void runctl_throttle(void *opaque, unsigned percent)
 	rv_machine_throttle(v->m, percent);
 }
 
+static int runctl_vcpu_of(void *opaque, pid_t tid)
+{
+	struct rv_vm *v = opaque;
+
+	return rv_machine_hart_of_thread(v->m, tid);
+}
+
 static int check_config(const struct rv_vm_config *cfg, struct ferry_error *err)
 {
 	if (cfg->nharts < 1 || cfg->nharts > RV_MAX_HARTS)
@@ -317,6 +324,8 @@ int rv_vm_create(const struct rv_vm_config *cfg, struct rv_vm **out,
 			    .resume = runctl_resume,
 			    .running = runctl_running,
 			    .throttle = runctl_throttle,
+			    .vcpu_of = runctl_vcpu_of,
+			    .nvcpus = v->cfg.nharts,
 			    .opaque = v },
 		.dirty = v->dirty,
 	};
