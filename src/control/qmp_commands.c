@@ -740,6 +740,15 @@ static json_t *cmd_hmp(struct qmp_backend *b, json_t *args, struct qmp_error *e)
 	return r ? r : fail(e, NULL, "out of memory");
 }
 
+static json_t *cmd_query_schema(struct qmp_backend *b, json_t *args,
+				struct qmp_error *e)
+{
+	json_t *r = qmp_schema();
+
+	(void)b, (void)args;
+	return r ? r : fail(e, NULL, "out of memory");
+}
+
 static const struct {
 	const char *name;
 	json_t *(*fn)(struct qmp_backend *b, json_t *args, struct qmp_error *e);
@@ -763,6 +772,7 @@ static const struct {
 	{ "query-version", cmd_query_version },
 	{ "query-name", cmd_query_name },
 	{ "query-events", cmd_query_events },
+	{ "query-qmp-schema", cmd_query_schema },
 	{ "human-monitor-command", cmd_hmp },
 	{ "x-query-guest", cmd_query_guest },
 };

@@ -93,6 +93,9 @@ struct qmp_param {
 extern const struct qmp_param qmp_params[];
 extern const size_t qmp_nparams;
 
+/* query-qmp-schema's answer: a new SchemaInfo list (qmp_schema.c). */
+json_t *qmp_schema(void);
+
 /* human-monitor-command's command line, as far as ferry has it. */
 enum hmp_kind {
 	HMP_INFO_STATUS,

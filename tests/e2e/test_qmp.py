@@ -91,6 +91,75 @@ def t_list_parameters():
     assert params["xbzrle-cache-size"].endswith("default 64.00 MiB"), params
 
 
+def schema_types():
+    return {e["name"]: e for e in g.qmp.cmd("query-qmp-schema")}
+
+
+def t_schema():
+    """query-qmp-schema, in QEMU's SchemaInfo form: every command of
+    query-commands with its arguments, every type named is defined, the
+    parameters and capabilities are the guest's own."""
+    schema = g.qmp.cmd("query-qmp-schema")
+    by = {e["name"]: e for e in schema}
+    assert len(by) == len(schema), "a name defined twice"
+    cmds = {e["name"] for e in schema if e["meta-type"] == "command"}
+    listed = {c["name"] for c in g.qmp.cmd("query-commands")}
+    assert cmds == listed, (cmds ^ listed)
+    assert "query-qmp-schema" in cmds
+    assert [e["name"] for e in schema if e["meta-type"] == "event"] == \
+        [e["name"] for e in g.qmp.cmd("query-events")]
+
+    def refs(e):
+        t = e["meta-type"]
+        if t in ("command", "event"):
+            yield e["arg-type"]
+            if t == "command":
+                yield e["ret-type"]
+        elif t == "array":
+            yield e["element-type"]
+        elif t == "object":
+            for m in e["members"]:
+                yield m["type"]
+    for e in schema:
+        assert e["meta-type"] in ("builtin", "enum", "array", "object",
+                                  "command", "event"), e
+        for r in refs(e):
+            assert r in by, (e["name"], r)
+            assert by[r]["meta-type"] not in ("command", "event"), r
+    # arguments as the parser takes them
+    mig = by[by["migrate"]["arg-type"]]
+    assert {m["name"]: "default" in m for m in mig["members"]} == {
+        "uri": False, "blk": True, "inc": True, "detach": True,
+        "resume": True}, mig
+    params = by[by["migrate-set-parameters"]["arg-type"]]
+    q = g.qmp.cmd("query-migrate-parameters")
+    assert sorted(m["name"] for m in params["members"]) == sorted(q), params
+    assert all("default" in m for m in params["members"]), params
+    ret = by[by["query-migrate-parameters"]["ret-type"]]
+    assert sorted(m["name"] for m in ret["members"]) == sorted(q), ret
+    comp = by[next(m["type"] for m in params["members"]
+                   if m["name"] == "multifd-compression")]
+    assert comp["meta-type"] == "enum", comp
+    assert [m["name"] for m in comp["members"]] == comp["values"]
+    assert set(comp["values"]) == {"none", "zlib", "zstd", "lz4"}, comp
+    capset = by[by["migrate-set-capabilities"]["arg-type"]]
+    elem = by[by[capset["members"][0]["type"]]["element-type"]]
+    capenum = by[next(m["type"] for m in elem["members"]
+                      if m["name"] == "capability")]
+    caps = [c["capability"] for c in g.qmp.cmd("query-migrate-capabilities")]
+    assert sorted(capenum["values"]) == sorted(caps), capenum
+    # the return of query-status names the states it answers with
+    st = by[by["query-status"]["ret-type"]]
+    runstate = by[next(m["type"] for m in st["members"]
+                       if m["name"] == "status")]
+    assert g.qmp.cmd("query-status")["status"] in runstate["values"]
+    # the event's status is a migration state
+    ev = by[by["MIGRATION"]["arg-type"]]
+    status = by[ev["members"][0]["type"]]
+    assert {"setup", "active", "completed", "failed", "cancelled",
+            "postcopy-active"} <= set(status["values"]), status
+
+
 def hmp(line):
     return g.qmp.cmd("human-monitor-command", **{"command-line": line})
 
@@ -515,6 +584,12 @@ def t_qmp_tcp():
         assert json.loads(r.stdout)["status"] == "completed", r.stdout
         d = dst.qmp.wait_migration()
         assert d["status"] == "completed" and d.get("verified"), d
+        # what both sides answer is what the schema says query-migrate
+        # returns
+        info = schema_types()["MigrationInfo"]
+        names = {m["name"] for m in info["members"]}
+        for q in (json.loads(r.stdout), d):
+            assert set(q) <= names, set(q) - names
     finally:
         p.terminate()
         p.wait(timeout=60)
@@ -599,6 +674,8 @@ for name, fn in [
     ("greeting, negotiation first", t_greeting),
     ("ferry migrate --list-parameters: every name, its default",
      t_list_parameters),
+    ("query-qmp-schema: every command, its arguments, every type",
+     t_schema),
     ("malformed JSON and framing", t_bad_json),
     ("an integer past 64 bits fails only its request", t_big_integer),
     ("human-monitor-command: info, migrate_set_parameter/capability", t_hmp),
