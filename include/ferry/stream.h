@@ -46,11 +46,14 @@
 /* With F_POSTCOPY only: this connection resumes a paused post-copy */
 #define FERRY_STREAM_F_RESUME 64u
 #define FERRY_STREAM_F_ZLIB   128u /* page encoding 8 may appear */
+/* Landed records (10): the pages written into the destination's RAM
+ * beside the stream (rdma), named after each pass */
+#define FERRY_STREAM_F_LANDED 256u
 #define FERRY_STREAM_F_KNOWN                                 \
 	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED | \
 	 FERRY_STREAM_F_COMPRESS | FERRY_STREAM_F_CHECK |    \
 	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY |   \
-	 FERRY_STREAM_F_RESUME | FERRY_STREAM_F_ZLIB)
+	 FERRY_STREAM_F_RESUME | FERRY_STREAM_F_ZLIB | FERRY_STREAM_F_LANDED)
 #define FERRY_STREAM_MAX_CHANNELS 64
 /* The channel record's token: a random secret drawn per migration that
  * every extra connection must carry (docs/stream.md, "6 - channel"). */
@@ -66,11 +69,14 @@ enum ferry_record_type {
 	FERRY_REC_SYNC = 7,	/* only with FERRY_STREAM_F_CHECK */
 	FERRY_REC_DISCARD = 8,	/* only with FERRY_STREAM_F_POSTCOPY */
 	FERRY_REC_POSTCOPY = 9, /* only with FERRY_STREAM_F_POSTCOPY */
+	FERRY_REC_LANDED = 10,	/* only with FERRY_STREAM_F_LANDED */
 };
 
-#define FERRY_STREAM_MAX_DISCARDS 4096 /* ranges per discard record */
+#define FERRY_STREAM_MAX_DISCARDS \
+	4096 /* ranges per discard record, and
+					  per landed record */
 
-/* A range of pages a discard record names. */
+/* A range of pages a discard or landed record names. */
 struct ferry_stream_range {
 	uint32_t block_index; /* into the configuration's blocks */
 	uint32_t ram_index;   /* into attached RAM (0 without) */
@@ -185,6 +191,12 @@ int ferry_stream_put_discard(struct ferry_stream_encoder *e,
 			     const uint32_t *block_ids, const uint64_t *first,
 			     const uint64_t *count, uint32_t n);
 int ferry_stream_put_postcopy(struct ferry_stream_encoder *e, uint64_t pages);
+/* With FERRY_STREAM_F_LANDED: pages written beside the stream (rdma) since
+ * the last landed record, all landed, as discard's triples; the
+ * destination hashes them while the guest still runs on the source. */
+int ferry_stream_put_landed(struct ferry_stream_encoder *e,
+			    const uint32_t *block_ids, const uint64_t *first,
+			    const uint64_t *count, uint32_t n);
 int ferry_stream_flush(struct ferry_stream_encoder *e);
 /* The sticky error: 0 or the first negative errno a write returned. */
 int ferry_stream_encoder_error(const struct ferry_stream_encoder *e);
@@ -257,7 +269,7 @@ struct ferry_stream_record {
 								    next call */
 			uint32_t n;
 			uint64_t pages; /* the sum of the counts */
-		} discard;
+		} discard;		/* and FERRY_REC_LANDED's ranges */
 		struct {
 			uint64_t pages;
 		} postcopy;

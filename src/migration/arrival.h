@@ -20,10 +20,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ferry/error.h"
 
 struct ferry_migration;
+struct ferry_stream_range;
 struct page_hashes;
 struct tls_creds;
 struct transport_conn;
@@ -42,9 +44,16 @@ struct page_arrival_ops {
 	bool screened;
 	int (*accept)(struct ferry_migration *m, struct transport_screen *sc,
 		      struct transport_conn *c, struct ferry_error *err);
+	/* A landed record (docs/stream.md, 10): these pages landed beside
+	 * the stream in the pass before it; their hashes become those of
+	 * RAM as it is now (NULL: pages never land beside the stream, and
+	 * a landed record is refused). */
+	void (*landed)(struct ferry_migration *m, struct page_hashes *ph,
+		       const struct ferry_stream_range *r, uint32_t n);
 	/* The stream ended: no page lands beside it after this, and with
-	 * `hash` the page hashes are those of RAM as it is (NULL: all pages
-	 * came in the stream and were hashed as placed). */
+	 * `hash` the page hashes become those of RAM as it is, all of it
+	 * (false: they are current already, from the stream or from landed
+	 * records; NULL: all pages came in the stream). */
 	void (*settle)(struct ferry_migration *m, struct page_hashes *ph,
 		       bool hash);
 	/* Where a failure's cause is known better than the engine's

@@ -30,6 +30,11 @@ enum send_mode;
 
 struct page_carrier_ops {
 	const char *name;
+	/* Stream header flags it needs beside the engine's: landed records
+	 * (FERRY_STREAM_F_LANDED) for one that writes RAM beside the
+	 * stream and names what it wrote, so that the destination hashes
+	 * it while the guest runs (with capability verify only). */
+	uint32_t stream_flags;
 	/* Connect sender s to the migration's URI: s->fd becomes the socket
 	 * its stream is written to. */
 	int (*open)(struct out *o, struct sender *s, struct ferry_error *err);

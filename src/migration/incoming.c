@@ -919,6 +919,19 @@ static int dest_records(struct dest *x, bool *ran, struct ferry_error *err)
 			rc = placer_discard(&x->pl, rec->u.discard.ranges,
 					    rec->u.discard.n, err);
 			break;
+		case FERRY_REC_LANDED:
+			if (!x->m->arrival->landed)
+				return ferry_error_set(
+					err, -EPROTO,
+					"stream offset %" PRIu64
+					": a landed record, but pages "
+					"come in the stream on this "
+					"connection",
+					rec->stream_offset);
+			x->m->arrival->landed(x->m, &x->ph,
+					      rec->u.discard.ranges,
+					      rec->u.discard.n);
+			break;
 		case FERRY_REC_POSTCOPY:
 			rc = postcopy_run(x->m, x->d, &x->pc, &x->running,
 					  x->saved, x->loaded, err);
@@ -1002,7 +1015,9 @@ static int dest_close(struct dest *x, int rc, bool ran, struct ferry_error *err)
 				     "the source sent no digest but 'verify' "
 				     "is on here");
 	if (!rc && m->arrival->settle) /* pages landed beside the stream */
-		m->arrival->settle(m, &x->ph, rec->u.end.has_digest);
+		m->arrival->settle(m, &x->ph,
+				   rec->u.end.has_digest &&
+					   !(x->flags & FERRY_STREAM_F_LANDED));
 	if (!rc && rec->u.end.has_digest)
 		rc = check_digest(m, &x->ph, ran ? x->saved : NULL, rec, err);
 	page_hashes_free(&x->ph, vm);

@@ -60,7 +60,8 @@ struct sender {
 	struct xbz_cache xbz; /* with the xbzrle capability */
 	pthread_t thread;
 	bool thread_live;
-	int rc; /* the last job's result */
+	bool landed; /* its stream names the pages written beside it */
+	int rc;	     /* the last job's result */
 	struct ferry_error err;
 };
 

@@ -4,8 +4,11 @@
  * The transport's own listener and connection; the stream comes on the
  * connection's socket like any other, pages land by RDMA WRITE in RAM
  * that rdma.c registered (the engine never sees them), and zero messages
- * go to the placer.  When the stream ends the keys are revoked, so that
- * nothing lands after, and RAM is hashed for the digest.
+ * go to the placer.  After each pass the source names the pages it wrote
+ * (landed records), and they are hashed for the digest while the guest
+ * still runs there; when the stream ends the keys are revoked, so that
+ * nothing lands after.  A source that names nothing (no landed flag) has
+ * all of RAM hashed then instead.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -70,20 +73,34 @@ static int rdma_in_accept(struct ferry_migration *m,
 	return 0;
 }
 
+static void hash_pages(const struct ferry_vm *vm, struct page_hashes *ph,
+		       uint32_t bi, uint64_t first, uint64_t count)
+{
+	const uint8_t *p = vm->blocks[bi].host + first * vm->page_size;
+
+	for (uint64_t k = first; k < first + count; k++, p += vm->page_size)
+		ph->h[bi][k] = ferry_page_hash(p, vm->page_size);
+}
+
+/* The source's writes of a pass are complete when it names them: hashed
+ * now, while the guest still runs there, so that at the switch-over only
+ * the last pass's pages are (docs/rdma.md, "Switch-over"). */
+static void rdma_in_landed(struct ferry_migration *m, struct page_hashes *ph,
+			   const struct ferry_stream_range *r, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		hash_pages(m->vm, ph, r[i].ram_index, r[i].first, r[i].count);
+}
+
 static void rdma_in_settle(struct ferry_migration *m, struct page_hashes *ph,
 			   bool hash)
 {
 	const struct ferry_vm *vm = m->vm;
-	unsigned i;
-	uint64_t k;
 
 	rdma_revoke(m->rdma);
 	rdma_in_stats(m);
-	for (i = 0; hash && i < vm->nblocks; i++)
-		for (k = 0; k < vm->blocks[i].length / vm->page_size; k++)
-			ph->h[i][k] = ferry_page_hash(vm->blocks[i].host +
-							      k * vm->page_size,
-						      vm->page_size);
+	for (unsigned i = 0; hash && i < vm->nblocks; i++)
+		hash_pages(vm, ph, i, 0, vm->blocks[i].length / vm->page_size);
 }
 
 static void rdma_in_explain(struct ferry_migration *m, struct ferry_error *err)
@@ -107,6 +124,7 @@ const struct page_arrival_ops arrival_rdma = {
 	.name = "rdma",
 	.listen = rdma_in_listen,
 	.accept = rdma_in_accept,
+	.landed = rdma_in_landed,
 	.settle = rdma_in_settle,
 	.explain = rdma_in_explain,
 	.close = rdma_in_close,

@@ -112,8 +112,37 @@ static int bulk_block(struct sender *s, uint32_t bi, struct ferry_error *err)
 	return rc;
 }
 
+/* Name what this pass wrote, in landed records of at most
+ * FERRY_STREAM_MAX_DISCARDS ranges: the set's ranges, or (bulk) every
+ * block whole. */
+static int put_landed(struct sender *s, const struct ferry_dirty_set *set)
+{
+	const struct ferry_vm *vm = s->o->vm;
+	static _Thread_local uint32_t ids[FERRY_STREAM_MAX_DISCARDS];
+	static _Thread_local uint64_t first[FERRY_STREAM_MAX_DISCARDS],
+		count[FERRY_STREAM_MAX_DISCARDS];
+	size_t total = set ? set->n : vm->nblocks;
+	uint32_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < total && !rc; i++) {
+		uint32_t bi = set ? set->ranges[i].block : (uint32_t)i;
+
+		ids[n] = vm->blocks[bi].id;
+		first[n] = set ? set->ranges[i].first : 0;
+		count[n] = set ? set->ranges[i].count
+			       : vm->blocks[bi].length / vm->page_size;
+		if (++n == FERRY_STREAM_MAX_DISCARDS || i + 1 == total) {
+			rc = ferry_stream_put_landed(s->enc, ids, first, count,
+						     n);
+			n = 0;
+		}
+	}
+	return rc ? rc : ferry_stream_flush(s->enc);
+}
+
 /* A sender's share of a set, flushed (and, after zero messages,
- * acknowledged). */
+ * acknowledged); then, with landed records, named. */
 static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 		     enum send_mode mode, struct ferry_error *err)
 {
@@ -149,6 +178,13 @@ static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 	 * next pass may write the same pages only after they are done */
 	if (!rc && after.zero_messages != before.zero_messages)
 		rc = out_barrier(o, err);
+	/* after the barrier: the destination hashes zeroed pages only once
+	 * the zeroes are there */
+	if (!rc && s->landed) {
+		rc = put_landed(s, set);
+		if (rc)
+			rc = peer_verdict(o, rc, err);
+	}
 	sender_publish(s);
 	return rc;
 }
@@ -219,6 +255,7 @@ static void rdma_out_close(struct out *o)
 
 const struct page_carrier_ops carrier_rdma = {
 	.name = "rdma",
+	.stream_flags = FERRY_STREAM_F_LANDED,
 	.open = rdma_open,
 	.send = rdma_send,
 	.wire_bytes = rdma_out_wire_bytes,

@@ -521,6 +521,8 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for compression");
 	}
+	s->landed = p.verify &&
+		    (o->carrier->stream_flags & FERRY_STREAM_F_LANDED);
 	rc = ferry_stream_put_header(
 		s->enc,
 		(o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
@@ -529,6 +531,7 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 			FERRY_STREAM_F_UNCHANGED | FERRY_STREAM_F_CHECK |
 			(p.xbzrle ? FERRY_STREAM_F_XBZRLE : 0) |
 			(s->codec == &codec_zlib ? FERRY_STREAM_F_ZLIB : 0) |
+			(p.verify ? o->carrier->stream_flags : 0) |
 			((s->codec && s->codec != &codec_zlib) || s->autoc_on
 				 ? FERRY_STREAM_F_COMPRESS
 				 : 0));

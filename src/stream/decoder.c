@@ -35,6 +35,7 @@ struct ferry_stream_decoder {
 	void *cctx[9];	   /* decompression contexts, by encoding */
 	bool check_ok;	   /* header flag CHECK */
 	bool postcopy_ok;  /* header flag POSTCOPY */
+	bool landed_ok;	   /* header flag LANDED */
 	struct ferry_stream_range *ranges; /* the last discard record's */
 	bool xbzrle_ok;			   /* header flag XBZRLE */
 	uint64_t last_iter;
@@ -65,6 +66,7 @@ static const char *const type_names[] = {
 	[FERRY_REC_SYNC] = "sync",
 	[FERRY_REC_DISCARD] = "discard",
 	[FERRY_REC_POSTCOPY] = "postcopy",
+	[FERRY_REC_LANDED] = "landed",
 };
 
 const char *ferry_record_type_name(uint32_t type)
@@ -275,6 +277,7 @@ static int read_header(struct ferry_stream_decoder *d, uint32_t *flags,
 	d->want_channel = f &
 			  (FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_POSTCOPY);
 	d->postcopy_ok = f & FERRY_STREAM_F_POSTCOPY;
+	d->landed_ok = f & FERRY_STREAM_F_LANDED;
 	d->unchanged_ok = f & FERRY_STREAM_F_UNCHANGED;
 	d->compress_ok = f & FERRY_STREAM_F_COMPRESS;
 	d->zlib_ok = f & FERRY_STREAM_F_ZLIB;
@@ -753,18 +756,21 @@ static int parse_end(struct ferry_stream_decoder *d, uint64_t at,
 	return 0;
 }
 
-static int parse_discard(struct ferry_stream_decoder *d, uint64_t at,
-			 uint32_t len, struct ferry_stream_record *rec,
-			 struct ferry_error *err)
+/* A discard or a landed record's ranges, each inside its block. */
+static int parse_ranges(struct ferry_stream_decoder *d, uint64_t at,
+			uint32_t type, uint32_t len,
+			struct ferry_stream_record *rec,
+			struct ferry_error *err)
 {
+	const char *tn = ferry_record_type_name(type);
 	uint32_t i, n = len / 24;
 	uint64_t pages = 0;
 
 	if (!n || len % 24)
 		return FAIL(-EBADMSG,
-			    "stream offset %" PRIu64 ": discard record of "
+			    "stream offset %" PRIu64 ": %s record of "
 			    "%u bytes (1 to %u ranges of 24)",
-			    at, len, FERRY_STREAM_MAX_DISCARDS);
+			    at, tn, len, FERRY_STREAM_MAX_DISCARDS);
 	if (!d->ranges) {
 		d->ranges =
 			calloc(FERRY_STREAM_MAX_DISCARDS, sizeof(*d->ranges));
@@ -779,10 +785,10 @@ static int parse_discard(struct ferry_stream_decoder *d, uint64_t at,
 
 		if (find_block(d, le32_load(p), &idx))
 			return FAIL(-ENXIO,
-				    "stream offset %" PRIu64 ": discard "
+				    "stream offset %" PRIu64 ": %s "
 				    "record names RAM block id %u, which the "
 				    "configuration does not declare",
-				    at, le32_load(p));
+				    at, tn, le32_load(p));
 		bpages = d->config.blocks[idx].length / d->config.page_size;
 		r->block_index = idx;
 		r->ram_index = d->ram ? d->ram_map[idx] : 0;
@@ -792,10 +798,10 @@ static int parse_discard(struct ferry_stream_decoder *d, uint64_t at,
 		    r->count > bpages - r->first)
 			return FAIL(r->count && !le32_load(p + 4) ? -ERANGE
 								  : -EBADMSG,
-				    "stream offset %" PRIu64 ": discard "
+				    "stream offset %" PRIu64 ": %s "
 				    "range %u: pages %" PRIu64 "+%" PRIu64
 				    " of block '%s' (%" PRIu64 " pages)",
-				    at, i, r->first, r->count,
+				    at, tn, i, r->first, r->count,
 				    d->config.blocks[idx].name, bpages);
 		pages += r->count;
 	}
@@ -827,6 +833,7 @@ static uint64_t max_body(const struct ferry_stream_decoder *d, uint32_t type)
 	case FERRY_REC_SYNC:
 		return 8;
 	case FERRY_REC_DISCARD:
+	case FERRY_REC_LANDED:
 		return FERRY_STREAM_MAX_DISCARDS * 24;
 	case FERRY_REC_POSTCOPY:
 		return 8;
@@ -842,11 +849,12 @@ static int check_header(struct ferry_stream_decoder *d, const uint8_t *h,
 	uint32_t type = h[0], len = le32_load(h + 4);
 	const char *tn = ferry_record_type_name(type);
 
-	if (type < FERRY_REC_CONFIG || type > FERRY_REC_POSTCOPY ||
+	if (type < FERRY_REC_CONFIG || type > FERRY_REC_LANDED ||
 	    (type == FERRY_REC_CHANNEL && !d->want_channel) ||
 	    (type == FERRY_REC_SYNC && !d->check_ok) ||
 	    ((type == FERRY_REC_DISCARD || type == FERRY_REC_POSTCOPY) &&
-	     !d->postcopy_ok))
+	     !d->postcopy_ok) ||
+	    (type == FERRY_REC_LANDED && !d->landed_ok))
 		return FAIL(-EBADMSG,
 			    "stream offset %" PRIu64 ": unknown "
 			    "record type %u",
@@ -1016,7 +1024,8 @@ static int next_record(struct ferry_stream_decoder *d,
 		rec->u.postcopy.pages = le64_load(d->body);
 		return 0;
 	case FERRY_REC_DISCARD:
-		return parse_discard(d, at, len, rec, err);
+	case FERRY_REC_LANDED:
+		return parse_ranges(d, at, type, len, rec, err);
 	case FERRY_REC_END:
 		rc = parse_end(d, at, rec, err);
 		if (!rc)

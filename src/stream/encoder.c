@@ -342,9 +342,10 @@ int ferry_stream_put_sync(struct ferry_stream_encoder *e, uint64_t seq)
 	return put_bytes(e, h, sizeof(h));
 }
 
-int ferry_stream_put_discard(struct ferry_stream_encoder *e,
-			     const uint32_t *block_ids, const uint64_t *first,
-			     const uint64_t *count, uint32_t n)
+/* A discard or landed record: (block id, first, count) triples. */
+static int put_ranges(struct ferry_stream_encoder *e,
+		      enum ferry_record_type type, const uint32_t *block_ids,
+		      const uint64_t *first, const uint64_t *count, uint32_t n)
 {
 	uint8_t h[FERRY_STREAM_RECORD_HDR_LEN], r[24];
 	uint32_t i;
@@ -352,7 +353,7 @@ int ferry_stream_put_discard(struct ferry_stream_encoder *e,
 
 	if (!n || n > FERRY_STREAM_MAX_DISCARDS)
 		return -EINVAL;
-	record_header(h, FERRY_REC_DISCARD, n * 24);
+	record_header(h, type, n * 24);
 	rc = put_bytes(e, h, sizeof(h));
 	for (i = 0; i < n && !rc; i++) {
 		le32_store(r, block_ids[i]);
@@ -362,6 +363,20 @@ int ferry_stream_put_discard(struct ferry_stream_encoder *e,
 		rc = put_bytes(e, r, sizeof(r));
 	}
 	return rc;
+}
+
+int ferry_stream_put_discard(struct ferry_stream_encoder *e,
+			     const uint32_t *block_ids, const uint64_t *first,
+			     const uint64_t *count, uint32_t n)
+{
+	return put_ranges(e, FERRY_REC_DISCARD, block_ids, first, count, n);
+}
+
+int ferry_stream_put_landed(struct ferry_stream_encoder *e,
+			    const uint32_t *block_ids, const uint64_t *first,
+			    const uint64_t *count, uint32_t n)
+{
+	return put_ranges(e, FERRY_REC_LANDED, block_ids, first, count, n);
 }
 
 int ferry_stream_put_postcopy(struct ferry_stream_encoder *e, uint64_t pages)

@@ -114,6 +114,7 @@ static void check_page(const struct ferry_stream_decoder *d,
 		      "raw page without a page of data");
 	else if (rec->u.page.encoding == FERRY_PAGE_ZSTD ||
 		 rec->u.page.encoding == FERRY_PAGE_LZ4 ||
+		 rec->u.page.encoding == FERRY_PAGE_ZLIB ||
 		 rec->u.page.encoding == FERRY_PAGE_XBZRLE)
 		check(rec->u.page.len > 0 && rec->u.page.len < c->page_size &&
 			      rec->u.page.data,
@@ -171,7 +172,8 @@ static void check_record(const struct ferry_stream_decoder *d,
 	case FERRY_REC_SYNC:
 	case FERRY_REC_POSTCOPY:
 		break;
-	case FERRY_REC_DISCARD: {
+	case FERRY_REC_DISCARD:
+	case FERRY_REC_LANDED: {
 		const struct ferry_stream_config *c =
 			ferry_stream_decoder_config(d);
 		uint32_t i;

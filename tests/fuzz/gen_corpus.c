@@ -380,6 +380,38 @@ static int seed_codecs(const char *dir)
 	return seed_write(&s, dir, "ram-codecs");
 }
 
+/* The zlib flag with a zlib page, and the landed flag with a landed
+ * record (rdma's: pages written beside the stream). */
+static int seed_zlib_landed(const char *dir)
+{
+	static const uint32_t ids[2] = { 0, 1 };
+	static const uint64_t first[2] = { 0, 1 }, count[2] = { 2, 1 };
+	uint8_t z[PS], mode = 1;
+	struct seed s = { 0 };
+	void *ctx = codec_zlib.ctx_new(1);
+	size_t n = ctx ? codec_zlib.compress(ctx, ram1, PS, z, PS) : 0;
+	const uint8_t *copy;
+
+	if (ctx)
+		codec_zlib.ctx_free(ctx);
+	seed_rc(&s, ferry_buf_put(&s.buf, &mode, 1));
+	seed_rc(&s,
+		ferry_stream_encoder_new(ferry_stream_sink_buf(&s.buf), &s.e));
+	if (s.rc)
+		return s.rc;
+	seed_rc(&s, ferry_stream_put_header(
+			    s.e, FERRY_STREAM_F_ZLIB | FERRY_STREAM_F_LANDED));
+	seed_rc(&s, ferry_stream_put_config(s.e, PS, layout, 2));
+	if (n)
+		seed_rc(&s,
+			ferry_stream_put_page_copy(s.e, 1, 0, FERRY_PAGE_ZLIB,
+						   z, (uint32_t)n, &copy));
+	seed_rc(&s, ferry_stream_put_landed(s.e, ids, first, count, 2));
+	iter_end(&s, 0);
+	end(&s, NULL);
+	return seed_write(&s, dir, "ram-zlib-landed");
+}
+
 int main(int argc, char **argv)
 {
 	struct stat st;
@@ -407,5 +439,5 @@ int main(int argc, char **argv)
 		if (seed_write(&s, argv[1], seeds[i].name))
 			return 1;
 	}
-	return seed_codecs(argv[1]) ? 1 : 0;
+	return seed_codecs(argv[1]) || seed_zlib_landed(argv[1]) ? 1 : 0;
 }
