@@ -10,7 +10,9 @@
  *    like every connection, and the placer writes it;
  *  - the rdma arrival (rdma_in.c): pages land by RDMA WRITE in RAM the
  *    transport registered, zero runs come as messages the placer writes,
- *    and the stream carries the rest.
+ *    and the stream carries the rest;
+ *  - the file arrival (incoming.c): the stream, every page in it, read
+ *    from a saved file, with nobody to answer.
  *
  * The engine's thread (incoming.c) calls these in this order; nothing
  * else in it asks which arrival it has.
@@ -42,6 +44,9 @@ struct page_arrival_ops {
 	/* The main connection.  With `screened`, accept initialises *sc and
 	 * leaves it open for the page channels' connections. */
 	bool screened;
+	/* Nobody reads what the destination says (file:): no verdict and no
+	 * acknowledgement is sent, and the connection is closed here. */
+	bool one_way;
 	int (*accept)(struct ferry_migration *m, struct transport_screen *sc,
 		      struct transport_conn *c, struct ferry_error *err);
 	/* A landed record (docs/stream.md, 10): these pages landed beside
@@ -65,6 +70,7 @@ struct page_arrival_ops {
 };
 
 extern const struct page_arrival_ops arrival_stream; /* incoming.c */
+extern const struct page_arrival_ops arrival_file;   /* incoming.c */
 extern const struct page_arrival_ops arrival_rdma;   /* rdma_in.c */
 
 #endif

@@ -244,7 +244,7 @@ void mig_refused(void *opaque, const char *peer, const char *why)
 	struct ferry_error e = { .code = -EPROTO };
 
 	snprintf(e.msg, sizeof(e.msg), "%s", why);
-	mig_explain_offset(&e);
+	mig_explain_offset(&e, NULL);
 	ferry_error_prefix(&e, "%s: ", peer);
 	pthread_mutex_lock(&m->lock);
 	m->stats.refused++;
@@ -1115,6 +1115,25 @@ const struct page_arrival_ops arrival_stream = {
 	.close = stream_close,
 };
 
+/* A restore: the "listening" descriptor is the file, opened at its
+ * offset by the transport; its stream is checked like any other. */
+static int file_accept(struct ferry_migration *m, struct transport_screen *sc,
+		       struct transport_conn *c, struct ferry_error *err)
+{
+	(void)sc, (void)err;
+	*c = (struct transport_conn){ .fd = m->listen_fd };
+	m->listen_fd = -1;
+	return 0;
+}
+
+const struct page_arrival_ops arrival_file = {
+	.name = "file",
+	.listen = stream_listen,
+	.one_way = true,
+	.accept = file_accept,
+	.close = stream_close,
+};
+
 void *mig_incoming_main(void *arg)
 {
 	struct ferry_migration *m = arg;
@@ -1140,7 +1159,7 @@ void *mig_incoming_main(void *arg)
 	atomic_store(&m->fds[0], fd);
 	if (c.tls.on)
 		mig_tls_stats(m, &c.tls);
-	rp_tx_init(&tx, fd);
+	rp_tx_init(&tx, m->arrival->one_way ? -1 : fd);
 	pthread_mutex_lock(&m->lock);
 	m->t_start_ns = mig_now_ns(); /* total-time counts from here */
 	pthread_mutex_unlock(&m->lock);
@@ -1188,7 +1207,10 @@ fail:
 	 * the connection to send it on */
 	mig_explain_tls(m, &err);
 	mig_explain_stall(m, &err);
-	mig_explain_offset(&err);
+	mig_explain_offset(&err, m->arrival->one_way
+					 ? "the saved stream, from the file's "
+					   "offset"
+					 : NULL);
 	if (fd >= 0 && tx.fd >= 0)
 		rp_fail_peer(&tx, -rc, ferry_error_msg(&err));
 	mig_fail(m, &err);
@@ -1198,6 +1220,8 @@ out:
 		/* the connection now, after any post-copy recovery */
 		if (tx.fd >= 0)
 			close(tx.fd);
+		else if (m->arrival->one_way)
+			close(fd);
 		rp_tx_destroy(&tx);
 	}
 	if (m->arrival->close) /* after the verdict went out */

@@ -146,7 +146,7 @@ void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err)
 			(unsigned long long)ms, ferry_error_msg(&e));
 }
 
-void mig_explain_offset(struct ferry_error *err)
+void mig_explain_offset(struct ferry_error *err, const char *where)
 {
 	const char *msg = err->msg, *at = strstr(msg, "stream offset ");
 	char out[sizeof(err->msg)];
@@ -156,10 +156,10 @@ void mig_explain_offset(struct ferry_error *err)
 	if (!at || sscanf(at, "stream offset %llu%n", &n, &len) != 1 ||
 	    at[len] == ' ')
 		return; /* none, or said already */
-	snprintf(out, sizeof(out),
-		 "%.*sstream offset %llu (byte %llu of what the peer sent on "
-		 "that connection)%s",
-		 (int)(at - msg), msg, n, n, at + len);
+	snprintf(out, sizeof(out), "%.*sstream offset %llu (byte %llu of %s)%s",
+		 (int)(at - msg), msg, n, n,
+		 where ? where : "what the peer sent on that connection",
+		 at + len);
 	memcpy(err->msg, out, sizeof(out));
 }
 
@@ -175,7 +175,7 @@ void mig_fail(struct ferry_migration *m, const struct ferry_error *err)
 		mig_explain_tls(m, &e);
 		mig_explain_stall(m, &e);
 	}
-	mig_explain_offset(&e);
+	mig_explain_offset(&e, NULL);
 	pthread_mutex_lock(&m->lock);
 	if (!m->stats.error[0])
 		snprintf(m->stats.error, sizeof(m->stats.error), "%s",
@@ -612,7 +612,9 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 	if (rc)
 		return rc;
 	/* remote writes come on the transport's own connection */
-	m->arrival = t->caps & TRANSPORT_RMA ? &arrival_rdma : &arrival_stream;
+	m->arrival = t->caps & TRANSPORT_RMA	  ? &arrival_rdma
+		     : t->caps & TRANSPORT_RETURN ? &arrival_stream
+						  : &arrival_file;
 	rc = m->arrival->listen(m, uri, addr, bound, sizeof(bound), err);
 	if (rc) {
 		tls_creds_free(tls);

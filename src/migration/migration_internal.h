@@ -96,8 +96,9 @@ void mig_tls_stats(struct ferry_migration *m, const struct tls_info *info);
 /* If net-timeout shut the connections, say so first in err (once). */
 void mig_explain_stall(struct ferry_migration *m, struct ferry_error *err);
 /* A decoder's "stream offset N" said for people: which byte of what the
- * peer sent on that connection (once; code and origin stay). */
-void mig_explain_offset(struct ferry_error *err);
+ * peer sent on that connection, or of `where` (once; code and origin
+ * stay). */
+void mig_explain_offset(struct ferry_error *err, const char *where);
 
 /* Post-copy recovery, on the engine's thread: note why the link broke
  * (the stall or migrate-pause, if either did it), move to postcopy-paused
@@ -173,6 +174,8 @@ struct rp_rx {
 	int fd;
 	pthread_t thread;
 	bool live;
+	bool reading; /* a thread reads fd (none for a peer that never
+			 answers: file:) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	/* lock: */
@@ -212,6 +215,8 @@ struct rp_rx {
 	uint64_t off; /* return-path bytes before the message being read */
 };
 
+/* fd < 0: nobody will answer (file:); the waits below then only time out
+ * and nothing is ever asked again. */
 int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd);
 void rp_rx_stop(struct rp_rx *rx);
 /* Whether the destination has spoken (a verdict) or hung up. */

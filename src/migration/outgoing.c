@@ -16,6 +16,7 @@
  * comes too late and the destination's verdict decides.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -202,6 +203,11 @@ static int precopy(struct out *o, struct ferry_error *err)
 			rc = ferry_stream_put_iter_end(o->main.enc, iteration);
 		if (!rc)
 			rc = ferry_stream_flush(o->main.enc);
+		/* a file: its writeback starts now, so that the sync at the
+		 * end, with the guest stopped, has only the last pass left */
+		if (!rc && o->one_way)
+			(void)sync_file_range(o->main.fd, 0, 0,
+					      SYNC_FILE_RANGE_WRITE);
 		if (rc) {
 			if (!err->code)
 				peer_verdict(o, rc, err);
@@ -272,6 +278,32 @@ static int precopy(struct out *o, struct ferry_error *err)
 	ferry_dirty_set_free(&o->pending);
 	o->pending = set; /* sent by switchover() with what comes after */
 	return rc;
+}
+
+/* The end of a save (file:): nobody gives a verdict, so the stream is
+ * the guest only once it is on disk.  Then this copy stays stopped, as
+ * after any migration (a restore may run it elsewhere); a failure before
+ * that resumes it, as nothing else holds it. */
+static int one_way_end(struct out *o, int rc, uint64_t t_stop,
+		       struct dt_actual *took, struct ferry_error *err)
+{
+	struct ferry_migration *m = o->m;
+	uint64_t t = mig_now_ns();
+
+	if (!rc && fsync(o->main.fd) < 0)
+		rc = -errno;
+	if (rc) {
+		mig_guest_away(m, false);
+		if (!err->code)
+			ferry_error_set(err, rc, "writing %s: %s", m->uri,
+					strerror(-rc));
+		return rc;
+	}
+	took->verdict_ns = mig_now_ns() - t;
+	pthread_mutex_lock(&m->lock);
+	m->stats.downtime_ms = (mig_now_ns() - t_stop) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
 }
 
 static int switchover(struct out *o, struct ferry_error *err)
@@ -345,6 +377,8 @@ static int switchover(struct out *o, struct ferry_error *err)
 		rc = ferry_stream_flush(o->main.enc);
 	out_publish(o, 0);
 	mig_set_stat(m, &m->stats.downtime_bytes, out_bytes(o) - bytes0);
+	if (o->one_way) /* file: written and on disk is the end */
+		return one_way_end(o, rc, t_stop, &took, err);
 	if (!rc)
 		rc = rp_wait_result(&o->rp, MIG_RESULT_TIMEOUT_MS, &status, msg,
 				    sizeof(msg), err);
@@ -443,7 +477,7 @@ static int setup(struct out *o, struct ferry_error *err)
 	if (!rc)
 		rc = sender_open(o, &o->main, 0, o->session, err);
 	if (!rc) {
-		rc = rp_rx_start(&o->rp, vm, o->main.fd);
+		rc = rp_rx_start(&o->rp, vm, o->one_way ? -1 : o->main.fd);
 		if (rc)
 			rc = ferry_error_set(err, rc, "return-path thread: %s",
 					     strerror(-rc));

@@ -28,6 +28,9 @@ int peer_verdict(struct out *o, int rc, struct ferry_error *err)
 	if (rc == -ECANCELED || atomic_load(&o->m->cancel) == 1)
 		return ferry_error_set(err, -ECANCELED,
 				       "migration cancelled by request");
+	if (o->one_way) /* no verdict will come: the write failed here */
+		return ferry_error_set(err, rc, "writing %s: %s", o->m->uri,
+				       strerror(-rc));
 	if (rp_wait_result(&o->rp, 1000, &status, msg, sizeof(msg), &e) == 0 &&
 	    status)
 		return ferry_error_set_from(err, FERRY_ERROR_PEER, -status,

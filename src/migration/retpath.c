@@ -533,11 +533,16 @@ int rp_rx_start(struct rp_rx *rx, const struct ferry_vm *vm, int fd)
 	pthread_mutex_init(&rx->lock, NULL);
 	pthread_mutex_init(&rx->req_lock, NULL);
 	pthread_cond_init(&rx->cond, NULL);
+	if (fd < 0) { /* nobody answers (file:): nothing to read */
+		rx->live = true;
+		return 0;
+	}
 	rc = pthread_create(&rx->thread, NULL, rp_main, rx);
 	if (rc) {
 		rc = -rc;
 		goto err_sync;
 	}
+	rx->reading = true;
 	rx->live = true;
 	return 0;
 err_sync:
@@ -561,8 +566,11 @@ void rp_rx_stop(struct rp_rx *rx)
 	pthread_cond_broadcast(&rx->cond);
 	pthread_mutex_unlock(&rx->lock);
 	/* wakes the reader: a read on a socket shut for reading ends */
-	shutdown(rx->fd, SHUT_RD);
-	pthread_join(rx->thread, NULL);
+	if (rx->reading) {
+		shutdown(rx->fd, SHUT_RD);
+		pthread_join(rx->thread, NULL);
+	}
+	rx->reading = false;
 	rx->live = false;
 	free(rx->asked);
 	free(rx->asked_first);

@@ -323,7 +323,9 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 		}
 	} else if (mode == SEND_AGAIN &&
 		   (hash = ferry_page_hash(p, ps)) == *h &&
-		   ((*ex & bit) || !o->final)) {
+		   ((*ex & bit) || (!o->final && !o->one_way))) {
+		/* with nobody to check a hash (file:), only an exact copy
+		 * stays: the rest goes whole */
 		rc = send_unchanged(s, bi, page, hash);
 	} else if ((mode == SEND_AGAIN || mode == SEND_FULL) && o->xbzrle &&
 		   try_xbzrle(s, bi, off, gpn, p, &rc)) {
@@ -528,7 +530,8 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		(o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
 			(o->postcopy ? FERRY_STREAM_F_POSTCOPY : 0) |
 			(o->resuming ? FERRY_STREAM_F_RESUME : 0) |
-			FERRY_STREAM_F_UNCHANGED | FERRY_STREAM_F_CHECK |
+			FERRY_STREAM_F_UNCHANGED |
+			(o->one_way ? 0 : FERRY_STREAM_F_CHECK) |
 			(p.xbzrle ? FERRY_STREAM_F_XBZRLE : 0) |
 			(s->codec == &codec_zlib ? FERRY_STREAM_F_ZLIB : 0) |
 			(p.verify ? o->carrier->stream_flags : 0) |
@@ -602,6 +605,7 @@ int carrier_pick(struct out *o, struct ferry_error *err)
 	if (rc)
 		return rc;
 	o->caps = t->caps;
+	o->one_way = !(t->caps & TRANSPORT_RETURN);
 	o->carrier = t->caps & TRANSPORT_RMA ? &carrier_rdma : &carrier_stream;
 	return 0;
 }

@@ -164,7 +164,7 @@ const struct transport_ops transport_tcp = {
 	.check = tcp_check,
 	.scheme = "tcp",
 	.caps = TRANSPORT_CHANNELS | TRANSPORT_POSTCOPY | TRANSPORT_CODECS |
-		TRANSPORT_TLS,
+		TRANSPORT_TLS | TRANSPORT_RETURN,
 	.listen = tcp_listen,
 	.connect = tcp_connect,
 };

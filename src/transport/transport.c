@@ -21,7 +21,7 @@
 
 const struct transport_ops transport_rdma = {
 	.scheme = "rdma",
-	.caps = TRANSPORT_RMA,
+	.caps = TRANSPORT_RMA | TRANSPORT_RETURN,
 	.limits = "pages go by RDMA WRITE straight from guest RAM into the "
 		  "destination's, on one connection, past any record layer",
 	.check = rdma_check_addr,
@@ -31,6 +31,7 @@ static const struct transport_ops *const transports[] = {
 	&transport_tcp,
 	&transport_unix,
 	&transport_rdma,
+	&transport_file,
 };
 
 void transport_schemes_with(unsigned caps, char *buf, size_t len)
@@ -61,7 +62,8 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 		return ferry_error_set(
 			err, -EINVAL,
 			"URI '%s' has no scheme (expected "
-			"tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)",
+			"tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT or "
+			"file:PATH)",
 			uri ? uri : "");
 	for (i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
 		size_t n = strlen(transports[i]->scheme);
@@ -75,7 +77,7 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 	}
 	return ferry_error_set(err, -EPROTONOSUPPORT,
 			       "URI '%s': unknown transport '%.*s' (known: "
-			       "tcp, unix, rdma)",
+			       "tcp, unix, rdma, file)",
 			       uri, (int)(colon - uri), uri);
 }
 

@@ -30,6 +30,10 @@ enum transport_caps {
 	 * through the transport's own connection (rdma.h), not the fd
 	 * listen and connect give */
 	TRANSPORT_RMA = 1u << 4,
+	/* somebody answers on the connection: the destination's verdict,
+	 * its acknowledgements and checks, post-copy's page requests (all
+	 * but file:, which nobody reads until a restore) */
+	TRANSPORT_RETURN = 1u << 5,
 };
 
 struct transport_ops {
@@ -51,6 +55,9 @@ extern const struct transport_ops transport_tcp;
 extern const struct transport_ops transport_unix;
 /* rdma: only check; the engine connects through rdma.h (TRANSPORT_RMA). */
 extern const struct transport_ops transport_rdma;
+/* file: listen opens the file to restore from, connect the one to save
+ * into (file.c). */
+extern const struct transport_ops transport_file;
 
 /* What is wrong with a HOST:PORT address, if anything. */
 enum hostport_fault {

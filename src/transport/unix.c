@@ -102,7 +102,7 @@ const struct transport_ops transport_unix = {
 	.check = unix_check,
 	.scheme = "unix",
 	.caps = TRANSPORT_CHANNELS | TRANSPORT_POSTCOPY | TRANSPORT_CODECS |
-		TRANSPORT_TLS,
+		TRANSPORT_TLS | TRANSPORT_RETURN,
 	.listen = unix_listen,
 	.connect = unix_connect,
 };

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""test_file.py - save and restore through file: (QEMU's `migrate
+file:PATH` and `migrate-incoming file:PATH`): a running or stopped guest
+saved into a file, restored into a new process, verified by the digest in
+the file; a file that is cut, flipped or from another guest is refused
+and nothing runs; what a file cannot carry is refused by name.  Prints
+TAP."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ferrytest as ft  # noqa: E402
+
+if len(sys.argv) > 1:
+    ft.FERRY = sys.argv[1]
+
+tap = ft.TAP()
+RAM = ["--ram", "256M", "--vcpus", "2"]
+
+
+def save(workload, fill="random", stopped=False, params=None, caps=None,
+         uri_tail=""):
+    """A guest saved into a file; returns (its query-migrate, the file,
+    the source guest)."""
+    src = ft.Guest("src", RAM + ["--workload", workload, "--fill", fill])
+    path = os.path.join(src.tmp, "guest.sav")
+    if params:
+        src.qmp.cmd("migrate-set-parameters", **params)
+    if caps:
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": c, "state": True} for c in caps])
+    if stopped:
+        src.qmp.cmd("stop")
+    else:
+        time.sleep(0.3)  # let it dirty some memory
+    src.qmp.cmd("migrate", uri="file:" + path + uri_tail)
+    s = src.qmp.wait_migration(timeout=600)
+    return s, path, src
+
+
+def restore(path, workload, tmp, args=()):
+    dst = ft.Guest("dst", RAM + ["--workload", workload] + list(args),
+                   incoming="file:" + path, tmp=tmp)
+    return dst, dst.qmp.wait_migration(timeout=600)
+
+
+def saved_and_restored(workload, fill="random", stopped=False, params=None,
+                       caps=None):
+    def t():
+        s, path, src = save(workload, fill, stopped, params, caps)
+        assert s["status"] == "completed", s
+        # a source that saved its guest holds it no more than after any
+        # migration: stopped, and cont only with x-force
+        assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+        assert "verified" not in s, s  # nobody checked it yet
+        assert s["ram"]["transferred"] == os.path.getsize(path), s
+        dst, d = restore(path, workload, src.tmp)
+        assert d["status"] == "completed", d
+        assert d.get("verified") is True, d
+        st = dst.qmp.cmd("query-status")
+        if stopped:
+            assert st["status"] == "paused", st  # as it was saved
+            assert dst.still()
+            dst.qmp.cmd("cont")
+        else:
+            assert st["status"] == "running", st
+        assert dst.ticking()
+        src.quit()
+        dst.quit()
+    return t
+
+
+def t_offset():
+    """file:PATH,offset=N: what lies before the offset is kept, and the
+    restore reads from there."""
+    src = ft.Guest("src", RAM + ["--workload", "idle"])
+    path = os.path.join(src.tmp, "guest.sav")
+    with open(path, "wb") as f:
+        f.write(b"H" * 4096)
+    src.qmp.cmd("migrate", uri="file:%s,offset=4096" % path)
+    s = src.qmp.wait_migration(timeout=600)
+    assert s["status"] == "completed", s
+    with open(path, "rb") as f:
+        assert f.read(4096) == b"H" * 4096
+        assert f.read(8) == b"FERRYMIG"
+    dst, d = restore(path + ",offset=4096", "idle", src.tmp)
+    assert d["status"] == "completed" and d.get("verified"), d
+    src.quit()
+    dst.quit()
+
+
+STRESS = ["--workload", "stress:bytes=64M"]
+
+
+def refused(path, why, ram=RAM + STRESS):
+    """A restore from this file fails with `why`: `ferry run` says so and
+    exits 1, and its guest never ran (no heartbeat tick, "guest running"
+    never said)."""
+    out = ft.subprocess.run([ft.FERRY, "run"] + ram +
+                            ["--incoming", "file:" + path],
+                            capture_output=True, text=True, timeout=600)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert why in text, (why, text)
+    assert "guest running" not in text and "completed" not in text, text
+    return text
+
+
+def t_bad_files():
+    """Cut, flipped, foreign, empty and missing files are refused by what
+    is wrong with them; nothing resumes."""
+    s, path, src = save("stress:bytes=64M")
+    assert s["status"] == "completed", s
+    src.quit()
+    data = open(path, "rb").read()
+    cut = path + ".cut"
+    with open(cut, "wb") as f:
+        f.write(data[:len(data) // 2])
+    text = refused(cut, "input ended")
+    # the offset, said as a byte of the file's stream
+    assert "of the saved stream, from the file's offset)" in text, text
+    flipped = path + ".flipped"
+    b = bytearray(data)
+    b[len(b) // 2] ^= 0x40
+    with open(flipped, "wb") as f:
+        f.write(b)
+    text = refused(flipped, "incoming migration failed")
+    assert "digest" in text or "stream offset" in text, text
+    # another guest's: a different RAM layout
+    refused(path, "ram0", ram=["--ram", "128M"] + STRESS)
+    empty = path + ".empty"
+    open(empty, "wb").close()
+    refused(empty, "nothing at offset 0")
+    refused(path + ".none", "No such file")
+    # the file itself restores: it was the bad copies
+    dst, d = restore(path, "stress:bytes=64M", src.tmp)
+    assert d["status"] == "completed" and d.get("verified"), d
+    dst.quit()
+
+
+def t_failed_save():
+    """A save that cannot be written fails, and the source runs on: its
+    guest is nowhere else."""
+    src = ft.Guest("src", RAM + ["--workload", "idle"])
+    e = None
+    try:
+        src.qmp.cmd("migrate", uri="file:" + src.tmp + "/no/such/dir/x")
+    except ft.QMPError as x:
+        e = x
+    if e is None:
+        s = src.qmp.wait_migration(timeout=600)
+        assert s["status"] == "failed", s
+        assert "No such file" in s["error-desc"], s
+    else:
+        assert "No such file" in e.desc, e.desc
+    st = src.qmp.cmd("query-status")
+    assert st["running"] and st["status"] == "running", st
+    assert src.ticking()
+    src.quit()
+
+
+def t_refusals():
+    """What a file cannot carry is refused before anything is written."""
+    src = ft.Guest("src", RAM + ["--workload", "idle"])
+    path = os.path.join(src.tmp, "x.sav")
+    for caps, why in ((["multifd"], "multifd is not supported over file"),
+                      (["postcopy-ram"], "post-copy is not supported over "
+                       "file")):
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": c, "state": True} for c in caps])
+        e = None
+        try:
+            src.qmp.cmd("migrate", uri="file:" + path)
+        except ft.QMPError as x:
+            e = x
+        assert e is not None and why in e.desc, (why, e)
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": c, "state": False} for c in caps])
+    assert not os.path.exists(path)
+    e = None
+    try:
+        src.qmp.cmd("migrate", uri="file:%s,size=3" % path)
+    except ft.QMPError as x:
+        e = x
+    assert e is not None and "unknown option 'size=3'" in e.desc, e
+    assert src.qmp.cmd("query-status")["running"]
+    src.quit()
+
+
+for name, fn in [
+    ("a running idle guest saved and restored, verified",
+     saved_and_restored("idle")),
+    ("a running stress guest saved and restored, verified",
+     saved_and_restored("stress:bytes=128M")),
+    ("a stopped guest restores stopped, verified",
+     saved_and_restored("stress:bytes=64M", stopped=True)),
+    ("zstd-compressed text pages in the file, verified",
+     saved_and_restored("zipf:rate=20000", fill="text",
+                        params={"multifd-compression": "zstd"})),
+    ("xbzrle deltas in the file, verified",
+     saved_and_restored("stress:bytes=64M", caps=["xbzrle"])),
+    ("file:PATH,offset=N keeps what lies before", t_offset),
+    ("cut, flipped, foreign and missing files: refused, nothing runs",
+     t_bad_files),
+    ("a save that cannot be written: the source runs on", t_failed_save),
+    ("multifd and post-copy into a file are refused by name", t_refusals),
+]:
+    if os.environ.get("FERRY_TEST_ONLY", "") in name:
+        tap.run(name, fn)
+tap.done()
