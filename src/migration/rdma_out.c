@@ -184,6 +184,12 @@ static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 		rc = put_landed(s, set);
 		if (rc)
 			rc = peer_verdict(o, rc, err);
+		/* and, while the guest runs, until it has hashed them: else a
+		 * guest that converges at once (an idle one, after the bulk
+		 * pass) would stop while the destination still hashes all of
+		 * RAM, and that would be downtime */
+		if (!rc && !o->final)
+			rc = out_barrier(o, err);
 	}
 	sender_publish(s);
 	return rc;
