@@ -11,6 +11,8 @@
 int cmd_run(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 int cmd_run_riscv(int argc, char **argv);
 
 struct ferry_vm;

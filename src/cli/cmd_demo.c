@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"usage: ferry demo [guest options of ferry run]\n"
 		"                  [--mode precopy|postcopy|hybrid]\n"
 		"                  [--set PARAM=VALUE]... [--cap NAME=on|off]...\n"
-		"                  [--transport tcp|unix] [--warmup SECONDS] "
+		"                  [--transport tcp|unix|file] [--warmup SECONDS] "
 		"[--json]\n"
 		"  guest options: --ram --vcpus --fill --workload --dirty --seed "
 		"--memfd\n"
@@ -173,13 +173,15 @@ static void report(json_t *r, const char *uri, char *const guest_args[])
 	       *g = json_object_get(r, "guest");
 	json_t *v = json_object_get(r, "verified");
 	const char *status = json_string_value(json_object_get(r, "status"));
+	const bool saved = !strncmp(uri, "file:", 5);
 	char a[32], b[32], c[32];
 	int i;
 
-	printf("ferry demo: %s over %s; guest:",
-	       json_object_get(r, "postcopy-reason")
-		       ? "pre-copy, then post-copy"
-		       : "pre-copy",
+	printf("ferry demo: %s %s; guest:",
+	       saved ? "saved by pre-copy into, then restored from,"
+	       : json_object_get(r, "postcopy-reason")
+		       ? "pre-copy, then post-copy over"
+		       : "pre-copy over",
 	       uri);
 	for (i = 0; guest_args[i]; i++)
 		printf(" %s", guest_args[i]);
@@ -194,12 +196,18 @@ static void report(json_t *r, const char *uri, char *const guest_args[])
 	if (json_object_get(r, "guest-error"))
 		printf("  guest        %s\n",
 		       json_string_value(json_object_get(r, "guest-error")));
-	printf("  total time   %.0f ms (setup %.0f ms)\n",
-	       jnum(r, "total-time"), jnum(r, "setup-time"));
+	printf("  %s   %.0f ms (setup %.0f ms)\n",
+	       saved ? "save time " : "total time", jnum(r, "total-time"),
+	       jnum(r, "setup-time"));
+	if (json_object_get(r, "restore-time"))
+		printf("  restore      %.0f ms: a new process read the file, "
+		       "checked the digest and ran the guest\n",
+		       jnum(r, "restore-time"));
 	if (json_object_get(r, "downtime"))
-		printf("  downtime     %.0f ms from stop on the source to "
-		       "resume on the destination\n",
-		       jnum(r, "downtime"));
+		printf("  downtime     %.0f ms from stop on the source to %s\n",
+		       jnum(r, "downtime"),
+		       saved ? "the file written and synced to disk"
+			     : "resume on the destination");
 	if (ram) {
 		printf("  transferred  %s in %.0f iterations (RAM %s); %.0f "
 		       "Mbit/s in the last iteration\n",
@@ -471,10 +479,11 @@ static int demo_parse(struct demo *dm, int argc, char **argv)
 				return 1;
 			break;
 		case 't':
-			if (strcmp(optarg, "tcp") && strcmp(optarg, "unix"))
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "unix") &&
+			    strcmp(optarg, "file"))
 				return cli_fail(
 					"demo: --transport %s: expected "
-					"tcp or unix",
+					"tcp, unix or file",
 					optarg);
 			dm->transport = optarg;
 			break;
@@ -639,6 +648,44 @@ static json_t *destination_view(struct child *dst, json_t *r, char *err,
 	return dinfo;
 }
 
+/* --transport file: once the source saved the guest, a new process
+ * restores it; its total time goes into r as restore-time. */
+static int restore(struct child *dst, char *const argv[], json_t *r, char *err,
+		   size_t len)
+{
+	const char *st = json_string_value(json_object_get(r, "status"));
+	json_t *d = NULL;
+	bool ok;
+	int i;
+
+	if (!st || strcmp(st, "completed")) {
+		snprintf(err, len, "the save did not complete (%s)",
+			 st ? st : "no status");
+		return -1;
+	}
+	if (spawn(dst, argv) || connect_child(dst, err, len))
+		return -1;
+	for (i = 0; i < 6000; i++) { /* until it ends, at most 10 minutes */
+		json_decref(d);
+		d = qmpc_call(&dst->qmp, "query-migrate", NULL, err, len);
+		st = d ? json_string_value(json_object_get(d, "status")) : NULL;
+		if (!st || !strcmp(st, "completed") || !strcmp(st, "failed"))
+			break;
+		usleep(100000);
+	}
+	ok = st && !strcmp(st, "completed");
+	if (ok)
+		json_object_set(r, "restore-time",
+				json_object_get(d, "total-time"));
+	else if (st)
+		snprintf(err, len, "%s",
+			 json_string_value(json_object_get(d, "error-desc")));
+	else /* it failed and went: its last word says why */
+		last_line(dst, err, len);
+	json_decref(d); /* st was d's */
+	return ok ? 0 : -1;
+}
+
 int cmd_demo(int argc, char **argv)
 {
 	char *argv_dst[2 * MAX_ARGS + 8], *argv_src[2 * MAX_ARGS + 8],
@@ -650,6 +697,7 @@ int cmd_demo(int argc, char **argv)
 	struct demo dm = { .transport = "tcp", .warmup = 1 };
 	const char *status;
 	json_t *r = NULL, *dinfo = NULL, *dv;
+	bool saved;
 	int rc = 1;
 
 	dst.qmp.fd = src.qmp.fd = -1;
@@ -666,30 +714,36 @@ int cmd_demo(int argc, char **argv)
 	snprintf(src.log, sizeof(src.log), "%s/source.log", dir);
 	snprintf(dst.sock, sizeof(dst.sock), "%s/destination.qmp", dir);
 	snprintf(src.sock, sizeof(src.sock), "%s/source.qmp", dir);
+	saved = !strcmp(dm.transport, "file");
 	if (!strcmp(dm.transport, "tcp"))
 		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:0");
+	else if (saved) /* saved by the source, then restored by a new one */
+		snprintf(uri, sizeof(uri), "file:%s/guest.sav", dir);
 	else
 		snprintf(uri, sizeof(uri), "unix:%s/migration.sock", dir);
 	demo_argv(&dm, &src, &dst, dir, uri, argv_src, argv_dst, owned,
 		  &nowned);
 
-	if (spawn(&dst, argv_dst) || spawn(&src, argv_src))
+	if ((!saved && spawn(&dst, argv_dst)) || spawn(&src, argv_src))
 		goto out;
-	if (connect_child(&dst, err, sizeof(err)) ||
+	if ((!saved && connect_child(&dst, err, sizeof(err))) ||
 	    connect_child(&src, err, sizeof(err))) {
 		cli_fail("demo: %s", err);
 		goto out;
 	}
-	dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err, sizeof(err));
-	if (!dinfo) {
-		cli_fail("demo: destination: %s", err);
-		goto out;
+	if (!saved) {
+		dinfo = qmpc_call(&dst.qmp, "query-migrate", NULL, err,
+				  sizeof(err));
+		if (!dinfo) {
+			cli_fail("demo: destination: %s", err);
+			goto out;
+		}
+		snprintf(uri, sizeof(uri), "%s",
+			 json_string_value(json_object_get(dinfo, "uri")));
+		json_decref(dinfo);
+		dinfo = NULL;
 	}
-	snprintf(uri, sizeof(uri), "%s",
-		 json_string_value(json_object_get(dinfo, "uri")));
-	json_decref(dinfo);
-	dinfo = NULL;
-	if (drive_apply(&dst.qmp, &dm.d, false, err, sizeof(err)) ||
+	if ((!saved && drive_apply(&dst.qmp, &dm.d, false, err, sizeof(err))) ||
 	    drive_apply(&src.qmp, &dm.d, true, err, sizeof(err))) {
 		cli_fail("demo: %s", err);
 		goto out;
@@ -709,6 +763,10 @@ int cmd_demo(int argc, char **argv)
 			  !dm.json && isatty(STDERR_FILENO), err, sizeof(err));
 	if (!r) {
 		cli_fail("demo: source: %s", err);
+		goto out;
+	}
+	if (saved && restore(&dst, argv_dst, r, err, sizeof(err))) {
+		cli_fail("demo: restore: %s", err);
 		goto out;
 	}
 	dinfo = destination_view(&dst, r, err, sizeof(err));
@@ -735,6 +793,10 @@ out:
 	json_decref(dinfo);
 	finish(&src);
 	finish(&dst);
+	if (saved) {
+		snprintf(uri, sizeof(uri), "%s/guest.sav", dir);
+		unlink(uri);
+	}
 	rmdir(dir);
 	while (nowned)
 		free(owned[--nowned]);

@@ -18,6 +18,8 @@ static const struct {
 	{ "migrate", cmd_migrate,
 	  "migrate a running guest over its QMP socket" },
 	{ "demo", cmd_demo, "migrate a guest between two processes here" },
+	{ "save", cmd_save, "save a running guest into a file (file:)" },
+	{ "restore", cmd_restore, "restore a saved guest into a new process" },
 };
 
 int cli_fail(const char *fmt, ...)

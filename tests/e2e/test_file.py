@@ -188,6 +188,43 @@ def t_refusals():
     src.quit()
 
 
+def t_save_restore_commands():
+    """ferry save and ferry restore: the same through the shorthands."""
+    src = ft.Guest("src", RAM + ["--workload", "stress:bytes=32M"])
+    path = os.path.join(src.tmp, "cmd.sav")
+    out = ft.subprocess.run([ft.FERRY, "save", "--qmp", "unix:" + src.sock,
+                             path, "--set", "downtime-limit=50"],
+                            capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert '"status": "completed"' in out.stdout, out.stdout
+    assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+    src.quit()
+    out = ft.subprocess.run([ft.FERRY, "restore", path] + RAM +
+                            ["--workload", "stress:bytes=32M", "--duration",
+                             "1"], capture_output=True, text=True,
+                            timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "verified; guest running" in out.stdout, out.stdout
+    out = ft.subprocess.run([ft.FERRY, "restore", "--ram", "1G"],
+                            capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "FILE comes first" in out.stderr, out
+
+
+def t_demo_file():
+    """ferry demo --transport file saves and restores, verified, and says
+    how long each took."""
+    import json
+    out = ft.subprocess.run([ft.FERRY, "demo", "--ram", "256M",
+                             "--workload", "stress:bytes=64M",
+                             "--transport", "file", "--json"],
+                            capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    r = json.loads(out.stdout)
+    assert r["status"] == "completed" and r["verified"] is True, r
+    assert r["restore-time"] >= 0 and r["total-time"] > 0, r
+    assert r["uri"].startswith("file:"), r
+
+
 for name, fn in [
     ("a running idle guest saved and restored, verified",
      saved_and_restored("idle")),
@@ -205,6 +242,9 @@ for name, fn in [
      t_bad_files),
     ("a save that cannot be written: the source runs on", t_failed_save),
     ("multifd and post-copy into a file are refused by name", t_refusals),
+    ("ferry save and ferry restore", t_save_restore_commands),
+    ("ferry demo --transport file: save and restore times, verified",
+     t_demo_file),
 ]:
     if os.environ.get("FERRY_TEST_ONLY", "") in name:
         tap.run(name, fn)
