@@ -58,6 +58,7 @@ bench: build
 	bench/precopy --ferry $(BUILD)/ferry
 	bench/postcopy --ferry $(BUILD)/ferry
 	bench/rdma --ferry $(BUILD)/ferry
+	bench/snapshot --ferry $(BUILD)/ferry
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD) $(BUILD)-san
