@@ -489,7 +489,8 @@ int qmp_server_start(const char *spec, struct qmp_backend *b,
 		s->clients[i].fd = -1;
 	atomic_init(&s->stopping, false);
 	pthread_mutex_init(&s->lock, NULL);
-	rc = transport_listen(uri, &s->lfd, s->bound, sizeof(s->bound), err);
+	rc = transport_listen(uri, &s->lfd, s->bound, sizeof(s->bound), NULL,
+			      err);
 	if (rc) {
 		free(s);
 		return rc;

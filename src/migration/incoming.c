@@ -1068,7 +1068,8 @@ static int stream_listen(struct ferry_migration *m, const char *uri,
 			 const char *addr, char *bound, size_t len,
 			 struct ferry_error *err)
 {
-	int fd = -1, rc = transport_listen(uri, &fd, bound, len, err);
+	int fd = -1,
+	    rc = transport_listen(uri, &fd, bound, len, &m->child, err);
 
 	(void)addr;
 	if (!rc)
@@ -1105,6 +1106,9 @@ static void stream_close(struct ferry_migration *m)
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	m->listen_fd = -1;
+	if (m->child > 0) /* exec:: the stream is read; it is done too */
+		(void)transport_reap(m->child, m->uri, 5000, NULL);
+	m->child = -1;
 }
 
 const struct page_arrival_ops arrival_stream = {
@@ -1207,10 +1211,15 @@ fail:
 	 * the connection to send it on */
 	mig_explain_tls(m, &err);
 	mig_explain_stall(m, &err);
-	mig_explain_offset(&err, m->arrival->one_way
-					 ? "the saved stream, from the file's "
-					   "offset"
-					 : NULL);
+	mig_explain_offset(&err,
+			   m->arrival->one_way ? "the saved stream" : NULL);
+	if (m->child > 0) { /* exec:: what its command did says more */
+		struct ferry_error ce = { 0 };
+
+		if (transport_reap(m->child, m->uri, 2000, &ce))
+			ferry_error_prefix(&err, "%s; then ", ce.msg);
+		m->child = -1;
+	}
 	if (fd >= 0 && tx.fd >= 0)
 		rp_fail_peer(&tx, -rc, ferry_error_msg(&err));
 	mig_fail(m, &err);

@@ -284,6 +284,7 @@ int ferry_migration_new(const struct ferry_vm *vm, struct ferry_migration **out,
 	for (i = 0; i <= FERRY_STREAM_MAX_CHANNELS; i++)
 		atomic_init(&m->fds[i], -1);
 	m->listen_fd = -1;
+	m->child = -1;
 	*out = m;
 	return 0;
 }
@@ -484,7 +485,8 @@ int ferry_migration_recover(struct ferry_migration *m, const char *uri,
 
 	rc = check_paused(m, true, "migrate-recover", uri, err);
 	if (!rc)
-		rc = transport_listen(uri, &fd, bound, sizeof(bound), err);
+		rc = transport_listen(uri, &fd, bound, sizeof(bound), NULL,
+				      err);
 	if (!rc) {
 		rc = ask_recovery(m, "migrate-recover", fd, bound, err);
 		if (rc)

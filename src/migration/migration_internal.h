@@ -41,8 +41,10 @@ struct ferry_migration {
 	atomic_int fds[FERRY_STREAM_MAX_CHANNELS + 1];
 	const struct page_arrival_ops *arrival; /* destination: arrival.h */
 	int listen_fd;				/* destination, engine thread */
-	struct rdma_listener *rdma_listener;	/* destination over rdma: */
-	struct rdma_conn *rdma;			/* engine thread */
+	pid_t child; /* destination: exec:'s command, or -1; engine thread
+			once it runs */
+	struct rdma_listener *rdma_listener; /* destination over rdma: */
+	struct rdma_conn *rdma;		     /* engine thread */
 	char uri[256];
 	struct tls_creds *tls; /* loaded tls-creds, NULL: plain */
 	char tls_fault[192];   /* lock: why a TLS connection broke */

@@ -16,6 +16,7 @@
  * comes too late and the destination's verdict decides.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -290,8 +291,15 @@ static int one_way_end(struct out *o, int rc, uint64_t t_stop,
 	struct ferry_migration *m = o->m;
 	uint64_t t = mig_now_ns();
 
-	if (!rc && fsync(o->main.fd) < 0)
+	if (!rc && o->child > 0) {
+		/* exec: its input ends, and it must finish what it does */
+		close(o->main.fd);
+		o->main.fd = -1;
+		rc = transport_reap(o->child, m->uri, -1, err);
+		o->child = -1;
+	} else if (!rc && fsync(o->main.fd) < 0) {
 		rc = -errno;
+	}
 	if (rc) {
 		mig_guest_away(m, false);
 		if (!err->code)
@@ -510,7 +518,16 @@ void *mig_outgoing_main(void *arg)
 	struct ferry_migration *m = arg;
 	const struct ferry_vm *vm = m->vm;
 	struct ferry_error err = { 0 };
-	struct out o = { .m = m, .vm = vm, .main.fd = -1, .urgent.fd = -1 };
+	struct out o = {
+		.m = m, .vm = vm, .main.fd = -1, .urgent.fd = -1, .child = -1
+	};
+	sigset_t pipe;
+
+	/* a command that went away is an error on write, not a SIGPIPE: the
+	 * engine's threads (its senders inherit this) keep it blocked */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	uint64_t t0 = mig_now_ns();
 	int rc;
 
@@ -582,6 +599,8 @@ out:
 	sender_close(&o.urgent);
 	rp_rx_stop(&o.rp);
 	sender_close(&o.main);
+	if (o.child > 0) /* a failed save: its command goes too */
+		(void)transport_reap(o.child, m->uri, 5000, NULL);
 	if (o.carrier && o.carrier->close)
 		o.carrier->close(&o);
 	free(o.first_page);

@@ -77,9 +77,11 @@ struct out {
 				 across blocks (page-to-channel map) */
 	bool xbzrle;	      /* the capability, fixed at setup */
 	bool final;	      /* vCPUs stopped: no check records now */
-	bool one_way;	 /* nobody answers (file:): no checks, no verdict; the
-			 end is the stream written and synced */
-	struct rp_rx rp; /* the destination's messages */
+	bool one_way;	      /* nobody answers (file:, exec:): no checks, no
+			 verdict; the end is the stream written and synced,
+			 or the command it went to exited with 0 */
+	pid_t child;	      /* exec:'s command, or -1 */
+	struct rp_rx rp;      /* the destination's messages */
 	uint64_t sync_seq;
 	struct ferry_dirty_set resend; /* stale pages, to send in full */
 	bool stopped;		       /* we stopped the vCPUs */

@@ -587,7 +587,9 @@ void sender_close(struct sender *s)
 
 static int stream_open(struct out *o, struct sender *s, struct ferry_error *err)
 {
-	return transport_connect(o->m->uri, &s->fd, err);
+	/* a command (exec:) runs for the main connection only */
+	return transport_connect(o->m->uri, &s->fd,
+				 s == &o->main ? &o->child : NULL, err);
 }
 
 const struct page_carrier_ops carrier_stream = {

@@ -28,10 +28,8 @@ const struct transport_ops transport_rdma = {
 };
 
 static const struct transport_ops *const transports[] = {
-	&transport_tcp,
-	&transport_unix,
-	&transport_rdma,
-	&transport_file,
+	&transport_tcp,	 &transport_unix, &transport_rdma,
+	&transport_file, &transport_exec,
 };
 
 void transport_schemes_with(unsigned caps, char *buf, size_t len)
@@ -62,8 +60,8 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 		return ferry_error_set(
 			err, -EINVAL,
 			"URI '%s' has no scheme (expected "
-			"tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT or "
-			"file:PATH)",
+			"tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT, "
+			"file:PATH or exec:COMMAND)",
 			uri ? uri : "");
 	for (i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
 		size_t n = strlen(transports[i]->scheme);
@@ -77,7 +75,7 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 	}
 	return ferry_error_set(err, -EPROTONOSUPPORT,
 			       "URI '%s': unknown transport '%.*s' (known: "
-			       "tcp, unix, rdma, file)",
+			       "tcp, unix, rdma, file, exec)",
 			       uri, (int)(colon - uri), uri);
 }
 
@@ -126,7 +124,7 @@ int transport_check(const char *uri, struct ferry_error *err)
 }
 
 int transport_listen(const char *uri, int *fd, char *bound, size_t len,
-		     struct ferry_error *err)
+		     pid_t *child, struct ferry_error *err)
 {
 	const struct transport_ops *ops;
 	const char *addr;
@@ -134,13 +132,18 @@ int transport_listen(const char *uri, int *fd, char *bound, size_t len,
 
 	if (rc)
 		return rc;
+	if (ops->spawn && child) {
+		snprintf(bound, len, "%s", uri);
+		return ops->spawn(addr, false, fd, child, err);
+	}
 	if (!ops->listen)
 		return ferry_error_set(err, -EPROTONOSUPPORT,
 				       "URI '%s': not a socket transport", uri);
 	return ops->listen(addr, fd, bound, len, err);
 }
 
-int transport_connect(const char *uri, int *fd, struct ferry_error *err)
+int transport_connect(const char *uri, int *fd, pid_t *child,
+		      struct ferry_error *err)
 {
 	const struct transport_ops *ops;
 	const char *addr;
@@ -148,6 +151,8 @@ int transport_connect(const char *uri, int *fd, struct ferry_error *err)
 
 	if (rc)
 		return rc;
+	if (ops->spawn && child)
+		return ops->spawn(addr, true, fd, child, err);
 	if (!ops->connect)
 		return ferry_error_set(err, -EPROTONOSUPPORT,
 				       "URI '%s': not a socket transport", uri);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ferry/error.h"
 #include "tls.h"
@@ -47,6 +48,11 @@ struct transport_ops {
 	int (*listen)(const char *addr, int *fd, char *bound, size_t len,
 		      struct ferry_error *err);
 	int (*connect)(const char *addr, int *fd, struct ferry_error *err);
+	/* Instead of listen and connect (exec:): start the command the
+	 * address names, its pipe's other end into *fd, the process into
+	 * *pid; `out` on the source (the stream goes to the command). */
+	int (*spawn)(const char *addr, bool out, int *fd, pid_t *pid,
+		     struct ferry_error *err);
 	/* Check the address's shape without touching the network. */
 	int (*check)(const char *addr, struct ferry_error *err);
 };
@@ -58,6 +64,14 @@ extern const struct transport_ops transport_rdma;
 /* file: listen opens the file to restore from, connect the one to save
  * into (file.c). */
 extern const struct transport_ops transport_file;
+/* exec: the stream through a pipe to or from a shell command (exec.c). */
+extern const struct transport_ops transport_exec;
+
+/* A command transport_connect or transport_listen started: 0 when it
+ * exited with status 0 (waiting as long as it runs when timeout_ms < 0,
+ * else killing it after timeout_ms), else what it did. */
+int transport_reap(pid_t pid, const char *uri, int timeout_ms,
+		   struct ferry_error *err);
 
 /* What is wrong with a HOST:PORT address, if anything. */
 enum hostport_fault {
@@ -85,9 +99,12 @@ int transport_check(const char *uri, struct ferry_error *err);
 
 /* Listen or connect by URI.  `bound` receives the full URI bound
  * ("tcp:127.0.0.1:40123"). */
+/* *child: the process a command transport started (exec:), else left
+ * as it was; NULL where none may be started. */
 int transport_listen(const char *uri, int *fd, char *bound, size_t len,
-		     struct ferry_error *err);
-int transport_connect(const char *uri, int *fd, struct ferry_error *err);
+		     pid_t *child, struct ferry_error *err);
+int transport_connect(const char *uri, int *fd, pid_t *child,
+		      struct ferry_error *err);
 
 /*
  * Screening: a listening destination serves every connection at once and
