@@ -203,6 +203,35 @@ def t_precopy():
     assert s["downtime"] >= 0, s
 
 
+def t_save_restore():
+    """Saved into a file while Linux runs (file:), restored into a new
+    machine: verified, and the same processes count on there, no tick
+    lost or doubled."""
+    src = state["guest"]
+    state["moves"] = state.get("moves", 0) + 1
+    path = os.path.join(src.tmp, "linux-%d.sav" % state["moves"])
+    last = max(src.passes())
+    src.qmp.cmd("migrate", uri="file:" + path)
+    s = src.qmp.wait_migration(timeout=900)
+    assert s["status"] == "completed", s
+    assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+    dst = Machine(f"restore-{state['moves']}", incoming="file:" + path,
+                  tmp=src.tmp, boot=False)
+    d = dst.qmp.wait_migration(timeout=600)
+    assert d["status"] == "completed" and d.get("verified") is True, d
+    assert dst.qmp.cmd("query-status")["status"] == "running"
+    keep(dst)
+    try:
+        m = dst.wait_for(r"ferry-memcheck: pass (\d+) ok", timeout=600)
+        assert int(m.group(1)) > last, (m.group(0), last)
+        dst.wait_for(r"ferry-timer: tick \d+", timeout=600)
+        no_mismatch(dst)
+        one_copy(src, dst)
+    finally:
+        src.quit()
+        os.unlink(path)
+
+
 def t_postcopy():
     """Post-copy: the destination runs Linux at once, its harts' missing
     pages demand-paged through userfaultfd."""
@@ -352,6 +381,8 @@ def main():
              ("a cut link and a flipped hart byte: the source runs on",
               t_faults),
              ("pre-copy of a running Linux", t_precopy),
+             ("saved into a file and restored, Linux runs on",
+              t_save_restore),
              ("post-copy of a running Linux", t_postcopy),
              ("hybrid of a running Linux", t_hybrid),
              ("multifd and zstd", t_multifd_zstd),
