@@ -593,6 +593,18 @@ fail:
 		vm->runctl.throttle(vm->runctl.opaque, 0);
 	if (o.stopped)
 		vm->runctl.resume(vm->runctl.opaque);
+	if (o.child > 0) { /* exec:: what its command did says more */
+		struct ferry_error ce = { 0 };
+
+		if (o.main.fd >= 0) { /* its input ends: it may still be in
+					 the middle of something */
+			close(o.main.fd);
+			o.main.fd = -1;
+		}
+		if (transport_reap(o.child, m->uri, 2000, &ce))
+			ferry_error_prefix(&err, "%s; then ", ce.msg);
+		o.child = -1;
+	}
 	mig_fail(m, &err);
 out:
 	multifd_stop(&o);

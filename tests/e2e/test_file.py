@@ -242,7 +242,7 @@ def t_exec():
     assert s["status"] == "completed", s
     assert src.qmp.cmd("query-status")["status"] == "postmigrate"
     src.qmp.cmd("cont", **{"x-force": True})
-    for cmd, why in (("exit 1", "writing exec:exit 1"),
+    for cmd, why in (("exit 1", "the command exited with status 1"),
                      ("cat > /dev/null; exit 4", "exited with status 4")):
         src.qmp.cmd("migrate", uri="exec:" + cmd)
         s = src.qmp.wait_migration(timeout=600)
