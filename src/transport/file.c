@@ -86,6 +86,11 @@ static int file_listen(const char *addr, int *out, char *bound, size_t len,
 				       "offset %" PRIu64,
 				       path, (uint64_t)st.st_size, off);
 	}
+	/* read once, front to back: the kernel may read ahead further, and
+	 * starts reading it all now, in large requests, while the decoder
+	 * takes the stream in 128 KiB reads */
+	(void)posix_fadvise(fd, (off_t)off, 0, POSIX_FADV_SEQUENTIAL);
+	(void)posix_fadvise(fd, (off_t)off, 0, POSIX_FADV_WILLNEED);
 	snprintf(bound, len, "file:%s", addr);
 	*out = fd;
 	return 0;
