@@ -112,15 +112,17 @@ static int bulk_block(struct sender *s, uint32_t bi, struct ferry_error *err)
 	return rc;
 }
 
-/* Name what this pass wrote, in landed records of at most
- * FERRY_STREAM_MAX_DISCARDS ranges: the set's ranges, or (bulk) every
+/* Name what this pass wrote, in landed records of up to LANDED_BATCH
+ * ranges (the format takes FERRY_STREAM_MAX_DISCARDS; a smaller batch
+ * keeps the arrays on the stack): the set's ranges, or (bulk) every
  * block whole. */
+#define LANDED_BATCH 256
+
 static int put_landed(struct sender *s, const struct ferry_dirty_set *set)
 {
 	const struct ferry_vm *vm = s->o->vm;
-	static _Thread_local uint32_t ids[FERRY_STREAM_MAX_DISCARDS];
-	static _Thread_local uint64_t first[FERRY_STREAM_MAX_DISCARDS],
-		count[FERRY_STREAM_MAX_DISCARDS];
+	uint32_t ids[LANDED_BATCH];
+	uint64_t first[LANDED_BATCH], count[LANDED_BATCH];
 	size_t total = set ? set->n : vm->nblocks;
 	uint32_t n = 0;
 	int rc = 0;
@@ -132,7 +134,7 @@ static int put_landed(struct sender *s, const struct ferry_dirty_set *set)
 		first[n] = set ? set->ranges[i].first : 0;
 		count[n] = set ? set->ranges[i].count
 			       : vm->blocks[bi].length / vm->page_size;
-		if (++n == FERRY_STREAM_MAX_DISCARDS || i + 1 == total) {
+		if (++n == LANDED_BATCH || i + 1 == total) {
 			rc = ferry_stream_put_landed(s->enc, ids, first, count,
 						     n);
 			n = 0;
