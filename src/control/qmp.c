@@ -50,10 +50,12 @@ struct qmp_client {
 	bool overflow;		     /* pending would have passed
 					QMP_MAX_OUTPUT: drop it */
 	/* the server's thread only: */
-	struct qmp_msg *out; /* taken off the queue, being written */
-	size_t out_off;	     /* bytes of out->text already sent */
-	uint64_t last_ns;    /* accepted, or last received a byte */
-	unsigned long nr;    /* the how-manieth client, for log lines */
+	struct qmp_msg *out;	    /* taken off the queue, being written */
+	size_t out_off;		    /* bytes of out->text already sent */
+	uint64_t last_ns;	    /* accepted, or last received a byte */
+	unsigned long nr;	    /* the how-manieth client, for log lines */
+	int passed[QMP_CLIENT_FDS]; /* received, not yet taken by getfd */
+	unsigned npassed;
 };
 
 struct qmp_server {
@@ -65,8 +67,9 @@ struct qmp_server {
 	pthread_mutex_t lock; /* clients[].fd, in.negotiated, their queues */
 	struct qmp_client clients[QMP_MAX_CLIENTS];
 	unsigned long accepted; /* the server's thread */
-	char path[256];	 /* unix: the socket's file, removed at the end */
-	char bound[256]; /* the address as bound (tcp: the port picked) */
+	char path[256];	    /* unix: the socket's file, removed at the end */
+	char bound[256];    /* the address as bound (tcp: the port picked) */
+	struct qmp_fds fds; /* the server's thread */
 };
 
 static uint64_t now_ns(void)
@@ -173,6 +176,8 @@ static void drop(struct qmp_server *s, struct qmp_client *c)
 	msgs_free(c->out);
 	c->out = NULL;
 	c->out_off = 0;
+	while (c->npassed) /* passed and never named: nobody has them */
+		close(c->passed[--c->npassed]);
 }
 
 /*
@@ -245,9 +250,13 @@ static void consume(struct qmp_server *s, struct qmp_client *c)
 		if (!r.reply) {
 			struct qmp_error e = { 0 };
 
+			s->fds.passed = c->passed;
+			s->fds.npassed = &c->npassed;
 			r.reply =
 				qmp_reply(qmp_dispatch(s->b, r.cmd, r.args, &e),
 					  &e, r.id);
+			s->fds.passed = NULL;
+			s->fds.npassed = NULL;
 		}
 		if (r.reply)
 			enqueue(s, c, r.reply);
@@ -316,13 +325,57 @@ static void accept_one(struct qmp_server *s)
 	greet(s, c);
 }
 
+/* The descriptors that came with the bytes (SCM_RIGHTS), into c's list;
+ * those past QMP_CLIENT_FDS are closed. */
+static void take_fds(struct qmp_server *s, struct qmp_client *c,
+		     struct msghdr *mh)
+{
+	struct cmsghdr *cm;
+	unsigned closed = 0;
+
+	for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		size_t n, i;
+		int fd;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(fd));
+			if (c->npassed < QMP_CLIENT_FDS) {
+				c->passed[c->npassed++] = fd;
+			} else {
+				close(fd);
+				closed++;
+			}
+		}
+	}
+	if (closed || (mh->msg_flags & MSG_CTRUNC))
+		note(s,
+		     "QMP: client %lu passed more than %d descriptors "
+		     "that no getfd took: the rest were closed",
+		     c->nr, QMP_CLIENT_FDS);
+}
+
 static void receive(struct qmp_server *s, struct qmp_client *c)
 {
 	char tmp[4096];
-	ssize_t r = recv(c->fd, tmp, sizeof(tmp), 0);
+	union {
+		char buf[CMSG_SPACE(QMP_CLIENT_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { tmp, sizeof(tmp) };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 
 	if (r < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
+	if (r >= 0 && mh.msg_controllen)
+		take_fds(s, c, &mh);
 	if (r <= 0) {
 		drop(s, c);
 		return;
@@ -485,6 +538,7 @@ int qmp_server_start(const char *spec, struct qmp_backend *b,
 	if (!s)
 		return ferry_error_set(err, -ENOMEM, "out of memory");
 	s->b = b;
+	b->fds = &s->fds;
 	for (i = 0; i < QMP_MAX_CLIENTS; i++)
 		s->clients[i].fd = -1;
 	atomic_init(&s->stopping, false);
@@ -535,6 +589,10 @@ void qmp_server_stop(struct qmp_server *s)
 	for (i = 0; i < QMP_MAX_CLIENTS; i++)
 		if (s->clients[i].fd >= 0)
 			drop(s, &s->clients[i]);
+	for (i = 0; i < QMP_MAX_FDS; i++)
+		if (s->fds.named[i].name[0])
+			close(s->fds.named[i].fd);
+	s->b->fds = NULL;
 	close(s->lfd);
 	if (s->path[0])
 		unlink(s->path);

@@ -37,6 +37,8 @@ struct qmp_backend {
 	 * its thread; NULL: none */
 	void (*log)(void *opaque, const char *msg);
 	void *log_opaque;
+	/* the server's (qmp_internal.h), not the caller's to set */
+	struct qmp_fds *fds;
 };
 
 int qmp_server_start(const char *uri, struct qmp_backend *b,

@@ -3,13 +3,16 @@
  * shapes: qmp_capabilities (in qmp.c), query-status, stop, cont, quit,
  * migrate, migrate-incoming, migrate_cancel, query-migrate,
  * migrate-set-parameters, query-migrate-parameters,
- * migrate-set-capabilities, query-migrate-capabilities, query-commands.
+ * migrate-set-capabilities, query-migrate-capabilities, query-commands,
+ * getfd and closefd (descriptors for "fd:NAME"), and the rest below.
  * Their arguments are checked and parsed by qmp_parse.c; here they act.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "qmp_internal.h"
@@ -95,14 +98,117 @@ static json_t *cmd_quit(struct qmp_backend *b, json_t *args,
 	return json_object();
 }
 
+/* ---- descriptors: getfd, closefd, and "fd:NAME" ------------------------ */
+
+static int fd_find(const struct qmp_fds *f, const char *name)
+{
+	for (int i = 0; f && i < QMP_MAX_FDS; i++)
+		if (f->named[i].name[0] && !strcmp(f->named[i].name, name))
+			return i;
+	return -1;
+}
+
+static json_t *cmd_getfd(struct qmp_backend *b, json_t *args,
+			 struct qmp_error *e)
+{
+	struct qmp_fds *f = b->fds;
+	const char *name;
+	int fd, i;
+
+	if (qmp_parse_fdname(args, &name, e))
+		return NULL;
+	if (!f || !f->npassed || !*f->npassed)
+		return fail(e, NULL,
+			    "No file descriptor supplied via "
+			    "SCM_RIGHTS");
+	fd = f->passed[0]; /* the oldest this client passed */
+	memmove(f->passed, f->passed + 1, --*f->npassed * sizeof(int));
+	if (isdigit((unsigned char)name[0]) || !name[0] ||
+	    strlen(name) > QMP_FDNAME_MAX) {
+		close(fd);
+		return fail(e, NULL,
+			    "Parameter 'fdname' expects a name not starting "
+			    "with a digit, of 1 to %d bytes",
+			    QMP_FDNAME_MAX);
+	}
+	i = fd_find(f, name);
+	if (i >= 0) { /* the name is given again: the new one has it */
+		close(f->named[i].fd);
+	} else {
+		for (i = 0; i < QMP_MAX_FDS && f->named[i].name[0]; i++)
+			;
+		if (i == QMP_MAX_FDS) {
+			close(fd);
+			return fail(e, NULL,
+				    "%d descriptors are named already: "
+				    "closefd one first",
+				    QMP_MAX_FDS);
+		}
+		snprintf(f->named[i].name, sizeof(f->named[i].name), "%s",
+			 name);
+	}
+	f->named[i].fd = fd;
+	return json_object();
+}
+
+static json_t *cmd_closefd(struct qmp_backend *b, json_t *args,
+			   struct qmp_error *e)
+{
+	const char *name;
+	int i;
+
+	if (qmp_parse_fdname(args, &name, e))
+		return NULL;
+	i = fd_find(b->fds, name);
+	if (i < 0)
+		return fail(e, NULL, "File descriptor named '%s' not found",
+			    name);
+	close(b->fds->named[i].fd);
+	b->fds->named[i].name[0] = '\0';
+	return json_object();
+}
+
+/*
+ * A uri "fd:NAME" naming a descriptor getfd took: "fd:N" into buf and its
+ * entry into *slot, which the caller releases (fd_claimed) once the call
+ * using it succeeds, the descriptor then being the migration's.  Any
+ * other uri is returned as it is (*slot -1); NULL: no such name.
+ */
+static const char *fd_uri(struct qmp_backend *b, const char *uri, char *buf,
+			  size_t len, int *slot, struct qmp_error *e)
+{
+	*slot = -1;
+	if (strncmp(uri, "fd:", 3) || !uri[3] || isdigit((unsigned char)uri[3]))
+		return uri; /* a number is the process's own descriptor */
+	*slot = fd_find(b->fds, uri + 3);
+	if (*slot < 0) {
+		fail(e, NULL, "File descriptor named '%s' has not been found",
+		     uri + 3);
+		return NULL;
+	}
+	snprintf(buf, len, "fd:%d", b->fds->named[*slot].fd);
+	return buf;
+}
+
+static void fd_claimed(struct qmp_backend *b, int slot)
+{
+	if (slot >= 0)
+		b->fds->named[slot].name[0] = '\0';
+}
+
 static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
 			   struct qmp_error *e)
 {
 	struct ferry_error err = { 0 };
 	struct qmp_migrate_args a;
 	struct ferry_mig_stats st;
+	char buf[32];
+	int slot;
 
 	if (qmp_parse_migrate(args, &a, e))
+		return NULL;
+	a.uri = fd_uri(b, a.uri, buf, sizeof(buf), &slot, e);
+	if (!a.uri)
 		return NULL;
 	ferry_migration_query(b->mig, &st);
 	if (st.incoming && st.state != FERRY_MIG_COMPLETED)
@@ -115,12 +221,14 @@ static json_t *cmd_migrate(struct qmp_backend *b, json_t *args,
 		 * uri */
 		if (ferry_migration_resume(b->mig, a.uri, &err))
 			return fail(e, NULL, "%s", ferry_error_msg(&err));
+		fd_claimed(b, slot);
 		return json_object();
 	}
 	if (a.blk)
 		return fail(e, NULL, "Block migration is not supported");
 	if (ferry_migration_start(b->mig, a.uri, &err))
 		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	fd_claimed(b, slot);
 	return json_object();
 }
 
@@ -129,6 +237,8 @@ static json_t *cmd_migrate_incoming(struct qmp_backend *b, json_t *args,
 {
 	struct ferry_error err = { 0 };
 	const char *uri;
+	char buf[32];
+	int slot;
 
 	if (qmp_parse_migrate_incoming(args, &uri, e))
 		return NULL;
@@ -137,8 +247,12 @@ static json_t *cmd_migrate_incoming(struct qmp_backend *b, json_t *args,
 			    "'-incoming' was not specified on the "
 			    "command line (start with --incoming "
 			    "defer)");
+	uri = fd_uri(b, uri, buf, sizeof(buf), &slot, e);
+	if (!uri)
+		return NULL;
 	if (ferry_migration_incoming(b->mig, uri, &err))
 		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	fd_claimed(b, slot);
 	b->incoming_defer = false;
 	return json_object();
 }
@@ -159,11 +273,17 @@ static json_t *cmd_migrate_recover(struct qmp_backend *b, json_t *args,
 {
 	struct ferry_error err = { 0 };
 	const char *uri;
+	char buf[32];
+	int slot;
 
 	if (qmp_parse_migrate_incoming(args, &uri, e)) /* the same: a uri */
 		return NULL;
+	uri = fd_uri(b, uri, buf, sizeof(buf), &slot, e);
+	if (!uri)
+		return NULL;
 	if (ferry_migration_recover(b->mig, uri, &err))
 		return fail(e, NULL, "%s", ferry_error_msg(&err));
+	fd_claimed(b, slot);
 	return json_object();
 }
 
@@ -754,6 +874,8 @@ static const struct {
 	json_t *(*fn)(struct qmp_backend *b, json_t *args, struct qmp_error *e);
 } commands[] = {
 	{ "query-status", cmd_query_status },
+	{ "getfd", cmd_getfd },
+	{ "closefd", cmd_closefd },
 	{ "stop", cmd_stop },
 	{ "cont", cmd_cont },
 	{ "quit", cmd_quit },

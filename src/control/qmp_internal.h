@@ -36,6 +36,29 @@ struct qmp_input {
 	bool negotiated; /* qmp_capabilities done */
 };
 
+/*
+ * Descriptors passed with SCM_RIGHTS over a unix: QMP socket (qmp.c
+ * receives them) and named by getfd (qmp_commands.c), as QEMU's monitor
+ * keeps them; the server's thread only.  A descriptor received waits in
+ * its client's list until a getfd takes it (oldest first) or the client
+ * goes; a named one stays until closefd, a getfd of the same name, or a
+ * migrate, migrate-incoming or migrate-recover that names it "fd:NAME"
+ * and succeeds (the migration has it then).
+ */
+#define QMP_MAX_FDS    32  /* named at once */
+#define QMP_CLIENT_FDS 8   /* received and not yet taken, per client */
+#define QMP_FDNAME_MAX 127 /* bytes of a name */
+
+struct qmp_fds {
+	struct {
+		char name[QMP_FDNAME_MAX + 1]; /* "": a free entry */
+		int fd;
+	} named[QMP_MAX_FDS];
+	/* the client whose request runs: what it passed, not yet taken */
+	int *passed;
+	unsigned *npassed;
+};
+
 /* One request taken off the input. */
 struct qmp_request {
 	json_t *req;	 /* the JSON value, NULL after malformed JSON */
@@ -73,6 +96,8 @@ int qmp_parse_migrate(json_t *args, struct qmp_migrate_args *out,
 		      struct qmp_error *e);
 int qmp_parse_migrate_incoming(json_t *args, const char **uri,
 			       struct qmp_error *e);
+/* getfd and closefd: {"fdname": str} */
+int qmp_parse_fdname(json_t *args, const char **name, struct qmp_error *e);
 /* cont: ferry's "x-force" (bool, default false) */
 int qmp_parse_cont(json_t *args, bool *force, struct qmp_error *e);
 /* migrate-set-parameters and migrate-set-capabilities: the arguments

@@ -317,6 +317,22 @@ int qmp_parse_migrate_incoming(json_t *args, const char **uri,
 	return uri_arg(args, known, uri, e);
 }
 
+int qmp_parse_fdname(json_t *args, const char **name, struct qmp_error *e)
+{
+	static const char *const known[] = { "fdname", NULL };
+	json_t *v = args ? json_object_get(args, "fdname") : NULL;
+
+	if (args && only_args(args, known, e))
+		return -EINVAL;
+	if (!v)
+		return bad(e, "Parameter 'fdname' is missing");
+	if (!json_is_string(v))
+		return bad(e, "Invalid parameter type for 'fdname', expected: "
+			      "string");
+	*name = json_string_value(v);
+	return 0;
+}
+
 int qmp_parse_cont(json_t *args, bool *force, struct qmp_error *e)
 {
 	static const char *const known[] = { "x-force", NULL };

@@ -231,6 +231,10 @@ static void add_types(json_t *l)
 		   (const struct member[]){ { "uri", "str", false }, END });
 	add_object(l, "q_obj_migrate-recover-arg",
 		   (const struct member[]){ { "uri", "str", false }, END });
+	add_object(l, "q_obj_getfd-arg",
+		   (const struct member[]){ { "fdname", "str", false }, END });
+	add_object(l, "q_obj_closefd-arg",
+		   (const struct member[]){ { "fdname", "str", false }, END });
 	add_object(l, "q_obj_cont-arg",
 		   (const struct member[]){ { "x-force", "bool", true }, END });
 	add_object(l, "q_obj_migrate-set-capabilities-arg",
@@ -259,6 +263,8 @@ json_t *qmp_schema(void)
 	} cmds[] = {
 		{ "qmp_capabilities", "q_empty", "q_empty" },
 		{ "query-status", "q_empty", "StatusInfo" },
+		{ "getfd", "q_obj_getfd-arg", "q_empty" },
+		{ "closefd", "q_obj_closefd-arg", "q_empty" },
 		{ "stop", "q_empty", "q_empty" },
 		{ "cont", "q_obj_cont-arg", "q_empty" },
 		{ "quit", "q_empty", "q_empty" },

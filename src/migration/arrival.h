@@ -12,7 +12,10 @@
  *    transport registered, zero runs come as messages the placer writes,
  *    and the stream carries the rest;
  *  - the file arrival (incoming.c): the stream, every page in it, read
- *    from a saved file, with nobody to answer.
+ *    from a saved file, a pipe or a descriptor passed in, with nobody to
+ *    answer;
+ *  - the given arrival (incoming.c): the stream arrival on a connected
+ *    socket passed in (fd:), with no listener to screen.
  *
  * The engine's thread (incoming.c) calls these in this order; nothing
  * else in it asks which arrival it has.
@@ -71,6 +74,7 @@ struct page_arrival_ops {
 
 extern const struct page_arrival_ops arrival_stream; /* incoming.c */
 extern const struct page_arrival_ops arrival_file;   /* incoming.c */
+extern const struct page_arrival_ops arrival_given;  /* incoming.c */
 extern const struct page_arrival_ops arrival_rdma;   /* rdma_in.c */
 
 #endif

@@ -826,6 +826,13 @@ static int dest_open(struct dest *x, struct transport_screen *sc,
 			x->rx[i].fd = -1;
 		if (!rc && !x->rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
+		if (!rc && x->nchan && !sc)
+			rc = ferry_error_set(err, -EPROTO,
+					     "the source announced %u page "
+					     "channels, and this connection "
+					     "came alone (%s): there is no "
+					     "listener to take them on",
+					     x->nchan, m->uri);
 		if (!rc)
 			rc = open_channels(m, sc, &x->rcv, &x->sess,
 					   x->flags & FERRY_STREAM_F_POSTCOPY,
@@ -1119,10 +1126,11 @@ const struct page_arrival_ops arrival_stream = {
 	.close = stream_close,
 };
 
-/* A restore: the "listening" descriptor is the file, opened at its
- * offset by the transport; its stream is checked like any other. */
-static int file_accept(struct ferry_migration *m, struct transport_screen *sc,
-		       struct transport_conn *c, struct ferry_error *err)
+/* A restore, or a connection passed in: the "listening" descriptor is the
+ * connection itself (a file opened at its offset, a pipe, a socket); its
+ * stream is checked like any other. */
+static int given_accept(struct ferry_migration *m, struct transport_screen *sc,
+			struct transport_conn *c, struct ferry_error *err)
 {
 	(void)sc, (void)err;
 	*c = (struct transport_conn){ .fd = m->listen_fd };
@@ -1134,7 +1142,14 @@ const struct page_arrival_ops arrival_file = {
 	.name = "file",
 	.listen = stream_listen,
 	.one_way = true,
-	.accept = file_accept,
+	.accept = given_accept,
+	.close = stream_close,
+};
+
+const struct page_arrival_ops arrival_given = {
+	.name = "given",
+	.listen = stream_listen,
+	.accept = given_accept,
 	.close = stream_close,
 };
 

@@ -480,16 +480,27 @@ static int ask_recovery(struct ferry_migration *m, const char *what, int lfd,
 int ferry_migration_recover(struct ferry_migration *m, const char *uri,
 			    struct ferry_error *err)
 {
+	const struct transport_ops *t;
+	const char *addr;
 	char bound[256];
 	int rc, fd;
 
 	rc = check_paused(m, true, "migrate-recover", uri, err);
 	if (!rc)
+		rc = transport_find(uri, &t, &addr, err);
+	if (!rc && t->connected)
+		rc = ferry_error_set(err, -EINVAL,
+				     "migrate-recover: %s is a connection, and "
+				     "a recovery waits for the source on a "
+				     "listening socket (tcp:, unix:, or fd: "
+				     "of a listening socket)",
+				     uri);
+	if (!rc)
 		rc = transport_listen(uri, &fd, bound, sizeof(bound), NULL,
 				      err);
 	if (!rc) {
 		rc = ask_recovery(m, "migrate-recover", fd, bound, err);
-		if (rc)
+		if (rc && !t->given)
 			close(fd);
 	}
 	return rc;
@@ -614,15 +625,18 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 	if (rc)
 		return rc;
 	/* remote writes come on the transport's own connection */
-	m->arrival = t->caps & TRANSPORT_RMA	  ? &arrival_rdma
-		     : t->caps & TRANSPORT_RETURN ? &arrival_stream
-						  : &arrival_file;
+	m->arrival = t->caps & TRANSPORT_RMA	     ? &arrival_rdma
+		     : !(t->caps & TRANSPORT_RETURN) ? &arrival_file
+		     : t->connected		     ? &arrival_given
+						     : &arrival_stream;
 	rc = m->arrival->listen(m, uri, addr, bound, sizeof(bound), err);
 	if (rc) {
 		tls_creds_free(tls);
 		return rc;
 	}
 	rc = begin(m, bound, true, tls, mig_incoming_main, err);
+	if (rc && t->given) /* refused: the descriptor stays the caller's */
+		m->listen_fd = -1;
 	if (rc && m->arrival->close)
 		m->arrival->close(m);
 	return rc;

@@ -128,6 +128,7 @@ const struct transport_ops transport_file = {
 	.caps = TRANSPORT_CODECS,
 	.limits = "a file is one stream with nobody on the other side: no "
 		  "connections beside it, no page requests, no TLS",
+	.connected = true,
 	.listen = file_listen,
 	.connect = file_connect,
 	.check = file_check,

@@ -29,7 +29,7 @@ const struct transport_ops transport_rdma = {
 
 static const struct transport_ops *const transports[] = {
 	&transport_tcp,	 &transport_unix, &transport_rdma,
-	&transport_file, &transport_exec,
+	&transport_file, &transport_exec, &transport_fd,
 };
 
 void transport_schemes_with(unsigned caps, char *buf, size_t len)
@@ -61,7 +61,7 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 			err, -EINVAL,
 			"URI '%s' has no scheme (expected "
 			"tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT, "
-			"file:PATH or exec:COMMAND)",
+			"file:PATH, exec:COMMAND or fd:NAME)",
 			uri ? uri : "");
 	for (i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
 		size_t n = strlen(transports[i]->scheme);
@@ -70,12 +70,14 @@ int transport_find(const char *uri, const struct transport_ops **ops,
 		    !strncmp(uri, transports[i]->scheme, n)) {
 			*ops = transports[i];
 			*addr = colon + 1;
+			if ((*ops)->resolve)
+				*ops = (*ops)->resolve(*addr);
 			return 0;
 		}
 	}
 	return ferry_error_set(err, -EPROTONOSUPPORT,
 			       "URI '%s': unknown transport '%.*s' (known: "
-			       "tcp, unix, rdma, file, exec)",
+			       "tcp, unix, rdma, file, exec, fd)",
 			       uri, (int)(colon - uri), uri);
 }
 

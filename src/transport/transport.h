@@ -2,7 +2,7 @@
  * transport.h - moving bytes between hosts: URIs and connected sockets.
  *
  * A transport is a `struct transport_ops` found by its URI scheme
- * ("tcp", "unix", "rdma").  It turns a URI into a listening socket or a
+ * ("tcp", "unix", "rdma", "file", "exec", "fd").  It turns a URI into a listening socket or a
  * connected one; the stream and the engine then use the socket as a plain
  * fd.  It declares what it carries (enum transport_caps): the engine
  * refuses, from those flags alone, what a transport cannot do, and picks
@@ -55,6 +55,16 @@ struct transport_ops {
 		     struct ferry_error *err);
 	/* Check the address's shape without touching the network. */
 	int (*check)(const char *addr, struct ferry_error *err);
+	/* The transport the address really names (fd:, whose descriptor
+	 * decides what it carries); transport_find follows it. */
+	const struct transport_ops *(*resolve)(const char *addr);
+	/* listen and connect hand over a descriptor the caller gave (fd:):
+	 * it is the migration's once the call naming it succeeds, and a
+	 * call that fails leaves it open, not closed. */
+	bool given;
+	/* listen gives the connection itself, not a listener (file:, and
+	 * fd: of anything but a listening socket) */
+	bool connected;
 };
 
 extern const struct transport_ops transport_tcp;
@@ -66,6 +76,12 @@ extern const struct transport_ops transport_rdma;
 extern const struct transport_ops transport_file;
 /* exec: the stream through a pipe to or from a shell command (exec.c). */
 extern const struct transport_ops transport_exec;
+/* fd: a descriptor the process holds (fd.c): resolves to one of the three
+ * below by what the descriptor is. */
+extern const struct transport_ops transport_fd;
+extern const struct transport_ops transport_fd_conn;	 /* connected socket */
+extern const struct transport_ops transport_fd_listener; /* listening one */
+extern const struct transport_ops transport_fd_stream;	 /* pipe, file */
 
 /* A command transport_connect or transport_listen started: 0 when it
  * exited with status 0 (waiting as long as it runs when timeout_ms < 0,

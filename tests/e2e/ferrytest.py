@@ -73,6 +73,20 @@ class QMP:
             raise QMPError(msg["error"]["class"], msg["error"]["desc"])
         return msg["return"]
 
+    def getfd(self, fdname, fd):
+        """QEMU's getfd: the descriptor travels with the request
+        (SCM_RIGHTS); fd None sends the request alone."""
+        import array
+        req = json.dumps({"execute": "getfd",
+                          "arguments": {"fdname": fdname}}).encode() + b"\n"
+        anc = [] if fd is None else [
+            (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+        self.sock.sendmsg([req], anc)
+        msg = self.reply()
+        if "error" in msg:
+            raise QMPError(msg["error"]["class"], msg["error"]["desc"])
+        return msg["return"]
+
     def error(self, name, **args):
         """Run a command that must fail; its error description."""
         try:
@@ -121,7 +135,8 @@ def _reap(since=0):
 class Guest:
     """A `ferry run` process with a QMP socket."""
 
-    def __init__(self, name, args, incoming=None, tmp=None, prefix=()):
+    def __init__(self, name, args, incoming=None, tmp=None, prefix=(),
+                 pass_fds=()):
         if not tmp:
             tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
             _tmpdirs.append(tmp)
@@ -133,7 +148,8 @@ class Guest:
             cmd += ["--incoming", incoming]
         self.log = open(os.path.join(self.tmp, name + ".log"), "w+")
         self.proc = subprocess.Popen(cmd, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     pass_fds=pass_fds)
         _live.append(self)
         self.qmp = QMP(self.sock)
 
@@ -210,7 +226,11 @@ def with_logs(fn):
             fn()
         except Exception as e:
             logs = " | ".join(g.output()[-1500:] for g in made)
-            raise type(e)("%s; output: %s" % (e, logs)) from e
+            try:
+                again = type(e)("%s; output: %s" % (e, logs))
+            except TypeError:  # an exception that takes other arguments
+                again = AssertionError("%r; output: %s" % (e, logs))
+            raise again from e
         finally:
             Guest.__init__ = init
     return t

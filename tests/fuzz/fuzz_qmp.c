@@ -313,6 +313,17 @@ static json_t *dry_dispatch(const char *cmd, json_t *args, struct qmp_error *e)
 		      "migrate-incoming: other arguments accepted");
 		return json_object();
 	}
+	if (!strcmp(cmd, "getfd") || !strcmp(cmd, "closefd")) {
+		const char *name;
+
+		if (qmp_parse_fdname(args, &name, e))
+			return NULL;
+		check(json_object_size(args) == 1 &&
+			      name == json_string_value(
+					      json_object_get(args, "fdname")),
+		      "getfd: other arguments accepted");
+		return json_object();
+	}
 	if (!strcmp(cmd, "cont")) {
 		static const char *const cont[] = { "x-force", NULL };
 		bool force;
