@@ -37,7 +37,8 @@ if [ $san_rc = 0 ]; then
 fi
 
 echo "== fuzz: stream decoder for ${fuzz_seconds}s; rdma messages, each codec's" \
-	"decoder, the return path's messages and the QMP parser for 15s each"
+	"decoder, the return path's messages, the QMP parser and the" \
+	"mapped-ram header for 15s each"
 build_rc=0 fuzz_rc=1 fuzz_more=""
 if [ ! -f "$fuzz_build/build.ninja" ]; then
 	CC=clang meson setup "$fuzz_build" -Dfuzzing=true >/dev/null || build_rc=1
@@ -49,7 +50,7 @@ if [ $build_rc = 0 ]; then
 	fuzz_rc=$?
 	tail -n 12 "$fuzz_build/fuzz.log"
 fi
-for t in rdma zstd lz4 zlib xbzrle retpath qmp; do
+for t in rdma zstd lz4 zlib xbzrle retpath qmp mapped; do
 	rc=1 # a target that did not build fails
 	if [ $build_rc = 0 ]; then
 		scripts/fuzz.sh "$build" "$fuzz_build" 15 "$t" \

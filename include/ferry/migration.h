@@ -72,6 +72,12 @@ struct ferry_mig_params {
 	char tls_authz[256];	/* tls-authz (destination): a file of the
 				   client subjects let in ("" = any the CA
 				   signed) */
+	bool mapped_ram;	/* capability "mapped-ram" (file: and fd: of a
+			    file): each page at a fixed place in the file;
+			    with multifd, multifd-channels write (and
+			    read) at once */
+	bool direct_io;		/* direct-io (QEMU's): with mapped-ram, the
+			    pages bypass the page cache (O_DIRECT) */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);

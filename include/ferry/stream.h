@@ -49,11 +49,15 @@
 /* Landed records (10): the pages written into the destination's RAM
  * beside the stream (rdma), named after each pass */
 #define FERRY_STREAM_F_LANDED 256u
-#define FERRY_STREAM_F_KNOWN                                 \
-	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED | \
-	 FERRY_STREAM_F_COMPRESS | FERRY_STREAM_F_CHECK |    \
-	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY |   \
-	 FERRY_STREAM_F_RESUME | FERRY_STREAM_F_ZLIB | FERRY_STREAM_F_LANDED)
+/* A mapped-ram file's stream (docs/stream.md, "Mapped-ram files"): the
+ * pages are at their places in the file, none in the stream */
+#define FERRY_STREAM_F_MAPPED 512u
+#define FERRY_STREAM_F_KNOWN                                                   \
+	(FERRY_STREAM_F_MULTIFD | FERRY_STREAM_F_UNCHANGED |                   \
+	 FERRY_STREAM_F_COMPRESS | FERRY_STREAM_F_CHECK |                      \
+	 FERRY_STREAM_F_XBZRLE | FERRY_STREAM_F_POSTCOPY |                     \
+	 FERRY_STREAM_F_RESUME | FERRY_STREAM_F_ZLIB | FERRY_STREAM_F_LANDED | \
+	 FERRY_STREAM_F_MAPPED)
 #define FERRY_STREAM_MAX_CHANNELS 64
 /* The channel record's token: a random secret drawn per migration that
  * every extra connection must carry (docs/stream.md, "6 - channel"). */

@@ -50,6 +50,8 @@ static const struct doc params[] = {
 	  "costs" },
 	{ "defer-hot-pages", NULL,
 	  "ferry's: on|off: hold pages dirtied every pass back to the last" },
+	{ "direct-io", NULL,
+	  "on|off: with mapped-ram, pages bypass the page cache (O_DIRECT)" },
 	{ "rdma-provider", NULL,
 	  "ferry's: the libfabric provider for rdma: URIs (\"\": let it pick)" },
 	{ "tls-creds", NULL,
@@ -79,6 +81,8 @@ static const char *default_of(const struct ferry_mig_params *p,
 		return p->codec_auto ? "on" : "off";
 	if (!strcmp(name, "defer-hot-pages"))
 		return p->defer_hot_pages ? "on" : "off";
+	if (!strcmp(name, "direct-io"))
+		return p->direct_io ? "on" : "off";
 	if (!strcmp(name, "rdma-provider"))
 		return p->rdma_provider;
 	if (!strcmp(name, "tls-creds"))
@@ -123,6 +127,9 @@ void cli_list_parameters(FILE *f)
 		    "allow the switch to post-copy"),
 		CAP("rdma-pin-all", rdma_pin_all,
 		    "rdma: register all RAM up front"),
+		CAP("mapped-ram", mapped_ram,
+		    "file: each page at a fixed place; multifd writes and "
+		    "reads at once"),
 	};
 #undef CAP
 	struct ferry_mig_params p;

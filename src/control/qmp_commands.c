@@ -616,6 +616,7 @@ static json_t *cmd_query_params(struct qmp_backend *b, json_t *args,
 	json_object_set_new(r, "codec-auto", json_boolean(p.codec_auto));
 	json_object_set_new(r, "defer-hot-pages",
 			    json_boolean(p.defer_hot_pages));
+	json_object_set_new(r, "direct-io", json_boolean(p.direct_io));
 	json_object_set_new(r, "rdma-provider", json_string(p.rdma_provider));
 	json_object_set_new(r, "tls-creds", json_string(p.tls_creds));
 	json_object_set_new(r, "tls-hostname", json_string(p.tls_hostname));
@@ -652,13 +653,14 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
 	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},"
-			 "{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
+			 "{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
 			 "capability", "verify", "state", p.verify,
 			 "capability", "auto-converge", "state",
 			 p.auto_converge, "capability", "multifd", "state",
 			 p.multifd, "capability", "xbzrle", "state", p.xbzrle,
 			 "capability", "postcopy-ram", "state", p.postcopy_ram,
 			 "capability", "rdma-pin-all", "state", p.rdma_pin_all,
+			 "capability", "mapped-ram", "state", p.mapped_ram,
 			 "capability", "events", "state", 1, "capability",
 			 "return-path", "state", 1, "capability",
 			 "postcopy-blocktime", "state", 1);

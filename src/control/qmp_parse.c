@@ -377,7 +377,8 @@ static int set_param(struct ferry_mig_params *p, const char *key, json_t *v,
 	json_int_t x;
 	size_t i;
 
-	if (!strcmp(key, "codec-auto") || !strcmp(key, "defer-hot-pages")) {
+	if (!strcmp(key, "codec-auto") || !strcmp(key, "defer-hot-pages") ||
+	    !strcmp(key, "direct-io")) {
 		if (!json_is_boolean(v))
 			return bad(e,
 				   "Invalid parameter type for '%s', "
@@ -385,6 +386,8 @@ static int set_param(struct ferry_mig_params *p, const char *key, json_t *v,
 				   key);
 		if (!strcmp(key, "codec-auto"))
 			p->codec_auto = json_is_true(v);
+		else if (!strcmp(key, "direct-io"))
+			p->direct_io = json_is_true(v);
 		else
 			p->defer_hot_pages = json_is_true(v);
 		return 0;
@@ -511,6 +514,8 @@ int qmp_parse_caps(json_t *args, struct ferry_mig_params *p,
 			n.postcopy_ram = on;
 		else if (!strcmp(s, "rdma-pin-all"))
 			n.rdma_pin_all = on;
+		else if (!strcmp(s, "mapped-ram"))
+			n.mapped_ram = on;
 		else if (!strcmp(s, "events") || !strcmp(s, "return-path") ||
 			 !strcmp(s, "postcopy-blocktime")) {
 			/* always on in ferry: accepted as such */
@@ -581,7 +586,8 @@ static json_t *hmp_value(const char *name, const char *v, struct qmp_error *e)
 	bool on;
 	size_t i;
 
-	if (!strcmp(name, "codec-auto") || !strcmp(name, "defer-hot-pages")) {
+	if (!strcmp(name, "codec-auto") || !strcmp(name, "defer-hot-pages") ||
+	    !strcmp(name, "direct-io")) {
 		if (hmp_bool(v, &on)) {
 			bad(e, "Parameter '%s' expects on or off", name);
 			return NULL;

@@ -99,6 +99,7 @@ static void add_parameters(json_t *l, const char *name)
 		{ "multifd-compression", "MultiFDCompression", true },
 		{ "codec-auto", "bool", true },
 		{ "defer-hot-pages", "bool", true },
+		{ "direct-io", "bool", true },
 		{ "rdma-provider", "str", true },
 		{ "tls-creds", "str", true },
 		{ "tls-hostname", "str", true },
@@ -120,9 +121,9 @@ static void add_parameters(json_t *l, const char *name)
 static void add_types(json_t *l)
 {
 	static const char *const caps[] = {
-		"verify", "auto-converge", "multifd",
-		"xbzrle", "postcopy-ram",  "rdma-pin-all",
-		"events", "return-path",   "postcopy-blocktime",
+		"verify",	"auto-converge",      "multifd",    "xbzrle",
+		"postcopy-ram", "rdma-pin-all",	      "mapped-ram", "events",
+		"return-path",	"postcopy-blocktime",
 	};
 	static const char *const runstates[] = { "running", "paused",
 						 "inmigrate", "postmigrate" };

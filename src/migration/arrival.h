@@ -61,9 +61,10 @@ struct page_arrival_ops {
 	/* The stream ended: no page lands beside it after this, and with
 	 * `hash` the page hashes become those of RAM as it is, all of it
 	 * (false: they are current already, from the stream or from landed
-	 * records; NULL: all pages came in the stream). */
-	void (*settle)(struct ferry_migration *m, struct page_hashes *ph,
-		       bool hash);
+	 * records; NULL: all pages came in the stream).  mapped-ram reads
+	 * them from their places in the file here, and may fail. */
+	int (*settle)(struct ferry_migration *m, struct page_hashes *ph,
+		      bool hash, struct ferry_error *err);
 	/* Where a failure's cause is known better than the engine's
 	 * symptom (NULL: never). */
 	void (*explain)(struct ferry_migration *m, struct ferry_error *err);
@@ -75,6 +76,19 @@ struct page_arrival_ops {
 extern const struct page_arrival_ops arrival_stream; /* incoming.c */
 extern const struct page_arrival_ops arrival_file;   /* incoming.c */
 extern const struct page_arrival_ops arrival_given;  /* incoming.c */
-extern const struct page_arrival_ops arrival_rdma;   /* rdma_in.c */
+extern const struct page_arrival_ops arrival_mapped; /* incoming.c */
+
+/* mapped_in.c: a restore from a mapped-ram file (mapped.h).  open reads
+ * and checks the header of the file fd is open on (at its offset) and
+ * leaves fd at the stream; settle reads every page into RAM, several
+ * readers at once with multifd; close frees it. */
+int mapped_in_open(struct ferry_migration *m, int fd, struct ferry_error *err);
+int mapped_in_settle(struct ferry_migration *m, struct page_hashes *ph,
+		     bool hash, struct ferry_error *err);
+void mapped_in_close(struct ferry_migration *m);
+/* Is the file at fd's offset a mapped-ram save (its magic, or a region of
+ * zeroes where a header would be)? */
+bool mapped_in_probe(int fd);
+extern const struct page_arrival_ops arrival_rdma; /* rdma_in.c */
 
 #endif

@@ -11,7 +11,10 @@
  *    unchanged, XBZRLE, compressed, raw) page by page;
  *  - the rdma carrier (rdma_out.c) writes pages by RDMA WRITE from guest
  *    RAM into the destination's RAM, and the stream carries only what is
- *    not a page (device state, syncs, the digest).
+ *    not a page (device state, syncs, the digest);
+ *  - the mapped carrier (mapped_out.c, capability mapped-ram) writes each
+ *    page at its fixed place in a file (mapped.h), and the stream after
+ *    them carries the rest.
  *
  * Nothing above or below a carrier asks which one it is.
  */
@@ -35,6 +38,12 @@ struct page_carrier_ops {
 	 * stream and names what it wrote, so that the destination hashes
 	 * it while the guest runs (with capability verify only). */
 	uint32_t stream_flags;
+	/* Stream header flags it always needs (FERRY_STREAM_F_MAPPED). */
+	uint32_t format_flags;
+	/* Its multifd channels are threads beside the main sender, with no
+	 * connection or stream of their own (mapped-ram: each writes its
+	 * pages into the file). */
+	bool local_channels;
 	/* Connect sender s to the migration's URI: s->fd becomes the socket
 	 * its stream is written to. */
 	int (*open)(struct out *o, struct sender *s, struct ferry_error *err);
@@ -52,10 +61,14 @@ struct page_carrier_ops {
 	/* Undo what open set up beyond the senders' sockets, once they are
 	 * closed; the last figures go into the statistics first. */
 	void (*close)(struct out *o);
+	/* One-way (a save): the stream is whole; finish the file before it
+	 * is synced (NULL: nothing to add). */
+	int (*seal)(struct out *o, struct ferry_error *err);
 };
 
 extern const struct page_carrier_ops carrier_stream; /* sender.c */
 extern const struct page_carrier_ops carrier_rdma;   /* rdma_out.c */
+extern const struct page_carrier_ops carrier_mapped; /* mapped_out.c */
 
 /* The carrier for the migration's URI, by its transport's capabilities,
  * into o->carrier (and the capabilities into o->caps). */

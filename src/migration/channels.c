@@ -103,6 +103,8 @@ int multifd_finish(struct out *o, struct ferry_error *err)
 
 	/* the channels' threads are idle between jobs */
 	for (i = 0; i < o->nchans; i++) {
+		if (!o->chans[i].enc) /* a thread with no stream (mapped-ram) */
+			continue;
 		rc = ferry_stream_put_end(o->chans[i].enc, NULL);
 		if (!rc)
 			rc = ferry_stream_flush(o->chans[i].enc);

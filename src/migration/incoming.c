@@ -801,6 +801,16 @@ static int dest_open(struct dest *x, struct transport_screen *sc,
 		rc = placer_init(&x->pl, vm, &x->ph, &x->pc, &x->running, err);
 	if (!rc)
 		rc = open_decoder(vm, &x->src, &x->d, &x->flags, err);
+	if (!rc && !(x->flags & FERRY_STREAM_F_MAPPED) !=
+			   (m->arrival != &arrival_mapped))
+		rc = ferry_error_set(
+			err, -EPROTO, "%s",
+			m->arrival == &arrival_mapped
+				? "the file's header says mapped-ram, but its "
+				  "stream does not: not one save"
+				: "the stream's pages are at fixed places in a "
+				  "mapped-ram file, and it did not come from "
+				  "one");
 	if (!rc && (x->flags & FERRY_STREAM_F_POSTCOPY)) {
 		x->saved = calloc(vm->nsections + 1, sizeof(*x->saved));
 		rc = x->saved ? pc_in_init(&x->pc, vm, x->tx, err)
@@ -1022,9 +1032,11 @@ static int dest_close(struct dest *x, int rc, bool ran, struct ferry_error *err)
 				     "the source sent no digest but 'verify' "
 				     "is on here");
 	if (!rc && m->arrival->settle) /* pages landed beside the stream */
-		m->arrival->settle(m, &x->ph,
-				   rec->u.end.has_digest &&
-					   !(x->flags & FERRY_STREAM_F_LANDED));
+		rc = m->arrival->settle(m, &x->ph,
+					rec->u.end.has_digest &&
+						!(x->flags &
+						  FERRY_STREAM_F_LANDED),
+					err);
 	if (!rc && rec->u.end.has_digest)
 		rc = check_digest(m, &x->ph, ran ? x->saved : NULL, rec, err);
 	page_hashes_free(&x->ph, vm);
@@ -1138,9 +1150,43 @@ static int given_accept(struct ferry_migration *m, struct transport_screen *sc,
 	return 0;
 }
 
+/* A restore: the file, and if it is a mapped-ram save, its header read
+ * and the arrival that reads its pages. */
+static int file_listen(struct ferry_migration *m, const char *uri,
+		       const char *addr, char *bound, size_t len,
+		       struct ferry_error *err)
+{
+	int rc = stream_listen(m, uri, addr, bound, len, err);
+
+	if (rc || !mapped_in_probe(m->listen_fd))
+		return rc;
+	rc = mapped_in_open(m, m->listen_fd, err);
+	if (rc) { /* the caller closes the file, unless it was given */
+		ferry_error_prefix(err, "%s: ", uri);
+		return rc;
+	}
+	m->arrival = &arrival_mapped;
+	return 0;
+}
+
+static void mapped_close(struct ferry_migration *m)
+{
+	mapped_in_close(m);
+	stream_close(m);
+}
+
+const struct page_arrival_ops arrival_mapped = {
+	.name = "mapped",
+	.listen = file_listen,
+	.one_way = true,
+	.accept = given_accept,
+	.settle = mapped_in_settle,
+	.close = mapped_close,
+};
+
 const struct page_arrival_ops arrival_file = {
 	.name = "file",
-	.listen = stream_listen,
+	.listen = file_listen,
 	.one_way = true,
 	.accept = given_accept,
 	.close = stream_close,

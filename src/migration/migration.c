@@ -562,7 +562,24 @@ static int refusals(struct ferry_migration *m, const struct transport_ops *t,
 	char with[64];
 
 	ferry_migration_get_params(m, &p);
-	if (p.multifd && !(t->caps & TRANSPORT_CHANNELS))
+	if (p.mapped_ram && !(t->caps & TRANSPORT_MAPPED))
+		return ferry_error_set(err, -EINVAL,
+				       "%s: mapped-ram puts pages at fixed "
+				       "places in a file (file:, or fd: of a "
+				       "file); turn mapped-ram off",
+				       t->scheme);
+	if (p.mapped_ram && (p.xbzrle || p.compression))
+		return ferry_error_set(err, -EINVAL,
+				       "mapped-ram keeps every page whole at "
+				       "its place in the file; turn %s off",
+				       p.xbzrle ? "xbzrle"
+						: "multifd-compression");
+	if (p.direct_io && !p.mapped_ram)
+		return ferry_error_set(err, -EINVAL,
+				       "direct-io needs mapped-ram (pages at "
+				       "aligned places in the file)");
+	/* mapped-ram's channels are threads writing the one file */
+	if (p.multifd && !(t->caps & TRANSPORT_CHANNELS) && !p.mapped_ram)
 		return ferry_error_set(err, -EINVAL,
 				       "%s: multifd is not supported over %s "
 				       "(%s); turn multifd off",
@@ -631,6 +648,10 @@ int ferry_migration_incoming(struct ferry_migration *m, const char *uri,
 						     : &arrival_stream;
 	rc = m->arrival->listen(m, uri, addr, bound, sizeof(bound), err);
 	if (rc) {
+		/* what it opened before failing (a given one stays open) */
+		if (m->listen_fd >= 0 && !t->given)
+			close(m->listen_fd);
+		m->listen_fd = -1;
 		tls_creds_free(tls);
 		return rc;
 	}

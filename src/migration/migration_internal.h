@@ -24,6 +24,7 @@
 struct page_arrival_ops;
 struct rdma_conn;
 struct rdma_listener;
+struct mapped_in;
 
 struct ferry_migration {
 	const struct ferry_vm *vm;
@@ -45,6 +46,7 @@ struct ferry_migration {
 			once it runs */
 	struct rdma_listener *rdma_listener; /* destination over rdma: */
 	struct rdma_conn *rdma;		     /* engine thread */
+	struct mapped_in *mapped; /* destination from a mapped-ram file */
 	char uri[256];
 	struct tls_creds *tls; /* loaded tls-creds, NULL: plain */
 	char tls_fault[192];   /* lock: why a TLS connection broke */

@@ -291,6 +291,8 @@ static int one_way_end(struct out *o, int rc, uint64_t t_stop,
 	struct ferry_migration *m = o->m;
 	uint64_t t = mig_now_ns();
 
+	if (!rc && o->carrier->seal) /* mapped-ram: bitmaps, then header */
+		rc = o->carrier->seal(o, err);
 	if (!rc && o->child > 0) {
 		/* exec: its input ends, and it must finish what it does */
 		close(o->main.fd);

@@ -107,10 +107,11 @@ struct out {
 	uint64_t t_precopy_ns;		/* when the bulk pass began */
 	struct ferry_dirty_set pending; /* dirty, not yet sent */
 	const struct page_carrier_ops *carrier; /* chosen at start */
-	unsigned caps;		/* the transport's (enum transport_caps) */
-	struct rdma_conn *rdma; /* the rdma carrier's connection */
-	struct page_hashes ph;	/* verify: hash of each page sent */
-	struct dt_model dt;	/* the engine's thread: when to switch over */
+	unsigned caps;		   /* the transport's (enum transport_caps) */
+	struct rdma_conn *rdma;	   /* the rdma carrier's connection */
+	struct mapped_out *mapped; /* the mapped carrier's file */
+	struct page_hashes ph;	   /* verify: hash of each page sent */
+	struct dt_model dt; /* the engine's thread: when to switch over */
 
 	/* page jobs for the channels' threads */
 	pthread_mutex_t lock;
@@ -126,6 +127,9 @@ struct out {
 /* After each page: every few pages, the cancel, the destination's
  * verdict and max-bandwidth are looked at. */
 int sender_page_sent(struct sender *s, struct ferry_error *err);
+/* Does this sender carry page `page` of block `bi` (its channel's share,
+ * by 2 MiB granule; all of them without channels)? */
+bool sender_mine(const struct sender *s, uint32_t bi, uint64_t page);
 void sender_publish(struct sender *s);
 int sender_open(struct out *o, struct sender *s, unsigned index,
 		uint64_t session, struct ferry_error *err);

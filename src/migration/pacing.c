@@ -80,7 +80,7 @@ static int checkpoint(struct sender *s, struct ferry_error *err)
 	if (due_ns > now) {
 		struct timespec ts = { (time_t)((due_ns - now) / 1000000000ull),
 				       (long)((due_ns - now) % 1000000000ull) };
-		int rc = ferry_stream_flush(s->enc);
+		int rc = s->enc ? ferry_stream_flush(s->enc) : 0;
 
 		if (rc)
 			return peer_verdict(o, rc, err);

@@ -92,15 +92,17 @@ static void rdma_in_landed(struct ferry_migration *m, struct page_hashes *ph,
 		hash_pages(m->vm, ph, r[i].ram_index, r[i].first, r[i].count);
 }
 
-static void rdma_in_settle(struct ferry_migration *m, struct page_hashes *ph,
-			   bool hash)
+static int rdma_in_settle(struct ferry_migration *m, struct page_hashes *ph,
+			  bool hash, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = m->vm;
 
+	(void)err;
 	rdma_revoke(m->rdma);
 	rdma_in_stats(m);
 	for (unsigned i = 0; hash && i < vm->nblocks; i++)
 		hash_pages(vm, ph, i, 0, vm->blocks[i].length / vm->page_size);
+	return 0;
 }
 
 static void rdma_in_explain(struct ferry_migration *m, struct ferry_error *err)

@@ -343,8 +343,7 @@ static int send_page(struct sender *s, uint32_t bi, uint64_t page,
 	return sender_page_sent(s, err);
 }
 
-/* Does this sender carry page `page` of block `bi`? */
-static bool mine(const struct sender *s, uint32_t bi, uint64_t page)
+bool sender_mine(const struct sender *s, uint32_t bi, uint64_t page)
 {
 	const struct out *o = s->o;
 
@@ -369,7 +368,7 @@ static int stream_send(struct sender *s, const struct ferry_dirty_set *set,
 			const struct ferry_dirty_range *r = &set->ranges[i];
 
 			for (k = 0; k < r->count && !rc; k++)
-				if (mine(s, r->block, r->first + k))
+				if (sender_mine(s, r->block, r->first + k))
 					rc = send_page(s, r->block,
 						       r->first + k, mode, err);
 		}
@@ -378,7 +377,7 @@ static int stream_send(struct sender *s, const struct ferry_dirty_set *set,
 			uint64_t n = vm->blocks[i].length / vm->page_size;
 
 			for (k = 0; k < n && !rc; k++)
-				if (mine(s, (uint32_t)i, k))
+				if (sender_mine(s, (uint32_t)i, k))
 					rc = send_page(s, (uint32_t)i, k,
 						       SEND_FIRST, err);
 		}
@@ -477,7 +476,9 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	s->fd = -1;
 	s->tls = NULL;
 	rc = o->carrier->open(o, s, err);
-	if (!rc && o->m->tls)
+	if (rc || (index && o->carrier->local_channels))
+		return rc; /* a thread beside the main sender, no stream */
+	if (o->m->tls)
 		rc = sender_tls(o, s, err);
 	if (rc)
 		return rc;
@@ -499,7 +500,8 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		if (!s->codec || !s->cctx)
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for compression");
-	} else if (p.codec_auto && (o->caps & TRANSPORT_CODECS)) {
+	} else if (p.codec_auto && (o->caps & TRANSPORT_CODECS) &&
+		   o->carrier == &carrier_stream) {
 		if (codec_auto_init(&s->autoc, p.zstd_level))
 			return ferry_error_set(err, -ENOMEM,
 					       "out of memory for codec-auto");
@@ -527,7 +529,10 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 		    (o->carrier->stream_flags & FERRY_STREAM_F_LANDED);
 	rc = ferry_stream_put_header(
 		s->enc,
-		(o->nchans ? FERRY_STREAM_F_MULTIFD : 0) |
+		(o->nchans && !o->carrier->local_channels
+			 ? FERRY_STREAM_F_MULTIFD
+			 : 0) |
+			o->carrier->format_flags |
 			(o->postcopy ? FERRY_STREAM_F_POSTCOPY : 0) |
 			(o->resuming ? FERRY_STREAM_F_RESUME : 0) |
 			FERRY_STREAM_F_UNCHANGED |
@@ -541,7 +546,8 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	if (!rc && o->resuming) /* the main connection and the urgent one */
 		rc = ferry_stream_put_channel(s->enc, session, o->token,
 					      index ? 1 : 0, 1);
-	else if (!rc && (o->nchans || o->postcopy))
+	else if (!rc &&
+		 ((o->nchans && !o->carrier->local_channels) || o->postcopy))
 		rc = ferry_stream_put_channel(
 			s->enc, session, o->token, (uint16_t)index,
 			(uint16_t)(o->nchans + (o->postcopy ? 1 : 0)));
@@ -600,6 +606,7 @@ const struct page_carrier_ops carrier_stream = {
 
 int carrier_pick(struct out *o, struct ferry_error *err)
 {
+	struct ferry_mig_params p;
 	const struct transport_ops *t;
 	const char *addr;
 	int rc = transport_find(o->m->uri, &t, &addr, err);
@@ -608,6 +615,10 @@ int carrier_pick(struct out *o, struct ferry_error *err)
 		return rc;
 	o->caps = t->caps;
 	o->one_way = !(t->caps & TRANSPORT_RETURN);
-	o->carrier = t->caps & TRANSPORT_RMA ? &carrier_rdma : &carrier_stream;
+	ferry_migration_get_params(o->m, &p);
+	o->carrier = t->caps & TRANSPORT_RMA ? &carrier_rdma
+		     : p.mapped_ram && (t->caps & TRANSPORT_MAPPED)
+			     ? &carrier_mapped
+			     : &carrier_stream;
 	return 0;
 }

@@ -126,7 +126,7 @@ const struct transport_ops transport_fd_conn = {
 
 const struct transport_ops transport_fd_stream = {
 	.scheme = "fd",
-	.caps = TRANSPORT_CODECS,
+	.caps = TRANSPORT_CODECS | TRANSPORT_MAPPED,
 	.given = true,
 	.connected = true,
 	.limits = "a pipe or a file passed in is one stream with nobody "

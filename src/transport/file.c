@@ -125,7 +125,7 @@ static int file_connect(const char *addr, int *out, struct ferry_error *err)
 
 const struct transport_ops transport_file = {
 	.scheme = "file",
-	.caps = TRANSPORT_CODECS,
+	.caps = TRANSPORT_CODECS | TRANSPORT_MAPPED,
 	.limits = "a file is one stream with nobody on the other side: no "
 		  "connections beside it, no page requests, no TLS",
 	.connected = true,

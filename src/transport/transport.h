@@ -35,6 +35,10 @@ enum transport_caps {
 	 * its acknowledgements and checks, post-copy's page requests (all
 	 * but file:, which nobody reads until a restore) */
 	TRANSPORT_RETURN = 1u << 5,
+	/* a file, written and read at any offset: mapped-ram (fd: has it
+	 * for any descriptor that is not a socket, and a pipe then fails
+	 * when the save opens it) */
+	TRANSPORT_MAPPED = 1u << 6,
 };
 
 struct transport_ops {

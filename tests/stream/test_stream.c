@@ -1558,7 +1558,7 @@ static void test_header_flags(void **state)
 	(void)state;
 	sb_start(&s);
 	sb_mark(&s);
-	le32_store(s.buf.data + 12, 512); /* bits 0 to 8 are known */
+	le32_store(s.buf.data + 12, 1024); /* bits 0 to 9 are known */
 	expect_header_fail(s.buf.data, s.buf.len, -EPROTONOSUPPORT);
 	/* resume (bit 6) only with post-copy (bit 5) */
 	le32_store(s.buf.data + 12, FERRY_STREAM_F_RESUME);
