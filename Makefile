@@ -4,7 +4,7 @@
 BUILD ?= build
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= stream rdma zstd lz4 zlib xbzrle retpath qmp
+FUZZ_TARGETS ?= stream rdma zstd lz4 zlib xbzrle retpath qmp mapped
 SOAK_SECONDS ?= 1800
 
 .PHONY: all deps build demo check test lint fuzz-check fuzz soak bench clean

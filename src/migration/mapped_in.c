@@ -31,7 +31,7 @@
 #include "migration_internal.h"
 
 #define GRANULE_PAGES 512 /* the source's channels' share: 2 MiB */
-#define READ_MAX      (8u << 20)
+#define ZERO_GAP      16  /* zero pages a read runs across (mapped_out.c) */
 
 struct mapped_in {
 	struct mapped_layout l;
@@ -235,7 +235,9 @@ static bool present(const struct mapped_in *mi, uint32_t bi, uint64_t pg)
 	return mi->bits[bi][pg / 64] >> (pg % 64) & 1;
 }
 
-/* Pages [first, first + n) of block bi, all in the file: read, hashed. */
+/* Pages [first, first + n) of block bi, from the first page in the file
+ * to the last, read as one; those among them whose bit is clear (what
+ * their places hold does not count) made zero; each hashed. */
 static int read_run(struct reader *r, uint32_t bi, uint64_t first, uint64_t n)
 {
 	struct mapped_in *mi = r->m->mapped;
@@ -244,6 +246,10 @@ static int read_run(struct reader *r, uint32_t bi, uint64_t first, uint64_t n)
 	uint8_t *host = vm->blocks[bi].host + first * ps;
 	int rc = pread_all(mi->pfd, host, n * ps,
 			   mi->base + mi->l.blocks[bi].pages + first * ps);
+
+	for (uint64_t k = 0; !rc && k < n; k++)
+		if (!present(mi, bi, first + k))
+			memset(host + k * ps, 0, ps);
 
 	if (rc)
 		return ferry_error_set(&r->err, rc,
@@ -257,40 +263,56 @@ static int read_run(struct reader *r, uint32_t bi, uint64_t first, uint64_t n)
 	return 0;
 }
 
-/* One granule of block bi: its pages read, or made zero. */
+/* A zero page not read: made zero, unless it is (untouched memory stays
+ * unallocated). */
+static void zero_page(struct reader *r, uint32_t bi, uint64_t k)
+{
+	const struct ferry_vm *vm = r->m->vm;
+	uint8_t *p = vm->blocks[bi].host + k * vm->page_size;
+
+	if (!codec_is_zero(p, vm->page_size))
+		memset(p, 0, vm->page_size);
+	if (r->hash)
+		r->ph->h[bi][k] = r->ph->zero;
+}
+
+/* One granule of block bi: runs of pages in the file read as one, across
+ * fewer than ZERO_GAP zero pages (as the source wrote them); the rest
+ * made zero. */
 static int granule(struct reader *r, uint32_t bi, uint64_t g)
 {
 	struct mapped_in *mi = r->m->mapped;
 	const struct ferry_vm *vm = r->m->vm;
-	uint32_t ps = vm->page_size;
-	uint64_t n = vm->blocks[bi].length / ps;
-	uint64_t k = g * GRANULE_PAGES, end = k + GRANULE_PAGES, run = 0;
-	uint64_t most = READ_MAX / ps ? READ_MAX / ps : 1;
+	uint64_t n = vm->blocks[bi].length / vm->page_size;
+	uint64_t k = g * GRANULE_PAGES, end = k + GRANULE_PAGES;
+	uint64_t first = 0, last = 0; /* a run: pages in the file */
+	bool open = false;
 	int rc = 0;
 
 	if (end > n)
 		end = n;
 	for (; k < end && !rc; k++) {
-		uint8_t *p = vm->blocks[bi].host + k * ps;
-
-		if (present(mi, bi, k)) {
-			run++;
-			if (run < most && k + 1 < end)
-				continue;
-			rc = read_run(r, bi, k + 1 - run, run);
-			run = 0;
+		if (!present(mi, bi, k))
+			continue;
+		if (open && k - last <= ZERO_GAP) {
+			last = k;
 			continue;
 		}
-		if (run)
-			rc = read_run(r, bi, k - run, run);
-		run = 0;
-		if (!codec_is_zero(p, ps)) /* untouched memory stays so */
-			memset(p, 0, ps);
-		if (r->hash)
-			r->ph->h[bi][k] = r->ph->zero;
+		if (open) {
+			rc = read_run(r, bi, first, last + 1 - first);
+			for (uint64_t z = last + 1; z < k; z++)
+				zero_page(r, bi, z);
+		} else {
+			for (uint64_t z = g * GRANULE_PAGES; z < k; z++)
+				zero_page(r, bi, z);
+		}
+		first = last = k;
+		open = true;
 	}
-	if (!rc && run)
-		rc = read_run(r, bi, end - run, run);
+	if (!rc && open)
+		rc = read_run(r, bi, first, last + 1 - first);
+	for (k = open ? last + 1 : g * GRANULE_PAGES; !rc && k < end; k++)
+		zero_page(r, bi, k);
 	return rc;
 }
 

@@ -33,6 +33,10 @@
 #include "transport.h"
 
 #define RUN_MAX 512 /* pages in one write: 2 MiB of 4 KiB pages */
+/* Zero pages in a row that end a write; fewer go in it (written as the
+ * zeroes they are, their bits clear), so that scattered zero pages do not
+ * cut the file into small writes and extents */
+#define ZERO_GAP 16
 
 struct mapped_out {
 	struct mapped_layout l;
@@ -42,10 +46,11 @@ struct mapped_out {
 	_Atomic uint64_t **bits; /* per block: bit set, the page is there */
 };
 
-/* A run of contiguous pages of one block, to go as one write. */
+/* A run of contiguous pages of one block, to go as one write; its last
+ * `zeros` pages are zero, and go only if a page that is not follows. */
 struct run {
 	uint32_t bi;
-	uint64_t first, n;
+	uint64_t first, n, zeros;
 };
 
 static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
@@ -74,6 +79,8 @@ static int run_flush(struct sender *s, struct run *r, struct ferry_error *err)
 	uint64_t at = r->first * ps;
 	int rc;
 
+	r->n -= r->zeros; /* trailing zero pages: holes, not writes */
+	r->zeros = 0;
 	if (!r->n)
 		return 0;
 	rc = pwrite_all(mo->pfd, o->vm->blocks[r->bi].host + at, r->n * ps,
@@ -105,11 +112,16 @@ static int page(struct sender *s, struct run *r, uint32_t bi, uint64_t pg,
 	if (rc)
 		return rc;
 	if (codec_is_zero(p, ps)) {
-		/* its place is not written: a clear bit reads as zero */
+		/* a clear bit reads as zero, whatever its place holds; a
+		 * few in a run are written with it, more end it */
 		o->ph.h[bi][pg] = o->ph.zero;
 		atomic_fetch_and(w, ~bit);
 		s->n.duplicate++;
-		rc = run_flush(s, r, err);
+		if (r->n) {
+			r->n++;
+			if (++r->zeros == ZERO_GAP)
+				rc = run_flush(s, r, err);
+		}
 	} else {
 		/* taken before the write: a racing store dirties the page,
 		 * which then goes again (docs/stream.md, "The digest") */
@@ -121,6 +133,7 @@ static int page(struct sender *s, struct run *r, uint32_t bi, uint64_t pg,
 			r->first = pg;
 		}
 		r->n++;
+		r->zeros = 0;
 	}
 	return rc ? rc : sender_page_sent(s, err);
 }
