@@ -78,6 +78,11 @@ struct ferry_mig_params {
 			    read) at once */
 	bool direct_io;		/* direct-io (QEMU's): with mapped-ram, the
 			    pages bypass the page cache (O_DIRECT) */
+	bool lazy_restore;	/* capability "lazy-restore" (ferry's), on the
+			      restoring side: a mapped-ram file's guest
+			      runs as soon as its devices are loaded, its
+			      pages read on demand (userfaultfd) and in
+			      the background */
 };
 
 void ferry_mig_params_default(struct ferry_mig_params *p);
@@ -159,6 +164,9 @@ struct ferry_mig_stats {
 	uint64_t postcopy_vcpu_blocktime_ms[FERRY_MIG_MAX_VCPUS];
 	uint64_t postcopy_time_ms; /* source: from the destination's
 					   resume to the end */
+	uint64_t resume_ms; /* destination: from the start until the guest
+			       ran here, pages still to come (post-copy,
+			       lazy restore) */
 	uint64_t fault_p50_us, fault_p99_us, fault_max_us;
 	char postcopy_reason[64];		/* why it switched */
 	uint64_t postcopy_recoveries;		/* pauses recovered from */

@@ -130,6 +130,9 @@ void cli_list_parameters(FILE *f)
 		CAP("mapped-ram", mapped_ram,
 		    "file: each page at a fixed place; multifd writes and "
 		    "reads at once"),
+		CAP("lazy-restore", lazy_restore,
+		    "ferry's: a mapped-ram restore runs the guest at once, "
+		    "pages on demand"),
 	};
 #undef CAP
 	struct ferry_mig_params p;

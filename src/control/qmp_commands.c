@@ -441,6 +441,9 @@ static void info_postcopy(json_t *r, const struct ferry_mig_stats *st)
 		}
 		if (st->incoming) {
 			json_object_set_new(
+				r, "resume-time",
+				json_integer((json_int_t)st->resume_ms));
+			json_object_set_new(
 				r, "postcopy-fault-latency-us",
 				json_pack("{s:I,s:I,s:I}", "p50",
 					  (json_int_t)st->fault_p50_us, "p99",
@@ -653,7 +656,8 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 	(void)args, (void)e;
 	ferry_migration_get_params(b->mig, &p);
 	return json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},"
-			 "{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
+			 "{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},"
+			 "{s:s,s:b}]",
 			 "capability", "verify", "state", p.verify,
 			 "capability", "auto-converge", "state",
 			 p.auto_converge, "capability", "multifd", "state",
@@ -661,6 +665,7 @@ static json_t *cmd_query_caps(struct qmp_backend *b, json_t *args,
 			 "capability", "postcopy-ram", "state", p.postcopy_ram,
 			 "capability", "rdma-pin-all", "state", p.rdma_pin_all,
 			 "capability", "mapped-ram", "state", p.mapped_ram,
+			 "capability", "lazy-restore", "state", p.lazy_restore,
 			 "capability", "events", "state", 1, "capability",
 			 "return-path", "state", 1, "capability",
 			 "postcopy-blocktime", "state", 1);

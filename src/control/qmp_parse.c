@@ -516,6 +516,8 @@ int qmp_parse_caps(json_t *args, struct ferry_mig_params *p,
 			n.rdma_pin_all = on;
 		else if (!strcmp(s, "mapped-ram"))
 			n.mapped_ram = on;
+		else if (!strcmp(s, "lazy-restore"))
+			n.lazy_restore = on;
 		else if (!strcmp(s, "events") || !strcmp(s, "return-path") ||
 			 !strcmp(s, "postcopy-blocktime")) {
 			/* always on in ferry: accepted as such */

@@ -121,9 +121,10 @@ static void add_parameters(json_t *l, const char *name)
 static void add_types(json_t *l)
 {
 	static const char *const caps[] = {
-		"verify",	"auto-converge",      "multifd",    "xbzrle",
-		"postcopy-ram", "rdma-pin-all",	      "mapped-ram", "events",
-		"return-path",	"postcopy-blocktime",
+		"verify",      "auto-converge",	     "multifd",
+		"xbzrle",      "postcopy-ram",	     "rdma-pin-all",
+		"mapped-ram",  "lazy-restore",	     "events",
+		"return-path", "postcopy-blocktime",
 	};
 	static const char *const runstates[] = { "running", "paused",
 						 "inmigrate", "postmigrate" };
@@ -214,6 +215,7 @@ static void add_types(json_t *l)
 			   { "guest", "any", true },
 			   { "postcopy-reason", "str", true },
 			   { "postcopy-time", "int", true },
+			   { "resume-time", "int", true },
 			   { "postcopy-recoveries", "int", true },
 			   { "postcopy-pause-reason", "str", true },
 			   { "postcopy-fault-latency-us", "any", true },

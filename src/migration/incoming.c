@@ -613,6 +613,7 @@ static int postcopy_run(struct ferry_migration *m,
 	rp_send_running(pc->tx);
 	pthread_mutex_lock(&m->lock);
 	m->stats.postcopy = true;
+	m->stats.resume_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
 	mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_POSTCOPY_ACTIVE);
 	return 0;
@@ -776,6 +777,7 @@ struct dest {
 	uint64_t bytes; /* stream bytes of lost connections */
 	struct session sess;
 	bool resumed; /* after a post-copy recovery */
+	bool lazy;    /* a lazy restore (mapped_in.c) */
 };
 
 /* Set up to read the stream: hashes, placer, the main connection's
@@ -811,7 +813,9 @@ static int dest_open(struct dest *x, struct transport_screen *sc,
 				: "the stream's pages are at fixed places in a "
 				  "mapped-ram file, and it did not come from "
 				  "one");
-	if (!rc && (x->flags & FERRY_STREAM_F_POSTCOPY)) {
+	/* a lazy restore runs the guest on post-copy's machinery */
+	x->lazy = !rc && m->arrival == &arrival_mapped && x->p.lazy_restore;
+	if (!rc && ((x->flags & FERRY_STREAM_F_POSTCOPY) || x->lazy)) {
 		x->saved = calloc(vm->nsections + 1, sizeof(*x->saved));
 		rc = x->saved ? pc_in_init(&x->pc, vm, x->tx, err)
 			      : ferry_error_set(err, -ENOMEM, "out of memory");
@@ -1047,6 +1051,73 @@ static int dest_close(struct dest *x, int rc, bool ran, struct ferry_error *err)
 	return rc;
 }
 
+/*
+ * A lazy restore, once the stream has ended: the devices as loaded kept
+ * for the digest, all of RAM dropped and watched by userfaultfd, the
+ * guest run at once; its faults are served from the file, background
+ * readers place the rest (mapped_in.c), and every page is placed before
+ * the digest is checked, as after post-copy.  A guest saved stopped is
+ * restored whole instead: nothing would run meanwhile.
+ */
+static int lazy_run(struct dest *x, bool *ran, struct ferry_error *err)
+{
+	struct ferry_error ignored = { 0 }; /* after the first failure */
+	struct ferry_migration *m = x->m;
+	const struct ferry_vm *vm = x->vm;
+	struct ferry_stream_range r;
+	size_t i;
+	int rc = 0, frc;
+
+	if (x->rec.u.end.stopped) {
+		x->lazy = false;
+		return 0;
+	}
+	for (i = 0; !rc && i < vm->nsections; i++) {
+		if (!x->loaded[i])
+			return 0; /* dest_close says which */
+		rc = vm->sections[i].save(vm->sections[i].opaque, &x->saved[i]);
+		if (rc)
+			rc = ferry_error_set(err, rc,
+					     "saving device %s.%u for the "
+					     "digest: %s",
+					     vm->sections[i].name,
+					     vm->sections[i].instance,
+					     strerror(-rc));
+	}
+	for (i = 0; !rc && i < vm->nblocks; i++) {
+		r = (struct ferry_stream_range){
+			.ram_index = (uint32_t)i,
+			.count = vm->blocks[i].length / vm->page_size,
+		};
+		rc = placer_discard(&x->pl, &r, 1, err); /* all missing */
+	}
+	if (!rc)
+		rc = pc_in_start(&x->pc, err);
+	if (rc)
+		return rc;
+	/* from here the placer places atomically, each page once */
+	atomic_store(&x->running, 1);
+	rc = mapped_in_lazy_start(m, &x->pl, &x->pc, err);
+	if (!rc) {
+		if (vm->runctl.stall_us)
+			vm->runctl.stall_us(vm->runctl.opaque, true);
+		vm->runctl.resume(vm->runctl.opaque);
+		*ran = true;
+		pthread_mutex_lock(&m->lock);
+		m->stats.postcopy = true;
+		m->stats.resume_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
+		pthread_mutex_unlock(&m->lock);
+		mig_set_state(m, FERRY_MIG_ACTIVE, FERRY_MIG_POSTCOPY_ACTIVE);
+	}
+	frc = mapped_in_lazy_finish(m, rc ? &ignored : err);
+	if (!rc)
+		rc = frc;
+	/* the last placements of the fault thread, if it raced a reader */
+	if (!rc)
+		rc = pc_in_wait_all(&x->pc, 60000, err);
+	return rc;
+}
+
 static int receive(struct ferry_migration *m, struct transport_screen *sc,
 		   const struct transport_conn *conn, struct rp_tx *tx,
 		   bool *ran, struct ferry_error *err)
@@ -1080,6 +1151,8 @@ static int receive(struct ferry_migration *m, struct transport_screen *sc,
 		x.resumed = true;
 		atomic_store(&x.first_fail, 0);
 	}
+	if (!rc && x.lazy)
+		rc = lazy_run(&x, ran, err);
 	return dest_close(&x, rc, *ran, err);
 }
 
@@ -1246,8 +1319,11 @@ void *mig_incoming_main(void *arg)
 		vm->runctl.stop(vm->runctl.opaque);
 		ferry_error_clear(&err);
 		ferry_error_set(&err, rc,
-				"post-copy failed while the guest ran here "
-				"(%s): the guest is stopped",
+				"%s failed while the guest ran here (%s): the "
+				"guest is stopped",
+				m->arrival == &arrival_mapped
+					? "the lazy restore"
+					: "post-copy",
 				ferry_error_msg(&e));
 	}
 	if (rc)

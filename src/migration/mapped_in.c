@@ -29,6 +29,8 @@
 #include "le.h"
 #include "mapped.h"
 #include "migration_internal.h"
+#include "placer.h"
+#include "postcopy.h"
 
 #define GRANULE_PAGES 512 /* the source's channels' share: 2 MiB */
 #define ZERO_GAP      16  /* zero pages a read runs across (mapped_out.c) */
@@ -41,6 +43,17 @@ struct mapped_in {
 	unsigned readers; /* threads reading pages */
 	uint64_t **bits;  /* per block, loaded at settle */
 	uint64_t *first;  /* per block: its first granule, across blocks */
+	/* a lazy restore: pages placed through the placer into RAM that
+	 * userfaultfd watches, on faults (the fault thread) and by the
+	 * background readers */
+	bool lazy;
+	struct placer *pl;
+	uint8_t *fbuf; /* the fault thread's window */
+	struct reader *bg;
+	unsigned nbg;
+	pthread_mutex_t lock; /* err */
+	int rc;		      /* lock: the first failure */
+	struct ferry_error err;
 };
 
 struct reader {
@@ -86,6 +99,10 @@ bool mapped_in_probe(int fd)
 
 static void mi_free(struct mapped_in *mi)
 {
+	free(mi->fbuf);
+	free(mi->bg);
+	if (mi->lazy)
+		pthread_mutex_destroy(&mi->lock);
 	for (uint32_t i = 0; mi->bits && i < mi->l.nblocks; i++)
 		free(mi->bits[i]);
 	free(mi->bits);
@@ -339,8 +356,11 @@ int mapped_in_settle(struct ferry_migration *m, struct page_hashes *ph,
 	struct mapped_in *mi = m->mapped;
 	struct reader *r;
 	unsigned i, started = 0;
-	int rc = load_bitmaps(mi, err);
+	int rc;
 
+	if (mi->lazy) /* placed already, each hashed as placed */
+		return 0;
+	rc = load_bitmaps(mi, err);
 	if (rc)
 		return rc;
 	r = calloc(mi->readers, sizeof(*r));
@@ -372,6 +392,203 @@ int mapped_in_settle(struct ferry_migration *m, struct page_hashes *ph,
 			ferry_error_prefix(err, "mapped-ram: ");
 		}
 	free(r);
+	return rc;
+}
+
+/* ---- lazy restore ------------------------------------------------------ */
+
+#define WINDOW 16 /* pages a fault reads: its own and those around it */
+
+static void lazy_fail(struct mapped_in *mi, int rc,
+		      const struct ferry_error *err)
+{
+	pthread_mutex_lock(&mi->lock);
+	if (!mi->rc) {
+		mi->rc = rc;
+		mi->err = *err;
+	}
+	pthread_mutex_unlock(&mi->lock);
+}
+
+/* Pages [first, first + n) of block bi through the placer, the faulted
+ * one (want) first: from buf where its bit is set (buf holds the pages
+ * from page `from` on), else zero; those placed already are skipped. */
+static int lazy_place(struct mapped_in *mi, uint32_t bi, uint64_t first,
+		      uint64_t n, uint64_t want, const uint8_t *buf,
+		      uint64_t from, struct placer_tally *t,
+		      struct ferry_error *err)
+{
+	uint32_t ps = mi->l.page_size;
+	int rc = 0;
+
+	for (uint64_t i = 0; i <= n && !rc; i++) {
+		/* the faulted page first (i == 0), then the others */
+		uint64_t k = i == 0 ? want : first + i - 1;
+		struct ferry_stream_record rec = { .type = FERRY_REC_PAGE };
+
+		if ((i && k == want) || k < first || k >= first + n)
+			continue;
+		rec.u.page.ram_index = bi;
+		rec.u.page.offset = k * ps;
+		rec.u.page.len = ps;
+		if (present(mi, bi, k)) {
+			rec.u.page.encoding = FERRY_PAGE_RAW;
+			rec.u.page.data = buf + (k - from) * ps;
+		} else {
+			rec.u.page.encoding = FERRY_PAGE_ZERO;
+		}
+		rc = placer_page(mi->pl, &rec, t, err);
+	}
+	return rc;
+}
+
+/* Read pages [first, first + n) of block bi that the file holds, from
+ * the first of them to the last, into buf; *from: the first read. */
+static int lazy_read(struct mapped_in *mi, uint32_t bi, uint64_t first,
+		     uint64_t n, uint8_t *buf, uint64_t *from,
+		     struct ferry_error *err)
+{
+	uint32_t ps = mi->l.page_size;
+	uint64_t a = first, b = first + n;
+	int rc;
+
+	while (a < b && !present(mi, bi, a))
+		a++;
+	while (b > a && !present(mi, bi, b - 1))
+		b--;
+	*from = a;
+	if (a == b)
+		return 0;
+	rc = pread_all(mi->pfd, buf, (b - a) * ps,
+		       mi->base + mi->l.blocks[bi].pages + a * ps);
+	if (rc)
+		return ferry_error_set(
+			err, rc,
+			"lazy restore: reading %" PRIu64
+			" pages of RAM block %u at page %" PRIu64 ": %s",
+			b - a, mi->l.blocks[bi].id, a,
+			rc == -ENODATA ? "the file ends there" : strerror(-rc));
+	return 0;
+}
+
+/* On the fault thread: the page a vCPU waits on, and its window. */
+static void lazy_fetch(void *opaque, uint32_t bi, uint64_t page)
+{
+	struct mapped_in *mi = opaque;
+	uint64_t n = mi->l.blocks[bi].length / mi->l.page_size;
+	uint64_t first = page / WINDOW * WINDOW, from;
+	uint64_t len = first + WINDOW <= n ? WINDOW : n - first;
+	struct ferry_error err = { 0 };
+	struct placer_tally t = { 0 };
+	int rc = lazy_read(mi, bi, first, len, mi->fbuf, &from, &err);
+
+	if (!rc)
+		rc = lazy_place(mi, bi, first, len, page, mi->fbuf, from, &t,
+				&err);
+	if (rc) /* the vCPU stays blocked; the engine stops the guest */
+		lazy_fail(mi, rc, &err);
+}
+
+/* A background reader: its granules, each read and placed (what the
+ * faults placed first is skipped). */
+static void *lazy_main(void *arg)
+{
+	struct reader *r = arg;
+	struct mapped_in *mi = r->m->mapped;
+	uint32_t ps = mi->l.page_size;
+	struct placer_tally t = { 0 };
+	uint8_t *buf = NULL;
+	int rc = 0;
+
+	if (posix_memalign((void **)&buf, 4096, (size_t)GRANULE_PAGES * ps))
+		rc = ferry_error_set(&r->err, -ENOMEM, "out of memory");
+	for (uint32_t bi = 0; !rc && bi < mi->l.nblocks; bi++) {
+		uint64_t n = mi->l.blocks[bi].length / ps;
+		uint64_t gs = (n + GRANULE_PAGES - 1) / GRANULE_PAGES;
+
+		for (uint64_t g = 0; !rc && g < gs; g++) {
+			uint64_t first = g * GRANULE_PAGES, from;
+			uint64_t len = first + GRANULE_PAGES <= n
+					       ? GRANULE_PAGES
+					       : n - first;
+
+			if ((mi->first[bi] + g) % mi->nbg != r->index)
+				continue;
+			pthread_mutex_lock(&mi->lock);
+			rc = mi->rc; /* a fault's failure ends it all */
+			pthread_mutex_unlock(&mi->lock);
+			if (rc) {
+				rc = 0; /* said by the fault's failure */
+				break;
+			}
+			rc = lazy_read(mi, bi, first, len, buf, &from, &r->err);
+			if (!rc)
+				rc = lazy_place(mi, bi, first, len, first, buf,
+						from, &t, &r->err);
+		}
+	}
+	free(buf);
+	r->rc = rc;
+	return NULL;
+}
+
+int mapped_in_lazy_start(struct ferry_migration *m, struct placer *pl,
+			 struct pc_in *pc, struct ferry_error *err)
+{
+	struct mapped_in *mi = m->mapped;
+	uint32_t ps = mi->l.page_size;
+	int rc = load_bitmaps(mi, err);
+
+	if (rc)
+		return rc;
+	mi->lazy = true;
+	pthread_mutex_init(&mi->lock, NULL);
+	mi->pl = pl;
+	mi->bg = calloc(mi->readers, sizeof(*mi->bg));
+	if (!mi->bg ||
+	    posix_memalign((void **)&mi->fbuf, 4096, (size_t)WINDOW * ps))
+		return ferry_error_set(err, -ENOMEM, "out of memory");
+	pc->fetch = lazy_fetch;
+	pc->fetch_opaque = mi;
+	mi->nbg = mi->readers; /* the shares; threads started so far: i */
+	for (unsigned i = 0; i < mi->readers; i++) {
+		mi->bg[i] = (struct reader){ .m = m, .index = i };
+		rc = pthread_create(&mi->bg[i].thread, NULL, lazy_main,
+				    &mi->bg[i]);
+		if (rc) {
+			lazy_fail(mi, -rc,
+				  &(struct ferry_error){ .code = -rc });
+			mi->readers = i; /* joined by finish */
+			return ferry_error_set(err, -rc,
+					       "lazy restore: a reader thread: "
+					       "%s",
+					       strerror(rc));
+		}
+	}
+	return 0;
+}
+
+int mapped_in_lazy_finish(struct ferry_migration *m, struct ferry_error *err)
+{
+	struct mapped_in *mi = m->mapped;
+	int rc = 0;
+
+	if (!mi || !mi->lazy)
+		return 0;
+	for (unsigned i = 0; i < mi->readers; i++) {
+		pthread_join(mi->bg[i].thread, NULL);
+		if (mi->bg[i].rc && !rc) {
+			rc = mi->bg[i].rc;
+			*err = mi->bg[i].err;
+		}
+	}
+	mi->readers = 0;
+	pthread_mutex_lock(&mi->lock);
+	if (mi->rc && !rc) {
+		rc = mi->rc;
+		*err = mi->err;
+	}
+	pthread_mutex_unlock(&mi->lock);
 	return rc;
 }
 

@@ -20,6 +20,11 @@
 struct pc_in {
 	const struct ferry_vm *vm;
 	struct rp_tx *tx;
+	/* Where a faulted page comes from when nobody is asked on the
+	 * return path (a lazy restore: the file), called on the fault
+	 * thread; NULL: a page request to the source. */
+	void (*fetch)(void *opaque, uint32_t ri, uint64_t page);
+	void *fetch_opaque;
 	int uffd, quit_fd;
 	size_t registered; /* blocks registered with uffd */
 	pthread_t fault_thread;

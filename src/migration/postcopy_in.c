@@ -248,8 +248,11 @@ static void on_fault(struct pc_in *pc, uint64_t addr, pid_t tid)
 			atomic_fetch_add(&pc->requests, 1);
 			/* failing: post-copy is paused, and pc_in_resume
 			 * asks again */
-			(void)rp_send_page_req(pc->tx, pc->src_id[i],
-					       page * ps);
+			if (pc->fetch)
+				pc->fetch(pc->fetch_opaque, (uint32_t)i, page);
+			else
+				(void)rp_send_page_req(pc->tx, pc->src_id[i],
+						       page * ps);
 		} /* else asked already */
 		/* placed meanwhile (the request raced a placement)? */
 		if (!test_bit(pc->missing[i], page)) {

@@ -3,7 +3,9 @@
 fixed place in the file, written again in place by later passes, several
 writers and readers at once with multifd, O_DIRECT with direct-io; each
 restore verified by the digest; files that are cut, flipped, unfinished
-or from another guest refused with what is wrong, and nothing runs.
+or from another guest refused with what is wrong, and nothing runs; a
+lazy restore (capability lazy-restore) that runs the guest at once and
+reads its pages on demand and in the background, verified at the end.
 Prints TAP."""
 import os
 import sys
@@ -44,11 +46,14 @@ def save(workload, channels=0, stopped=False, params=None, name="g.sav",
     return src.qmp.wait_migration(timeout=600), path, src
 
 
-def restore(path, workload, tmp, channels=0, params=None):
+def restore(path, workload, tmp, channels=0, params=None, lazy=False):
     """A new process restores the file (multifd readers need the
     capability set first: --incoming defer)."""
     dst = ft.Guest("dst", RAM + ["--workload", workload], incoming="defer",
                    tmp=tmp)
+    if lazy:
+        dst.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "lazy-restore", "state": True}])
     if channels:
         dst.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": "multifd", "state": True}])
@@ -211,6 +216,66 @@ def t_refusals():
     dst.quit()
 
 
+def lazy(workload, channels=0):
+    """A lazy restore: the guest runs as soon as its devices are loaded
+    (resume-time), its faults are served from the file (requests, their
+    latency), readers place the rest, and the digest is checked once all
+    is placed."""
+    def t():
+        s, path, src = save(workload)
+        assert s["status"] == "completed", s
+        src.quit()
+        dst, d = restore(path, workload, os.path.dirname(path), channels,
+                         lazy=True)
+        assert d["status"] == "completed", d
+        assert d.get("verified") is True, d
+        assert 0 <= d["resume-time"] <= d["total-time"], d
+        assert d["ram"]["postcopy-requests"] > 0, d["ram"]
+        lat = d["postcopy-fault-latency-us"]
+        assert lat["p50"] <= lat["p99"] <= lat["max"], lat
+        assert dst.qmp.cmd("query-status")["status"] == "running"
+        assert dst.ticking()
+        dst.quit()
+    return t
+
+
+def t_lazy_stopped():
+    """A guest saved stopped is restored whole, lazy-restore or not, and
+    stays stopped."""
+    s, path, src = save("stress:bytes=32M", stopped=True)
+    src.quit()
+    dst, d = restore(path, "stress:bytes=32M", os.path.dirname(path),
+                     lazy=True)
+    assert d["status"] == "completed" and d.get("verified") is True, d
+    assert "resume-time" not in d, d  # never ran on its pages' way
+    assert dst.qmp.cmd("query-status")["status"] == "paused"
+    assert dst.still()
+    dst.quit()
+
+
+def t_lazy_flipped():
+    """A flipped byte in a page: the lazy restore runs the guest, finds
+    the digest wrong once every page is placed, stops the guest and
+    fails, saying so."""
+    s, path, src = save("stress:bytes=64M")
+    src.quit()
+    data = bytearray(open(path, "rb").read())
+    at = data.index(next(bytes([c]) for c in data[2 << 20:] if c), 2 << 20)
+    data[at] ^= 0x40
+    with open(path, "wb") as f:
+        f.write(data)
+    dst = ft.Guest("dst", RAM + ["--workload", "stress:bytes=64M"],
+                   incoming="defer", tmp=os.path.dirname(path))
+    dst.qmp.cmd("migrate-set-capabilities", capabilities=[
+        {"capability": "lazy-restore", "state": True}])
+    dst.qmp.cmd("migrate-incoming", uri="file:" + path)
+    assert dst.proc.wait(timeout=600) == 1
+    text = dst.output()
+    assert "digest mismatch" in text, text
+    assert "the lazy restore failed while the guest ran here" in text, text
+    assert "the guest is stopped" in text, text
+
+
 def direct_io_works(tmp):
     try:
         fd = os.open(os.path.join(tmp, "odirect"),
@@ -232,6 +297,11 @@ for name, fn in [
     ("cut, flipped, unfinished, foreign files: refused", t_bad_files),
     ("a failed save leaves no save behind", t_failed_save_reused),
     ("what mapped-ram cannot do is refused by name", t_refusals),
+    ("lazy restore: runs at once, pages from the file, verified",
+     lazy("stress:bytes=64M")),
+    ("lazy restore with 4 readers, verified", lazy("zipf:rate=50000", 4)),
+    ("lazy restore of a stopped save: whole, stopped", t_lazy_stopped),
+    ("lazy restore of a flipped file: stopped, refused", t_lazy_flipped),
 ]:
     if os.environ.get("FERRY_TEST_ONLY", "") in name:
         tap.run(name, ft.with_logs(fn))

@@ -307,7 +307,8 @@ def t_parameters():
     assert caps == {"auto-converge": True, "verify": False,
                     "multifd": False, "xbzrle": False,
                     "postcopy-ram": False, "rdma-pin-all": False,
-                    "mapped-ram": False, "events": True, "return-path": True,
+                    "mapped-ram": False, "lazy-restore": False,
+                    "events": True, "return-path": True,
                     "postcopy-blocktime": True}, caps
     # always on: accepted as on, refused as off
     g.qmp.cmd("migrate-set-capabilities", capabilities=[
