@@ -203,33 +203,52 @@ def t_precopy():
     assert s["downtime"] >= 0, s
 
 
-def t_save_restore():
+def save_restore(mapped=False):
     """Saved into a file while Linux runs (file:), restored into a new
     machine: verified, and the same processes count on there, no tick
-    lost or doubled."""
-    src = state["guest"]
-    state["moves"] = state.get("moves", 0) + 1
-    path = os.path.join(src.tmp, "linux-%d.sav" % state["moves"])
-    last = max(src.passes())
-    src.qmp.cmd("migrate", uri="file:" + path)
-    s = src.qmp.wait_migration(timeout=900)
-    assert s["status"] == "completed", s
-    assert src.qmp.cmd("query-status")["status"] == "postmigrate"
-    dst = Machine(f"restore-{state['moves']}", incoming="file:" + path,
-                  tmp=src.tmp, boot=False)
-    d = dst.qmp.wait_migration(timeout=600)
-    assert d["status"] == "completed" and d.get("verified") is True, d
-    assert dst.qmp.cmd("query-status")["status"] == "running"
-    keep(dst)
-    try:
-        m = dst.wait_for(r"ferry-memcheck: pass (\d+) ok", timeout=600)
-        assert int(m.group(1)) > last, (m.group(0), last)
-        dst.wait_for(r"ferry-timer: tick \d+", timeout=600)
-        no_mismatch(dst)
-        one_copy(src, dst)
-    finally:
-        src.quit()
-        os.unlink(path)
+    lost or doubled.  mapped: a mapped-ram save, restored lazily (Linux
+    runs on before its pages are in, each read on demand)."""
+    def t():
+        src = state["guest"]
+        state["moves"] = state.get("moves", 0) + 1
+        path = os.path.join(src.tmp, "linux-%d.sav" % state["moves"])
+        last = max(src.passes())
+        if mapped:
+            src.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "mapped-ram", "state": True}])
+        src.qmp.cmd("migrate", uri="file:" + path)
+        s = src.qmp.wait_migration(timeout=900)
+        assert s["status"] == "completed", s
+        assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+        dst = Machine(f"restore-{state['moves']}",
+                      incoming="defer" if mapped else "file:" + path,
+                      tmp=src.tmp, boot=False)
+        if mapped:
+            dst.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "lazy-restore", "state": True},
+                {"capability": "multifd", "state": True}])
+            dst.qmp.cmd("migrate-incoming", uri="file:" + path)
+        d = dst.qmp.wait_migration(timeout=600)
+        assert d["status"] == "completed" and d.get("verified") is True, d
+        if mapped:
+            assert d["resume-time"] <= d["total-time"], d
+            assert d["ram"]["postcopy-requests"] > 0, d["ram"]
+            # it moves on as the next case's source, as it came
+            dst.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "lazy-restore", "state": False},
+                {"capability": "multifd", "state": False}])
+        assert dst.qmp.cmd("query-status")["status"] == "running"
+        keep(dst)
+        try:
+            m = dst.wait_for(r"ferry-memcheck: pass (\d+) ok", timeout=600)
+            assert int(m.group(1)) > last, (m.group(0), last)
+            dst.wait_for(r"ferry-timer: tick \d+", timeout=600)
+            no_mismatch(dst)
+            one_copy(src, dst)
+        finally:
+            src.quit()
+            os.unlink(path)
+    return t
 
 
 def t_postcopy():
@@ -382,7 +401,9 @@ def main():
               t_faults),
              ("pre-copy of a running Linux", t_precopy),
              ("saved into a file and restored, Linux runs on",
-              t_save_restore),
+              save_restore()),
+             ("a mapped-ram save restored lazily, Linux runs on",
+              save_restore(mapped=True)),
              ("post-copy of a running Linux", t_postcopy),
              ("hybrid of a running Linux", t_hybrid),
              ("multifd and zstd", t_multifd_zstd),
