@@ -55,6 +55,27 @@ struct cli_target {
 	"certificate carries\n"
 void cli_tls_option(int opt, const char *arg);
 
+/* ferry run's --set PARAM=VALUE and --cap NAME=on|off: the migration's
+ * parameters and capabilities before it listens (a restore's readers,
+ * lazy-restore) or before QMP changes them. */
+#define CLI_SET 1004
+#define CLI_CAP 1005
+#define CLI_MIG_OPTIONS                                 \
+	{ "set", required_argument, NULL, CLI_SET },    \
+	{                                               \
+		"cap", required_argument, NULL, CLI_CAP \
+	}
+#define CLI_MIG_USAGE                                                    \
+	"  --set PARAM=VALUE     a migration parameter, as "             \
+	"migrate-set-parameters\n"                                       \
+	"                        (before --incoming listens; see ferry " \
+	"migrate\n"                                                      \
+	"                        --list-parameters)\n"                   \
+	"  --cap NAME=on|off     a migration capability, as "            \
+	"migrate-set-capabilities\n"
+/* Nonzero after an error (printed). */
+int cli_mig_option(int opt, const char *arg);
+
 /* Serve a created guest over QMP and/or as a migration destination
  * until quit, Ctrl-C, `duration` seconds (0: no limit) or a halt. */
 int cli_serve(const struct cli_target *t, const char *qmp_uri,

@@ -21,7 +21,9 @@
 #include "ferry/guest.h"
 #include "ferry/migration.h"
 #include "ferry/stream.h"
+#include "drive.h"
 #include "qmp.h"
+#include "qmp_internal.h"
 #include "size.h"
 
 static volatile sig_atomic_t interrupted;
@@ -62,7 +64,8 @@ static void run_usage(FILE *f)
 		"URI\n"
 		"                        (tcp:HOST:PORT, port 0 = any; "
 		"unix:PATH),\n"
-		"                        or wait for migrate-incoming\n" CLI_TLS_USAGE);
+		"                        or wait for migrate-incoming\n" CLI_TLS_USAGE
+			CLI_MIG_USAGE);
 }
 
 static int parse_ram(const char *arg, struct ferry_guest_config *cfg)
@@ -146,7 +149,55 @@ static void on_qmp_log(void *opaque, const char *msg)
  * fails exits with status 1 and resumes nothing.  The guest is already
  * created, and started when it is not a destination.
  */
-static const char *tls_opt[3]; /* creds, authz, hostname */
+static const char *tls_opt[3];	   /* creds, authz, hostname */
+static struct drive_opts mig_opts; /* --set, --cap */
+
+int cli_mig_option(int opt, const char *arg)
+{
+	return opt == CLI_SET ? drive_add_set(&mig_opts, arg)
+			      : drive_add_cap(&mig_opts, arg);
+}
+
+/* --set and --cap into the migration, through QMP's own parsers (the
+ * same names, ranges and messages as migrate-set-parameters). */
+static int apply_params(struct ferry_migration *mig)
+{
+	struct ferry_mig_params p;
+	struct qmp_error e = { 0 };
+	char line[512];
+	int i;
+
+	ferry_migration_get_params(mig, &p);
+	for (i = 0; i < mig_opts.nsets; i++) {
+		const char *arg = mig_opts.sets[i], *eq = strchr(arg, '=');
+		struct hmp_cmd h = { 0 };
+		int rc;
+
+		snprintf(line, sizeof(line), "migrate_set_parameter %.*s %s",
+			 (int)(eq - arg), arg, eq + 1);
+		rc = qmp_parse_hmp(line, &h, &e);
+		if (!rc)
+			rc = qmp_parse_params(h.args, &p, &e);
+		json_decref(h.args);
+		if (rc)
+			return cli_fail("--set %s: %s", arg, e.desc);
+	}
+	for (i = 0; i < mig_opts.ncaps; i++) {
+		const char *arg = mig_opts.caps[i], *eq = strchr(arg, '=');
+		json_t *args = json_pack("{s:[{s:s%,s:b}]}", "capabilities",
+					 "capability", arg, (size_t)(eq - arg),
+					 "state", !strcmp(eq + 1, "on"));
+		int rc = args ? qmp_parse_caps(args, &p, &e) : -ENOMEM;
+
+		json_decref(args);
+		if (rc)
+			return cli_fail("--cap %s: %s", arg,
+					rc == -ENOMEM ? "out of memory"
+						      : e.desc);
+	}
+	ferry_migration_set_params(mig, &p);
+	return 0;
+}
 
 void cli_tls_option(int opt, const char *arg)
 {
@@ -196,7 +247,7 @@ int cli_serve(const struct cli_target *t, const char *qmp_uri,
 		cli_fail("run: %s", ferry_error_msg(&err));
 		goto out;
 	}
-	if (apply_tls(mig))
+	if (apply_tls(mig) || apply_params(mig))
 		goto out;
 	ferry_migration_on_event(mig, on_migration_event, &sv);
 	backend.vm = t->vm;
@@ -339,6 +390,7 @@ static int run_parse(int argc, char **argv, struct ferry_guest_config *cfg,
 		{ "incoming", required_argument, NULL, 'I' },
 		{ "machine", required_argument, NULL, 'M' },
 		CLI_TLS_OPTIONS,
+		CLI_MIG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -406,6 +458,11 @@ static int run_parse(int argc, char **argv, struct ferry_guest_config *cfg,
 		case CLI_TLS_AUTHZ:
 		case CLI_TLS_HOSTNAME:
 			cli_tls_option(c, optarg);
+			break;
+		case CLI_SET:
+		case CLI_CAP:
+			if (cli_mig_option(c, optarg))
+				return 2;
 			break;
 		case 'h':
 			run_usage(stdout);
@@ -538,5 +595,8 @@ int cmd_run(int argc, char **argv)
 		return rc;
 	if (a.qmp_uri || a.incoming)
 		return run_service(&cfg, a.qmp_uri, a.incoming, a.duration);
+	if (mig_opts.nsets || mig_opts.ncaps)
+		return cli_fail("run: --set and --cap are for a migration: "
+				"give --qmp or --incoming too");
 	return run_report(&cfg, &a);
 }

@@ -60,7 +60,8 @@ static void riscv_usage(FILE *f)
 		"                        a QMP control socket\n"
 		"  --incoming URI|defer  be a migration destination (no "
 		"--kernel:\n"
-		"                        the source's state is loaded)\n" CLI_TLS_USAGE);
+		"                        the source's state is loaded)\n" CLI_TLS_USAGE
+			CLI_MIG_USAGE);
 }
 
 struct console {
@@ -226,6 +227,7 @@ static int riscv_parse(int argc, char **argv, struct rv_vm_config *cfg,
 		{ "qmp", required_argument, NULL, 'q' },
 		{ "incoming", required_argument, NULL, 'I' },
 		CLI_TLS_OPTIONS,
+		CLI_MIG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -290,6 +292,11 @@ static int riscv_parse(int argc, char **argv, struct rv_vm_config *cfg,
 		case CLI_TLS_AUTHZ:
 		case CLI_TLS_HOSTNAME:
 			cli_tls_option(c, optarg);
+			break;
+		case CLI_SET:
+		case CLI_CAP:
+			if (cli_mig_option(c, optarg))
+				return 2;
 			break;
 		case 'h':
 			riscv_usage(stdout);

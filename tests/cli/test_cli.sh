@@ -71,6 +71,17 @@ check "incoming with tls-creds that are not a directory" 1 "" \
 check "incoming with tls-authz but no tls-creds" 1 "" \
 	"tls-authz is set but tls-creds is not" -- \
 	run --ram 16M --incoming tcp:127.0.0.1:0 --tls-authz /etc/hostname
+check "run --set with a bad value" 1 "" \
+	"--set downtime-limit=soon: Parameter 'downtime-limit' expects" -- \
+	run --ram 16M --incoming defer --set downtime-limit=soon
+check "run --cap with an unknown capability" 1 "" \
+	"--cap teleport=on: Capability 'teleport' is not supported" -- \
+	run --ram 16M --incoming defer --cap teleport=on
+check "run --set without a migration" 1 "" \
+	"--set and --cap are for a migration: give --qmp or --incoming" -- \
+	run --ram 16M --duration 1 --set downtime-limit=10
+check "run --help lists --set and --cap" 0 "--cap NAME=on\|off" "" -- \
+	run --help
 check "run --help lists the TLS options" 0 "--tls-authz FILE" "" -- \
 	run --help
 check "qmp on udp is refused" 1 "" "the control socket is unix:PATH or tcp:HOST:PORT" -- \

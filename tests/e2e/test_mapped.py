@@ -239,6 +239,23 @@ def lazy(workload, channels=0):
     return t
 
 
+def t_restore_command():
+    """ferry restore FILE --cap ... --set ...: the capabilities before the
+    restore starts, here a lazy one with two readers; verified."""
+    s, path, src = save("stress:bytes=32M")
+    src.quit()
+    dst = ft.Guest("dst", RAM + ["--workload", "stress:bytes=32M",
+                                 "--cap", "lazy-restore=on", "--cap",
+                                 "multifd=on", "--set",
+                                 "multifd-channels=2"],
+                   incoming="file:" + path, tmp=os.path.dirname(path))
+    d = dst.qmp.wait_migration(timeout=600)
+    assert d["status"] == "completed" and d.get("verified") is True, d
+    assert "resume-time" in d, d  # it ran before its pages were in
+    assert dst.ticking()
+    dst.quit()
+
+
 def t_lazy_stopped():
     """A guest saved stopped is restored whole, lazy-restore or not, and
     stays stopped."""
@@ -301,6 +318,8 @@ for name, fn in [
      lazy("stress:bytes=64M")),
     ("lazy restore with 4 readers, verified", lazy("zipf:rate=50000", 4)),
     ("lazy restore of a stopped save: whole, stopped", t_lazy_stopped),
+    ("ferry run --cap lazy-restore=on --incoming file:, verified",
+     t_restore_command),
     ("lazy restore of a flipped file: stopped, refused", t_lazy_flipped),
 ]:
     if os.environ.get("FERRY_TEST_ONLY", "") in name:
