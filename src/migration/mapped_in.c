@@ -34,6 +34,7 @@
 
 #define GRANULE_PAGES 512 /* the source's channels' share: 2 MiB */
 #define ZERO_GAP      16  /* zero pages a read runs across (mapped_out.c) */
+#define AHEAD	      4	  /* granules a reader has the kernel read ahead */
 
 struct mapped_in {
 	struct mapped_layout l;
@@ -343,9 +344,25 @@ static void *reader_main(void *arg)
 		uint64_t n = vm->blocks[bi].length / vm->page_size;
 		uint64_t gs = (n + GRANULE_PAGES - 1) / GRANULE_PAGES;
 
-		for (uint64_t g = 0; g < gs && !r->rc; g++)
-			if ((mi->first[bi] + g) % mi->readers == r->index)
-				r->rc = granule(r, bi, g);
+		for (uint64_t g = 0; g < gs && !r->rc; g++) {
+			uint64_t ahead = g + AHEAD * mi->readers;
+
+			if ((mi->first[bi] + g) % mi->readers != r->index)
+				continue;
+			/* the kernel reads a later granule of this reader's
+			 * while this one is hashed: one thread overlaps its
+			 * reads with its work */
+			if (ahead < gs)
+				(void)posix_fadvise(
+					mi->pfd,
+					(off_t)(mi->base +
+						mi->l.blocks[bi].pages +
+						ahead * GRANULE_PAGES *
+							vm->page_size),
+					(off_t)GRANULE_PAGES * vm->page_size,
+					POSIX_FADV_WILLNEED);
+			r->rc = granule(r, bi, g);
+		}
 	}
 	return NULL;
 }
