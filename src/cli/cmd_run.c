@@ -164,23 +164,25 @@ static int apply_params(struct ferry_migration *mig)
 {
 	struct ferry_mig_params p;
 	struct qmp_error e = { 0 };
-	char line[512];
 	int i;
 
 	ferry_migration_get_params(mig, &p);
 	for (i = 0; i < mig_opts.nsets; i++) {
 		const char *arg = mig_opts.sets[i], *eq = strchr(arg, '=');
-		struct hmp_cmd h = { 0 };
+		char name[128];
+		json_t *args = json_object();
 		int rc;
 
-		snprintf(line, sizeof(line), "migrate_set_parameter %.*s %s",
-			 (int)(eq - arg), arg, eq + 1);
-		rc = qmp_parse_hmp(line, &h, &e);
-		if (!rc)
-			rc = qmp_parse_params(h.args, &p, &e);
-		json_decref(h.args);
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+		rc = args ? json_object_set_new(args, name,
+						drive_set_value(name, eq + 1))
+			  : -1;
+		rc = rc ? -ENOMEM : qmp_parse_params(args, &p, &e);
+		json_decref(args);
 		if (rc)
-			return cli_fail("--set %s: %s", arg, e.desc);
+			return cli_fail("--set %s: %s", arg,
+					rc == -ENOMEM ? "out of memory"
+						      : e.desc);
 	}
 	for (i = 0; i < mig_opts.ncaps; i++) {
 		const char *arg = mig_opts.caps[i], *eq = strchr(arg, '=');

@@ -74,7 +74,7 @@ int drive_option(struct drive_opts *o, int opt, const char *arg)
 /* A --set value as QMP wants it: the string parameters as given, on and
  * off as booleans, sizes ("200M") and numbers as integers, and anything
  * else as a string (the guest's QMP says if the type is wrong). */
-static json_t *set_value(const char *name, const char *v)
+json_t *drive_set_value(const char *name, const char *v)
 {
 	static const char *const strings[] = {
 		"tls-creds",	       "tls-hostname",	"tls-authz",
@@ -112,7 +112,7 @@ int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 			snprintf(name, sizeof(name), "%.*s",
 				 (int)(eq - o->sets[i]), o->sets[i]);
 			json_object_set_new(args, name,
-					    set_value(name, eq + 1));
+					    drive_set_value(name, eq + 1));
 			if (!json_object_get(args, name)) {
 				json_decref(args);
 				snprintf(err, errlen, "--set %s: out of memory",

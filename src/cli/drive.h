@@ -36,6 +36,11 @@ int drive_option(struct drive_opts *o, int opt, const char *arg);
 int drive_add_set(struct drive_opts *o, const char *arg);
 int drive_add_cap(struct drive_opts *o, const char *arg);
 
+/* A --set value as QMP wants it (a new reference): the string
+ * parameters as given, on and off as booleans, sizes and numbers as
+ * integers, anything else a string for QMP's parser to refuse. */
+json_t *drive_set_value(const char *name, const char *v);
+
 /* Send the parameters (if params) and capabilities to a guest. */
 int drive_apply(struct qmpc *c, const struct drive_opts *o, bool params,
 		char *err, size_t errlen);

@@ -178,8 +178,18 @@ static const char *fd_uri(struct qmp_backend *b, const char *uri, char *buf,
 			  size_t len, int *slot, struct qmp_error *e)
 {
 	*slot = -1;
-	if (strncmp(uri, "fd:", 3) || !uri[3] || isdigit((unsigned char)uri[3]))
-		return uri; /* a number is the process's own descriptor */
+	if (strncmp(uri, "fd:", 3) || !uri[3])
+		return uri;
+	/* a number would hand the migration any descriptor of this
+	 * process: one getfd named, the control socket's own */
+	if (isdigit((unsigned char)uri[3])) {
+		fail(e, NULL,
+		     "fd:%s: over QMP, name a descriptor passed with getfd "
+		     "(fd:NAME); a number is for descriptors ferry run "
+		     "inherited (--incoming fd:N)",
+		     uri + 3);
+		return NULL;
+	}
 	*slot = fd_find(b->fds, uri + 3);
 	if (*slot < 0) {
 		fail(e, NULL, "File descriptor named '%s' has not been found",

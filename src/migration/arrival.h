@@ -89,12 +89,14 @@ int mapped_in_settle(struct ferry_migration *m, struct page_hashes *ph,
 		     bool hash, struct ferry_error *err);
 void mapped_in_close(struct ferry_migration *m);
 /* A lazy restore (capability lazy-restore), once the guest's RAM is
- * dropped and watched (post-copy's pc, its placer pl): faults are served
- * from the file (a window of pages around each), and readers fill the
- * rest in the background; finish waits for them, with the first failure.
+ * dropped (post-copy's pc, its placer pl): prepare, before userfaultfd
+ * watches it, points faults at the file (a window of pages around each);
+ * start, once the placer places atomically, has readers fill the rest in
+ * the background; finish waits for them, with the first failure.
  * settle then has nothing to do. */
-int mapped_in_lazy_start(struct ferry_migration *m, struct placer *pl,
-			 struct pc_in *pc, struct ferry_error *err);
+int mapped_in_lazy_prepare(struct ferry_migration *m, struct placer *pl,
+			   struct pc_in *pc, struct ferry_error *err);
+int mapped_in_lazy_start(struct ferry_migration *m, struct ferry_error *err);
 int mapped_in_lazy_finish(struct ferry_migration *m, struct ferry_error *err);
 /* Is the file at fd's offset a mapped-ram save (its magic, or a region of
  * zeroes where a header would be)? */

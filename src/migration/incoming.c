@@ -1091,13 +1091,15 @@ static int lazy_run(struct dest *x, bool *ran, struct ferry_error *err)
 		};
 		rc = placer_discard(&x->pl, &r, 1, err); /* all missing */
 	}
+	if (!rc) /* faults go to the file from the first */
+		rc = mapped_in_lazy_prepare(m, &x->pl, &x->pc, err);
 	if (!rc)
 		rc = pc_in_start(&x->pc, err);
 	if (rc)
 		return rc;
 	/* from here the placer places atomically, each page once */
 	atomic_store(&x->running, 1);
-	rc = mapped_in_lazy_start(m, &x->pl, &x->pc, err);
+	rc = mapped_in_lazy_start(m, err);
 	if (!rc) {
 		if (vm->runctl.stall_us)
 			vm->runctl.stall_us(vm->runctl.opaque, true);

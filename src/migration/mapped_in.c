@@ -188,6 +188,15 @@ int mapped_in_open(struct ferry_migration *m, int fd, struct ferry_error *err)
 	mi->pfd = mi->fd;
 	ferry_migration_get_params(m, &p);
 	mi->readers = p.multifd ? p.multifd_channels : 1;
+	if (p.direct_io && mi->base % 4096) {
+		rc = ferry_error_set(
+			err, -EINVAL,
+			"direct-io: the save starts at byte %" PRIu64
+			", and O_DIRECT reads need it a multiple "
+			"of 4096",
+			mi->base);
+		goto fail;
+	}
 	if (p.direct_io) {
 		char path[64];
 
@@ -542,6 +551,8 @@ static void *lazy_main(void *arg)
 			if (!rc)
 				rc = lazy_place(mi, bi, first, len, first, buf,
 						from, &t, &r->err);
+			if (rc) /* the other readers stop too */
+				lazy_fail(mi, rc, &r->err);
 		}
 	}
 	free(buf);
@@ -549,8 +560,8 @@ static void *lazy_main(void *arg)
 	return NULL;
 }
 
-int mapped_in_lazy_start(struct ferry_migration *m, struct placer *pl,
-			 struct pc_in *pc, struct ferry_error *err)
+int mapped_in_lazy_prepare(struct ferry_migration *m, struct placer *pl,
+			   struct pc_in *pc, struct ferry_error *err)
 {
 	struct mapped_in *mi = m->mapped;
 	uint32_t ps = mi->l.page_size;
@@ -558,24 +569,33 @@ int mapped_in_lazy_start(struct ferry_migration *m, struct placer *pl,
 
 	if (rc)
 		return rc;
-	mi->lazy = true;
-	pthread_mutex_init(&mi->lock, NULL);
-	mi->pl = pl;
 	mi->bg = calloc(mi->readers, sizeof(*mi->bg));
 	if (!mi->bg ||
 	    posix_memalign((void **)&mi->fbuf, 4096, (size_t)WINDOW * ps))
 		return ferry_error_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_init(&mi->lock, NULL);
+	mi->lazy = true;
+	mi->pl = pl;
 	pc->fetch = lazy_fetch;
 	pc->fetch_opaque = mi;
-	mi->nbg = mi->readers; /* the shares; threads started so far: i */
-	for (unsigned i = 0; i < mi->readers; i++) {
+	return 0;
+}
+
+int mapped_in_lazy_start(struct ferry_migration *m, struct ferry_error *err)
+{
+	struct mapped_in *mi = m->mapped;
+	unsigned n = mi->readers;
+	int rc;
+
+	mi->nbg = n;	 /* the shares */
+	mi->readers = 0; /* threads started, joined by finish */
+	for (unsigned i = 0; i < n; i++, mi->readers++) {
 		mi->bg[i] = (struct reader){ .m = m, .index = i };
 		rc = pthread_create(&mi->bg[i].thread, NULL, lazy_main,
 				    &mi->bg[i]);
-		if (rc) {
+		if (rc) { /* the others stop at their next granule */
 			lazy_fail(mi, -rc,
 				  &(struct ferry_error){ .code = -rc });
-			mi->readers = i; /* joined by finish */
 			return ferry_error_set(err, -rc,
 					       "lazy restore: a reader thread: "
 					       "%s",

@@ -205,13 +205,16 @@ static int mapped_open(struct out *o, struct sender *s, struct ferry_error *err)
 
 	if (s != &o->main)
 		return 0;
-	if (vm->nblocks > MAPPED_MAX_BLOCKS)
-		return ferry_error_set(
-			err, -EINVAL, "mapped-ram: %zu RAM blocks (at most %u)",
-			(size_t)vm->nblocks, MAPPED_MAX_BLOCKS);
+	o->connect_tried = true; /* a given descriptor is ours to close */
 	rc = transport_connect(o->m->uri, &fd, NULL, err);
 	if (rc)
 		return rc;
+	if (vm->nblocks > MAPPED_MAX_BLOCKS) {
+		close(fd);
+		return ferry_error_set(
+			err, -EINVAL, "mapped-ram: %zu RAM blocks (at most %u)",
+			(size_t)vm->nblocks, MAPPED_MAX_BLOCKS);
+	}
 	mo = calloc(1, sizeof(*mo));
 	if (!mo) {
 		close(fd);
@@ -224,6 +227,14 @@ static int mapped_open(struct out *o, struct sender *s, struct ferry_error *err)
 				     "mapped-ram: %s is not a regular file: "
 				     "a pipe or a socket cannot hold pages at "
 				     "fixed places",
+				     o->m->uri);
+		goto fail;
+	}
+	if (fcntl(fd, F_GETFL) & O_APPEND) { /* pwrite would append */
+		rc = ferry_error_set(err, -EINVAL,
+				     "mapped-ram: %s is open for appending "
+				     "(O_APPEND, a shell's >>): pages cannot "
+				     "go to their places",
 				     o->m->uri);
 		goto fail;
 	}
@@ -259,6 +270,14 @@ static int mapped_open(struct out *o, struct sender *s, struct ferry_error *err)
 	}
 	mo->base = (uint64_t)at;
 	ferry_migration_get_params(o->m, &p);
+	if (p.direct_io && mo->base % 4096) {
+		rc = ferry_error_set(err, -EINVAL,
+				     "direct-io: %s starts at byte %" PRIu64
+				     ", and O_DIRECT writes need it a "
+				     "multiple of 4096",
+				     o->m->uri, mo->base);
+		goto fail;
+	}
 	if (p.direct_io) {
 		char path[64];
 
@@ -311,6 +330,11 @@ static int mapped_seal(struct out *o, struct ferry_error *err)
 				mo->base + b->bitmap);
 		free(buf);
 	}
+	/* pages and bitmaps on disk before the header that vouches for
+	 * them: a crash between leaves a file with no header */
+	if (!rc && (fdatasync(mo->fd) < 0 ||
+		    (mo->pfd != mo->fd && fdatasync(mo->pfd) < 0)))
+		rc = -errno;
 	buf = rc ? NULL : malloc(hlen);
 	if (!rc && !buf)
 		return ferry_error_set(err, -ENOMEM, "out of memory");

@@ -617,6 +617,8 @@ out:
 		(void)transport_reap(o.child, m->uri, 5000, NULL);
 	if (o.carrier && o.carrier->close)
 		o.carrier->close(&o);
+	if (!o.connect_tried) /* a given descriptor it never got to */
+		transport_release(m->uri);
 	free(o.first_page);
 	free(o.bulk_sent);
 	ferry_dirty_set_free(&o.resend);

@@ -81,7 +81,10 @@ struct out {
 			 verdict; the end is the stream written and synced,
 			 or the command it went to exited with 0 */
 	pid_t child;	      /* exec:'s command, or -1 */
-	struct rp_rx rp;      /* the destination's messages */
+	/* the main connection was asked for: a descriptor given with the
+	 * uri (fd:) is the migration's since, and closed by it */
+	bool connect_tried;
+	struct rp_rx rp; /* the destination's messages */
 	uint64_t sync_seq;
 	struct ferry_dirty_set resend; /* stale pages, to send in full */
 	bool stopped;		       /* we stopped the vCPUs */

@@ -476,8 +476,14 @@ int sender_open(struct out *o, struct sender *s, unsigned index,
 	s->fd = -1;
 	s->tls = NULL;
 	rc = o->carrier->open(o, s, err);
-	if (rc || (index && o->carrier->local_channels))
-		return rc; /* a thread beside the main sender, no stream */
+	if (!rc && index && o->carrier->local_channels) {
+		/* a thread beside the main sender, no stream */
+		s->win_start_ns = mig_now_ns();
+		s->win_bytes_start = sender_bytes(s);
+		return 0;
+	}
+	if (rc)
+		return rc;
 	if (o->m->tls)
 		rc = sender_tls(o, s, err);
 	if (rc)
@@ -593,6 +599,8 @@ void sender_close(struct sender *s)
 
 static int stream_open(struct out *o, struct sender *s, struct ferry_error *err)
 {
+	if (s == &o->main) /* a given descriptor is ours to close */
+		o->connect_tried = true;
 	/* a command (exec:) runs for the main connection only */
 	return transport_connect(o->m->uri, &s->fd,
 				 s == &o->main ? &o->child : NULL, err);

@@ -114,6 +114,17 @@ enum hostport_fault transport_split_hostport(const char *addr, char *host,
 	return HOSTPORT_OK;
 }
 
+void transport_release(const char *uri)
+{
+	const struct transport_ops *ops;
+	const char *addr;
+
+	if (transport_find(uri, &ops, &addr, NULL) || !ops->given || !*addr ||
+	    strspn(addr, "0123456789") != strlen(addr) || strlen(addr) > 9)
+		return;
+	close(atoi(addr));
+}
+
 int transport_check(const char *uri, struct ferry_error *err)
 {
 	const struct transport_ops *ops;

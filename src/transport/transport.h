@@ -114,6 +114,10 @@ void transport_schemes_with(unsigned caps, char *buf, size_t len);
 /* Split "scheme:addr" and find the transport; *addr points into uri. */
 int transport_find(const char *uri, const struct transport_ops **ops,
 		   const char **addr, struct ferry_error *err);
+/* A migration that took a given descriptor (fd:N) and ends before it
+ * connected closes it: the descriptor was its own (transport_ops.given).
+ * Any other URI: nothing. */
+void transport_release(const char *uri);
 /* The URI names a known transport and a well-formed address. */
 int transport_check(const char *uri, struct ferry_error *err);
 

@@ -71,8 +71,13 @@ check "incoming with tls-creds that are not a directory" 1 "" \
 check "incoming with tls-authz but no tls-creds" 1 "" \
 	"tls-authz is set but tls-creds is not" -- \
 	run --ram 16M --incoming tcp:127.0.0.1:0 --tls-authz /etc/hostname
+check "incoming on a descriptor not open" 1 "" \
+	"fd:987: no such open descriptor in this process" -- \
+	run --ram 16M --incoming fd:987
+check "incoming on fd: with a name" 1 "" \
+	"fd:mig: not a descriptor number" -- run --ram 16M --incoming fd:mig
 check "run --set with a bad value" 1 "" \
-	"--set downtime-limit=soon: Parameter 'downtime-limit' expects" -- \
+	"--set downtime-limit=soon: Invalid parameter type for 'downtime-limit'" -- \
 	run --ram 16M --incoming defer --set downtime-limit=soon
 check "run --cap with an unknown capability" 1 "" \
 	"--cap teleport=on: Capability 'teleport' is not supported" -- \

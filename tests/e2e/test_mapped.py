@@ -200,8 +200,24 @@ def t_refusals():
     e = src.qmp.error("migrate", uri="file:" + src.tmp + "/x.sav")
     assert "direct-io needs mapped-ram" in e, e
     src.qmp.cmd("migrate-set-parameters", **{"direct-io": False})
-    # a pipe holds no page at a fixed place
+    # a file open for appending would take every pwrite at its end
     caps(src)
+    fd = os.open(os.path.join(src.tmp, "app.sav"),
+                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    src.qmp.getfd("app", fd)
+    os.close(fd)
+    src.qmp.cmd("migrate", uri="fd:app")
+    s = src.qmp.wait_migration()
+    assert s["status"] == "failed", s
+    assert "open for appending" in s["error-desc"], s
+    # O_DIRECT needs an aligned start
+    src.qmp.cmd("migrate-set-parameters", **{"direct-io": True})
+    src.qmp.cmd("migrate", uri="file:%s/off.sav,offset=100" % src.tmp)
+    s = src.qmp.wait_migration()
+    assert s["status"] == "failed", s
+    assert "multiple of 4096" in s["error-desc"], s
+    src.qmp.cmd("migrate-set-parameters", **{"direct-io": False})
+    # a pipe holds no page at a fixed place
     r, w = os.pipe()
     src.qmp.getfd("pipe", w)
     os.close(w)
