@@ -22,6 +22,7 @@
  * fails.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,7 +117,14 @@ static bool same_params(const struct ferry_mig_params *a,
 	       a->postcopy_ram == b->postcopy_ram &&
 	       a->precopy_time_limit_ms == b->precopy_time_limit_ms &&
 	       a->rdma_pin_all == b->rdma_pin_all &&
-	       !strcmp(a->rdma_provider, b->rdma_provider);
+	       a->zlib_level == b->zlib_level &&
+	       a->net_timeout_ms == b->net_timeout_ms &&
+	       a->mapped_ram == b->mapped_ram && a->direct_io == b->direct_io &&
+	       a->lazy_restore == b->lazy_restore &&
+	       !strcmp(a->rdma_provider, b->rdma_provider) &&
+	       !strcmp(a->tls_creds, b->tls_creds) &&
+	       !strcmp(a->tls_hostname, b->tls_hostname) &&
+	       !strcmp(a->tls_authz, b->tls_authz);
 }
 
 static void base_params(struct ferry_mig_params *p)
@@ -129,6 +137,21 @@ static void base_params(struct ferry_mig_params *p)
 	p->codec_auto = true;
 	p->xbzrle_cache_size = 64u << 20;
 	strcpy(p->rdma_provider, "base");
+	strcpy(p->tls_creds, "base-creds");
+	strcpy(p->tls_hostname, "base-host");
+	strcpy(p->tls_authz, "base-authz");
+}
+
+/* Where in the params the string a tls-* parameter sets is, or 0. */
+static size_t tls_field(const char *key)
+{
+	if (!strcmp(key, "tls-creds"))
+		return offsetof(struct ferry_mig_params, tls_creds);
+	if (!strcmp(key, "tls-hostname"))
+		return offsetof(struct ferry_mig_params, tls_hostname);
+	if (!strcmp(key, "tls-authz"))
+		return offsetof(struct ferry_mig_params, tls_authz);
+	return 0;
 }
 
 static uint64_t get_param(const struct ferry_mig_params *p, size_t i)
@@ -155,9 +178,21 @@ static void undo_param(struct ferry_mig_params *p,
 		       json_t *v)
 {
 	const struct page_codec *c;
-	size_t i;
+	size_t i, at = tls_field(key);
 
-	if (!strcmp(key, "codec-auto")) {
+	if (at) {
+		char *tls = (char *)p + at;
+
+		/* a string, or null for "" */
+		check((json_is_null(v) && !tls[0]) ||
+			      (json_is_string(v) &&
+			       !strcmp(tls, json_string_value(v))),
+		      "a tls parameter not set");
+		strcpy(tls, (const char *)base + at);
+	} else if (!strcmp(key, "direct-io")) {
+		check(p->direct_io == json_is_true(v), "direct-io not set");
+		p->direct_io = base->direct_io;
+	} else if (!strcmp(key, "codec-auto")) {
 		check(p->codec_auto == json_is_true(v), "codec-auto not set");
 		p->codec_auto = base->codec_auto;
 	} else if (!strcmp(key, "defer-hot-pages")) {
@@ -228,7 +263,18 @@ static bool *cap(struct ferry_mig_params *p, const char *name)
 		return &p->postcopy_ram;
 	if (!strcmp(name, "rdma-pin-all"))
 		return &p->rdma_pin_all;
+	if (!strcmp(name, "mapped-ram"))
+		return &p->mapped_ram;
+	if (!strcmp(name, "lazy-restore"))
+		return &p->lazy_restore;
 	return NULL;
+}
+
+/* A capability ferry always has on: accepted on, refused off. */
+static bool always_on(const char *name)
+{
+	return !strcmp(name, "events") || !strcmp(name, "return-path") ||
+	       !strcmp(name, "postcopy-blocktime");
 }
 
 static json_t *set_caps(json_t *args, struct qmp_error *e)
@@ -255,8 +301,10 @@ static json_t *set_caps(json_t *args, struct qmp_error *e)
 
 		check(n && json_is_boolean(state), "a malformed item accepted");
 		f = cap(&want, n);
-		check(f || !json_is_true(state),
+		check(f || !json_is_true(state) || always_on(n),
 		      "an unknown capability turned on");
+		check(!always_on(n) || json_is_true(state),
+		      "an always-on capability turned off");
 		if (f)
 			*f = json_is_true(state);
 	}
@@ -368,6 +416,18 @@ static json_t *dry_dispatch(const char *cmd, json_t *args, struct qmp_error *e)
 	return json_object();
 }
 
+/* Whether a reply without a request refuses an integer past 64 bits (the
+ * other such replies answer malformed JSON). */
+static bool is_big_integer(json_t *reply)
+{
+	const char *desc = json_string_value(
+		json_object_get(json_object_get(reply, "error"), "desc"));
+
+	check(desc != NULL, "a request that failed without an error");
+	return !strcmp(desc, "an integer in the request does not fit in 64 "
+			     "bits");
+}
+
 /* Take and answer every complete request in the input. */
 static void answer(struct qmp_input *in, struct transcript *t)
 {
@@ -380,12 +440,18 @@ static void answer(struct qmp_input *in, struct transcript *t)
 		if (!qmp_input_next(in, &r))
 			break;
 		exec = json_object_get(r.req, "execute");
-		if (!r.req) {
+		if (!r.req && is_big_integer(r.reply)) {
+			/* valid JSON with an integer past 64 bits: refused by
+			 * its id, the input goes on */
+			check_reply(r.reply, json_object_get(r.reply, "id"), t);
+			check(json_object_get(r.reply, "error") != NULL,
+			      "an integer past 64 bits without an error");
+			check(in->negotiated == negotiated,
+			      "negotiated by a refused request");
+		} else if (!r.req) {
 			/* malformed JSON: answered, the input dropped */
 			check(in->off == in->len, "malformed JSON kept");
 			check_reply(r.reply, NULL, t);
-			check(json_object_get(r.reply, "error") != NULL,
-			      "malformed JSON without an error");
 			t->broken = true;
 		} else if (r.reply) {
 			check(!r.cmd, "a command answered and dispatched");
