@@ -54,6 +54,14 @@ struct page_arrival_ops {
 	bool one_way;
 	int (*accept)(struct ferry_migration *m, struct transport_screen *sc,
 		      struct transport_conn *c, struct ferry_error *err);
+	/* Not screened: page channel i (from 0) as a stream of the main
+	 * connection's own, judged by its head once read (NULL: no page
+	 * channel comes without a listener). */
+	int (*channel)(struct ferry_migration *m, unsigned i,
+		       struct transport_conn *c, struct ferry_error *err);
+	/* No page lands beside the stream after this: post-copy's discards
+	 * and userfaultfd are next (NULL: none ever does). */
+	void (*quiesce)(struct ferry_migration *m);
 	/* A landed record (docs/stream.md, 10): these pages landed beside
 	 * the stream in the pass before it; their hashes become those of
 	 * RAM as it is now (NULL: pages never land beside the stream, and

@@ -339,16 +339,13 @@ struct chan_judge {
 	unsigned index; /* of the one taken */
 };
 
-static int judge_channel(void *opaque, const uint8_t *buf, size_t len,
-			 struct ferry_error *err)
+/* A page channel's head, parsed: this migration's, a channel not seen. */
+static int judge_head(struct chan_judge *j, const struct head *hp,
+		      struct ferry_error *err)
 {
-	struct chan_judge *j = opaque;
-	struct head h;
-	int rc = parse_head(buf, len, &h, err);
+	const struct head h = *hp;
 	bool ours;
 
-	if (rc)
-		return rc;
 	if (!h.channel || h.index == 0)
 		return ferry_error_set(err, -EPROTO,
 				       "the head of a main connection while "
@@ -370,6 +367,15 @@ static int judge_channel(void *opaque, const uint8_t *buf, size_t len,
 				       "channel %u connected twice", h.index);
 	j->index = h.index;
 	return TRANSPORT_HEAD_TAKE;
+}
+
+static int judge_channel(void *opaque, const uint8_t *buf, size_t len,
+			 struct ferry_error *err)
+{
+	struct head h;
+	int rc = parse_head(buf, len, &h, err);
+
+	return rc ? rc : judge_head(opaque, &h, err);
 }
 
 /* Post-copy recovery's main connection: it resumes this session. */
@@ -443,10 +449,14 @@ static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
 		struct transport_conn c;
 		uint64_t now = mig_now_ns();
 
-		rc = transport_screen_take(
-			sc, head_ms(m),
-			now < until ? (int)((until - now) / 1000000) : 0,
-			&m->cancel, judge_channel, &j, &c, err);
+		/* a transport's own streams (rdma's urgent one) are judged
+		 * once read; a listener's connections before */
+		rc = sc ? transport_screen_take(
+				  sc, head_ms(m),
+				  now < until ? (int)((until - now) / 1000000)
+					      : 0,
+				  &m->cancel, judge_channel, &j, &c, err)
+			: m->arrival->channel(m, i, &c, err);
 		if (rc == -ETIMEDOUT) {
 			ferry_error_clear(err);
 			return ferry_error_set(err, rc,
@@ -462,6 +472,20 @@ static int open_channels(struct ferry_migration *m, struct transport_screen *sc,
 		rc = open_decoder(vm, &r->src, &r->d, &flags, err);
 		if (!rc)
 			rc = ferry_stream_decoder_next(r->d, &rec, err);
+		if (!rc && !sc) {
+			struct head h = {
+				.flags = flags,
+				.channel = rec.type == FERRY_REC_CHANNEL,
+				.session = rec.u.channel.session,
+				.index = rec.u.channel.index,
+				.count = rec.u.channel.count,
+			};
+
+			memcpy(h.token, rec.u.channel.token, sizeof(h.token));
+			rc = judge_head(&j, &h, err);
+			rc = rc == TRANSPORT_HEAD_TAKE ? 0 : rc;
+			explicit_bzero(h.token, sizeof(h.token));
+		}
 		if (rc)
 			return rc;
 		k = rec.u.channel.index;
@@ -701,6 +725,10 @@ static int accept_again(struct ferry_migration *m, struct rp_tx *tx,
 				    "connections");
 	close(m->listen_fd);
 	m->listen_fd = -1;
+	/* the first connection's pages beside the stream (rdma) are over:
+	 * its figures stay, its connection goes */
+	if (!rc && m->arrival->close)
+		m->arrival->close(m);
 	if (!rc)
 		rc = pc_in_resume(pc, err);
 	return rc;
@@ -840,7 +868,7 @@ static int dest_open(struct dest *x, struct transport_screen *sc,
 			x->rx[i].fd = -1;
 		if (!rc && !x->rx)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
-		if (!rc && x->nchan && !sc)
+		if (!rc && x->nchan && !sc && !m->arrival->channel)
 			rc = ferry_error_set(err, -EPROTO,
 					     "the source announced %u page "
 					     "channels, and this connection "
@@ -937,6 +965,8 @@ static int dest_records(struct dest *x, bool *ran, struct ferry_error *err)
 			rc = dest_device(x, err);
 			break;
 		case FERRY_REC_DISCARD:
+			if (x->m->arrival->quiesce)
+				x->m->arrival->quiesce(x->m);
 			rc = placer_discard(&x->pl, rec->u.discard.ranges,
 					    rec->u.discard.n, err);
 			break;
@@ -954,6 +984,8 @@ static int dest_records(struct dest *x, bool *ran, struct ferry_error *err)
 					      rec->u.discard.n);
 			break;
 		case FERRY_REC_POSTCOPY:
+			if (x->m->arrival->quiesce)
+				x->m->arrival->quiesce(x->m);
 			rc = postcopy_run(x->m, x->d, &x->pc, &x->running,
 					  x->saved, x->loaded, err);
 			*ran = !rc;

@@ -445,7 +445,14 @@ static int check_paused(struct ferry_migration *m, bool incoming,
 	rc = transport_check(uri, err);
 	if (!rc)
 		rc = transport_find(uri, &t, &addr, err);
-	if (!rc && !(t->caps & TRANSPORT_POSTCOPY)) {
+	if (!rc && (t->caps & TRANSPORT_RMA))
+		rc = ferry_error_set(err, -EINVAL,
+				     "%s: post-copy recovery over rdma is not "
+				     "built; give a tcp: or unix: uri (after "
+				     "the switch pages go in the stream, not "
+				     "by RDMA WRITE)",
+				     what);
+	else if (!rc && !(t->caps & TRANSPORT_POSTCOPY)) {
 		transport_schemes_with(TRANSPORT_POSTCOPY, with, sizeof(with));
 		rc = ferry_error_set(err, -EINVAL,
 				     "%s: post-copy runs over %s, not %s: (%s)",

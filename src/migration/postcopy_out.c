@@ -375,7 +375,11 @@ static int connect_again(struct out *o, struct pc_out *pc,
 	o->rp.held = pc->held;
 	o->rp.first_page = o->first_page;
 	o->resuming = true;
-	rc = sender_open(o, &o->main, 0, o->session, err);
+	/* the uri may name another transport than the first connection's
+	 * (a tcp: resume after post-copy over rdma): its carrier then */
+	rc = carrier_pick(o, err);
+	if (!rc)
+		rc = sender_open(o, &o->main, 0, o->session, err);
 	if (!rc) {
 		rc = rp_rx_start(&o->rp, o->vm, o->main.fd);
 		if (rc)
@@ -412,6 +416,10 @@ static int postcopy_recover(struct out *o, struct pc_out *pc,
 		memset(&o->rp, 0, sizeof(o->rp));
 		sender_drop(&o->urgent);
 		sender_drop(&o->main);
+		/* and the carrier's connection under them (rdma's), so that
+		 * the destination sees the link go and pauses too */
+		if (o->carrier->close)
+			o->carrier->close(o);
 		ferry_error_clear(err);
 		rc = mig_pause(o->m, &cause, err);
 		if (rc)

@@ -42,6 +42,8 @@ static void rdma_zeroed(void *opaque, unsigned block, uint64_t off,
 
 static void rdma_in_stats(struct ferry_migration *m)
 {
+	if (!m->rdma) /* closed by a post-copy recovery over tcp: or unix: */
+		return;
 	pthread_mutex_lock(&m->lock);
 	mig_rdma_stats(m->rdma, &m->stats);
 	pthread_mutex_unlock(&m->lock);
@@ -73,6 +75,29 @@ static int rdma_in_accept(struct ferry_migration *m,
 	return 0;
 }
 
+/* Post-copy's urgent connection: the connection's urgent stream. */
+static int rdma_in_channel(struct ferry_migration *m, unsigned i,
+			   struct transport_conn *c, struct ferry_error *err)
+{
+	if (i)
+		return ferry_error_set(err, -EPROTO,
+				       "rdma: the source announced more page "
+				       "channels than post-copy's urgent one");
+	*c = (struct transport_conn){ .fd = rdma_urgent_fd(m->rdma) };
+	return 0;
+}
+
+/* Post-copy: from its discards on, pages come in the streams and are
+ * placed through userfaultfd; no remote write may touch RAM a vCPU reads
+ * unplaced (or, pinned, that a discard gives new frames). */
+static void rdma_in_quiesce(struct ferry_migration *m)
+{
+	if (!m->rdma)
+		return;
+	rdma_revoke(m->rdma);
+	rdma_in_stats(m);
+}
+
 static void hash_pages(const struct ferry_vm *vm, struct page_hashes *ph,
 		       uint32_t bi, uint64_t first, uint64_t count)
 {
@@ -98,7 +123,8 @@ static int rdma_in_settle(struct ferry_migration *m, struct page_hashes *ph,
 	const struct ferry_vm *vm = m->vm;
 
 	(void)err;
-	rdma_revoke(m->rdma);
+	if (m->rdma)
+		rdma_revoke(m->rdma);
 	rdma_in_stats(m);
 	for (unsigned i = 0; hash && i < vm->nblocks; i++)
 		hash_pages(vm, ph, i, 0, vm->blocks[i].length / vm->page_size);
@@ -126,6 +152,8 @@ const struct page_arrival_ops arrival_rdma = {
 	.name = "rdma",
 	.listen = rdma_in_listen,
 	.accept = rdma_in_accept,
+	.channel = rdma_in_channel,
+	.quiesce = rdma_in_quiesce,
 	.landed = rdma_in_landed,
 	.settle = rdma_in_settle,
 	.explain = rdma_in_explain,

@@ -59,6 +59,15 @@ static bool chunk_zero(const struct out *o, uint32_t bi, uint64_t first,
 	return codec_is_zero(o->vm->blocks[bi].host + first * ps, n * ps);
 }
 
+/* Pages [first, first + n) of block bi went in the bulk pass: if it
+ * stops for post-copy, they are not sent again (outgoing.c, add_unsent). */
+static void mark_sent(struct out *o, uint32_t bi, uint64_t first, uint64_t n)
+{
+	for (uint64_t g = o->first_page[bi] + first, end = g + n;
+	     o->bulk_sent && g < end; g++)
+		atomic_fetch_or(&o->bulk_sent[g / 64], 1ull << (g % 64));
+}
+
 /* The bulk pass over one chunk of pages [first, first + n). */
 static int bulk_chunk(struct sender *s, uint32_t bi, uint64_t first, uint64_t n,
 		      bool zero, struct ferry_error *err)
@@ -69,11 +78,16 @@ static int bulk_chunk(struct sender *s, uint32_t bi, uint64_t first, uint64_t n,
 	int rc = 0;
 
 	if (!zero) {
-		for (k = 0; k < n && !rc; k++)
+		for (k = 0; k < n && !rc; k++) {
 			rc = page(s, bi, first + k, err);
+			if (!rc || rc == -EINTR) /* posted */
+				mark_sent(o, bi, first + k, 1);
+		}
 		return rc;
 	}
 	rc = rdma_zero(o->rdma, bi, first * ps, n * ps, true, err);
+	if (!rc)
+		mark_sent(o, bi, first, n);
 	for (k = 0; k < n && !rc; k++) {
 		o->ph.h[bi][first + k] = o->ph.zero;
 		s->n.duplicate++;
@@ -143,6 +157,31 @@ static int put_landed(struct sender *s, const struct ferry_dirty_set *set)
 	return rc ? rc : ferry_stream_flush(s->enc);
 }
 
+/* The pages a bulk pass stopped for post-copy sent (mark_sent), as a set. */
+static int sent_set(const struct out *o, struct ferry_dirty_set *set)
+{
+	const struct ferry_vm *vm = o->vm;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < vm->nblocks && !rc; i++) {
+		uint64_t n = vm->blocks[i].length / vm->page_size, run = 0;
+
+		for (uint64_t k = 0; k <= n && !rc; k++) {
+			uint64_t g = o->first_page[i] + k;
+
+			if (k < n && (atomic_load(&o->bulk_sent[g / 64]) &
+				      (1ull << (g % 64)))) {
+				run++;
+				continue;
+			}
+			if (run)
+				rc = ferry_dirty_set_add(set, i, k - run, run);
+			run = 0;
+		}
+	}
+	return rc;
+}
+
 /* A sender's share of a set, flushed (and, after zero messages,
  * acknowledged); then, with landed records, named. */
 static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
@@ -151,6 +190,8 @@ static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 	const struct ferry_vm *vm = s->o->vm;
 	struct out *o = s->o;
 	struct rdma_stats before, after;
+	struct ferry_dirty_set done = { 0 };
+	bool stopped;
 	uint64_t k;
 	size_t i;
 	int rc = 0;
@@ -168,6 +209,15 @@ static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 		for (i = 0; i < vm->nblocks && !rc; i++)
 			rc = bulk_block(s, (uint32_t)i, err);
 	}
+	/* the bulk pass stopped for post-copy: what it wrote is finished
+	 * and named as any pass's, before post-copy's discards */
+	stopped = !set && rc == -EINTR && atomic_load(&o->bulk_abort);
+	if (stopped) {
+		ferry_error_clear(err);
+		rc = sent_set(o, &done);
+		if (rc)
+			rc = ferry_error_set(err, rc, "out of memory");
+	}
 	if (!rc)
 		rc = rdma_flush(o->rdma, err);
 	if (!rc) {
@@ -182,8 +232,8 @@ static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 		rc = out_barrier(o, err);
 	/* after the barrier: the destination hashes zeroed pages only once
 	 * the zeroes are there */
-	if (!rc && s->landed) {
-		rc = put_landed(s, set);
+	if (!rc && s->landed && (!stopped || done.n)) {
+		rc = put_landed(s, stopped ? &done : set);
 		if (rc)
 			rc = peer_verdict(o, rc, err);
 		/* and, while the guest runs, until it has hashed them: else a
@@ -193,13 +243,19 @@ static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 		if (!rc && !o->final)
 			rc = out_barrier(o, err);
 	}
+	ferry_dirty_set_free(&done);
 	sender_publish(s);
+	if (!rc && stopped) /* outgoing.c's precopy goes on to post-copy */
+		return ferry_error_set(err, -EINTR,
+				       "bulk pass stopped for post-copy");
 	return rc;
 }
 
 static void rdma_out_stats(struct out *o, struct ferry_mig_stats *st);
 
-/* Connect the main sender; its fd is the stream's socket. */
+/* Connect the main sender; its fd is the stream's socket.  Post-copy's
+ * urgent sender gets the same connection's urgent stream (no other
+ * sender is opened over rdma). */
 static int rdma_open(struct out *o, struct sender *s, struct ferry_error *err)
 {
 	const struct ferry_vm *vm = o->vm;
@@ -209,6 +265,14 @@ static int rdma_open(struct out *o, struct sender *s, struct ferry_error *err)
 	const char *addr;
 	int rc;
 
+	if (s != &o->main) {
+		if (!o->rdma || s != &o->urgent)
+			return ferry_error_set(err, -EINVAL,
+					       "rdma: a page channel without "
+					       "the main connection");
+		s->fd = rdma_urgent_fd(o->rdma);
+		return 0;
+	}
 	rc = transport_find(o->m->uri, &t, &addr, err);
 	if (rc)
 		return rc;

@@ -99,7 +99,8 @@ struct held {
 struct rx_slot { /* a receive that completed, waiting to be handled */
 	unsigned idx;
 	size_t len;
-	size_t done; /* stream bytes already given to the engine */
+	size_t done;  /* stream bytes already given to the engine */
+	bool handled; /* an urgent message delivered ahead of its turn */
 };
 
 struct rdma_conn {
@@ -142,11 +143,14 @@ struct rdma_conn {
 	int fail_rc;
 	char fail[256];
 	atomic_int failed;
-	bool local_eof; /* the engine closed its end of the stream */
+	bool local_eof;	 /* the engine closed its end of the stream */
+	bool urgent_eof; /* ... and of the urgent stream */
 
 	/* pump */
 	int sock[2]; /* [0] the engine's, [1] the pump's */
 	bool sock0_given;
+	int usock[2]; /* the urgent stream's, the same way */
+	bool usock0_given;
 	pthread_t pump;
 	bool pump_live;
 	atomic_int quit;
@@ -674,6 +678,7 @@ static struct rdma_conn *conn_new(bool dest)
 	c->dest = dest;
 	c->eq_fd = c->txcq_fd = c->rxcq_fd = -1;
 	c->sock[0] = c->sock[1] = -1;
+	c->usock[0] = c->usock[1] = -1;
 	c->next_key = 1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
@@ -688,7 +693,8 @@ static int start(struct rdma_conn *c, struct ferry_error *err)
 	struct rdma_msg m = { .type = RDMA_MSG_READY };
 	int sz = 4 << 20, rc;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->sock))
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->sock) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->usock))
 		return rdma_error(err, -errno, "socketpair: %s",
 				  strerror(errno));
 	setsockopt(c->sock[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
@@ -1573,6 +1579,7 @@ static bool wrong_side(struct rdma_conn *c, enum rdma_msg_type t)
 	case RDMA_MSG_REGISTER:
 	case RDMA_MSG_UNREGISTER:
 	case RDMA_MSG_ZERO:
+	case RDMA_MSG_URGENT:
 		return !c->dest;
 	case RDMA_MSG_BLOCKS:
 	case RDMA_MSG_REGISTER_RESULT:
@@ -1619,8 +1626,11 @@ static bool handle_one(struct rdma_conn *c)
 	}
 	switch (m.type) {
 	case RDMA_MSG_STREAM:
-		while (s->done < m.u.stream.len) {
-			ssize_t w = send(c->sock[1], m.u.stream.data + s->done,
+	case RDMA_MSG_URGENT:
+		while (!s->handled && s->done < m.u.stream.len) {
+			int fd = m.type == RDMA_MSG_URGENT ? c->usock[1]
+							   : c->sock[1];
+			ssize_t w = send(fd, m.u.stream.data + s->done,
 					 m.u.stream.len - s->done,
 					 MSG_DONTWAIT | MSG_NOSIGNAL);
 
@@ -1724,9 +1734,56 @@ static void read_rx(struct rdma_conn *c)
 			s->idx = op->idx;
 			s->len = e[i].len;
 			s->done = 0;
+			s->handled = false;
 			c->fifo_n++;
 		}
 		pthread_cond_broadcast(&c->cond);
+	}
+}
+
+/* Urgent message s, handed to the engine now, ahead of its turn; false
+ * when the engine's urgent socket is full.  Lock held. */
+static bool urgent_now(struct rdma_conn *c, struct rx_slot *s)
+{
+	const uint8_t *buf = c->rxb + (size_t)s->idx * RDMA_MSG_MAX;
+	struct ferry_error e = { 0 };
+	struct rdma_msg m = { 0 };
+
+	if (!c->dest || rdma_msg_decode(buf, s->len, &m, &e))
+		return false; /* its turn at the head says why */
+	while (s->done < m.u.stream.len) {
+		ssize_t w = send(c->usock[1], m.u.stream.data + s->done,
+				 m.u.stream.len - s->done,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			return false;
+		if (w < 0) /* the engine closed: drop it */
+			break;
+		s->done += (size_t)w;
+	}
+	s->handled = true;
+	return true;
+}
+
+/* The oldest message waits for the engine to read its main stream: the
+ * urgent messages behind it go to the urgent stream now, in their order,
+ * so that a page a vCPU waits for never queues behind the background's
+ * (docs/rdma.md, "Post-copy").  Lock held. */
+static void urgent_ahead(struct rdma_conn *c)
+{
+	const struct rx_slot *h = &c->fifo[c->fifo_head];
+
+	/* the oldest is urgent itself: the urgent stream is what is full */
+	if (c->rxb[(size_t)h->idx * RDMA_MSG_MAX + 1] == RDMA_MSG_URGENT)
+		return;
+	for (unsigned k = 1; k < c->fifo_n; k++) {
+		struct rx_slot *s = &c->fifo[(c->fifo_head + k) % WINDOW];
+		const uint8_t *buf = c->rxb + (size_t)s->idx * RDMA_MSG_MAX;
+
+		if (buf[1] == RDMA_MSG_URGENT && !s->handled &&
+		    !urgent_now(c, s))
+			return;
 	}
 }
 
@@ -1735,8 +1792,10 @@ static void handle_rx(struct rdma_conn *c)
 	while (c->fifo_n && !atomic_load(&c->failed)) {
 		unsigned idx = c->fifo[c->fifo_head].idx;
 
-		if (!handle_one(c))
+		if (!handle_one(c)) {
+			urgent_ahead(c);
 			return;
+		}
 		c->fifo_head = (c->fifo_head + 1) % WINDOW;
 		c->fifo_n--;
 		if (post_recv(c, idx)) {
@@ -1747,25 +1806,38 @@ static void handle_rx(struct rdma_conn *c)
 	}
 }
 
-/* The engine's stream bytes, as many as credits allow. */
-static void pump_out(struct rdma_conn *c)
+/* One message of the engine's bytes on stream `type`: 1 sent, 0 none
+ * waiting, -1 (eof set) the engine closed it or sending failed. */
+static int pump_one(struct rdma_conn *c, enum rdma_msg_type type)
 {
 	static __thread uint8_t chunk[RDMA_PAYLOAD_MAX];
+	int fd = type == RDMA_MSG_URGENT ? c->usock[1] : c->sock[1];
+	bool *eof = type == RDMA_MSG_URGENT ? &c->urgent_eof : &c->local_eof;
+	struct rdma_msg m = { .type = type };
+	ssize_t n;
 
-	while (!c->local_eof && can_send(c, false)) {
-		ssize_t n =
-			recv(c->sock[1], chunk, sizeof(chunk), MSG_DONTWAIT);
-		struct rdma_msg m = { .type = RDMA_MSG_STREAM };
+	if (*eof)
+		return -1;
+	n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		*eof = true;
+		return -1;
+	}
+	m.u.stream.data = chunk;
+	m.u.stream.len = (uint32_t)n;
+	return post_msg(c, &m) ? -1 : 1;
+}
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			c->local_eof = true;
-			return;
-		}
-		m.u.stream.data = chunk;
-		m.u.stream.len = (uint32_t)n;
-		if (post_msg(c, &m))
+/* The engine's stream bytes, as many as credits allow; the urgent
+ * stream's first, before each message of the main one. */
+static void pump_out(struct rdma_conn *c)
+{
+	while (can_send(c, false)) {
+		if (pump_one(c, RDMA_MSG_URGENT) > 0)
+			continue;
+		if (!can_send(c, false) || pump_one(c, RDMA_MSG_STREAM) <= 0)
 			return;
 	}
 }
@@ -1798,7 +1870,7 @@ static void *pump_main(void *arg)
 
 	pthread_mutex_lock(&c->lock);
 	while (!atomic_load(&c->quit)) {
-		struct pollfd p[4];
+		struct pollfd p[6];
 		struct fid *f[2];
 		int np = 0, nf = 0, timeout = 100;
 		bool stalled, tx_blocked;
@@ -1811,6 +1883,7 @@ static void *pump_main(void *arg)
 			/* what arrived before the failure is the engine's:
 			 * a verdict, say; then end its stream */
 			shutdown(c->sock[1], SHUT_RDWR);
+			shutdown(c->usock[1], SHUT_RDWR);
 			break;
 		}
 		pump_out(c);
@@ -1824,8 +1897,12 @@ static void *pump_main(void *arg)
 		stalled = c->fifo_n != 0;
 		if (!c->local_eof && can_send(c, false))
 			p[np++] = (struct pollfd){ c->sock[1], POLLIN, 0 };
-		if (stalled)
+		if (!c->urgent_eof && can_send(c, false))
+			p[np++] = (struct pollfd){ c->usock[1], POLLIN, 0 };
+		if (stalled) {
 			p[np++] = (struct pollfd){ c->sock[1], POLLOUT, 0 };
+			p[np++] = (struct pollfd){ c->usock[1], POLLOUT, 0 };
+		}
 		/* transmit completions matter only when they hold us up:
 		 * the tcp provider's transmit queue never lets a wait start
 		 * while anything was ever posted */
@@ -1855,6 +1932,12 @@ int rdma_stream_fd(struct rdma_conn *c)
 {
 	c->sock0_given = true;
 	return c->sock[0];
+}
+
+int rdma_urgent_fd(struct rdma_conn *c)
+{
+	c->usock0_given = true;
+	return c->usock[0];
 }
 
 void rdma_explain(struct rdma_conn *c, struct ferry_error *err)
@@ -1897,12 +1980,14 @@ void rdma_close(struct rdma_conn *c)
 		/* the engine closed its end: the pump sends what is left */
 		if (!c->sock0_given && c->sock[0] >= 0)
 			shutdown(c->sock[0], SHUT_WR);
+		if (!c->usock0_given && c->usock[0] >= 0)
+			shutdown(c->usock[0], SHUT_WR);
 		while (!atomic_load(&c->failed) && now_ns() < deadline) {
 			bool done;
 
 			pthread_mutex_lock(&c->lock);
 			reap_tx(c);
-			done = c->local_eof && !c->outstanding;
+			done = c->local_eof && c->urgent_eof && !c->outstanding;
 			pthread_mutex_unlock(&c->lock);
 			if (done)
 				break;
@@ -1957,6 +2042,10 @@ void rdma_close(struct rdma_conn *c)
 		close(c->sock[0]);
 	if (c->sock[1] >= 0)
 		close(c->sock[1]);
+	if (!c->usock0_given && c->usock[0] >= 0)
+		close(c->usock[0]);
+	if (c->usock[1] >= 0)
+		close(c->usock[1]);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

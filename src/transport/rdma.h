@@ -8,6 +8,8 @@
  *    "stream", carries the ferry stream without its pages: the engine
  *    reads and writes that stream on a plain socket (rdma_stream_fd), and
  *    a pump thread moves its bytes to and from the control channel;
+ *    another, "urgent", a second stream the same way (rdma_urgent_fd),
+ *    ahead of the first: post-copy's answers;
  *  - pages, which the source writes straight into the destination's guest
  *    RAM with RDMA WRITE, into 1 MiB chunks the destination registered
  *    when asked (or all at once with pin-all) and whose keys the source
@@ -90,8 +92,16 @@ int rdma_transport_connect(const char *addr, const char *provider, bool pin_all,
 			   const struct rdma_ram *ram, unsigned nram,
 			   struct rdma_conn **out, struct ferry_error *err);
 
-/* The engine's end of the stream socket (owned by the connection). */
+/* The engine's end of the stream socket (the caller's to close once
+ * given). */
 int rdma_stream_fd(struct rdma_conn *c);
+/* The engine's end of the urgent stream: a second byte stream on the
+ * control channel (urgent messages) that the source's pump sends before
+ * the main stream's next message and the destination's hands on ahead of
+ * any main stream bytes the engine has not read yet: post-copy's answers
+ * to page requests (docs/rdma.md, "Post-copy").  The caller's to close
+ * once given. */
+int rdma_urgent_fd(struct rdma_conn *c);
 
 /* Source: write `len` bytes at `off` of local block `block` into the same
  * place on the destination.  [off, off + len) lies within one chunk.

@@ -33,6 +33,7 @@ static const char *const names[] = {
 	[RDMA_MSG_UNREGISTER] = "unregister",
 	[RDMA_MSG_ZERO] = "zero",
 	[RDMA_MSG_CREDIT] = "credit",
+	[RDMA_MSG_URGENT] = "urgent",
 };
 
 const char *rdma_msg_name(enum rdma_msg_type t)
@@ -97,6 +98,7 @@ int rdma_msg_encode(const struct rdma_msg *msg, uint8_t *buf, size_t len)
 		put32(&w, msg->u.ready.max_size);
 		break;
 	case RDMA_MSG_STREAM:
+	case RDMA_MSG_URGENT:
 		if (!msg->u.stream.len)
 			return -EINVAL;
 		put(&w, msg->u.stream.data, msg->u.stream.len);
@@ -347,6 +349,7 @@ int rdma_msg_decode(const uint8_t *buf, size_t len, struct rdma_msg *msg,
 			return malformed(err, t, "max size below a header");
 		break;
 	case RDMA_MSG_STREAM:
+	case RDMA_MSG_URGENT:
 		if (!plen)
 			return malformed(err, t, "no bytes");
 		msg->u.stream.data = r.p;

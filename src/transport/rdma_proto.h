@@ -43,7 +43,8 @@ enum rdma_msg_type {
 	RDMA_MSG_UNREGISTER,	  /* source: revoke these chunks' keys */
 	RDMA_MSG_ZERO,		  /* source: these pages are zero */
 	RDMA_MSG_CREDIT,	  /* only the header's credits */
-	RDMA_MSG_TYPE_MAX = RDMA_MSG_CREDIT,
+	RDMA_MSG_URGENT, /* bytes of the urgent stream (post-copy's answers) */
+	RDMA_MSG_TYPE_MAX = RDMA_MSG_URGENT,
 };
 
 struct rdma_connect_data {
@@ -73,7 +74,7 @@ struct rdma_msg {
 			uint32_t window;
 			uint32_t max_size;
 		} ready;
-		struct {
+		struct {		     /* stream, urgent */
 			const uint8_t *data; /* points into the decoded buffer */
 			uint32_t len;
 		} stream;

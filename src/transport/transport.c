@@ -21,7 +21,7 @@
 
 const struct transport_ops transport_rdma = {
 	.scheme = "rdma",
-	.caps = TRANSPORT_RMA | TRANSPORT_RETURN,
+	.caps = TRANSPORT_RMA | TRANSPORT_RETURN | TRANSPORT_POSTCOPY,
 	.limits = "pages go by RDMA WRITE straight from guest RAM into the "
 		  "destination's, on one connection, past any record layer",
 	.check = rdma_check_addr,

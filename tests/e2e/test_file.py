@@ -219,6 +219,12 @@ def t_save_restore_commands():
         assert q.cmd("query-status")["status"] == "running"
         q.cmd("quit")
         out = p.communicate(timeout=120)[0]
+    except Exception as x:
+        # what the restore said is the cause; the QMP error only a symptom
+        if p.poll() is None:
+            p.kill()
+        raise AssertionError("%s; ferry restore (status %s) said: %s" % (
+            x, p.wait(), p.communicate()[0][-3000:])) from x
     finally:
         if p.poll() is None:
             p.kill()

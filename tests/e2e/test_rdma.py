@@ -156,6 +156,107 @@ def t_zipf():
     finish(src, dst)
 
 
+PC = [{"capability": "postcopy-ram", "state": True}]
+
+
+def check_postcopy(s, d, reason):
+    """Post-copy over rdma: completed and verified on both sides, the
+    answers counted, and what went before the switch by RDMA WRITE."""
+    assert s["status"] == "completed", s
+    assert d["status"] == "completed", d
+    assert s.get("verified") is True and d.get("verified") is True, (s, d)
+    assert s["postcopy-reason"] == reason, s
+    for side in (s, d):
+        assert side["rdma"]["provider"] == PROVIDER, side["rdma"]
+    assert d["ram"]["postcopy-requests"] <= s["ram"]["postcopy-pages"], \
+        (s["ram"], d["ram"])
+    assert s["ram"]["postcopy-pages"] > 0, s["ram"]
+    assert s["ram"]["remaining"] == 0, s["ram"]
+    lat = d["postcopy-fault-latency-us"]
+    assert lat["p50"] <= lat["p99"] <= lat["max"], lat
+
+
+def t_postcopy(workload, fill="random"):
+    """migrate-start-postcopy during the bulk pass over rdma: the bulk
+    pass's RDMA writes finish and are named, the destination revokes its
+    keys, then every page comes framed, requested ones first."""
+    def run():
+        src, dst = pair(workload, fill=fill)
+        src.qmp.cmd("migrate-set-capabilities", capabilities=PC)
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 100 << 20,
+                                                 "downtime-limit": 1})
+        time.sleep(0.3)
+        src.qmp.cmd("migrate", uri=dst.incoming_uri())
+        src.qmp.cmd("migrate-start-postcopy")
+        s, d = src.qmp.wait_migration(), dst.qmp.wait_migration()
+        check_postcopy(s, d, "migrate-start-postcopy")
+        # asked during the bulk pass: the pages it had not reached went
+        # in post-copy
+        assert s["ram"]["postcopy-pages"] > 1000, s["ram"]
+        if workload.startswith("stress"):
+            assert d["ram"]["postcopy-requests"] > 0, d["ram"]
+        assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+        assert dst.qmp.cmd("query-status")["running"]
+        finish(src, dst)
+    return run
+
+
+def t_hybrid():
+    """precopy-time-limit over rdma: pre-copy by RDMA WRITE gives up after
+    500 ms on a guest that dirties faster than the link, and post-copy
+    finishes the job in the streams."""
+    src, dst = pair("zipf:rate=200000", fill="random")
+    src.qmp.cmd("migrate-set-capabilities", capabilities=PC)
+    src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 100 << 20,
+                                             "precopy-time-limit": 500,
+                                             "downtime-limit": 1})
+    time.sleep(0.3)
+    s, d = migrate(src, dst)
+    check_postcopy(s, d, "precopy-time-limit")
+    assert s["rdma"]["write-bytes"] > 8 << 20, s["rdma"]
+    assert d["ram"]["postcopy-requests"] > 0, d["ram"]
+    finish(src, dst)
+
+
+def t_pause_recover(side):
+    """migrate-pause in post-copy over rdma (on `side`): both sides pause,
+    recovery over rdma is refused by name, and over tcp: the migration
+    goes on from where it was and completes, verified; the first
+    connection's RDMA figures stay."""
+    def run():
+        src, dst = pair("zipf:rate=200000", fill="random")
+        src.qmp.cmd("migrate-set-capabilities", capabilities=PC)
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 40 << 20})
+        time.sleep(0.3)
+        src.qmp.cmd("migrate", uri=dst.incoming_uri())
+        src.qmp.cmd("migrate-start-postcopy")
+        ft.both(src, dst, "postcopy-active")
+        time.sleep(0.5)
+        (src if side == "source" else dst).qmp.cmd("migrate-pause")
+        s, d = ft.both(src, dst, "postcopy-paused")
+        assert s["postcopy-pause-reason"] and d["postcopy-pause-reason"]
+        assert dst.qmp.cmd("query-status")["running"]
+        assert not src.qmp.cmd("query-status")["running"]
+        for g, cmd, kw in ((dst, "migrate-recover", {}),
+                           (src, "migrate", {"resume": True})):
+            e = g.qmp.error(cmd, uri="rdma:127.0.0.1:0", **kw)
+            assert "recovery over rdma is not built" in e and "tcp:" in e, e
+        dst.qmp.cmd("migrate-recover", uri="tcp:127.0.0.1:0")
+        src.qmp.cmd("migrate", uri=dst.qmp.cmd("query-migrate")["uri"],
+                    resume=True)
+        s, d = src.qmp.wait_migration(), dst.qmp.wait_migration()
+        assert s["status"] == "completed" == d["status"], (s, d)
+        assert s.get("verified") is True and d.get("verified") is True, \
+            (s, d)
+        assert s["postcopy-recoveries"] == 1 == d["postcopy-recoveries"], \
+            (s, d)
+        assert s["ram"]["remaining"] == 0, s["ram"]
+        assert s["rdma"]["write-bytes"] > 0, s["rdma"]
+        assert dst.qmp.cmd("query-status")["running"]
+        finish(src, dst)
+    return run
+
+
 def t_killed_destination():
     src, dst = pair("zipf:rate=20000", fill="random")
     start_throttled(src, dst, 30 << 20, 0.5)
@@ -188,8 +289,7 @@ def t_cancel():
 def t_refusals():
     src, dst = pair("idle")
     uri = dst.incoming_uri()
-    for cap, word in (("multifd", "multifd"), ("postcopy-ram", "post-copy"),
-                      ("xbzrle", "xbzrle")):
+    for cap, word in (("multifd", "multifd"), ("xbzrle", "xbzrle")):
         src.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": cap, "state": True}])
         d = src.qmp.error("migrate", uri=uri)
@@ -365,7 +465,19 @@ CASES = [
     ("zipf guest, verified", t_zipf),
     ("killed destination: source runs, migrates again", t_killed_destination),
     ("cancel while active: source runs", t_cancel),
-    ("multifd, post-copy, xbzrle, bad addresses refused", t_refusals),
+    ("post-copy, idle guest: framed after the revoke, verified",
+     t_postcopy("idle")),
+    ("post-copy, stress guest: requests answered first, verified",
+     t_postcopy("stress:bytes=128M")),
+    ("post-copy, zipf guest, verified", t_postcopy("zipf:rate=50000",
+                                                   fill="mixed:30")),
+    ("hybrid: precopy-time-limit, RDMA WRITE then post-copy, verified",
+     t_hybrid),
+    ("migrate-pause on the source in post-copy: recovered over tcp:, "
+     "verified", t_pause_recover("source")),
+    ("migrate-pause on the destination in post-copy: recovered over tcp:, "
+     "verified", t_pause_recover("destination")),
+    ("multifd, xbzrle, bad addresses refused", t_refusals),
     ("a provider that does not exist is one clear error", t_no_such_provider),
     ("nobody listening: failed with the reason, guest runs",
      t_nobody_listening),

@@ -65,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "result count out of range");
 		break;
 	case RDMA_MSG_STREAM:
+	case RDMA_MSG_URGENT:
 		check(m.u.stream.data >= data &&
 			      m.u.stream.data + m.u.stream.len == data + size,
 		      "stream bytes outside the message");

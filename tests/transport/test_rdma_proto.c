@@ -77,6 +77,14 @@ static void test_round_trips(void **state)
 	assert_int_equal(d.u.stream.len, sizeof(bytes));
 	assert_memory_equal(d.u.stream.data, bytes, sizeof(bytes));
 
+	m.type = RDMA_MSG_URGENT;
+	n = encode(&m);
+	assert_int_equal(decode((size_t)n, &d, &e), 0);
+	assert_int_equal(d.type, RDMA_MSG_URGENT);
+	assert_int_equal(d.u.stream.len, sizeof(bytes));
+	assert_memory_equal(d.u.stream.data, bytes, sizeof(bytes));
+	assert_string_equal(rdma_msg_name(RDMA_MSG_URGENT), "urgent");
+
 	m = (struct rdma_msg){ .type = RDMA_MSG_BLOCKS };
 	m.u.blocks.n = 2;
 	m.u.blocks.pinned = true;
