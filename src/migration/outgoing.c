@@ -83,9 +83,8 @@ void mig_set_stat(struct ferry_migration *m, uint64_t *field, uint64_t v)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* The bulk pass stopped early: the pages it did not reach go in
- * post-copy, with the dirty ones. */
-static int add_unsent(struct out *o, struct ferry_dirty_set *set)
+int out_bulk_set(const struct out *o, bool sent_ones,
+		 struct ferry_dirty_set *set)
 {
 	const struct ferry_vm *vm = o->vm;
 	uint32_t i;
@@ -101,7 +100,7 @@ static int add_unsent(struct out *o, struct ferry_dirty_set *set)
 				    (atomic_load(&o->bulk_sent[g / 64]) &
 				     (1ull << (g % 64)));
 
-			if (k < n && !sent) {
+			if (k < n && sent == sent_ones) {
 				run++;
 				continue;
 			}
@@ -183,7 +182,7 @@ static int precopy(struct out *o, struct ferry_error *err)
 		/* post-copy now: what the bulk pass did not reach goes then */
 		ferry_error_clear(err);
 		o->go_postcopy = true;
-		rc = add_unsent(o, &set);
+		rc = out_bulk_set(o, false, &set);
 		if (rc)
 			rc = ferry_error_set(err, -ENOMEM, "out of memory");
 		hot_free(&hp);

@@ -158,6 +158,10 @@ int sender_flush(struct sender *s, struct ferry_error *err);
 /* A sync on every page connection, acknowledged: the destination has
  * handled everything sent before (no resends are expected). */
 int out_barrier(struct out *o, struct ferry_error *err);
+/* A bulk pass stopped early for post-copy: the pages it sent (sent_ones)
+ * or those it did not reach, added to *set (o->bulk_sent); -ENOMEM. */
+int out_bulk_set(const struct out *o, bool sent_ones,
+		 struct ferry_dirty_set *set);
 /* Bytes this sender moved: its stream's, on this connection and the
  * ones before, and for the main sender what its carrier moved beside. */
 uint64_t sender_bytes(struct sender *s);

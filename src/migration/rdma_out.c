@@ -60,7 +60,7 @@ static bool chunk_zero(const struct out *o, uint32_t bi, uint64_t first,
 }
 
 /* Pages [first, first + n) of block bi went in the bulk pass: if it
- * stops for post-copy, they are not sent again (outgoing.c, add_unsent). */
+ * stops for post-copy, they are not sent again (out_bulk_set). */
 static void mark_sent(struct out *o, uint32_t bi, uint64_t first, uint64_t n)
 {
 	for (uint64_t g = o->first_page[bi] + first, end = g + n;
@@ -157,31 +157,6 @@ static int put_landed(struct sender *s, const struct ferry_dirty_set *set)
 	return rc ? rc : ferry_stream_flush(s->enc);
 }
 
-/* The pages a bulk pass stopped for post-copy sent (mark_sent), as a set. */
-static int sent_set(const struct out *o, struct ferry_dirty_set *set)
-{
-	const struct ferry_vm *vm = o->vm;
-	int rc = 0;
-
-	for (uint32_t i = 0; i < vm->nblocks && !rc; i++) {
-		uint64_t n = vm->blocks[i].length / vm->page_size, run = 0;
-
-		for (uint64_t k = 0; k <= n && !rc; k++) {
-			uint64_t g = o->first_page[i] + k;
-
-			if (k < n && (atomic_load(&o->bulk_sent[g / 64]) &
-				      (1ull << (g % 64)))) {
-				run++;
-				continue;
-			}
-			if (run)
-				rc = ferry_dirty_set_add(set, i, k - run, run);
-			run = 0;
-		}
-	}
-	return rc;
-}
-
 /* A sender's share of a set, flushed (and, after zero messages,
  * acknowledged); then, with landed records, named. */
 static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
@@ -214,7 +189,7 @@ static int rdma_send(struct sender *s, const struct ferry_dirty_set *set,
 	stopped = !set && rc == -EINTR && atomic_load(&o->bulk_abort);
 	if (stopped) {
 		ferry_error_clear(err);
-		rc = sent_set(o, &done);
+		rc = out_bulk_set(o, true, &done);
 		if (rc)
 			rc = ferry_error_set(err, rc, "out of memory");
 	}
