@@ -337,6 +337,15 @@ def t_rdma():
     move("rdma", params={"rdma-provider": "tcp"}, rdma=True)
 
 
+def t_rdma_postcopy():
+    """Post-copy over rdma: RDMA writes until the switch, then Linux runs
+    on the destination, its harts' faults answered in the urgent stream."""
+    s, d = move("rdma-postcopy", caps=["postcopy-ram"],
+                params={"rdma-provider": "tcp"}, rdma=True, postcopy=True)
+    assert s["ram"]["postcopy-pages"] > 0, s["ram"]
+    assert s["rdma"]["provider"] == "tcp" == d["rdma"]["provider"], (s, d)
+
+
 def pause_and_recover(src, dst):
     """migrate-pause on the source mid post-copy, then migrate-recover
     and resume: the destination's Linux runs on what it has meanwhile."""
@@ -408,6 +417,7 @@ def main():
              ("hybrid of a running Linux", t_hybrid),
              ("multifd and zstd", t_multifd_zstd),
              ("rdma", t_rdma),
+             ("post-copy of a running Linux over rdma", t_rdma_postcopy),
              ("post-copy paused and recovered", t_postcopy_recovery),
              ("a console on a unix socket", t_console_socket))
     if not (os.path.exists(KERNEL) and os.path.exists(INITRD)):
